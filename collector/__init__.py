@@ -1,0 +1,1 @@
+"""ingester-capture collector: from capture bundle to diagnosis."""

