@@ -1,0 +1,1 @@
+"""Host-side code: stdlib only, shipped to the production host by the capture roles."""
