@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every test and every linter, after making sure the machine has what they need.
+#   scripts/test.sh              the whole suite (lint, unit, integration)
+#   scripts/test.sh -m 'not integration'   extra arguments go to pytest
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+bash scripts/setup.sh test
+
+echo "== lint"
+.venv/bin/ruff check collector tests benchmarks
+.venv/bin/mypy
+.venv/bin/yamllint -s .
+.venv/bin/ansible-lint --offline -q
+
+echo "== tests"
+status=0
+.venv/bin/pytest "$@" || status=$?
+if [ "$status" = 5 ]; then
+    echo "test: pytest collected no tests: that is a failure" >&2
+    exit 1
+fi
+exit "$status"
