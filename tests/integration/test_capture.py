@@ -1,0 +1,237 @@
+"""capture.yml end to end: real stand-in containers, real ansible-playbook, real bundles."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import (
+    Sshd,
+    agent_processes,
+    ansible_env,
+    run_playbook,
+    write_inventory,
+    ANSIBLE_PLAYBOOK,
+    REPO,
+)
+from tests.standin.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def only_bundle(dest: Path) -> Path:
+    bundles = sorted(p for p in dest.glob("*/*") if p.is_dir())
+    assert len(bundles) == 1, f"expected one bundle, found {bundles}"
+    return bundles[0]
+
+
+def report_of(bundle: Path) -> dict[str, Any]:
+    return json.loads((bundle / "report.json").read_text())
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# scenario, stack keyword arguments, expected (scenario, task, exit path)
+CASES = [
+    ("task-error", {"exit_after_ms": 1500}, ("task-error", "labeler", "F")),
+    (
+        "task-error",
+        {"exit_after_ms": 1500, "labeler_hosts": "", "env": {"STANDIN_TASK": "backfill"}},
+        ("task-error", "backfill", "H"),
+    ),
+    ("task-panic", {"exit_after_ms": 1500}, ("panic", "labeler", "F")),
+    ("main-panic", {"exit_after_ms": 1500}, ("panic", None, None)),
+    ("task-ok", {"exit_after_ms": 1500, "env": {"STANDIN_TASK": "firehose"}}, ("task-returned-ok", "firehose", "D")),
+    ("oom", {}, ("oom-kill", None, None)),
+]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "kwargs", "expected"), CASES, ids=[f"{c[0]}-{c[2][1]}-{c[2][2]}" for c in CASES]
+)
+def test_capture_names_the_scenario(
+    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path], scenario: str,
+    kwargs: dict[str, Any], expected: tuple[str, str | None, str | None],
+) -> None:
+    dest, state = capture_paths
+    stack: Stack = stack_factory(scenario, **kwargs)
+    stack.up()
+    original = stack.compose_path.read_bytes()
+    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state)
+
+    result = run_playbook("capture.yml", inventory)
+
+    assert result.rc == 0, result.out[-4000:]
+    bundle = only_bundle(dest)
+    verdict = report_of(bundle)["verdict"]
+    assert (verdict["scenario"], verdict["task"], verdict["exit_path"]) == expected, verdict
+    assert verdict["evidence"], "a verdict must cite evidence"
+    # The play ends by printing the verdict, the bundle and the report.
+    tail = result.out[result.out.rfind("capture | Verdict") :]
+    assert str(bundle) in tail and "report.md" in tail
+    assert expected[0] in tail
+    # The service is left running on the debug image; the compose file swapped with a backup.
+    assert stack.inspect()["Config"]["Image"] == stack.debug_image
+    key_dir = next(state.glob("*"))
+    assert (key_dir / "compose.orig").read_bytes() == original
+    assert not agent_processes(str(state)), "a follower outlived the play"
+
+
+def test_capture_over_ssh_and_swap_touches_one_line(
+    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path], sshd: Sshd
+) -> None:
+    dest, state = capture_paths
+    stack: Stack = stack_factory("task-error", exit_after_ms=1500)
+    stack.up()
+    original = stack.compose_path.read_bytes()
+    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state, sshd=sshd)
+
+    result = run_playbook("capture.yml", inventory)
+
+    assert result.rc == 0, result.out[-4000:]
+    assert "ok: [testhost]" in result.out
+    report = report_of(only_bundle(dest))
+    assert report["verdict"]["scenario"] == "task-error"
+    assert report["verdict"]["exit_path"] == "F"
+    # Only the ingester's image line differs; the backup is the original byte for byte.
+    key_dir = next(state.glob("*"))
+    backup = (key_dir / "compose.orig").read_bytes()
+    assert backup == original
+    before, after = original.decode().splitlines(), stack.compose_path.read_text().splitlines()
+    assert len(before) == len(after)
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
+    assert len(changed) == 1, changed
+    assert changed[0][0].replace("rsky-ingester:latest", stack.debug_image) == changed[0][1]
+    swap = json.loads((key_dir / "swap.json").read_text())
+    assert swap["original_image"] == "rsky-ingester:latest"
+    assert swap["sha256_orig"] == hashlib.sha256(original).hexdigest()
+
+
+def test_numbered_lines_are_all_kept_across_restarts(
+    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
+) -> None:
+    dest, state = capture_paths
+    per_run = 400
+    stack: Stack = stack_factory(
+        "task-error", exit_after_ms=300, env={"STANDIN_NUMBERED": str(per_run)}
+    )
+    stack.up()
+    inventory = write_inventory(
+        tmp_path / "inv.yml", stack, dest=dest, state=state, capture_stop_after_restarts=5
+    )
+
+    result = run_playbook("capture.yml", inventory)
+
+    assert result.rc == 0, result.out[-4000:]
+    bundle = only_bundle(dest)
+    text = (bundle / "logs" / "ingester.log").read_text(errors="replace")
+    runs: dict[str, set[int]] = {}
+    done: set[str] = set()
+    for match in re.finditer(r"\[SEQ\] run=(\w+) n=(\d+)", text):
+        runs.setdefault(match.group(1), set()).add(int(match.group(2)))
+    for match in re.finditer(r"\[SEQ\] run=(\w+) done total=(\d+)", text):
+        done.add(match.group(1))
+    assert len(done) >= 6, f"expected at least 6 complete runs (5 restarts), got {len(done)}"
+    for run_id in done:
+        missing = set(range(1, per_run + 1)) - runs[run_id]
+        assert not missing, f"run {run_id} lost {len(missing)} lines"
+    report = report_of(bundle)
+    assert report["restarts"]["count"] >= 5
+    tee_lines = (bundle / "logs" / "tee.log").read_text(errors="replace").count("[SEQ]")
+    merged_lines = text.count("[SEQ]")
+    assert report["capture"]["tee_missed_lines"] >= merged_lines - tee_lines - 5
+    assert report["capture"]["tee_missed_lines"] > 0
+
+
+def test_external_kill9_is_told_apart(
+    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
+) -> None:
+    dest, state = capture_paths
+    stack: Stack = stack_factory("healthy")
+    stack.up()
+    inventory = write_inventory(
+        tmp_path / "inv.yml", stack, dest=dest, state=state, capture_stop_after_restarts=2
+    )
+    argv = [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml"]
+    play = subprocess.Popen(argv, cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.append(play.stdout.read() if play.stdout else ""))
+    reader.start()
+    kills = 0
+    deadline = time.time() + 120
+    while kills < 2 and time.time() < deadline and play.poll() is None:
+        try:
+            info = stack.inspect()
+        except Exception:  # the container is being recreated
+            time.sleep(0.5)
+            continue
+        state_ = info["State"]
+        if info["Config"]["Image"] == stack.debug_image and state_["Running"] and _age(state_) > 2.5:
+            stack.kill9()
+            kills += 1
+        time.sleep(0.5)
+    play.wait(timeout=300)
+    reader.join()
+    assert kills == 2
+    assert play.returncode == 0, output[0][-4000:]
+    verdict = report_of(only_bundle(dest))["verdict"]
+    assert verdict["scenario"] == "external-kill", verdict
+    assert "outside" in verdict["summary"].lower() or "docker api" not in verdict["summary"].lower()
+
+
+def _age(state: dict[str, Any]) -> float:
+    started = state["StartedAt"][:26].rstrip("Z")
+    from datetime import UTC, datetime
+
+    return time.time() - datetime.fromisoformat(started).replace(tzinfo=UTC).timestamp()
+
+
+def test_healthy_service_is_stable(
+    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
+) -> None:
+    dest, state = capture_paths
+    stack: Stack = stack_factory("healthy")
+    stack.up()
+    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state, capture_window_seconds=12)
+
+    result = run_playbook("capture.yml", inventory)
+
+    assert result.rc == 0, result.out[-4000:]
+    report = report_of(only_bundle(dest))
+    assert report["verdict"]["scenario"] == "stable"
+    assert report["restarts"]["count"] == 0
+
+
+def test_check_mode_changes_nothing(
+    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
+) -> None:
+    dest, state = capture_paths
+    stack: Stack = stack_factory("task-error", exit_after_ms=1500)
+    stack.up()
+    before_sha = sha(stack.compose_path)
+    before_id = stack.container_id()
+    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state)
+
+    result = run_playbook("capture.yml", inventory, "--check")
+
+    assert result.rc == 0, result.out[-4000:]
+    assert sha(stack.compose_path) == before_sha
+    assert stack.container_id() == before_id
+    assert stack.inspect()["Config"]["Image"] == "rsky-ingester:latest"
+    assert not list(dest.rglob("*")), "check mode fetched a bundle"
+    assert not list(state.rglob("*.json")) and not list(state.rglob("compose.orig"))
+    images = subprocess.run(["docker", "image", "ls", "-q", stack.debug_image], capture_output=True, text=True, check=True)
+    assert not images.stdout.strip(), "check mode built the debug image"
+    # It still says what it would do: the diff of the swap and the plan.
+    assert f"+    image: {stack.debug_image}" in result.out
+    assert "Check mode: nothing was changed" in result.out
