@@ -389,6 +389,19 @@ def test_healthy_keeps_running(standin_images: StandinImages) -> None:
         ("rsky_ingester::labeler", "labels from"),
     ]:
         assert f" INFO {target}: " in logs.stdout and text in logs.stdout, target
+    # A reconnect WARN, and an ERROR whose second line has no prefix.
+    assert re.search(
+        r" WARN rsky_ingester::firehose: FirehoseIngester connection for \S+ closed gracefully\. "
+        r"Reconnecting in 5 seconds\.\.\.$",
+        logs.stdout,
+        re.M,
+    )
+    assert re.search(
+        r"ERROR rsky_ingester::firehose: FirehoseIngester connection error for \S+: "
+        r"WebSocket\(ConnectionClosed\)\nRetrying in 5 seconds\.\.\.$",
+        logs.stdout,
+        re.M,
+    )
 
 
 def _mem_bytes(name: str) -> float:

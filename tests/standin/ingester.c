@@ -331,19 +331,20 @@ static void main_thread_panic(const char *location, const char *message) {
 static long g_tick;
 static long g_cursor = 4271853120L;
 
-/* One round of ordinary processing lines for the running families. */
+/* One round of ordinary processing lines for the running families. The first WARN and
+ * ERROR come in rounds 1 and 2, so a run of a couple of seconds shows both shapes. */
 static void activity(const int *running) {
     g_tick++;
     if (running[F_FIREHOSE]) {
         struct family *f = &g_fams[F_FIREHOSE];
         tlog(L_INFO, f->target, "Write task received batch of 500 events");
         g_cursor += 500 + (long)(random_u32() % 200);
-        if (g_tick % 7 == 3 && f->nhosts)
+        if (g_tick % 7 == 1 && f->nhosts)
             tlog(L_WARN, f->target,
                  "FirehoseIngester connection for %s closed gracefully. Reconnecting in 5 "
                  "seconds...",
                  f->hosts[g_tick % f->nhosts]);
-        if (g_tick % 11 == 5 && f->nhosts)
+        if (g_tick % 11 == 2 && f->nhosts)
             tlog(L_ERROR, f->target,
                  "FirehoseIngester connection error for %s: WebSocket(ConnectionClosed)\n"
                  "Retrying in 5 seconds...",
