@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from redact import Redactor, RedactError, collect_inspect_env, redact_inspect  # noqa: E402
+from redact import RedactError, Redactor, collect_inspect_env, redact_inspect
 
 SCHEMA_VERSION = 1
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
@@ -158,7 +158,9 @@ def run_to_file(
     return code
 
 
-def capture(argv: Sequence[str], timeout: float = 60, cwd: str | None = None) -> tuple[int, str, str]:
+def capture(
+    argv: Sequence[str], timeout: float = 60, cwd: str | None = None
+) -> tuple[int, str, str]:
     """Run a short read-only command; (exit code, stdout, stderr)."""
     try:
         proc = subprocess.run(
@@ -179,7 +181,15 @@ def capture(argv: Sequence[str], timeout: float = 60, cwd: str | None = None) ->
 
 
 def compose_argv(compose: Path, *rest: str) -> list[str]:
-    return ["docker", "compose", "--project-directory", str(compose.parent), "-f", str(compose), *rest]
+    return [
+        "docker",
+        "compose",
+        "--project-directory",
+        str(compose.parent),
+        "-f",
+        str(compose),
+        *rest,
+    ]
 
 
 def inspect_container(name: str) -> dict[str, Any] | None:
@@ -211,7 +221,9 @@ def cmd_preflight(args: argparse.Namespace) -> int:
             facts["docker_version"] = json.loads(out).get("Version")
     code, out, err = capture(["docker", "compose", "version", "--short"])
     if code != 0 or not out.strip().lstrip("v").startswith("2"):
-        problems.append("Docker Compose v2 is missing ('docker compose version' failed or is not 2.x)")
+        problems.append(
+            "Docker Compose v2 is missing ('docker compose version' failed or is not 2.x)"
+        )
     else:
         facts["compose_version"] = out.strip()
 
@@ -241,7 +253,9 @@ def cmd_preflight(args: argparse.Namespace) -> int:
             problems.append(f"Dockerfile not found: {dockerfile}")
         if args.git_pull:
             git_dir = Path(args.git_dir or project)
-            code, out, err = capture(["git", "-C", str(git_dir), "rev-parse", "--is-inside-work-tree"])
+            code, out, err = capture(
+                ["git", "-C", str(git_dir), "rev-parse", "--is-inside-work-tree"]
+            )
             if code != 0:
                 problems.append(f"not a git checkout: {git_dir} ({err.strip()[:200]})")
 
@@ -284,7 +298,12 @@ def cmd_lock(args: argparse.Namespace) -> int:
         else:
             emit({"released": False, "reason": f"held by {held.get('owner')}"})
         return EXIT_OK
-    body = {"owner": args.owner, "pid": os.getpid(), "since": now_iso(), "expires": time.time() + args.ttl}
+    body = {
+        "owner": args.owner,
+        "pid": os.getpid(),
+        "since": now_iso(),
+        "expires": time.time() + args.ttl,
+    }
     for _ in range(2):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -319,7 +338,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv = args.argv[1:] if args.argv and args.argv[0] == "--" else args.argv
     if not argv:
         raise AgentError("run: no command given")
-    code = run_to_file(Path(args.out), args.file, argv, timeout=args.timeout, append=True, cwd=args.cwd)
+    code = run_to_file(
+        Path(args.out), args.file, argv, timeout=args.timeout, append=True, cwd=args.cwd
+    )
     tail = (Path(args.out) / args.file).read_bytes()[-2000:].decode(errors="replace")
     emit({"exit_code": code, "tail": tail})
     return EXIT_OK if code == 0 else EXIT_FAILED
@@ -331,7 +352,9 @@ def _ts_key(line: bytes) -> int:
     match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)?$", head)
     if not match:
         return 0
-    base = dt.datetime.fromisoformat(match.group(1) + (match.group(3) or "Z").replace("Z", "+00:00"))
+    base = dt.datetime.fromisoformat(
+        match.group(1) + (match.group(3) or "Z").replace("Z", "+00:00")
+    )
     frac = (match.group(2) or "").ljust(9, "0")
     return int(base.timestamp()) * 1_000_000_000 + int(frac or 0)
 
@@ -345,7 +368,9 @@ def _keyed(path: Path, stream: int) -> Iterator[tuple[int, int, int, bytes]]:
             yield key, stream, seq, line if line.endswith(b"\n") else line + b"\n"
 
 
-def docker_logs_merged(out: Path, rel: str, container: str, since: str | None = None) -> dict[str, Any]:
+def docker_logs_merged(
+    out: Path, rel: str, container: str, since: str | None = None
+) -> dict[str, Any]:
     """`docker logs --timestamps`, stdout and stderr merged in time order, into out/rel."""
     target = out / rel
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -357,7 +382,9 @@ def docker_logs_merged(out: Path, rel: str, container: str, since: str | None = 
     started = now_iso()
     with tmp_out.open("wb") as o, tmp_err.open("wb") as e:
         try:
-            code = subprocess.run(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL, timeout=600, check=False).returncode
+            code = subprocess.run(
+                argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL, timeout=600, check=False
+            ).returncode
             timed_out = False
         except subprocess.TimeoutExpired:
             code, timed_out = -1, True
@@ -388,12 +415,22 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     out = Path(args.out)
     container = inspect_container(args.container)
     if container is None:
-        record(out, {"file": "logs/pre-swap.log", "argv": [], "exit_code": None, "missing": True,
-                     "note": f"no container named {args.container} before the capture"})
+        record(
+            out,
+            {
+                "file": "logs/pre-swap.log",
+                "argv": [],
+                "exit_code": None,
+                "missing": True,
+                "note": f"no container named {args.container} before the capture",
+            },
+        )
         emit({"exists": False})
         return EXIT_OK
     result = docker_logs_merged(out, "logs/pre-swap.log", args.container)
-    run_to_file(out, "inspect-pre.json", ["docker", "inspect", args.container], stderr_to_stdout=False)
+    run_to_file(
+        out, "inspect-pre.json", ["docker", "inspect", args.container], stderr_to_stdout=False
+    )
     emit(
         {
             "exists": True,
@@ -451,7 +488,9 @@ def find_image_line(text: str, service: str) -> tuple[int, re.Match[str]]:
                 match = IMAGE_LINE.match(line.rstrip("\r\n"))
                 if match:
                     return index, match
-    raise AgentError(f"no 'image:' line found for service '{service}' (a service built with 'build:' only cannot be swapped)")
+    raise AgentError(
+        f"no 'image:' line found for service '{service}' (a service built with 'build:' only cannot be swapped)"
+    )
 
 
 def current_image(compose: Path, service: str) -> str | None:
@@ -507,8 +546,10 @@ def cmd_swap(args: argparse.Namespace) -> int:
     changed = new_raw != raw
     diff = "".join(
         difflib.unified_diff(
-            text.splitlines(keepends=True), new_text.splitlines(keepends=True),
-            f"{compose.name} (before)", f"{compose.name} (swapped)",
+            text.splitlines(keepends=True),
+            new_text.splitlines(keepends=True),
+            f"{compose.name} (before)",
+            f"{compose.name} (swapped)",
         )
     )
     result = {
@@ -537,9 +578,14 @@ def cmd_swap(args: argparse.Namespace) -> int:
                 b.pop("image", None)
                 a.pop("image", None)
             if a != b:
-                raise AgentError(f"the swap would change more than the image of '{args.service}' (service '{svc}' differs); compose file left as it was")
+                raise AgentError(
+                    f"the swap would change more than the image of '{args.service}' "
+                    f"(service '{svc}' differs); compose file left as it was"
+                )
         if after_services.get(args.service, {}).get("image") != args.image:
-            raise AgentError("the swapped compose file does not resolve to the debug image; compose file left as it was")
+            raise AgentError(
+                "the swapped compose file does not resolve to the debug image; compose file left as it was"
+            )
         if not (previous and current == previous.get("sha256_swapped")):
             write_atomic(state / "compose.orig", raw)
         write_json(
@@ -550,19 +596,32 @@ def cmd_swap(args: argparse.Namespace) -> int:
                 "container": args.container,
                 "original_image": original_image,
                 "debug_image": args.image,
-                "sha256_orig": previous["sha256_orig"] if previous and current == previous.get("sha256_swapped") else current,
+                "sha256_orig": previous["sha256_orig"]
+                if previous and current == previous.get("sha256_swapped")
+                else current,
                 "sha256_swapped": hashlib.sha256(new_raw).hexdigest(),
                 "swapped_at": now_iso(),
             },
         )
         if changed:
-            os.replace(candidate, compose)
+            candidate.replace(compose)
     finally:
         candidate.unlink(missing_ok=True)
     if args.out:
         out = Path(args.out)
         (out / "compose.diff").write_text(diff, encoding="utf-8")
-        record(out, {"file": "compose.diff", "argv": [], "exit_code": 0, "started": now_iso(), "ended": now_iso(), "timed_out": False, "note": "backup vs swapped compose file"})
+        record(
+            out,
+            {
+                "file": "compose.diff",
+                "argv": [],
+                "exit_code": 0,
+                "started": now_iso(),
+                "ended": now_iso(),
+                "timed_out": False,
+                "note": "backup vs swapped compose file",
+            },
+        )
     emit(result)
     return EXIT_OK
 
@@ -581,14 +640,29 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if current == backup:
         changed = False
     elif hashlib.sha256(current).hexdigest() != meta["sha256_swapped"] and not args.force:
-        raise AgentError(f"{compose} changed since the swap (not the file we wrote); left as it is, backup at {state / 'compose.orig'}")
+        raise AgentError(
+            f"{compose} changed since the swap (not the file we wrote); left as it is, backup at {state / 'compose.orig'}"
+        )
     else:
-        write_atomic(compose, backup, mode=(compose.stat().st_mode & 0o777) if compose.exists() else 0o644)
+        write_atomic(
+            compose, backup, mode=(compose.stat().st_mode & 0o777) if compose.exists() else 0o644
+        )
         changed = True
     if not args.check:
         swap_file.unlink(missing_ok=True)
-        write_json(state / "rollback.json", {"rolled_back_at": now_iso(), "compose_path": str(compose), "original_image": meta["original_image"], "sha256_orig": meta["sha256_orig"], "by": "capture rescue"})
-    emit({"changed": changed, "original_image": meta["original_image"], "compose_path": str(compose)})
+        write_json(
+            state / "rollback.json",
+            {
+                "rolled_back_at": now_iso(),
+                "compose_path": str(compose),
+                "original_image": meta["original_image"],
+                "sha256_orig": meta["sha256_orig"],
+                "by": "capture rescue",
+            },
+        )
+    emit(
+        {"changed": changed, "original_image": meta["original_image"], "compose_path": str(compose)}
+    )
     return EXIT_OK
 
 
@@ -642,13 +716,30 @@ class Window:
 
     # followers --------------------------------------------------------------------------------
     def spawn(self, argv: list[str], sink: IO[bytes] | int) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.children.append(proc)
         return proc
 
     def follow_events(self) -> None:
         since = str(int(self.started_epoch) - 1)
-        argv = ["docker", "events", "--format", "{{json .}}", "--filter", "type=container", "--filter", f"container={self.args.container}", "--since", since]
+        argv = [
+            "docker",
+            "events",
+            "--format",
+            "{{json .}}",
+            "--filter",
+            "type=container",
+            "--filter",
+            f"container={self.args.container}",
+            "--since",
+            since,
+        ]
         started = now_iso()
         proc = self.spawn(argv, subprocess.PIPE)
         assert proc.stdout is not None
@@ -667,12 +758,28 @@ class Window:
                         self.starts += 1
                     elif action == "die":
                         code = attrs.get("exitCode")
-                        self.dies.append({"exit_code": int(code) if str(code).lstrip("-").isdigit() else code, "time": event.get("time")})
+                        self.dies.append(
+                            {
+                                "exit_code": int(code) if str(code).lstrip("-").isdigit() else code,
+                                "time": event.get("time"),
+                            }
+                        )
                     elif action == "oom":
                         self.ooms += 1
                     elif action.startswith("kill"):
                         self.kills += 1
-        record(self.out, {"file": "events.jsonl", "argv": argv, "exit_code": proc.wait(), "started": started, "ended": now_iso(), "timed_out": False, "note": "streamed live for the whole window"})
+        record(
+            self.out,
+            {
+                "file": "events.jsonl",
+                "argv": argv,
+                "exit_code": proc.wait(),
+                "started": started,
+                "ended": now_iso(),
+                "timed_out": False,
+                "note": "streamed live for the whole window",
+            },
+        )
 
     def sample_stats(self) -> None:
         argv = ["docker", "stats", "--no-stream", "--format", "{{json .}}", self.args.container]
@@ -686,38 +793,81 @@ class Window:
                         stats = json.loads(out.strip().splitlines()[-1])
                     except ValueError:
                         stats = {"raw": out.strip()}
-                    sink.write(json.dumps({"ts": now_iso(), "epoch": time.time(), "stats": stats}) + "\n")
+                    sink.write(
+                        json.dumps({"ts": now_iso(), "epoch": time.time(), "stats": stats}) + "\n"
+                    )
                     sink.flush()
                     samples += 1
                 self.stopping.wait(self.args.stats_interval)
-        record(self.out, {"file": "stats.jsonl", "argv": argv, "exit_code": 0, "started": started, "ended": now_iso(), "timed_out": False, "samples": samples, "note": f"one sample every {self.args.stats_interval} s"})
+        record(
+            self.out,
+            {
+                "file": "stats.jsonl",
+                "argv": argv,
+                "exit_code": 0,
+                "started": started,
+                "ended": now_iso(),
+                "timed_out": False,
+                "samples": samples,
+                "note": f"one sample every {self.args.stats_interval} s",
+            },
+        )
 
     def start_tee(self) -> None:
         # The runbook's `docker compose up SERVICE | tee FILE`: attached, so it re-attaches after
         # each restart and misses what was printed in between. Kept as evidence of that loss.
-        argv = compose_argv(self.compose, "up", "--no-deps", "--no-recreate", "--no-build", "--no-color", self.args.service)
+        argv = compose_argv(
+            self.compose,
+            "up",
+            "--no-deps",
+            "--no-recreate",
+            "--no-build",
+            "--no-color",
+            self.args.service,
+        )
         sink = (self.out / "logs").joinpath("tee.log")
         sink.parent.mkdir(parents=True, exist_ok=True)
         handle = sink.open("wb")
         self.spawn(argv, handle)
-        record(self.out, {"file": "logs/tee.log", "argv": argv, "exit_code": None, "started": now_iso(), "ended": None, "timed_out": False, "note": "attached stream, as the runbook tees it; loses lines at each re-attach"})
+        record(
+            self.out,
+            {
+                "file": "logs/tee.log",
+                "argv": argv,
+                "exit_code": None,
+                "started": now_iso(),
+                "ended": None,
+                "timed_out": False,
+                "note": "attached stream, as the runbook tees it; loses lines at each re-attach",
+            },
+        )
 
     def recreate(self) -> None:
         """The runbook's step 3: stop and remove the service, bring it up on the swapped image."""
-        for rest in (("stop", self.args.service), ("rm", "-f", self.args.service), ("up", "-d", "--no-deps", "--no-build", self.args.service)):
+        for rest in (
+            ("stop", self.args.service),
+            ("rm", "-f", self.args.service),
+            ("up", "-d", "--no-deps", "--no-build", self.args.service),
+        ):
             code, out, err = capture(compose_argv(self.compose, *rest), timeout=180)
             if code != 0:
-                raise AgentError(f"'docker compose {' '.join(rest)}' failed: {(err or out).strip()[:300]}")
+                raise AgentError(
+                    f"'docker compose {' '.join(rest)}' failed: {(err or out).strip()[:300]}"
+                )
 
     def ensure_not_stopped(self) -> None:
         """Never leave the service stopped: bring it up if the capture left it exited."""
         state = (inspect_container(self.args.container) or {}).get("State") or {}
         if state.get("Running") or state.get("Restarting"):
             return
-        code, _, err = capture(compose_argv(self.compose, "up", "-d", "--no-deps", "--no-build", self.args.service), timeout=180)
+        code, _, err = capture(
+            compose_argv(self.compose, "up", "-d", "--no-deps", "--no-build", self.args.service),
+            timeout=180,
+        )
         self.notes.append(
             "the service was found stopped at the end of the window and was started again"
-            if code == 0 else f"the service was found stopped and could not be started: {err.strip()[:200]}"
+            if code == 0
+            else f"the service was found stopped and could not be started: {err.strip()[:200]}"
         )
 
     # lifecycle --------------------------------------------------------------------------------
@@ -794,14 +944,34 @@ class Window:
         docker_logs_merged(self.out, "logs/ingester.log", self.args.container, since=since)
         self.phase = "done"
         progress = self.progress()
-        progress.update({"window_start_epoch": self.started_epoch, "window_end_epoch": window_end, "mode": "capture" if self.args.recreate else "observe", "dies": self.dies})
+        progress.update(
+            {
+                "window_start_epoch": self.started_epoch,
+                "window_end_epoch": window_end,
+                "mode": "capture" if self.args.recreate else "observe",
+                "dies": self.dies,
+            }
+        )
         write_json(self.out / "window.json", progress, mode=0o644)
-        record(self.out, {"file": "window.json", "argv": [], "exit_code": 0, "started": now_iso(), "ended": now_iso(), "timed_out": False})
+        record(
+            self.out,
+            {
+                "file": "window.json",
+                "argv": [],
+                "exit_code": 0,
+                "started": now_iso(),
+                "ended": now_iso(),
+                "timed_out": False,
+            },
+        )
         self.save()
         if self.args.lock_dir and self.args.lock_owner:
             lock = Path(self.args.lock_dir) / "lock"
             with contextlib.suppress(OSError, ValueError):
-                if self.stop_reason.startswith("aborted") and json.loads(lock.read_text()).get("owner") == self.args.lock_owner:
+                if (
+                    self.stop_reason.startswith("aborted")
+                    and json.loads(lock.read_text()).get("owner") == self.args.lock_owner
+                ):
                     lock.unlink()
 
 
@@ -819,7 +989,14 @@ def cmd_window(args: argparse.Namespace) -> int:
         log = (out / ".window-agent.log").open("ab")
         # A new session: the window outlives this command and Ansible's connection, but not the
         # heartbeat: it stops by itself when the play stops polling.
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
         deadline = time.time() + args.start_timeout
         while time.time() < deadline:
             progress = _read_progress(progress_path)
@@ -831,7 +1008,9 @@ def cmd_window(args: argparse.Namespace) -> int:
             time.sleep(0.3)
         progress = _read_progress(progress_path)
         if proc.poll() is None and not progress.get("error"):
-            raise AgentError(f"the capture window did not start within {args.start_timeout} s (phase {progress.get('phase')})")
+            raise AgentError(
+                f"the capture window did not start within {args.start_timeout} s (phase {progress.get('phase')})"
+            )
         tail = (out / ".window-agent.log").read_bytes()[-500:].decode(errors="replace").strip()
         raise AgentError(f"the capture window failed to start: {progress.get('error') or tail}")
     if args.action == "wait":
@@ -879,15 +1058,41 @@ def cmd_collect(args: argparse.Namespace) -> int:
     kernel_source = "dmesg"
     if code != 0:
         # dmesg_restrict=1 refuses non-root readers; the journal keeps the same kernel lines.
-        code = run_to_file(out, "dmesg.txt", ["journalctl", "-k", "--no-pager", "-o", "short-iso"], stderr_to_stdout=False)
+        code = run_to_file(
+            out,
+            "dmesg.txt",
+            ["journalctl", "-k", "--no-pager", "-o", "short-iso"],
+            stderr_to_stdout=False,
+        )
         kernel_source = "journalctl -k" if code == 0 else "none"
     run_to_file(out, "dmesg-T.txt", ["dmesg", "-T"], stderr_to_stdout=False)
     run_to_file(out, "inspect.json", ["docker", "inspect", args.container], stderr_to_stdout=False)
-    run_to_file(out, "stats-final.json", ["docker", "stats", "--no-stream", "--format", "{{json .}}", args.container], stderr_to_stdout=False)
-    run_to_file(out, "compose-ps.json", compose_argv(compose, "ps", "--all", "--format", "json", args.service), stderr_to_stdout=False)
+    run_to_file(
+        out,
+        "stats-final.json",
+        ["docker", "stats", "--no-stream", "--format", "{{json .}}", args.container],
+        stderr_to_stdout=False,
+    )
+    run_to_file(
+        out,
+        "compose-ps.json",
+        compose_argv(compose, "ps", "--all", "--format", "json", args.service),
+        stderr_to_stdout=False,
+    )
     if compose.is_file():
         shutil.copyfile(compose, out / "compose.yml")
-        record(out, {"file": "compose.yml", "argv": [], "exit_code": 0, "started": now_iso(), "ended": now_iso(), "timed_out": False, "note": f"copy of {compose}"})
+        record(
+            out,
+            {
+                "file": "compose.yml",
+                "argv": [],
+                "exit_code": 0,
+                "started": now_iso(),
+                "ended": now_iso(),
+                "timed_out": False,
+                "note": f"copy of {compose}",
+            },
+        )
     container = inspect_container(args.container) or {}
     window = _read_progress(out / "window.json")
     host: dict[str, Any] = {
@@ -896,7 +1101,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
         "machine": platform.machine(),
         "boot_epoch": _boot_epoch(),
         "mem_total_bytes": _meminfo_total(),
-        "docker_version": capture(["docker", "version", "--format", "{{.Server.Version}}"])[1].strip() or None,
+        "docker_version": capture(["docker", "version", "--format", "{{.Server.Version}}"])[
+            1
+        ].strip()
+        or None,
         "compose_version": capture(["docker", "compose", "version", "--short"])[1].strip() or None,
         "cgroup_version": 2 if Path("/sys/fs/cgroup/cgroup.controllers").exists() else 1,
         "kernel_log_source": kernel_source,
@@ -911,8 +1119,24 @@ def cmd_collect(args: argparse.Namespace) -> int:
         "collected_at": now_iso(),
     }
     write_json(out / "host.json", host, mode=0o644)
-    record(out, {"file": "host.json", "argv": [], "exit_code": 0, "started": now_iso(), "ended": now_iso(), "timed_out": False})
-    emit({"kernel_log_source": kernel_source, "container_id": host["container_id"], "state": container.get("State", {}).get("Status")})
+    record(
+        out,
+        {
+            "file": "host.json",
+            "argv": [],
+            "exit_code": 0,
+            "started": now_iso(),
+            "ended": now_iso(),
+            "timed_out": False,
+        },
+    )
+    emit(
+        {
+            "kernel_log_source": kernel_source,
+            "container_id": host["container_id"],
+            "state": container.get("State", {}).get("Status"),
+        }
+    )
     return EXIT_OK
 
 
@@ -947,7 +1171,9 @@ def redact_bundle(out: Path, redactor: Redactor, compose_path: Path | None) -> d
         path = out / name
         if path.exists():
             with contextlib.suppress(ValueError, OSError):
-                redactor.learn_env(collect_inspect_env(json.loads(path.read_text(errors="replace"))))
+                redactor.learn_env(
+                    collect_inspect_env(json.loads(path.read_text(errors="replace")))
+                )
     for source in (compose_path, out / "compose.yml"):
         if source is not None and source.is_file():
             with contextlib.suppress(OSError):
@@ -962,11 +1188,18 @@ def redact_bundle(out: Path, redactor: Redactor, compose_path: Path | None) -> d
             except ValueError:
                 data = None
             if data is not None:
-                write_atomic(path, (json.dumps(redact_inspect(redactor, data), indent=2) + "\n").encode(), 0o644)
+                write_atomic(
+                    path,
+                    (json.dumps(redact_inspect(redactor, data), indent=2) + "\n").encode(),
+                    0o644,
+                )
                 per_file[rel] = sum(redactor.counts.values()) - before
                 continue
         tmp = path.with_name(f".{path.name}.redact")
-        with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as src, tmp.open("w", encoding="utf-8", errors="surrogateescape", newline="") as dst:
+        with (
+            path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as src,
+            tmp.open("w", encoding="utf-8", errors="surrogateescape", newline="") as dst,
+        ):
             for line in src:
                 dst.write(redactor.line(line))
         tmp.replace(path)
@@ -981,7 +1214,11 @@ def cap_size(out: Path, max_bytes: int) -> dict[str, dict[str, int]]:
         return truncated
     files = _bundle_files(out)
     total = sum(p.stat().st_size for p in files)
-    cuttable = sorted((p for p in files if p.suffix in {".log", ".jsonl", ".txt"}), key=lambda p: p.stat().st_size, reverse=True)
+    cuttable = sorted(
+        (p for p in files if p.suffix in {".log", ".jsonl", ".txt"}),
+        key=lambda p: p.stat().st_size,
+        reverse=True,
+    )
     for path in cuttable:
         if total <= max_bytes:
             break
@@ -1036,7 +1273,10 @@ def cmd_seal(args: argparse.Namespace) -> int:
                 "note": made.get("note"),
             }
         )
-    missing = sorted({rel for rel, entry in commands.items() if rel and not (out / rel).exists()} | {e.get("file") for e in commands.values() if e.get("missing")} - {None})
+    missing = sorted(
+        {rel for rel, entry in commands.items() if rel and not (out / rel).exists()}
+        | {e.get("file") for e in commands.values() if e.get("missing")} - {None}
+    )
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "tool": "ingester-capture",
@@ -1045,7 +1285,11 @@ def cmd_seal(args: argparse.Namespace) -> int:
         "mode": args.mode,
         "files": files,
         "missing": missing,
-        "redaction": {"placeholders": len(redactor.mapping), "replacements": dict(redactor.counts), "mapping_kept_on_host": bool(args.map)},
+        "redaction": {
+            "placeholders": len(redactor.mapping),
+            "replacements": dict(redactor.counts),
+            "mapping_kept_on_host": bool(args.map),
+        },
         "max_bundle_bytes": args.max_bytes,
     }
     write_json(out / "manifest.json", manifest, mode=0o644)
@@ -1057,7 +1301,15 @@ def cmd_seal(args: argparse.Namespace) -> int:
     tar_path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(tar_path, "w:gz") as tar:
         tar.add(out, arcname=".")
-    emit({"tarball": str(tar_path), "files": len(files), "bytes": sum(f["size"] for f in files), "truncated": sorted(truncated), "placeholders": len(redactor.mapping)})
+    emit(
+        {
+            "tarball": str(tar_path),
+            "files": len(files),
+            "bytes": sum(f["size"] for f in files),
+            "truncated": sorted(truncated),
+            "placeholders": len(redactor.mapping),
+        }
+    )
     return EXIT_OK
 
 
@@ -1065,7 +1317,9 @@ def cmd_seal(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agent.py", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="agent.py", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def target(p: argparse.ArgumentParser) -> None:

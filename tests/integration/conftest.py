@@ -88,7 +88,9 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
         )
     )
     Path("/run/sshd").mkdir(exist_ok=True)
-    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 20
     while time.time() < deadline:
         with socket.socket() as sock:
@@ -150,7 +152,9 @@ def write_inventory(
         "capture_min_free_bytes": 1_000_000,
     }
     group_vars.update(overrides)
-    inventory = {"all": {"children": {"ingester_hosts": {"hosts": {host: host_vars}, "vars": group_vars}}}}
+    inventory = {
+        "all": {"children": {"ingester_hosts": {"hosts": {host: host_vars}, "vars": group_vars}}}
+    }
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
     return path
 

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import (
+    ANSIBLE_PLAYBOOK,
+    REPO,
     Sshd,
     agent_processes,
     ansible_env,
     run_playbook,
     write_inventory,
-    ANSIBLE_PLAYBOOK,
-    REPO,
 )
 from tests.standin.stack import Stack
 
@@ -51,7 +51,11 @@ CASES = [
     ),
     ("task-panic", {"exit_after_ms": 1500}, ("panic", "labeler", "F")),
     ("main-panic", {"exit_after_ms": 1500}, ("panic", None, None)),
-    ("task-ok", {"exit_after_ms": 1500, "env": {"STANDIN_TASK": "firehose"}}, ("task-returned-ok", "firehose", "D")),
+    (
+        "task-ok",
+        {"exit_after_ms": 1500, "env": {"STANDIN_TASK": "firehose"}},
+        ("task-returned-ok", "firehose", "D"),
+    ),
     ("oom", {}, ("oom-kill", None, None)),
 ]
 
@@ -60,8 +64,12 @@ CASES = [
     ("scenario", "kwargs", "expected"), CASES, ids=[f"{c[0]}-{c[2][1]}-{c[2][2]}" for c in CASES]
 )
 def test_capture_names_the_scenario(
-    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path], scenario: str,
-    kwargs: dict[str, Any], expected: tuple[str, str | None, str | None],
+    stack_factory: Any,
+    tmp_path: Path,
+    capture_paths: tuple[Path, Path],
+    scenario: str,
+    kwargs: dict[str, Any],
+    expected: tuple[str, str | None, str | None],
 ) -> None:
     dest, state = capture_paths
     stack: Stack = stack_factory(scenario, **kwargs)
@@ -163,9 +171,18 @@ def test_external_kill9_is_told_apart(
         tmp_path / "inv.yml", stack, dest=dest, state=state, capture_stop_after_restarts=2
     )
     argv = [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml"]
-    play = subprocess.Popen(argv, cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    play = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=ansible_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output: list[str] = []
-    reader = threading.Thread(target=lambda: output.append(play.stdout.read() if play.stdout else ""))
+    reader = threading.Thread(
+        target=lambda: output.append(play.stdout.read() if play.stdout else "")
+    )
     reader.start()
     kills = 0
     deadline = time.time() + 120
@@ -176,7 +193,11 @@ def test_external_kill9_is_told_apart(
             time.sleep(0.5)
             continue
         state_ = info["State"]
-        if info["Config"]["Image"] == stack.debug_image and state_["Running"] and _age(state_) > 2.5:
+        if (
+            info["Config"]["Image"] == stack.debug_image
+            and state_["Running"]
+            and _age(state_) > 2.5
+        ):
             stack.kill9()
             kills += 1
         time.sleep(0.5)
@@ -202,7 +223,9 @@ def test_healthy_service_is_stable(
     dest, state = capture_paths
     stack: Stack = stack_factory("healthy")
     stack.up()
-    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state, capture_window_seconds=12)
+    inventory = write_inventory(
+        tmp_path / "inv.yml", stack, dest=dest, state=state, capture_window_seconds=12
+    )
 
     result = run_playbook("capture.yml", inventory)
 
@@ -230,7 +253,12 @@ def test_check_mode_changes_nothing(
     assert stack.inspect()["Config"]["Image"] == "rsky-ingester:latest"
     assert not list(dest.rglob("*")), "check mode fetched a bundle"
     assert not list(state.rglob("*.json")) and not list(state.rglob("compose.orig"))
-    images = subprocess.run(["docker", "image", "ls", "-q", stack.debug_image], capture_output=True, text=True, check=True)
+    images = subprocess.run(
+        ["docker", "image", "ls", "-q", stack.debug_image],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert not images.stdout.strip(), "check mode built the debug image"
     # It still says what it would do: the diff of the swap and the plan.
     assert f"+    image: {stack.debug_image}" in result.out
