@@ -158,9 +158,7 @@ def run_to_file(
     return code
 
 
-def capture(
-    argv: Sequence[str], timeout: float = 60, cwd: str | None = None
-) -> tuple[int, str, str]:
+def capture(argv: Sequence[str], timeout: float = 60, cwd: str | None = None) -> tuple[int, str, str]:
     """Run a short read-only command; (exit code, stdout, stderr)."""
     try:
         proc = subprocess.run(
@@ -221,9 +219,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
             facts["docker_version"] = json.loads(out).get("Version")
     code, out, err = capture(["docker", "compose", "version", "--short"])
     if code != 0 or not out.strip().lstrip("v").startswith("2"):
-        problems.append(
-            "Docker Compose v2 is missing ('docker compose version' failed or is not 2.x)"
-        )
+        problems.append("Docker Compose v2 is missing ('docker compose version' failed or is not 2.x)")
     else:
         facts["compose_version"] = out.strip()
 
@@ -235,9 +231,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         if code != 0:
             problems.append(f"compose config does not validate: {err.strip()[:300]}")
         elif args.service not in services:
-            problems.append(
-                f"service '{args.service}' is not in {compose.name} (services: {', '.join(services)})"
-            )
+            problems.append(f"service '{args.service}' is not in {compose.name} (services: {', '.join(services)})")
         else:
             code, _, err = capture(compose_argv(compose, "config", "-q"))
             if code != 0:
@@ -253,9 +247,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
             problems.append(f"Dockerfile not found: {dockerfile}")
         if args.git_pull:
             git_dir = Path(args.git_dir or project)
-            code, out, err = capture(
-                ["git", "-C", str(git_dir), "rev-parse", "--is-inside-work-tree"]
-            )
+            code, out, err = capture(["git", "-C", str(git_dir), "rev-parse", "--is-inside-work-tree"])
             if code != 0:
                 problems.append(f"not a git checkout: {git_dir} ({err.strip()[:200]})")
 
@@ -266,9 +258,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     free = shutil.disk_usage(probe).free
     facts["free_bytes"] = free
     if free < args.min_free_bytes:
-        problems.append(
-            f"not enough disk for the bundle on {probe}: {free} bytes free, need {args.min_free_bytes}"
-        )
+        problems.append(f"not enough disk for the bundle on {probe}: {free} bytes free, need {args.min_free_bytes}")
     container = inspect_container(args.container)
     facts["container_exists"] = container is not None
     if container is not None:
@@ -338,9 +328,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv = args.argv[1:] if args.argv and args.argv[0] == "--" else args.argv
     if not argv:
         raise AgentError("run: no command given")
-    code = run_to_file(
-        Path(args.out), args.file, argv, timeout=args.timeout, append=True, cwd=args.cwd
-    )
+    code = run_to_file(Path(args.out), args.file, argv, timeout=args.timeout, append=True, cwd=args.cwd)
     tail = (Path(args.out) / args.file).read_bytes()[-2000:].decode(errors="replace")
     emit({"exit_code": code, "tail": tail})
     return EXIT_OK if code == 0 else EXIT_FAILED
@@ -352,9 +340,7 @@ def _ts_key(line: bytes) -> int:
     match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)?$", head)
     if not match:
         return 0
-    base = dt.datetime.fromisoformat(
-        match.group(1) + (match.group(3) or "Z").replace("Z", "+00:00")
-    )
+    base = dt.datetime.fromisoformat(match.group(1) + (match.group(3) or "Z").replace("Z", "+00:00"))
     frac = (match.group(2) or "").ljust(9, "0")
     return int(base.timestamp()) * 1_000_000_000 + int(frac or 0)
 
@@ -368,9 +354,7 @@ def _keyed(path: Path, stream: int) -> Iterator[tuple[int, int, int, bytes]]:
             yield key, stream, seq, line if line.endswith(b"\n") else line + b"\n"
 
 
-def docker_logs_merged(
-    out: Path, rel: str, container: str, since: str | None = None
-) -> dict[str, Any]:
+def docker_logs_merged(out: Path, rel: str, container: str, since: str | None = None) -> dict[str, Any]:
     """`docker logs --timestamps`, stdout and stderr merged in time order, into out/rel."""
     target = out / rel
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -428,9 +412,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         emit({"exists": False})
         return EXIT_OK
     result = docker_logs_merged(out, "logs/pre-swap.log", args.container)
-    run_to_file(
-        out, "inspect-pre.json", ["docker", "inspect", args.container], stderr_to_stdout=False
-    )
+    run_to_file(out, "inspect-pre.json", ["docker", "inspect", args.container], stderr_to_stdout=False)
     emit(
         {
             "exists": True,
@@ -447,7 +429,8 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 # --- compose swap -----------------------------------------------------------------------------
 
 IMAGE_LINE = re.compile(
-    r"^(?P<indent>[ \t]+)image:(?P<sp>[ \t]*)(?P<q>[\"']?)(?P<value>[^\"'#\s]+)(?P=q)(?P<rest>[ \t]*(?:#.*)?)$"
+    r"^(?P<indent>[ \t]+)image:(?P<sp>[ \t]*(?:&[^\s]+[ \t]+)?)(?P<q>[\"']?)(?P<value>[^\"'#\s&*][^\"'#\s]*)(?P=q)"
+    r"(?P<rest>[ \t]*(?:#.*)?)$"
 )
 
 
@@ -489,7 +472,8 @@ def find_image_line(text: str, service: str) -> tuple[int, re.Match[str]]:
                 if match:
                     return index, match
     raise AgentError(
-        f"no 'image:' line found for service '{service}' (a service built with 'build:' only cannot be swapped)"
+        f"no plain 'image:' value found for service '{service}' (an image given by a YAML alias, or a service "
+        "built with 'build:' only, cannot be swapped safely)"
     )
 
 
@@ -641,12 +625,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         changed = False
     elif hashlib.sha256(current).hexdigest() != meta["sha256_swapped"] and not args.force:
         raise AgentError(
-            f"{compose} changed since the swap (not the file we wrote); left as it is, backup at {state / 'compose.orig'}"
+            f"{compose} changed since the swap (not the file we wrote); left as it is, "
+            f"backup at {state / 'compose.orig'}"
         )
     else:
-        write_atomic(
-            compose, backup, mode=(compose.stat().st_mode & 0o777) if compose.exists() else 0o644
-        )
+        write_atomic(compose, backup, mode=(compose.stat().st_mode & 0o777) if compose.exists() else 0o644)
         changed = True
     if not args.check:
         swap_file.unlink(missing_ok=True)
@@ -660,9 +643,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 "by": "capture rescue",
             },
         )
-    emit(
-        {"changed": changed, "original_image": meta["original_image"], "compose_path": str(compose)}
-    )
+    emit({"changed": changed, "original_image": meta["original_image"], "compose_path": str(compose)})
     return EXIT_OK
 
 
@@ -793,9 +774,7 @@ class Window:
                         stats = json.loads(out.strip().splitlines()[-1])
                     except ValueError:
                         stats = {"raw": out.strip()}
-                    sink.write(
-                        json.dumps({"ts": now_iso(), "epoch": time.time(), "stats": stats}) + "\n"
-                    )
+                    sink.write(json.dumps({"ts": now_iso(), "epoch": time.time(), "stats": stats}) + "\n")
                     sink.flush()
                     samples += 1
                 self.stopping.wait(self.args.stats_interval)
@@ -851,9 +830,7 @@ class Window:
         ):
             code, out, err = capture(compose_argv(self.compose, *rest), timeout=180)
             if code != 0:
-                raise AgentError(
-                    f"'docker compose {' '.join(rest)}' failed: {(err or out).strip()[:300]}"
-                )
+                raise AgentError(f"'docker compose {' '.join(rest)}' failed: {(err or out).strip()[:300]}")
 
     def ensure_not_stopped(self) -> None:
         """Never leave the service stopped: bring it up if the capture left it exited."""
@@ -1101,10 +1078,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         "machine": platform.machine(),
         "boot_epoch": _boot_epoch(),
         "mem_total_bytes": _meminfo_total(),
-        "docker_version": capture(["docker", "version", "--format", "{{.Server.Version}}"])[
-            1
-        ].strip()
-        or None,
+        "docker_version": capture(["docker", "version", "--format", "{{.Server.Version}}"])[1].strip() or None,
         "compose_version": capture(["docker", "compose", "version", "--short"])[1].strip() or None,
         "cgroup_version": 2 if Path("/sys/fs/cgroup/cgroup.controllers").exists() else 1,
         "kernel_log_source": kernel_source,
@@ -1171,9 +1145,7 @@ def redact_bundle(out: Path, redactor: Redactor, compose_path: Path | None) -> d
         path = out / name
         if path.exists():
             with contextlib.suppress(ValueError, OSError):
-                redactor.learn_env(
-                    collect_inspect_env(json.loads(path.read_text(errors="replace")))
-                )
+                redactor.learn_env(collect_inspect_env(json.loads(path.read_text(errors="replace"))))
     for source in (compose_path, out / "compose.yml"):
         if source is not None and source.is_file():
             with contextlib.suppress(OSError):
@@ -1317,9 +1289,7 @@ def cmd_seal(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="agent.py", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = argparse.ArgumentParser(prog="agent.py", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def target(p: argparse.ArgumentParser) -> None:

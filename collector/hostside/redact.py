@@ -113,10 +113,7 @@ class Redactor:
 
         def url_sub(match: re.Match[str]) -> str:
             self._bump("url-password")
-            return (
-                f"{match.group('scheme')}{match.group('user')}:"
-                f"{self.placeholder(match.group('password'))}@"
-            )
+            return f"{match.group('scheme')}{match.group('user')}:{self.placeholder(match.group('password'))}@"
 
         text = URL_USERINFO.sub(url_sub, text)
         for pattern in self.patterns:
