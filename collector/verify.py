@@ -820,7 +820,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m collector.verify", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="judge a probe's facts; write verify.json and verify.md")
-    ev.add_argument("--facts", type=Path, required=True)
+    ev.add_argument("--facts", required=True, help="the probe's JSON; - reads stdin")
     ev.add_argument("--host", default="")
     ev.add_argument("--out-dir", type=Path, help="where verify.json and verify.md go")
     ev.add_argument("--history", type=Path, help="verify-history.jsonl of earlier runs")
@@ -871,9 +871,10 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
         allow_unknown=args.allow_unknown,
     )
     try:
-        raw = json.loads(args.facts.read_text(encoding="utf-8"))
+        text = sys.stdin.read() if args.facts == "-" else Path(args.facts).read_text("utf-8")
+        raw = json.loads(text)
     except (OSError, ValueError) as exc:
-        raise VerifyError(f"{args.facts}: {exc}") from exc
+        raise VerifyError(f"facts {args.facts}: {exc}") from exc
     facts = parse_facts(raw)
     old_lines = _read_history(args.history)
     history = parse_history(old_lines)
@@ -882,6 +883,7 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
     rows = [dict(h.raw) for h in history if not args.host or h.raw.get("host") in ("", args.host)]
     rows.append(line)
     if args.out_dir:
+        _write(args.out_dir / "facts.json", json.dumps(raw, indent=2, sort_keys=True) + "\n")
         _write(args.out_dir / "verify.json", json.dumps(verdict_json(verdict), indent=2) + "\n")
         _write(args.out_dir / "verify.md", render_markdown(verdict, rows))
     if args.history_md:
