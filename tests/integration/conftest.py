@@ -55,12 +55,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    """Run sshd on a free loopback port for the session; stopped at the end, pass or fail."""
+def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], Sshd]:
+    """Start sshd on a free loopback port with keys under ``root``; the caller stops it."""
     if not Path("/usr/sbin/sshd").exists():
         pytest.fail("sshd is not installed: run scripts/setup.sh test", pytrace=False)
-    root = tmp_path_factory.mktemp("sshd")
     host_key, client_key = root / "host_ed25519", root / "client_ed25519"
     for key in (host_key, client_key):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
@@ -88,9 +86,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
         )
     )
     Path("/run/sshd").mkdir(exist_ok=True)
-    proc = subprocess.Popen(
-        ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
     deadline = time.time() + 20
     while time.time() < deadline:
         with socket.socket() as sock:
@@ -100,8 +96,15 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     else:
         proc.kill()
         pytest.fail("the test sshd did not start listening", pytrace=False)
+    return proc, Sshd(port=port, key=client_key, user=os.environ.get("USER") or "root")
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """A throwaway sshd for the session; stopped at the end, pass or fail."""
+    proc, server = start_sshd(tmp_path_factory.mktemp("sshd"))
     try:
-        yield Sshd(port=port, key=client_key, user=os.environ.get("USER") or "root")
+        yield server
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -152,9 +155,7 @@ def write_inventory(
         "capture_min_free_bytes": 1_000_000,
     }
     group_vars.update(overrides)
-    inventory = {
-        "all": {"children": {"ingester_hosts": {"hosts": {host: host_vars}, "vars": group_vars}}}
-    }
+    inventory = {"all": {"children": {"ingester_hosts": {"hosts": {host: host_vars}, "vars": group_vars}}}}
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
     return path
 
