@@ -226,7 +226,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     if not compose.is_file():
         problems.append(f"compose file not found: {compose}")
     else:
-        code, out, err = capture(compose_argv(compose, "config", "--services"))
+        code, out, err = capture(compose_argv(compose, "--profile", "*", "config", "--services"))
         services = out.split()
         if code != 0:
             problems.append(f"compose config does not validate: {err.strip()[:300]}")
@@ -500,7 +500,8 @@ def swap_text(text: str, service: str, image: str) -> tuple[str, str]:
 
 
 def config_json(compose: Path) -> dict[str, Any]:
-    code, out, err = capture(compose_argv(compose, "config", "--format", "json"))
+    # Every profile: a service outside the active profiles must not change unseen either.
+    code, out, err = capture(compose_argv(compose, "--profile", "*", "config", "--format", "json"))
     if code != 0:
         raise AgentError(f"the compose file does not validate: {err.strip()[:400]}")
     return json.loads(out)
