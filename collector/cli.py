@@ -1,0 +1,209 @@
+"""Command line: `ingester-collector summarize BUNDLE_DIR` (or `--log FILE`).
+
+Writes report.json, report.md and report.html into the bundle (or `--out DIR`; for `--log`, the
+log's directory) and prints a short summary. With the loader, the only code that does I/O.
+
+Exit codes (`ExitCode`):
+    0   stable: no exit and no restart in the window
+    2   usage error (bad arguments)
+    3   the bundle or log cannot be read (one line on stderr, never a traceback)
+    10  a crash loop was diagnosed (any crash scenario: task-error, panic, task-returned-ok,
+        oom-kill, external-kill, config-error, impossible-path)
+    11  inconclusive: not enough evidence; the report says what to capture next
+    20  reserved for `verify` (the fix did not hold)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, TextIO
+
+from collector.diagnose import CRASH_SCENARIOS, Coverage, Diagnosis, MemoryInput, diagnose
+from collector.errors import BundleError
+from collector.loader import COSTS, Bundle, count_container_lines, load_bare_log, load_bundle
+from collector.report.charts import memory_chart, timeline
+from collector.report.model import CaptureFacts, build_report, history_json
+from collector.report.render import render_html, render_markdown, render_summary
+from collector.runs import Context, Run, split_runs
+from collector.sources.common import Problem
+
+PROG = "ingester-collector"
+
+
+class ExitCode(IntEnum):
+    STABLE = 0
+    USAGE = 2
+    UNREADABLE = 3
+    CRASH_LOOP = 10
+    INCONCLUSIVE = 11
+    VERIFY_FAILED = 20  # reserved for the `verify` subcommand
+
+
+def exit_code_for(scenario: str) -> ExitCode:
+    if scenario == "stable":
+        return ExitCode.STABLE
+    if scenario in CRASH_SCENARIOS:
+        return ExitCode.CRASH_LOOP
+    return ExitCode.INCONCLUSIVE
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors by raising, so main() can return 2 instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise _UsageError(message)
+
+
+class _UsageError(Exception):
+    pass
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; each subcommand sets `handler`. Add one with a new `add_parser`."""
+    parser = _Parser(prog=PROG, description="Diagnose rsky-ingester restart loops.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    summ = sub.add_parser(
+        "summarize",
+        help="diagnose a capture bundle (or a bare log) and write report.json/.md/.html",
+        description="Diagnose a capture bundle or a bare log.",
+    )
+    summ.add_argument("bundle", nargs="?", type=Path, help="bundle directory")
+    summ.add_argument("--log", type=Path, help="a bare log file captured by hand (any format)")
+    summ.add_argument("--out", type=Path, help="where to write the reports")
+    summ.add_argument("--format", choices=("text", "json"), default="text", help="stdout format")
+    summ.add_argument("--quiet", action="store_true", help="print nothing; the exit code says it")
+    summ.set_defaults(handler=_summarize)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except BundleError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return ExitCode.UNREADABLE
+    except OSError as exc:
+        name = exc.filename or ""
+        print(f"{PROG}: {name}: {exc.strerror or exc}", file=sys.stderr)
+        return ExitCode.UNREADABLE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return ExitCode.UNREADABLE
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    if (args.bundle is None) == (args.log is None):
+        print(f"{PROG}: error: give a BUNDLE_DIR or --log FILE (one of them)", file=sys.stderr)
+        return ExitCode.USAGE
+    if args.log is not None:
+        bundle = load_bare_log(args.log)
+        out_dir = args.out or args.log.resolve().parent
+    else:
+        bundle = load_bundle(args.bundle)
+        out_dir = args.out or args.bundle
+    report, runs_kept, diag = analyse(bundle)
+    tl = timeline(report["runs"], [r.start for r in runs_kept], [r.end for r in runs_kept])
+    exits = [r.end for r in runs_kept if r.ended and r.end is not None]
+    mc = memory_chart(bundle.stats, report["memory"]["limit_bytes"], exits)
+    texts = {
+        "report.json": json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+        "report.md": render_markdown(report),
+        "report.html": render_html(report, tl, mc),
+    }
+    written: str | None = None
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            (out_dir / name).write_text(text, encoding="utf-8")
+        written = str(out_dir / "report.md")
+    except OSError as exc:
+        print(f"{PROG}: cannot write reports to {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+    if not args.quiet:
+        _print(report, args.format, written, sys.stdout)
+    del diag
+    return exit_code_for(report["verdict"]["scenario"])
+
+
+def _print(report: dict[str, Any], fmt: str, written: str | None, out: TextIO) -> None:
+    if fmt == "json":
+        out.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(render_summary(report, written))
+
+
+def analyse(bundle: Bundle) -> tuple[dict[str, Any], list[Run], Diagnosis]:
+    """Stream the logs through the pure pipeline; returns report.json and the runs kept."""
+    facts = CaptureFacts(mode="bundle" if bundle.root is not None else "log")
+    problems: list[Problem] = list(bundle.problems)
+    hashes: dict[str, str] = {}
+    ctx = bundle.context
+    if bundle.log is not None:
+        log = bundle.log
+        runs = split_runs(log.records(hash_it=bundle.manifest is not None), ctx)
+        diag = diagnose(runs, bundle.memory, bundle.coverage())
+        facts.lines[log.source] = log.lines
+        problems.extend(log.problems)
+        if log.sha256:
+            hashes[log.source] = log.sha256
+    else:
+        diag = diagnose(split_runs([], ctx), bundle.memory, bundle.coverage())
+    history: dict[str, Any] = {"present": False, "runs": 0}
+    if bundle.pre_swap is not None:
+        pre = bundle.pre_swap
+        pre_ctx = Context(inspect=bundle.pre_inspect)
+        pre_diag = diagnose(split_runs(pre.records(), pre_ctx), MemoryInput(), Coverage())
+        facts.lines[pre.source] = pre.lines
+        problems.extend(pre.problems)
+        history = history_json(pre_diag, bundle.pre_inspect, True)
+    if bundle.tee is not None and bundle.root is not None:
+        try:
+            tee_lines = count_container_lines(bundle.tee.path)
+        except OSError as exc:
+            problems.append(Problem(bundle.tee.source, f"unreadable: {exc.strerror or exc}"))
+        else:
+            facts.tee_container_lines = tee_lines
+            facts.lines[bundle.tee.source] = tee_lines
+            if bundle.log is not None:
+                facts.tee_missed_lines = max(0, bundle.log.lines - tee_lines)
+    if bundle.manifest is not None:
+        for entry in bundle.manifest.entries:
+            got = hashes.get(entry.path)
+            if got and entry.sha256 and got != entry.sha256:
+                problems.append(Problem(entry.path, "sha256 differs from the manifest"))
+    facts.problems = problems
+    facts.present = list(bundle.present)
+    facts.missing = [(m, COSTS.get(m, "")) for m in bundle.missing]
+    facts.costs = dict(COSTS)
+    facts.window_start = bundle.host.window_start
+    facts.window_end = bundle.host.window_end
+    facts.ended_by = bundle.host.ended_by
+    facts.container = bundle.host.container or (ctx.inspect.name if ctx.inspect is not None else None)
+    facts.container_id = ctx.container_id
+    facts.host_mode = bundle.host.mode
+    facts.restart_count_inspect = ctx.inspect.restart_count if ctx.inspect else None
+    report = build_report(diag, facts, history, generated_by=f"{PROG} (collector 0.1.0)")
+    return report, [r for r, _ in diag.acc.kept], diag
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

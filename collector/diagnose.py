@@ -1,0 +1,664 @@
+"""Rules from runs to a verdict: scenario, root causes ranked, the six questions, next steps.
+
+Pure: reads `Run` records and a little context, never text or files. `Accumulator` consumes runs
+one at a time and keeps bounded state (counters, one float per run for intervals, a capped sample
+of runs in detail), so a log with thousands of runs costs no more memory than one with ten.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from array import array
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from collector.runs import Cite, Run
+
+SCENARIOS = (
+    "task-error",
+    "panic",
+    "task-returned-ok",
+    "oom-kill",
+    "external-kill",
+    "config-error",
+    "impossible-path",
+    "stable",
+    "inconclusive",
+)
+CRASH_SCENARIOS = frozenset(SCENARIOS) - {"stable", "inconclusive"}
+PRODUCTION_INTERVAL = (20.0, 30.0)
+# The production pattern is "every 20-30 s"; allow a fifth either side for backoff and jitter.
+PATTERN_TOLERANCE = 0.2
+KEEP_FIRST_RUNS = 20
+KEEP_LAST_RUNS = 200
+_CONFIG_WORDS = re.compile(r"config|environment|env var|INGESTER_|REDIS_URL|invalid|missing|must be set|parse", re.I)
+
+
+@dataclass(frozen=True)
+class RunVerdict:
+    """How one run ended, in the investigation's terms."""
+
+    scenario: str  # one of SCENARIOS, or "running" for a run still alive at the end
+    reason: str
+
+
+def classify_run(run: Run) -> RunVerdict:
+    """The scenario that explains this run's exit, strongest evidence first."""
+    if not run.ended:
+        return RunVerdict("running", "still running when the capture ended")
+    code = run.exit_code
+    if run.oom:
+        where = ", ".join(run.oom_sources) or "OOM evidence"
+        return RunVerdict("oom-kill", f"killed by the OOM killer ({where})")
+    if run.exit_path == "I":
+        return RunVerdict("config-error", "unknown INGESTER_MODE (EXIT PATH I)")
+    if run.exit_path == "Z":
+        return RunVerdict("impossible-path", "reached the end of main() (EXIT PATH Z)")
+    killed = code in (137, 143) or (code is not None and code > 128 and code != 134)
+    if killed and run.error_exit is None and run.exit_path is None:
+        via = "the Docker API (kill event)" if run.kill_events else "outside Docker"
+        return RunVerdict("external-kill", f"exit {code} with no OOM evidence: signal from {via}")
+    if run.panic is not None or run.result_kind == "join-panic" or run.host_task_panics or code == 101:
+        where = run.panic.location if run.panic and run.panic.location else "unknown location"
+        return RunVerdict("panic", f"panic at {where}")
+    if run.result_kind == "ok-ok":
+        return RunVerdict("task-returned-ok", "the task's run function returned Ok(())")
+    kinds = set(run.critical_kinds)
+    if "host-ok" in kinds and "host-error" not in kinds:
+        return RunVerdict("task-returned-ok", "a host task returned Ok(()) from its infinite loop")
+    if "task-completed" in kinds and "host-error" not in kinds and run.result_kind != "ok-err":
+        return RunVerdict("task-returned-ok", "a host task completed, which it should never do")
+    if (
+        run.error_exit is not None
+        and not (run.result_kind or run.critical_count or run.exit_path or _reached_tasks(run))
+        and _CONFIG_WORDS.search(run.error_exit.message)
+    ):
+        return RunVerdict("config-error", "main returned Err before starting any task")
+    if run.result_kind == "ok-err" or "host-error" in kinds or run.error_exit is not None:
+        return RunVerdict("task-error", "a task's run function returned an error")
+    if run.result_kind == "join-cancelled":
+        return RunVerdict("task-error", "a task was cancelled")
+    if code == 0:
+        return RunVerdict("inconclusive", "exit 0 with no explanation in the log")
+    if code is None:
+        return RunVerdict("inconclusive", "the run ended but no exit code or cause was recorded")
+    return RunVerdict("inconclusive", f"exit {code} with no error logged")
+
+
+def _reached_tasks(run: Run) -> bool:
+    return any("Spawning" in b or "Entering tokio::select!" in b or "About to run" in b for b in run.breadcrumbs)
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answer: str
+    answerable: bool
+    needs_debug_build: bool
+
+
+@dataclass(frozen=True)
+class RootCause:
+    id: str
+    title: str
+    likelihood: str  # high | medium | low | ruled-out
+    score: float
+    evidence: tuple[str, ...]
+    next_step: str
+
+
+@dataclass(frozen=True)
+class Distribution:
+    count: int
+    min: float | None
+    median: float | None
+    max: float | None
+
+
+def distribution(values: Iterable[float]) -> Distribution:
+    vals = sorted(values)
+    if not vals:
+        return Distribution(0, None, None, None)
+    return Distribution(len(vals), vals[0], statistics.median(vals), vals[-1])
+
+
+@dataclass
+class Accumulator:
+    """Everything the verdict needs from the runs, in bounded memory."""
+
+    runs_total: int = 0
+    ended: int = 0
+    partial_first: bool = False
+    instrumented: bool = False
+    scenarios: Counter[str] = field(default_factory=Counter)
+    exit_codes: Counter[str] = field(default_factory=Counter)
+    exit_paths: Counter[str] = field(default_factory=Counter)
+    path_keys: Counter[tuple[str, str | None]] = field(default_factory=Counter)
+    intervals: array[float] = field(default_factory=lambda: array("d"))
+    durations: array[float] = field(default_factory=lambda: array("d"))
+    slopes: array[float] = field(default_factory=lambda: array("d"))
+    reached_limit: Counter[bool] = field(default_factory=Counter)
+    panics: int = 0
+    criticals: int = 0
+    first: list[tuple[Run, RunVerdict]] = field(default_factory=list)
+    last: deque[tuple[Run, RunVerdict]] = field(default_factory=lambda: deque(maxlen=KEEP_LAST_RUNS))
+    latest_by_scenario: dict[str, tuple[Run, RunVerdict]] = field(default_factory=dict)
+    prev_start: float | None = None
+    unlogged_starts: int = 0
+    kill_via_api: int = 0
+    pressure_max: int | None = None
+
+    def add(self, run: Run) -> None:
+        verdict = classify_run(run)
+        self.runs_total += 1
+        if run.index == 1 and run.partial:
+            self.partial_first = True
+        if run.breadcrumbs:
+            self.instrumented = True
+        if run.start is not None:
+            if self.prev_start is not None and run.start >= self.prev_start:
+                self.intervals.append(run.start - self.prev_start)
+            self.prev_start = run.start
+        self.unlogged_starts += run.unlogged_starts
+        self.panics += run.panic_count
+        self.criticals += run.critical_count
+        if run.pressure_max is not None:
+            self.pressure_max = max(self.pressure_max or 0, run.pressure_max)
+        if run.mem_slope is not None and run.mem_samples >= 3:
+            self.slopes.append(run.mem_slope)
+        if run.reached_limit is not None:
+            self.reached_limit[run.reached_limit] += 1
+        if run.ended:
+            self.ended += 1
+            self.scenarios[verdict.scenario] += 1
+            self.exit_codes[str(run.exit_code) if run.exit_code is not None else "unknown"] += 1
+            if run.exit_path:
+                self.exit_paths[run.exit_path] += 1
+            if run.exit_path:
+                self.path_keys[(run.exit_path, run.task)] += 1
+            if run.duration is not None and not run.partial:
+                self.durations.append(run.duration)
+            if run.kill_events:
+                self.kill_via_api += 1
+            self.latest_by_scenario[verdict.scenario] = (run, verdict)
+        pair = (run, verdict)
+        if len(self.first) < KEEP_FIRST_RUNS:
+            self.first.append(pair)
+        else:
+            self.last.append(pair)
+
+    @property
+    def kept(self) -> list[tuple[Run, RunVerdict]]:
+        return self.first + list(self.last)
+
+    @property
+    def omitted(self) -> int:
+        return self.runs_total - len(self.first) - len(self.last)
+
+
+@dataclass(frozen=True)
+class Memory:
+    limit_bytes: int | None
+    peak_bytes: int | None
+    slope_bytes_per_second: float | None
+    seconds_to_limit: float | None
+    samples: int
+    reaches_limit_at_exit: bool | None
+    runs_at_limit: int
+    runs_with_samples: int
+    pressure_events_in_memory_max: int | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    scenario: str
+    task: str | None
+    exit_path: str | None
+    summary: str
+    confidence: str
+    evidence: tuple[Cite, ...]
+    deterministic: bool | None
+    determinism: str
+    needs_debug_build: bool
+    next_steps: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    verdict: Verdict
+    representative: Run | None
+    questions: tuple[Question, ...]
+    root_causes: tuple[RootCause, ...]
+    memory: Memory
+    intervals: Distribution
+    durations: Distribution
+    acc: Accumulator
+
+
+@dataclass(frozen=True)
+class MemoryInput:
+    """Stats samples reduced to what the verdict needs (the CLI reads them)."""
+
+    limit_bytes: int | None = None
+    peak_bytes: int | None = None
+    samples: int = 0
+    series_slope: float | None = None
+    last_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which sources the verdict could use, and what is missing or damaged."""
+
+    log: bool = True
+    events: bool = False
+    kernel: bool = False
+    inspect: bool = False
+    stats: bool = False
+    window_seconds: float | None = None
+    restart_count_inspect: int | None = None
+    missing: tuple[str, ...] = ()
+    damaged: tuple[str, ...] = ()
+
+
+def _memory(acc: Accumulator, mem: MemoryInput) -> Memory:
+    slope = statistics.median(acc.slopes) if len(acc.slopes) else mem.series_slope
+    to_limit: float | None = None
+    if slope and slope > 0 and mem.limit_bytes and mem.last_bytes is not None:
+        to_limit = max(0.0, (mem.limit_bytes - mem.last_bytes) / slope)
+    at = acc.reached_limit[True]
+    total = at + acc.reached_limit[False]
+    return Memory(
+        limit_bytes=mem.limit_bytes,
+        peak_bytes=mem.peak_bytes,
+        slope_bytes_per_second=slope,
+        seconds_to_limit=to_limit,
+        samples=mem.samples,
+        reaches_limit_at_exit=(at > total / 2) if total else None,
+        runs_at_limit=at,
+        runs_with_samples=total,
+        pressure_events_in_memory_max=acc.pressure_max,
+    )
+
+
+def _fmt_s(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds:.1f} s"
+
+
+def _error_text(run: Run) -> str | None:
+    if run.result_error:
+        return run.result_error
+    if run.error_exit is not None:
+        return run.error_exit.message.splitlines()[0]
+    for c in run.criticals:
+        if "exited with error:" in c.text:
+            return c.text.split("exited with error:", 1)[1].strip()
+    return None
+
+
+def diagnose(runs: Iterable[Run], memory: MemoryInput, coverage: Coverage) -> Diagnosis:
+    """The verdict for a stream of runs."""
+    acc = Accumulator()
+    for run in runs:
+        acc.add(run)
+    return decide(acc, memory, coverage)
+
+
+def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnosis:
+    """The verdict from accumulated runs (split out so tests can build an Accumulator)."""
+    intervals = distribution(acc.intervals)
+    durations = distribution(acc.durations)
+    mem = _memory(acc, memory)
+    crash = {s: n for s, n in acc.scenarios.items() if s in CRASH_SCENARIOS}
+    if crash:
+        scenario = max(crash, key=lambda s: (crash[s], s == "panic"))
+    elif acc.ended:
+        scenario = "inconclusive"
+    elif acc.runs_total or coverage.events:
+        scenario = "stable"
+    else:
+        scenario = "inconclusive"
+    rep_pair = acc.latest_by_scenario.get(scenario)
+    rep = rep_pair[0] if rep_pair else None
+    rv = rep_pair[1] if rep_pair else None
+
+    # determinism over ended runs: the same exit path (instrumented) and the same scenario
+    det: bool | None = None
+    determinism = "no run ended in the window"
+    if acc.ended:
+        same = acc.scenarios[scenario] if scenario in acc.scenarios else 0
+        if acc.path_keys:
+            (p, t), n = acc.path_keys.most_common(1)[0]
+            who = f" ({t})" if t else ""
+            determinism = f"same exit path {p}{who} in {n} of {acc.ended} runs"
+            if same != acc.ended:
+                determinism += f"; {scenario} in {same} of {acc.ended}"
+            consistent = n == acc.ended and same == acc.ended
+        else:
+            determinism = f"same outcome ({scenario}) in {same} of {acc.ended} runs"
+            consistent = same == acc.ended
+        det = consistent if acc.ended >= 2 else None
+
+    task = rep.task if rep else None
+    path = rep.exit_path if rep else None
+    needs_debug = scenario == "inconclusive" and not acc.instrumented
+    if scenario in ("task-error", "task-returned-ok", "panic") and not acc.instrumented:
+        needs_debug = task is None
+    summary = _summary(scenario, rep, rv, acc, mem, intervals)
+    confidence = _confidence(scenario, rep, acc, coverage)
+    evidence = tuple(rep.evidence[:12]) if rep else ()
+    questions = _questions(scenario, rep, acc, durations, det, determinism, needs_debug)
+    causes = _root_causes(scenario, rep, acc, mem)
+    steps = _next_steps(scenario, rep, acc, mem, coverage, needs_debug, causes)
+    verdict = Verdict(
+        scenario,
+        task,
+        path,
+        summary,
+        confidence,
+        evidence,
+        det,
+        determinism,
+        needs_debug,
+        steps,
+    )
+    return Diagnosis(verdict, rep, questions, causes, mem, intervals, durations, acc)
+
+
+def _summary(
+    scenario: str,
+    rep: Run | None,
+    rv: RunVerdict | None,
+    acc: Accumulator,
+    mem: Memory,
+    intervals: Distribution,
+) -> str:
+    restarts = acc.ended
+    every = f", every {intervals.median:.0f} s" if intervals.median else ""
+    lead = f"{restarts} exit(s) in the window{every}: "
+    if scenario == "stable":
+        return "No exit and no restart in the window: the ingester ran steadily."
+    if rep is None or rv is None:
+        return lead + "no run carried enough evidence to name a cause."
+    task = rep.task or "an unknown task"
+    if scenario == "oom-kill":
+        limit = f" at its {mem.limit_bytes / 2**20:.0f} MiB limit" if mem.limit_bytes else ""
+        return lead + f"the kernel OOM killer killed the ingester{limit} (exit 137)."
+    if scenario == "external-kill":
+        return lead + f"{rv.reason}."
+    if scenario == "panic":
+        where = rep.panic.location if rep.panic and rep.panic.location else "an unknown location"
+        msg = f" ({rep.panic.message})" if rep.panic and rep.panic.message else ""
+        via = f", ending the {task} task via EXIT PATH {rep.exit_path}" if rep.exit_path else ""
+        return lead + f"a panic at {where}{msg}{via}."
+    if scenario == "task-error":
+        err = _error_text(rep) or "an error"
+        via = f" (EXIT PATH {rep.exit_path})" if rep.exit_path else ""
+        return lead + f"the {task} task returned an error{via}: {err}."
+    if scenario == "task-returned-ok":
+        via = f" (EXIT PATH {rep.exit_path})" if rep.exit_path else ""
+        return lead + f"the {task} run function returned Ok(()) despite its infinite loop{via}."
+    if scenario == "config-error":
+        return lead + f"configuration error at startup: {rv.reason}."
+    if scenario == "impossible-path":
+        return lead + "main() reached its end after the mode match (EXIT PATH Z)."
+    return lead + f"{rv.reason}."
+
+
+def _confidence(scenario: str, rep: Run | None, acc: Accumulator, cov: Coverage) -> str:
+    if scenario == "inconclusive" or rep is None:
+        return "low"
+    if scenario == "stable":
+        return "medium" if cov.window_seconds is None or cov.window_seconds < 120 else "high"
+    agree = acc.scenarios[scenario]
+    sources = len(rep.oom_sources) if scenario == "oom-kill" else 1
+    if scenario == "external-kill" and not cov.events:
+        return "low"  # without events a Docker-API kill cannot be told from one outside
+    if scenario == "oom-kill" and sources >= 2:
+        return "high"
+    if agree >= 3 and agree == acc.ended:
+        return "high"
+    return "medium"
+
+
+def _questions(
+    scenario: str,
+    rep: Run | None,
+    acc: Accumulator,
+    durations: Distribution,
+    det: bool | None,
+    determinism: str,
+    needs_debug: bool,
+) -> tuple[Question, ...]:
+    killed = scenario in ("oom-kill", "external-kill")
+    no_exit = scenario == "stable"
+    out: list[Question] = []
+
+    def q(qid: str, question: str, answer: str, ok: bool, debug: bool = False) -> None:
+        out.append(Question(qid, question, answer, ok, debug and not ok))
+
+    if no_exit:
+        for qid, text in QUESTIONS:
+            q(qid, text, "No task exited in the window.", True)
+        return tuple(out)
+    task = rep.task if rep else None
+    # 1 which task
+    if task:
+        via = f" (EXIT PATH {rep.exit_path})" if rep and rep.exit_path else ""
+        q("which_task", QUESTIONS[0][1], f"{task}{via}", True)
+    elif killed:
+        q(
+            "which_task",
+            QUESTIONS[0][1],
+            "None: the process was killed from outside before any task exited.",
+            True,
+        )
+    else:
+        q("which_task", QUESTIONS[0][1], "Unknown: nothing in these sources names it.", False, True)
+    # 2 Ok or Err
+    kind = rep.result_kind if rep else None
+    if killed:
+        q("ok_or_err", QUESTIONS[1][1], "Neither: no task returned; the process was killed.", True)
+    elif kind == "ok-ok":
+        q("ok_or_err", QUESTIONS[1][1], "Ok: the task returned Ok(Ok(())).", True)
+    elif kind == "ok-err":
+        q("ok_or_err", QUESTIONS[1][1], "Err: the task returned Ok(Err(..)).", True)
+    elif kind in ("join-panic", "join-cancelled"):
+        q("ok_or_err", QUESTIONS[1][1], "Err: the JoinHandle gave Err(JoinError) (panic).", True)
+    elif scenario == "panic":
+        q("ok_or_err", QUESTIONS[1][1], "Err: a panic (no result line was logged).", True)
+    elif rep is not None and rep.error_exit is not None:
+        q("ok_or_err", QUESTIONS[1][1], "Err: main returned an error (`Error:` line).", True)
+    else:
+        q("ok_or_err", QUESTIONS[1][1], "Unknown: no result line in these sources.", False, True)
+    # 3 which error
+    err = _error_text(rep) if rep else None
+    if scenario == "oom-kill":
+        q("what_error", QUESTIONS[2][1], "No error: the kernel OOM killer (SIGKILL).", True)
+    elif scenario == "external-kill":
+        q("what_error", QUESTIONS[2][1], "No error: a signal from outside the process.", True)
+    elif scenario == "panic" and rep is not None and rep.panic is not None:
+        msg = rep.panic.message or "unknown panic payload"
+        q("what_error", QUESTIONS[2][1], f"Panic: {msg} at {rep.panic.location}", True)
+    elif err:
+        q("what_error", QUESTIONS[2][1], err, True)
+    elif scenario == "task-returned-ok":
+        q("what_error", QUESTIONS[2][1], "None: the run function returned Ok(()).", True)
+    else:
+        q("what_error", QUESTIONS[2][1], "Unknown: no error text was logged.", False, True)
+    # 4 panic or clean exit
+    if scenario == "panic":
+        q("panic_or_clean", QUESTIONS[3][1], "Panic.", True)
+    elif killed:
+        q("panic_or_clean", QUESTIONS[3][1], "Neither: killed by a signal (exit 137).", True)
+    elif scenario in ("task-error", "task-returned-ok", "config-error", "impossible-path"):
+        q("panic_or_clean", QUESTIONS[3][1], "Clean exit: main returned (exit code 1).", True)
+    else:
+        q(
+            "panic_or_clean",
+            QUESTIONS[3][1],
+            "Unknown: no panic text, but without the debug build a silent exit cannot be ruled a clean return.",
+            False,
+            True,
+        )
+    # 5 how soon
+    if durations.median is not None:
+        q(
+            "how_soon",
+            QUESTIONS[4][1],
+            f"{_fmt_s(durations.median)} after start (median; min {_fmt_s(durations.min)}, "
+            f"max {_fmt_s(durations.max)}, {durations.count} runs).",
+            True,
+        )
+    else:
+        q("how_soon", QUESTIONS[4][1], "Unknown: the log has no usable timestamps.", False)
+    # 6 deterministic
+    if det is None:
+        q("deterministic", QUESTIONS[5][1], f"Cannot tell from one run: {determinism}.", False)
+    else:
+        word = "Deterministic" if det else "Not deterministic"
+        q("deterministic", QUESTIONS[5][1], f"{word}: {determinism}.", True)
+    del needs_debug
+    return tuple(out)
+
+
+QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("which_task", "Which ingester type exits first? (firehose, backfill, or labeler)"),
+    ("ok_or_err", "Does it exit with Ok or Err?"),
+    ("what_error", "What is the error if any?"),
+    ("panic_or_clean", "Is it a panic or clean exit?"),
+    ("how_soon", "Does it happen immediately or after some time?"),
+    ("deterministic", "Is the exit deterministic?"),
+)
+
+_CAUSES = (
+    (
+        "websocket-close",
+        "WebSocket connection closes without retry",
+        "Review the connection error handling in firehose.rs / backfill.rs / labeler.rs: "
+        "find the path in the infinite loop that can `return`.",
+    ),
+    (
+        "redis-lost",
+        "Redis connection lost",
+        "Check Redis health and maxmemory at the exit times; add connection checks and retries.",
+    ),
+    (
+        "panic-malformed-data",
+        "Task panic on malformed data",
+        "Open the panic location and replace the unwrap()/expect()/index with error handling.",
+    ),
+    (
+        "oom",
+        "OOM kill",
+        "Bound the batcher channels (backpressure) or raise mem_limit; compare the memory slope with the limit.",
+    ),
+    (
+        "loop-logic-bug",
+        "Bug in infinite loop logic",
+        "Review the run loop: find the early return or break that lets run() return Ok(()).",
+    ),
+    (
+        "external-signal",
+        "External signal",
+        "Look for automation, health checks or people killing the container (kill events, "
+        "host audit log, cron, orchestration).",
+    ),
+)
+
+
+def _root_causes(scenario: str, rep: Run | None, acc: Accumulator, mem: Memory) -> tuple[RootCause, ...]:
+    err = (_error_text(rep) or "") if rep else ""
+    low = err.lower()
+    scores: dict[str, tuple[float, list[str]]] = {c[0]: (0.1, []) for c in _CAUSES}
+
+    def put(cid: str, score: float, why: str) -> None:
+        old, ev = scores[cid]
+        ev.append(why)
+        scores[cid] = (max(old, score), ev)
+
+    if scenario == "task-error":
+        if "redis" in low:
+            put("redis-lost", 0.9, f"the task error mentions Redis: {err}")
+        elif any(w in low for w in ("websocket", "connection", "closed", "tungstenite", "io(")):
+            put("websocket-close", 0.9, f"the task error is a connection failure: {err}")
+        else:
+            put("websocket-close", 0.5, f"a task returned an error: {err or 'unknown'}")
+            put("redis-lost", 0.3, "a task returned an error not naming its source")
+    if scenario == "panic":
+        where = rep.panic.location if rep and rep.panic else None
+        put("panic-malformed-data", 0.9, f"panic at {where or 'unknown location'}")
+    elif acc.panics:
+        put("panic-malformed-data", 0.4, f"{acc.panics} panic(s) logged without ending the run")
+    if scenario == "oom-kill":
+        srcs = ", ".join(rep.oom_sources) if rep else ""
+        put("oom", 0.95, f"OOM kill confirmed by {srcs}")
+    elif mem.seconds_to_limit is not None and mem.seconds_to_limit < 600:
+        put("oom", 0.4, f"memory grows and would reach the limit in {mem.seconds_to_limit:.0f} s")
+    if acc.pressure_max:
+        put("oom", 0.3, f"backpressure: up to {acc.pressure_max} events held in memory")
+    if scenario == "task-returned-ok":
+        put("loop-logic-bug", 0.9, "a run function returned Ok(()) from its infinite loop")
+    if scenario == "external-kill":
+        api = "Docker API kill events" if acc.kill_via_api else "no Docker kill event: from outside"
+        put("external-signal", 0.9, f"exit 137/143 without OOM evidence; {api}")
+    if scenario in ("oom-kill", "panic", "external-kill", "task-returned-ok"):
+        for cid in ("websocket-close", "redis-lost"):
+            if scores[cid][0] <= 0.1:
+                scores[cid] = (0.05, ["the exit is explained by another cause"])
+    out = []
+    for cid, title, step in _CAUSES:
+        score, ev = scores[cid]
+        like = "high" if score >= 0.8 else "medium" if score >= 0.4 else "low" if score > 0.05 else "ruled-out"
+        out.append(RootCause(cid, title, like, round(score, 2), tuple(ev[:4]), step))
+    out.sort(key=lambda c: -c.score)
+    return tuple(out)
+
+
+def _next_steps(
+    scenario: str,
+    rep: Run | None,
+    acc: Accumulator,
+    mem: Memory,
+    cov: Coverage,
+    needs_debug: bool,
+    causes: tuple[RootCause, ...],
+) -> tuple[str, ...]:
+    steps: list[str] = []
+    if needs_debug:
+        steps.append(
+            "Deploy the debug image (capture_mode=full): these production logs cannot say which task exits or why."
+        )
+    if scenario == "oom-kill":
+        limit = f" at {mem.limit_bytes / 2**20:.0f} MiB" if mem.limit_bytes else ""
+        steps.append(
+            f"OOM kill confirmed{limit}; no debug build needed. Bound the batcher's channels or raise mem_limit."
+        )
+    elif scenario == "external-kill":
+        if cov.events and not acc.kill_via_api:
+            steps.append(
+                "Nothing in Docker sent the kill: look on the host (audit log, cron, watchdogs, "
+                "`kill -9` by a person or script)."
+            )
+        elif acc.kill_via_api:
+            steps.append("Find the client calling the Docker API kill (automation, health check).")
+        else:
+            steps.append("Capture docker events to tell a Docker API kill from one outside Docker.")
+    elif scenario == "panic" and rep is not None and rep.panic is not None:
+        steps.append(f"Fix the panic at {rep.panic.location or 'the panic site'}.")
+    elif scenario in ("task-error", "task-returned-ok") and causes:
+        steps.append(causes[0].next_step)
+    elif scenario == "config-error":
+        steps.append("Check INGESTER_MODE and the environment in the compose file.")
+    elif scenario == "impossible-path":
+        steps.append("Review main(): a mode arm returned without an exit path.")
+    elif scenario == "stable":
+        steps.append("No restart seen: watch longer, or close the incident if this is the fix.")
+    if not cov.kernel and scenario in ("external-kill", "inconclusive"):
+        steps.append("Capture the kernel log (dmesg as root or journalctl -k) to rule OOM in or out.")
+    if not cov.events and scenario != "stable":
+        steps.append("Capture docker events live during the window (die exit codes, oom, kill).")
+    return tuple(steps)

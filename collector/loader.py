@@ -1,0 +1,348 @@
+"""The CLI's reading half: opens bundle files and hands their lines to the pure readers.
+
+With cli.py this is the only module that touches the filesystem. It never raises on a damaged
+part: what is missing or unreadable is recorded with what it costs the verdict. It raises
+`BundleError` only when there is nothing to read at all.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collector.diagnose import Coverage, MemoryInput
+from collector.errors import BundleError
+from collector.runs import Context, slope
+from collector.sources.bundle_meta import (
+    HostInfo,
+    Manifest,
+    parse_host,
+    parse_manifest,
+)
+from collector.sources.common import Problem
+from collector.sources.dmesg import KernelOom, parse_dmesg
+from collector.sources.events import DockerEvent, parse_events
+from collector.sources.inspect import Inspect, parse_inspect
+from collector.sources.logs import LogParser, LogRecord
+from collector.sources.scan import CandidateScanner
+from collector.sources.stats import StatsSample, parse_stats
+
+CHUNK = 8 << 20
+SMALL_FILE_LIMIT = 64 << 20  # events, stats, inspect, dmesg are read whole up to this size
+
+COSTS = {
+    "logs/ingester.log": "no runs, breadcrumbs, panics or errors from the log: the verdict "
+    "rests on Docker events, inspect and the kernel log only",
+    "events.jsonl": "exit codes only from inspect (last run); no oom or kill events, so a "
+    "Docker API kill cannot be told from a kill outside Docker",
+    "dmesg.txt": "OOM kills can be confirmed only by oom events or State.OOMKilled",
+    "inspect.json": "no memory limit, no OOMKilled flag, no final exit code",
+    "stats.jsonl": "no memory slope, peak or time to the limit",
+    "host.json": "kernel times since boot cannot be placed on the wall clock",
+    "window.json": "the window's length and end reason are unknown",
+    "manifest.json": "file integrity (sha256, truncation, command exit codes) cannot be checked",
+    "logs/tee.log": "the tee's loss cannot be measured",
+    "logs/pre-swap.log": "no production history before the swap",
+    "inspect-pre.json": "the production container's last exit is unknown",
+}
+
+
+@dataclass
+class LogInput:
+    """One log file's records (a lazy iterator) and, once consumed, its line count and hash."""
+
+    path: Path
+    source: str
+    lines: int = 0
+    sha256: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    def records(self, *, hash_it: bool = False) -> Iterator[LogRecord]:
+        """Stream the file once: candidate lines through the parser, the rest only counted."""
+        digest = hashlib.sha256() if hash_it else None
+        try:
+            fh = self.path.open("rb")
+        except OSError as exc:
+            raise BundleError(f"{self.path}: cannot open: {exc.strerror or exc}") from exc
+        with fh:
+            head = fh.read(4096)
+            fh.seek(0)
+            chunks: Iterator[bytes] = _chunks(fh, digest)
+            if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                self.problems.append(Problem(self.source, "UTF-16 text: transcoded to UTF-8"))
+                chunks = _transcode(chunks, "utf-16")
+            elif head and head.count(b"\0") > len(head) // 8:
+                self.problems.append(Problem(self.source, "binary data (NUL bytes): not a text log"))
+            parser = LogParser(self.source)
+            scanner = CandidateScanner(chunks)
+            for number, raw in scanner:
+                yield from parser.feed(number, raw.decode("utf-8", errors="replace"))
+            self.lines = scanner.lines
+            yield from parser.finish(scanner.lines)
+        if digest is not None:
+            self.sha256 = digest.hexdigest()
+
+
+def _chunks(fh: object, digest: hashlib._Hash | None) -> Iterator[bytes]:
+    read = fh.read  # type: ignore[attr-defined]
+    while True:
+        block = read(CHUNK)
+        if not block:
+            return
+        if digest is not None:
+            digest.update(block)
+        yield block
+
+
+def _transcode(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    for block in chunks:
+        yield decoder.decode(block).encode("utf-8")
+    yield decoder.decode(b"", final=True).encode("utf-8")
+
+
+def _read_text(path: Path, problems: list[Problem], rel: str) -> str | None:
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            data = fh.read(SMALL_FILE_LIMIT + 1)
+    except OSError as exc:
+        problems.append(Problem(rel, f"unreadable: {exc.strerror or exc}"))
+        return None
+    if size > SMALL_FILE_LIMIT:
+        problems.append(Problem(rel, f"larger than {SMALL_FILE_LIMIT >> 20} MiB: read the start"))
+        data = data[:SMALL_FILE_LIMIT]
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace")
+    text = data.decode("utf-8", errors="replace")
+    if "\ufffd" in text[:65536]:
+        problems.append(Problem(rel, "not valid UTF-8: undecodable bytes replaced"))
+    return text
+
+
+@dataclass
+class Bundle:
+    """Everything small read from a bundle, plus the log inputs still to stream."""
+
+    root: Path | None
+    host: HostInfo
+    context: Context
+    pre_inspect: Inspect | None
+    manifest: Manifest | None
+    log: LogInput | None
+    tee: LogInput | None
+    pre_swap: LogInput | None
+    memory: MemoryInput
+    stats: list[StatsSample]
+    present: list[str]
+    missing: list[str]
+    problems: list[Problem]
+
+    def coverage(self) -> Coverage:
+        window = None
+        if self.host.window_start is not None and self.host.window_end is not None:
+            window = self.host.window_end - self.host.window_start
+        insp = self.context.inspect
+        return Coverage(
+            log=self.log is not None,
+            events=self.context.events_present,
+            kernel=self.context.kernel_present,
+            inspect=insp is not None,
+            stats=bool(self.stats),
+            window_seconds=window,
+            restart_count_inspect=insp.restart_count if insp else None,
+            missing=tuple(self.missing),
+            damaged=tuple(sorted({p.source for p in self.problems})),
+        )
+
+
+KNOWN = (
+    "manifest.json",
+    "logs/ingester.log",
+    "logs/tee.log",
+    "logs/pre-swap.log",
+    "events.jsonl",
+    "stats.jsonl",
+    "inspect.json",
+    "inspect-pre.json",
+    "dmesg.txt",
+    "dmesg-T.txt",
+    "host.json",
+    "window.json",
+)
+EXPECTED = (
+    "manifest.json",
+    "logs/ingester.log",
+    "logs/tee.log",
+    "events.jsonl",
+    "stats.jsonl",
+    "inspect.json",
+    "dmesg.txt",
+    "host.json",
+)
+
+
+def load_bundle(root: Path) -> Bundle:
+    """Read a bundle directory; raises BundleError only if it is not a readable bundle at all."""
+    if not root.exists():
+        raise BundleError(f"{root}: no such bundle directory")
+    if not root.is_dir():
+        raise BundleError(f"{root}: not a directory (use --log FILE for a bare log)")
+    try:
+        next(iter(root.iterdir()), None)
+    except OSError as exc:
+        raise BundleError(f"{root}: cannot list: {exc.strerror or exc}") from exc
+    present = [rel for rel in KNOWN if (root / rel).is_file()]
+    if not present:
+        raise BundleError(f"{root}: no bundle files (expected logs/ingester.log, events.jsonl, manifest.json...)")
+    problems: list[Problem] = []
+
+    def text(rel: str) -> str | None:
+        return _read_text(root / rel, problems, rel) if rel in present else None
+
+    manifest: Manifest | None = None
+    mtext = text("manifest.json")
+    if mtext is not None:
+        parsed = parse_manifest(mtext)  # raises BundleError on a foreign schema version
+        if isinstance(parsed, Problem):
+            problems.append(parsed)
+        else:
+            manifest = parsed
+            for entry in parsed.entries:
+                if entry.truncated:
+                    problems.append(Problem(entry.path, "truncated by the capture agent"))
+                if entry.timed_out:
+                    problems.append(Problem(entry.path, "its command timed out"))
+                if entry.exit_code not in (None, 0):
+                    problems.append(Problem(entry.path, f"its command exited {entry.exit_code}"))
+    host, host_problems = parse_host(text("host.json"), text("window.json"))
+    problems.extend(host_problems)
+    events: list[DockerEvent] = []
+    etext = text("events.jsonl")
+    if etext is not None:
+        for rec in parse_events(etext.splitlines()):
+            (problems.append(rec) if isinstance(rec, Problem) else events.append(rec))
+    stats: list[StatsSample] = []
+    stext = text("stats.jsonl")
+    if stext is not None:
+        for srec in parse_stats(stext.splitlines()):
+            (problems.append(srec) if isinstance(srec, Problem) else stats.append(srec))
+    inspect: Inspect | None = None
+    itext = text("inspect.json")
+    if itext is not None:
+        ir = parse_inspect(itext)
+        (problems.append(ir) if isinstance(ir, Problem) else None)
+        inspect = ir if isinstance(ir, Inspect) else None
+    pre_inspect: Inspect | None = None
+    ptext = text("inspect-pre.json")
+    if ptext is not None:
+        pr = parse_inspect(ptext, "inspect-pre.json")
+        (problems.append(pr) if isinstance(pr, Problem) else None)
+        pre_inspect = pr if isinstance(pr, Inspect) else None
+    kernel: list[KernelOom] = []
+    kernel_present = False
+    seen: set[tuple[str, int | None, str]] = set()
+    for rel in ("dmesg.txt", "dmesg-T.txt"):
+        ktext = text(rel)
+        if ktext is None:
+            continue
+        kernel_present = True
+        for k in parse_dmesg(ktext.splitlines(), rel):
+            key = (k.kind, k.pid, k.text)
+            if key not in seen:
+                seen.add(key)
+                kernel.append(k)
+    limit = inspect.memory_limit if inspect and inspect.memory_limit else None
+    if limit is None:
+        limits = [s.limit_bytes for s in stats if s.limit_bytes]
+        # docker stats shows the host's memory when there is no limit; only trust inspect's 0
+        limit = limits[-1] if limits and inspect is None else None
+    mem_points = [(s.epoch, float(s.mem_bytes)) for s in stats if s.mem_bytes is not None]
+    memory = MemoryInput(
+        limit_bytes=limit,
+        peak_bytes=int(max(p[1] for p in mem_points)) if mem_points else None,
+        samples=len(mem_points),
+        series_slope=slope(mem_points),
+        last_bytes=int(mem_points[-1][1]) if mem_points else None,
+    )
+    context = Context(
+        events=events,
+        events_present="events.jsonl" in present,
+        kernel=kernel,
+        kernel_present=kernel_present,
+        boot_epoch=host.boot_epoch,
+        inspect=inspect,
+        container_id=host.container_id or (inspect.container_id if inspect else None),
+        stats=stats,
+        memory_limit=limit,
+    )
+
+    def log_input(rel: str) -> LogInput | None:
+        return LogInput(root / rel, rel) if rel in present else None
+
+    missing = [rel for rel in EXPECTED if rel not in present]
+    if "dmesg.txt" in missing and "dmesg-T.txt" in present:
+        missing.remove("dmesg.txt")
+    if manifest is not None:
+        listed = {e.path for e in manifest.entries} | set(manifest.missing)
+        missing.extend(rel for rel in sorted(listed) if rel in COSTS and rel not in present and rel not in missing)
+    return Bundle(
+        root=root,
+        host=host,
+        context=context,
+        pre_inspect=pre_inspect,
+        manifest=manifest,
+        log=log_input("logs/ingester.log"),
+        tee=log_input("logs/tee.log"),
+        pre_swap=log_input("logs/pre-swap.log"),
+        memory=memory,
+        stats=stats,
+        present=present,
+        missing=missing,
+        problems=problems,
+    )
+
+
+def load_bare_log(path: Path) -> Bundle:
+    """A log captured by hand, with no bundle around it."""
+    if not path.exists():
+        raise BundleError(f"{path}: no such log file")
+    if path.is_dir():
+        raise BundleError(f"{path}: is a directory (summarize a bundle directory without --log)")
+    try:
+        with path.open("rb") as fh:
+            first = fh.read(1)
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if not first:
+        raise BundleError(f"{path}: the log is empty")
+    host, _ = parse_host(None, None)
+    return Bundle(
+        root=None,
+        host=host,
+        context=Context(),
+        pre_inspect=None,
+        manifest=None,
+        log=LogInput(path, path.name),
+        tee=None,
+        pre_swap=None,
+        memory=MemoryInput(),
+        stats=[],
+        present=[path.name],
+        missing=[],
+        problems=[],
+    )
+
+
+def count_container_lines(path: Path) -> int:
+    """Lines of container output in a tee'd Compose stream (`name  | ...` lines)."""
+    n = 0
+    with path.open("rb") as fh:
+        for raw in fh:
+            head = raw[:80]
+            if b" | " in head or head.rstrip().endswith(b"|"):
+                n += 1
+    return n

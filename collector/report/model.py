@@ -1,0 +1,270 @@
+"""Build report.json (a plain, versioned dict) from a diagnosis. Pure; documented in docs/report.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.diagnose import Diagnosis, Distribution, RunVerdict
+from collector.runs import Cite, Run
+from collector.sources.common import Problem, format_time
+from collector.sources.inspect import Inspect
+
+SCHEMA_VERSION = 1
+
+
+def _cite(c: Cite) -> dict[str, Any]:
+    return {"file": c.file, "line": c.line, "text": c.text}
+
+
+def _num(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def _dist(d: Distribution) -> dict[str, Any]:
+    return {"count": d.count, "min": _num(d.min), "median": _num(d.median), "max": _num(d.max)}
+
+
+def run_json(run: Run, verdict: RunVerdict) -> dict[str, Any]:
+    """One run as it appears in `runs`."""
+    p = run.panic
+    return {
+        "index": run.index,
+        "start": format_time(run.start),
+        "end": format_time(run.end),
+        "duration_seconds": _num(run.duration),
+        "start_line": run.start_cite.line if run.start_cite else None,
+        "partial": run.partial,
+        "start_inferred": run.synthetic_start,
+        "ended": run.ended,
+        "scenario": verdict.scenario,
+        "reason": verdict.reason,
+        "exit_code": run.exit_code,
+        "exit_code_source": run.exit_code_source,
+        "exit_path": run.exit_path,
+        "task": run.task,
+        "last_breadcrumb": _cite(run.last_breadcrumb) if run.last_breadcrumb else None,
+        "breadcrumbs": list(run.breadcrumbs),
+        "result": None
+        if run.result_kind is None
+        else {
+            "kind": run.result_kind,
+            "error": run.result_error,
+            "innermost": run.result_innermost,
+        },
+        "panic": None
+        if p is None
+        else {
+            "style": p.style,
+            "thread": p.thread,
+            "location": p.location,
+            "message": p.message,
+            "backtrace": list(p.backtrace[:5]),
+            "file": p.source,
+            "line": p.line,
+        },
+        "panics": run.panic_count,
+        "host_task_panics": run.host_task_panics,
+        "error": run.error_exit.message if run.error_exit else None,
+        "critical_count": run.critical_count,
+        "criticals": [_cite(c) for c in run.criticals],
+        "oom": [_cite(c) for c in run.oom],
+        "oom_sources": list(run.oom_sources),
+        "host_wide_oom": run.host_wide_oom,
+        "kill_events": [_cite(c) for c in run.kill_events],
+        "unlogged_starts": run.unlogged_starts,
+        "memory": {
+            "samples": run.mem_samples,
+            "peak_bytes": run.mem_peak,
+            "last_bytes": run.mem_last,
+            "slope_bytes_per_second": _num(run.mem_slope),
+            "reached_limit_at_exit": run.reached_limit,
+        },
+    }
+
+
+@dataclass
+class CaptureFacts:
+    """What the CLI learned while reading, for the `capture` section."""
+
+    mode: str  # bundle | log
+    lines: dict[str, int] = field(default_factory=dict)
+    tee_missed_lines: int | None = None
+    tee_container_lines: int | None = None
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (file, cost)
+    problems: list[Problem] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    window_start: float | None = None
+    window_end: float | None = None
+    ended_by: str | None = None
+    container: str | None = None
+    container_id: str | None = None
+    host_mode: str | None = None
+    costs: dict[str, str] = field(default_factory=dict)
+    restart_count_inspect: int | None = None
+
+
+def history_json(diag: Diagnosis | None, pre: Inspect | None, present: bool) -> dict[str, Any]:
+    """The production-history section (pre-swap.log): the only record of production restarts."""
+    if diag is None:
+        return {"present": present, "runs": 0}
+    acc = diag.acc
+    panics: list[dict[str, Any]] = []
+    for run, _ in acc.kept:
+        if run.panic is not None and len(panics) < 10:
+            panics.append(
+                {
+                    "run": run.index,
+                    "location": run.panic.location,
+                    "message": run.panic.message,
+                    "file": run.panic.source,
+                    "line": run.panic.line,
+                }
+            )
+    return {
+        "present": True,
+        "runs": acc.runs_total,
+        "exits": acc.ended,
+        "exit_codes": dict(sorted(acc.exit_codes.items())),
+        "scenarios": dict(sorted(acc.scenarios.items())),
+        "verdict": diag.verdict.scenario,
+        "summary": diag.verdict.summary,
+        "intervals_seconds": _dist(diag.intervals),
+        "panics": panics,
+        "instrumented": acc.instrumented,
+        "last_exit": None
+        if pre is None
+        else {
+            "exit_code": pre.exit_code,
+            "oom_killed": pre.oom_killed,
+            "finished_at": format_time(pre.finished_at),
+            "restart_count": pre.restart_count,
+        },
+    }
+
+
+def build_report(
+    diag: Diagnosis,
+    capture: CaptureFacts,
+    history: dict[str, Any],
+    generated_by: str,
+) -> dict[str, Any]:
+    """report.json, schema_version 1."""
+    v = diag.verdict
+    acc = diag.acc
+    rep = diag.representative
+    mem = diag.memory
+    panic = None
+    if rep is not None and rep.panic is not None and v.scenario == "panic":
+        panic = {
+            "style": rep.panic.style,
+            "thread": rep.panic.thread,
+            "location": rep.panic.location,
+            "message": rep.panic.message,
+            "backtrace": list(rep.panic.backtrace),
+            "file": rep.panic.source,
+            "line": rep.panic.line,
+        }
+    elif rep is not None and v.scenario == "panic":
+        panic = {
+            "style": "join-error",
+            "thread": None,
+            "location": None,
+            "message": rep.result_error,
+            "backtrace": [],
+            "file": rep.result_cite.file if rep.result_cite else None,
+            "line": rep.result_cite.line if rep.result_cite else None,
+        }
+    kept = acc.kept
+    med = diag.intervals.median
+    lo, hi = 20.0 * 0.8, 30.0 * 1.2
+    damaged: dict[str, list[str]] = {}
+    for p in capture.problems:
+        damaged.setdefault(p.source, [])
+        if len(damaged[p.source]) < 5:
+            damaged[p.source].append(p.message)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated_by": generated_by,
+        "input": {"mode": capture.mode, "files": capture.present},
+        "verdict": {
+            "scenario": v.scenario,
+            "task": v.task,
+            "exit_path": v.exit_path,
+            "summary": v.summary,
+            "confidence": v.confidence,
+            "deterministic": v.deterministic,
+            "determinism": v.determinism,
+            "needs_debug_build": v.needs_debug_build,
+            "instrumented": acc.instrumented,
+            "evidence": [_cite(c) for c in v.evidence],
+            "next_steps": list(v.next_steps),
+        },
+        "panic": panic,
+        "restarts": {
+            "count": acc.ended,
+            "runs": acc.runs_total,
+            "exit_codes": dict(sorted(acc.exit_codes.items())),
+            "exit_paths": dict(sorted(acc.exit_paths.items())),
+            "scenarios": dict(sorted(acc.scenarios.items())),
+            "intervals_seconds": _dist(diag.intervals),
+            "matches_production_pattern": None if med is None else lo <= med <= hi,
+            "time_to_exit_seconds": _dist(diag.durations),
+            "restart_count_inspect": capture.restart_count_inspect,
+            "starts_without_banner": acc.unlogged_starts,
+            "killed_via_docker_api": acc.kill_via_api,
+        },
+        "runs": [run_json(r, rv) for r, rv in kept],
+        "runs_omitted": acc.omitted,
+        "memory": {
+            "limit_bytes": mem.limit_bytes,
+            "peak_bytes": mem.peak_bytes,
+            "slope_bytes_per_second": _num(mem.slope_bytes_per_second),
+            "seconds_to_limit": _num(mem.seconds_to_limit, 1),
+            "samples": mem.samples,
+            "reaches_limit_at_exit": mem.reaches_limit_at_exit,
+            "runs_at_limit": mem.runs_at_limit,
+            "runs_with_samples": mem.runs_with_samples,
+            "pressure_events_in_memory_max": mem.pressure_events_in_memory_max,
+        },
+        "questions": [
+            {
+                "id": q.id,
+                "question": q.question,
+                "answer": q.answer,
+                "answerable": q.answerable,
+                "needs_debug_build": q.needs_debug_build,
+            }
+            for q in diag.questions
+        ],
+        "root_causes": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "rank": i + 1,
+                "likelihood": c.likelihood,
+                "score": c.score,
+                "evidence": list(c.evidence),
+                "next_step": c.next_step,
+            }
+            for i, c in enumerate(diag.root_causes)
+        ],
+        "production_history": history,
+        "capture": {
+            "lines": capture.lines,
+            "tee_missed_lines": capture.tee_missed_lines,
+            "tee_container_lines": capture.tee_container_lines,
+            "missing": [{"file": f, "cost": c} for f, c in capture.missing],
+            "damaged": [
+                {"file": f, "problems": msgs, "cost": capture.costs.get(f, "")} for f, msgs in sorted(damaged.items())
+            ],
+            "window": {
+                "start": format_time(capture.window_start),
+                "end": format_time(capture.window_end),
+                "ended_by": capture.ended_by,
+            },
+            "container": capture.container,
+            "container_id": capture.container_id,
+            "mode": capture.host_mode,
+        },
+    }

@@ -1,0 +1,62 @@
+"""Render report.md, report.html and the terminal summary from report.json and chart geometry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+
+from collector.report.charts import COLOURS
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("collector.report", "templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+    trim_blocks=False,
+    lstrip_blocks=False,
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def _bytes(n: object) -> str:
+    if not isinstance(n, int | float) or isinstance(n, bool):
+        return "—"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _rate(n: object) -> str:
+    if not isinstance(n, int | float) or isinstance(n, bool):
+        return "—"
+    return _bytes(n) + "/s"
+
+
+def _dist(d: dict[str, Any]) -> str:
+    if not d or d.get("median") is None:
+        return "—"
+    return f"median {d['median']:.1f} s (min {d['min']:.1f}, max {d['max']:.1f}, n={d['count']})"
+
+
+def _mdcell(text: object) -> str:
+    s = str(text if text is not None else "")
+    return s.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
+_ENV.filters.update(bytes=_bytes, rate=_rate, dist=_dist, mdcell=_mdcell)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    return _ENV.get_template("report.md.j2").render(r=report)
+
+
+def render_html(report: dict[str, Any], timeline: dict[str, Any] | None, memchart: dict[str, Any] | None) -> str:
+    colour = COLOURS.get(report["verdict"]["scenario"], "#0f9960")
+    return _ENV.get_template("report.html.j2").render(r=report, timeline=timeline, memchart=memchart, colour=colour)
+
+
+def render_summary(report: dict[str, Any], written: str | None = None) -> str:
+    return _ENV.get_template("summary.txt.j2").render(r=report, written=written)

@@ -1,0 +1,460 @@
+"""Split the log into runs (one per container start) and attach each run's exit evidence.
+
+`split_runs` is a generator: it holds one run at a time (with capped evidence lists), so memory
+does not grow with the log. Docker events, inspect, the kernel log and stats samples are small and
+come in a `Context`; each finished run is matched against them by time (or by order when the log
+has no timestamps).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from collector.sources.dmesg import KernelOom
+from collector.sources.events import DockerEvent
+from collector.sources.inspect import Inspect
+from collector.sources.logs import (
+    Banner,
+    ComposeExit,
+    Critical,
+    EndOfLog,
+    ErrorExit,
+    ExitTrace,
+    LogRecord,
+    Panic,
+    Pressure,
+    TaskResult,
+)
+from collector.sources.stats import StatsSample
+
+MAX_BREADCRUMBS = 12
+MAX_CRITICALS = 8
+MAX_EVIDENCE = 24
+# A kernel line or event this close to a run's end still belongs to it (clocks drift a little).
+SLACK = 3.0
+
+
+@dataclass(frozen=True)
+class Cite:
+    """A line a person can open and check."""
+
+    file: str
+    line: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Run:
+    """One container run: how it started, what it printed, how it ended and what killed it."""
+
+    index: int
+    start: float | None
+    end: float | None
+    start_cite: Cite | None
+    partial: bool
+    synthetic_start: bool
+    ended: bool
+    exit_code: int | None
+    exit_code_source: str | None
+    breadcrumbs: tuple[str, ...]
+    last_breadcrumb: Cite | None
+    exit_path: str | None
+    task: str | None
+    result_kind: str | None
+    result_error: str | None
+    result_innermost: str | None
+    result_cite: Cite | None
+    panic: Panic | None
+    panic_count: int
+    host_task_panics: int
+    criticals: tuple[Cite, ...]
+    critical_count: int
+    critical_kinds: tuple[str, ...]
+    error_exit: ErrorExit | None
+    oom: tuple[Cite, ...]
+    oom_sources: tuple[str, ...]
+    host_wide_oom: bool
+    kill_events: tuple[Cite, ...]
+    kill_signals: tuple[int, ...]
+    unlogged_starts: int
+    pressure_max: int | None
+    mem_samples: int
+    mem_peak: int | None
+    mem_last: int | None
+    mem_slope: float | None
+    reached_limit: bool | None
+    evidence: tuple[Cite, ...] = field(compare=False)
+
+    @property
+    def duration(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return max(0.0, self.end - self.start)
+
+
+@dataclass
+class Context:
+    """Everything besides the log, already read and sorted by time."""
+
+    events: Sequence[DockerEvent] = ()
+    events_present: bool = False
+    kernel: Sequence[KernelOom] = ()
+    kernel_present: bool = False
+    boot_epoch: float | None = None
+    inspect: Inspect | None = None
+    container_id: str | None = None
+    stats: Sequence[StatsSample] = ()
+    memory_limit: int | None = None
+
+
+def _cite(rec: object, text: str | None = None) -> Cite:
+    source = str(getattr(rec, "source", "?"))
+    line = getattr(rec, "line", None)
+    body = text if text is not None else str(getattr(rec, "text", ""))
+    return Cite(source, line if isinstance(line, int) else None, body[:300])
+
+
+def slope(points: Sequence[tuple[float, float]]) -> float | None:
+    """Least-squares slope of y over x, or None with fewer than two distinct x."""
+    n = len(points)
+    if n < 2:
+        return None
+    mx = sum(p[0] for p in points) / n
+    my = sum(p[1] for p in points) / n
+    sxx = sum((p[0] - mx) ** 2 for p in points)
+    if sxx == 0:
+        return None
+    return sum((p[0] - mx) * (p[1] - my) for p in points) / sxx
+
+
+@dataclass
+class _Builder:
+    index: int
+    start: float | None
+    start_cite: Cite | None
+    partial: bool
+    synthetic: bool
+    last_ts: float | None = None
+    breadcrumbs: list[str] = field(default_factory=list)
+    last_breadcrumb: Cite | None = None
+    exit_path: str | None = None
+    task: str | None = None
+    result: TaskResult | None = None
+    panic: Panic | None = None
+    panic_count: int = 0
+    host_task_panics: int = 0
+    criticals: list[Cite] = field(default_factory=list)
+    critical_count: int = 0
+    critical_kinds: dict[str, None] = field(default_factory=dict)
+    critical_task: str | None = None
+    error_exit: ErrorExit | None = None
+    compose_exit: ComposeExit | None = None
+    pressure_max: int | None = None
+    evidence: list[Cite] = field(default_factory=list)
+    end_ts: float | None = None
+
+    def note(self, cite: Cite) -> None:
+        if len(self.evidence) < MAX_EVIDENCE:
+            self.evidence.append(cite)
+
+    def add(self, rec: LogRecord) -> None:
+        ts = getattr(rec, "ts", None)
+        if isinstance(ts, float):
+            self.last_ts = ts
+            if self.start is None:
+                self.start = ts
+        if isinstance(rec, ExitTrace):
+            if rec.text not in self.breadcrumbs:
+                if len(self.breadcrumbs) < MAX_BREADCRUMBS:
+                    self.breadcrumbs.append(rec.text)
+                else:
+                    self.breadcrumbs[-1] = rec.text
+            self.last_breadcrumb = _cite(rec)
+            if rec.path is not None and self.exit_path is None:
+                self.exit_path = rec.path
+                self.task = rec.task
+                self.note(_cite(rec))
+        elif isinstance(rec, TaskResult):
+            if self.result is None:
+                self.result = rec
+                self.note(_cite(rec))
+            if self.task is None and rec.task is not None:
+                self.task = rec.task
+        elif isinstance(rec, Panic):
+            self.panic_count += 1
+            if self.panic is None:
+                self.panic = rec
+                self.note(_cite(rec))
+        elif isinstance(rec, Critical):
+            self.critical_count += 1
+            self.critical_kinds[rec.kind] = None
+            if rec.kind == "task-panicked":
+                self.host_task_panics += 1
+            if rec.kind in ("family-exited", "all-exited") and self.critical_task is None:
+                self.critical_task = rec.task
+            if len(self.criticals) < MAX_CRITICALS:
+                self.criticals.append(_cite(rec))
+                if len(self.criticals) <= 3:
+                    self.note(_cite(rec))
+        elif isinstance(rec, ErrorExit):
+            if self.error_exit is None:
+                self.error_exit = rec
+                self.note(_cite(rec, "Error: " + rec.message))
+        elif isinstance(rec, ComposeExit):
+            self.compose_exit = rec
+            self.end_ts = rec.ts if rec.ts is not None else self.end_ts
+            self.note(_cite(rec, f"{rec.name} exited with code {rec.code}"))
+        elif (
+            isinstance(rec, Pressure)
+            and rec.events_in_memory is not None
+            and (self.pressure_max is None or rec.events_in_memory > self.pressure_max)
+        ):
+            self.pressure_max = rec.events_in_memory
+
+
+class _Matcher:
+    """Finds the Docker, kernel and stats evidence for a run's time span."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.events = sorted(ctx.events, key=lambda e: e.time)
+        self.event_times = [e.time for e in self.events]
+        self.dies = [e for e in self.events if e.action == "die"]
+        self.starts = [e.time for e in self.events if e.action == "start"]
+        self.used_dies: set[int] = set()
+        self.die_cursor = 0
+        cid = ctx.container_id or (ctx.inspect.container_id if ctx.inspect else None)
+        self.cid = cid
+        self.kernel = [k for k in ctx.kernel if self._ours(k)]
+        self.kernel_used: set[int] = set()
+        self.samples = sorted((s for s in ctx.stats if s.mem_bytes is not None), key=lambda s: s.epoch)
+        self.sample_times = [s.epoch for s in self.samples]
+
+    def _ours(self, k: KernelOom) -> bool:
+        if k.container_ids and self.cid:
+            return any(self.cid.startswith(i) or i.startswith(self.cid) for i in k.container_ids)
+        if k.container_ids and not self.cid:
+            return True  # cannot tell: keep it, the time match decides
+        return (
+            k.kind in ("host-killed", "memcg-killed", "invoked", "reaped") and bool(k.comm and "ingester" in k.comm)
+        ) or (k.kind == "host-killed")
+
+    def kernel_time(self, k: KernelOom) -> float | None:
+        if k.clock == "wall":
+            return k.t
+        if k.clock == "boot" and k.t is not None and self.ctx.boot_epoch is not None:
+            return self.ctx.boot_epoch + k.t
+        return None
+
+    def die_for(self, start: float | None, until: float | None) -> DockerEvent | None:
+        if not self.dies:
+            return None
+        if start is None:
+            # no timestamps in the log: match by order
+            while self.die_cursor < len(self.dies) and self.die_cursor in self.used_dies:
+                self.die_cursor += 1
+            if self.die_cursor < len(self.dies):
+                self.used_dies.add(self.die_cursor)
+                return self.dies[self.die_cursor]
+            return None
+        for i, d in enumerate(self.dies):
+            if i in self.used_dies:
+                continue
+            if d.time + SLACK < start:
+                continue
+            if until is not None and d.time > until + 0.5:
+                break
+            self.used_dies.add(i)
+            return d
+        return None
+
+    def events_between(self, lo: float, hi: float) -> list[DockerEvent]:
+        i = bisect.bisect_left(self.event_times, lo)
+        j = bisect.bisect_right(self.event_times, hi)
+        return self.events[i:j]
+
+
+def split_runs(records: Iterable[LogRecord], ctx: Context | None = None) -> Iterator[Run]:
+    """Runs in order; the first is `partial` when the log starts mid-run."""
+    ctx = ctx or Context()
+    matcher = _Matcher(ctx)
+    current: _Builder | None = None
+    index = 0
+    end_of_log: EndOfLog | None = None
+    pending_banner: Banner | None = None
+    for rec in records:
+        if isinstance(rec, Banner):
+            if current is not None:
+                if rec.prev_ts is not None:
+                    current.last_ts = rec.prev_ts
+                yield _finish(current, rec.ts, matcher, ctx, last=False)
+            index += 1
+            current = _Builder(index, rec.ts, _cite(rec), False, rec.synthetic)
+            pending_banner = rec
+            continue
+        if isinstance(rec, EndOfLog):
+            end_of_log = rec
+            continue
+        if current is None:
+            index += 1
+            current = _Builder(index, None, None, True, False)
+        current.add(rec)
+    del pending_banner
+    if current is None and matcher.starts:
+        # no log at all: the runs Docker saw are all we have
+        for i, t in enumerate(matcher.starts):
+            nxt = matcher.starts[i + 1] if i + 1 < len(matcher.starts) else None
+            b = _Builder(i + 1, t, None, False, True)
+            yield _finish(b, nxt, matcher, ctx, last=nxt is None)
+        return
+    if current is not None:
+        if end_of_log is not None and end_of_log.last_ts is not None:
+            current.last_ts = max(current.last_ts or end_of_log.last_ts, end_of_log.last_ts)
+        yield _finish(current, None, matcher, ctx, last=True)
+
+
+def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *, last: bool) -> Run:
+    start = b.start
+    die = m.die_for(start, next_start)
+    exit_code: int | None = None
+    code_source: str | None = None
+    end = b.end_ts or b.last_ts
+    if die is not None:
+        exit_code, code_source, end = die.exit_code, "docker events (die)", die.time
+        b.note(_cite(die, f"docker event die exitCode={die.exit_code}"))
+    elif b.compose_exit is not None:
+        exit_code, code_source = b.compose_exit.code, "compose (exited with code)"
+    insp = ctx.inspect
+    inspect_applies = False
+    if insp is not None and insp.finished_at is not None:
+        if start is not None:
+            inspect_applies = (start - SLACK) <= insp.finished_at and (
+                next_start is None or insp.finished_at <= next_start + SLACK
+            )
+        else:
+            inspect_applies = last or (next_start is None)
+    if exit_code is None and inspect_applies and insp is not None and not insp.running:
+        exit_code, code_source = insp.exit_code, "docker inspect (State.ExitCode)"
+        end = insp.finished_at
+    ended = not last or exit_code is not None or b.error_exit is not None or (b.exit_path is not None)
+    if exit_code is None and ended and not last:
+        if b.error_exit is not None:
+            exit_code, code_source = 1, "inferred (main returned Err)"
+    elif exit_code is None and last and b.error_exit is not None:
+        exit_code, code_source = 1, "inferred (main returned Err)"
+
+    lo = (start if start is not None else (end or 0.0)) - SLACK
+    hi = end if end is not None else (next_start if next_start is not None else float("inf"))
+    hi += SLACK
+    oom: list[Cite] = []
+    sources: list[str] = []
+    kills: list[Cite] = []
+    signals: list[int] = []
+    unlogged = 0
+    if start is not None or end is not None:
+        for e in m.events_between(lo, hi):
+            if e.action == "oom":
+                oom.append(_cite(e, "docker event oom"))
+                if "docker events (oom)" not in sources:
+                    sources.append("docker events (oom)")
+            elif e.action == "kill":
+                kills.append(_cite(e, f"docker event kill signal={e.signal}"))
+                if e.signal is not None:
+                    signals.append(e.signal)
+            elif (
+                e.action == "start"
+                and start is not None
+                and e.time > start + SLACK
+                and (next_start is None or e.time < next_start - SLACK)
+            ):
+                unlogged += 1
+    if inspect_applies and insp is not None and insp.oom_killed:
+        oom.append(Cite(insp.source, None, "State.OOMKilled: true"))
+        sources.append("docker inspect (OOMKilled)")
+    host_wide = False
+    timed = exit_code in (137, None)
+    for i, k in enumerate(m.kernel):
+        if i in m.kernel_used:
+            continue
+        t = m.kernel_time(k)
+        if t is not None and (start is not None or end is not None):
+            if not (lo <= t <= hi):
+                continue
+        elif t is None:
+            # no usable clock: hand kernel kills to SIGKILLed runs in order
+            if not (timed and ended and exit_code == 137):
+                continue
+            if k.kind not in ("memcg-killed", "host-killed") and not oom:
+                continue
+        m.kernel_used.add(i)
+        if k.kind == "host-killed" and not k.container_ids:
+            if not (k.comm and "ingester" in k.comm) and exit_code != 137:
+                continue
+            host_wide = True
+        oom.append(_cite(k))
+        label = f"kernel log ({k.source})"
+        if label not in sources:
+            sources.append(label)
+        if t is None and k.kind in ("memcg-killed", "host-killed"):
+            break
+    # memory
+    samples = m.samples
+    pts: list[tuple[float, float]] = []
+    if samples and (start is not None or end is not None):
+        i = bisect.bisect_left(m.sample_times, start if start is not None else lo)
+        j = bisect.bisect_right(m.sample_times, end if end is not None else hi)
+        pts = [(s.epoch, float(s.mem_bytes or 0)) for s in samples[i:j]]
+    peak = int(max(p[1] for p in pts)) if pts else None
+    last_mem = int(pts[-1][1]) if pts else None
+    limit = ctx.memory_limit
+    reached: bool | None = None
+    if pts and limit and ended and end is not None:
+        near = [p for p in pts if end - p[0] <= 10.0]
+        reached = bool(near) and max(p[1] for p in near) >= 0.9 * limit
+    for c in oom[:4]:
+        b.note(c)
+    for c in kills[:2]:
+        b.note(c)
+    task = b.task or (b.result.task if b.result else None) or b.critical_task
+    res = b.result
+    return Run(
+        index=b.index,
+        start=start,
+        end=end if ended else (b.last_ts or end),
+        start_cite=b.start_cite,
+        partial=b.partial,
+        synthetic_start=b.synthetic,
+        ended=ended,
+        exit_code=exit_code,
+        exit_code_source=code_source,
+        breadcrumbs=tuple(b.breadcrumbs),
+        last_breadcrumb=b.last_breadcrumb,
+        exit_path=b.exit_path,
+        task=task,
+        result_kind=res.kind if res else None,
+        result_error=res.error if res else None,
+        result_innermost=res.innermost if res else None,
+        result_cite=_cite(res) if res else None,
+        panic=b.panic,
+        panic_count=b.panic_count,
+        host_task_panics=b.host_task_panics,
+        criticals=tuple(b.criticals),
+        critical_count=b.critical_count,
+        critical_kinds=tuple(b.critical_kinds),
+        error_exit=b.error_exit,
+        oom=tuple(oom[:6]),
+        oom_sources=tuple(sources),
+        host_wide_oom=host_wide,
+        kill_events=tuple(kills[:4]),
+        kill_signals=tuple(signals[:4]),
+        unlogged_starts=unlogged,
+        pressure_max=b.pressure_max,
+        mem_samples=len(pts),
+        mem_peak=peak,
+        mem_last=last_mem,
+        mem_slope=slope(pts),
+        reached_limit=reached,
+        evidence=tuple(b.evidence),
+    )

@@ -1,0 +1,74 @@
+"""Records and helpers shared by every reader: timestamps, sizes and the `Problem` record."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from dataclasses import dataclass, field
+
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s?(Z|[+-]\d\d:?\d\d)?")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A line or file a reader could not read; `cost` says what the verdict loses."""
+
+    source: str
+    message: str
+    line: int = field(default=0, compare=False)
+
+
+def parse_time(text: str) -> float | None:
+    """Epoch seconds for an RFC 3339 time (nanoseconds, `Z`, offsets, no zone = UTC), else None."""
+    m = _RFC3339.match(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, sec, frac, zone = m.groups()
+    try:
+        base = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(sec), 0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
+    value = float(base) + (float("0." + frac[:9]) if frac else 0.0)
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        value -= sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
+    return value
+
+
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGTPE]?i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+    "TIB": 1024**4,
+}
+
+
+def parse_size(text: str) -> int | None:
+    """Bytes for a Docker size such as `12.5MiB`, `1.2GB` or `0B`; None if it is not one."""
+    m = _SIZE.match(text)
+    if m is None:
+        return None
+    unit = (m.group(2) or "").upper()
+    if unit not in _UNITS:
+        return None
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def format_time(epoch: float | None) -> str | None:
+    """RFC 3339 UTC with milliseconds, or None."""
+    if epoch is None:
+        return None
+    whole = int(epoch // 1)
+    millis = round((epoch - whole) * 1000)
+    if millis == 1000:
+        whole, millis = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"

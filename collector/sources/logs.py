@@ -1,0 +1,667 @@
+"""Reader for rsky-ingester output in every shape it reaches us.
+
+Accepted, mixed freely: `docker logs --timestamps` prefixes, Compose `rust-ingester  | ` prefixes
+(and Compose's own `... exited with code N` lines), CRLF, ANSI colours, tracing lines and their
+unprefixed continuation lines, stderr `eprintln!` lines, the panic hook banner (with or without
+brackets), Rust's default panic message (old and new forms), backtraces, `Error: ...` lines and
+the `JoinHandle` result Debug shapes.
+
+`LogParser.feed` takes one physical line at a time, with its 1-based number, and returns the
+records it completes. Ordinary lines produce nothing, so a caller may feed only the lines
+`scan.candidate_lines` picks out (plus the follow-up lines it adds) and get the same records.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from collector.sources.common import Problem, parse_time
+
+TASKS = ("firehose", "backfill", "labeler")
+PATH_TASK = {
+    "A": "firehose",
+    "B": "backfill",
+    "C": "labeler",
+    "D": "firehose",
+    "E": "backfill",
+    "F": "labeler",
+    "G": "firehose",
+    "H": "backfill",
+}
+
+# How many physical lines after a block's first line can still belong to it. The scanner
+# forwards this many follow-up lines after each block start, so both feeding styles agree.
+BLOCK_SPAN = 40
+BACKTRACE_HEAD = 12
+_TEXT_CAP = 2000
+
+
+@dataclass(frozen=True)
+class Banner:
+    """A container start: the `Starting rsky-ingester` line, or a first-of-run line standing in
+    for a banner the stream lost (`synthetic`)."""
+
+    ts: float | None
+    prev_ts: float | None
+    synthetic: bool
+    text: str
+    source: str = field(compare=False)
+    line: int = field(compare=False)
+
+
+@dataclass(frozen=True)
+class ExitTrace:
+    """An `[EXIT-TRACE]` breadcrumb (or the stdout `EXIT PATH` twin)."""
+
+    ts: float | None
+    text: str
+    path: str | None
+    task: str | None
+    source: str = field(compare=False)
+    line: int = field(compare=False)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """The Debug of a task's `JoinHandle` result: kind is `ok-ok`, `ok-err`, `join-panic`,
+    `join-cancelled` or `unknown`; `error` the text inside, `innermost` with wrappers peeled."""
+
+    ts: float | None
+    task: str | None
+    kind: str
+    error: str | None
+    innermost: str | None
+    text: str
+    source: str = field(compare=False)
+    line: int = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Critical:
+    """A `CRITICAL:` line; kind is host-error, host-ok, task-completed, task-panicked,
+    all-exited, family-exited or other."""
+
+    ts: float | None
+    kind: str
+    task: str | None
+    host: str | None
+    detail: str | None
+    text: str
+    source: str = field(compare=False)
+    line: int = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Panic:
+    """A panic: `hook` (FATAL PANIC OCCURRED banner) or `default` (Rust's own message)."""
+
+    ts: float | None
+    style: str
+    thread: str | None
+    location: str | None
+    message: str | None
+    backtrace: tuple[str, ...]
+    text: str
+    source: str = field(compare=False)
+    line: int = field(compare=False)
+
+
+@dataclass(frozen=True)
+class ErrorExit:
+    """main returned Err: Rust printed `Error: <message>` (then causes and a backtrace)."""
+
+    ts: float | None
+    message: str
+    causes: tuple[str, ...]
+    backtrace: tuple[str, ...]
+    source: str = field(compare=False)
+    line: int = field(compare=False)
+
+
+@dataclass(frozen=True)
+class ComposeExit:
+    """Compose's own `<container> exited with code N` line in an attached stream."""
+
+    ts: float | None
+    name: str
+    code: int
+    source: str = field(compare=False)
+    line: int = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Pressure:
+    """Memory pressure reported by the service: backpressure warnings, in-flight metrics."""
+
+    ts: float | None
+    events_in_memory: int | None
+    text: str
+    source: str = field(compare=False)
+    line: int = field(compare=False)
+
+
+@dataclass(frozen=True)
+class ConnError:
+    """An ERROR-level connection failure; kind is `websocket`, `redis` or `other`."""
+
+    ts: float | None
+    kind: str
+    task: str | None
+    text: str
+    source: str = field(compare=False)
+    line: int = field(compare=False)
+
+
+@dataclass(frozen=True)
+class EndOfLog:
+    """The end of the stream: how many physical lines, and the last time seen on the last one."""
+
+    lines: int
+    last_ts: float | None
+    source: str = field(compare=False)
+
+
+LogRecord = (
+    Banner
+    | ExitTrace
+    | TaskResult
+    | Critical
+    | Panic
+    | ErrorExit
+    | ComposeExit
+    | Pressure
+    | ConnError
+    | EndOfLog
+    | Problem
+)
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]")
+_COMPOSE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*) +\| ?(.*)$", re.DOTALL)
+_COMPOSE_EXIT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*) exited with code (-?\d+)")
+_TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)"
+_DOCKER_TS = re.compile(r"^(" + _TS + r") ?(.*)$", re.DOTALL)
+_TRACING = re.compile(r"^(" + _TS + r")?\s*(TRACE|DEBUG|INFO|WARN|ERROR) +(?:(\S.*?): )?(.*)$", re.DOTALL)
+_PATH = re.compile(r"EXIT PATH ([A-Z])\b")
+_HANDLE = re.compile(r"triggered on (firehose|backfill|labeler)_handle")
+_MODE_EXITED = re.compile(r"(Firehose|Backfill|Labeler) mode exited")
+_RESULT = re.compile(r"\b(Firehose|Backfill|Labeler) (?:result|ingester exited): (.*)$")
+_DEFAULT_PANIC = re.compile(r"^thread '([^']*)'(?: \(\d+\))? panicked at (.*)$")
+_OLD_PANIC = re.compile(r"^'(.*)', (\S+:\d+:\d+)$")
+_FRAME = re.compile(r"^\s+(?:\d+: |at )")
+_EVENTS_IN_MEMORY = re.compile(r"events_in_memory=(\d+)|Memory metrics: (\d+) events")
+_CRITICALS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("host-error", re.compile(r"(\w+) ingester for (\S+) exited with error: (.*)")),
+    ("host-ok", re.compile(r"(\w+) ingester for (\S+) exited successfully()")),
+    ("task-completed", re.compile(r"(\w+) task (\d+) completed unexpectedly()")),
+    ("task-panicked", re.compile(r"(\w+) task (\d+) panicked or was cancelled: ?(.*)")),
+    ("all-exited", re.compile(r"All (\w+) tasks exited()()")),
+    ("family-exited", re.compile(r"(\w+) ingester exited unexpectedly()()")),
+)
+_HINTS = ("Configuration: ", "Running in 'all' mode", "About to run ")
+
+
+def _task(word: str | None) -> str | None:
+    if word is None:
+        return None
+    low = word.lower()
+    return low if low in TASKS else None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _TEXT_CAP else text[:_TEXT_CAP] + "…"
+
+
+def _unwrap(text: str, prefix: str) -> str | None:
+    """The text inside `prefix...)` closing brackets, tolerating a cut-off tail."""
+    if not text.startswith(prefix):
+        return None
+    inner = text[len(prefix) :]
+    depth = prefix.count("(")
+    end = len(inner)
+    while depth and end and inner[end - 1] == ")":
+        end -= 1
+        depth -= 1
+    return inner[:end]
+
+
+def peel(text: str) -> str:
+    """Innermost error text: `WebSocket(Io(Custom { .. }))` stays readable, `Ok(Err(x))` -> x."""
+    current = text.strip()
+    for _ in range(8):
+        m = re.match(r"^(?:Ok|Err|Some)\((.*)\)$", current, re.DOTALL)
+        if m is None:
+            break
+        current = m.group(1).strip()
+    return current
+
+
+def classify_result(debug: str) -> tuple[str, str | None, str | None]:
+    """(kind, error, innermost) for a `JoinHandle` result Debug string."""
+    text = debug.strip()
+    if text.startswith("Ok(Ok(()))"):
+        return "ok-ok", None, None
+    inner = _unwrap(text, "Ok(Err(")
+    if inner is not None:
+        return "ok-err", inner, _innermost(inner)
+    if text.startswith("Err(JoinError::Panic("):
+        m = re.search(r'"((?:[^"\\]|\\.)*)"', text)
+        msg = m.group(1) if m else None
+        return "join-panic", msg, msg
+    if text.startswith("Err(JoinError::Cancelled("):
+        return "join-cancelled", None, None
+    if text.startswith("Err("):
+        inner = _unwrap(text, "Err(")
+        return "unknown", inner, _innermost(inner or "")
+    return "unknown", text or None, None
+
+
+def _innermost(text: str) -> str:
+    """Peel `Variant(...)` wrappers down to the first one holding more than a single word."""
+    current = text.strip()
+    for _ in range(8):
+        m = re.match(r"^[A-Z]\w*\((.*)\)$", current, re.DOTALL)
+        if m is None:
+            break
+        inner = m.group(1).strip()
+        if not inner:
+            break
+        current = inner
+    return current
+
+
+@dataclass
+class _Line:
+    """One physical line with its prefixes taken apart."""
+
+    ts: float | None
+    level: str | None
+    target: str | None
+    text: str
+    compose: str | None
+    compose_own: bool
+
+
+def split_line(raw: str) -> _Line:
+    """Strip line ending, ANSI, Compose and Docker prefixes; parse a tracing prefix if present."""
+    s = raw.rstrip("\r\n")
+    if "\x1b" in s:
+        s = _ANSI.sub("", s)
+    if "\r" in s:
+        s = s.replace("\r", "")
+    compose: str | None = None
+    compose_own = False
+    if "| " in s[:80] or s.endswith("|"):
+        m = _COMPOSE.match(s)
+        if m is not None:
+            compose, s = m.group(1), m.group(2)
+    elif " exited with code " in s and _COMPOSE_EXIT.match(s):
+        compose_own = True
+    ts: float | None = None
+    if s[:1].isdigit():
+        m = _DOCKER_TS.match(s)
+        if m is not None:
+            rest = m.group(2)
+            t = _TRACING.match(rest)
+            if t is not None and t.group(1) is None and rest[:1] == " ":
+                # `<ts>  INFO target: msg`: the timestamp is tracing's own, no Docker prefix
+                t = _TRACING.match(s)
+            else:
+                ts = parse_time(m.group(1))
+                s = rest
+    level: str | None = None
+    target: str | None = None
+    if s[:1].isdigit() or s[:1] == " " or s[:5] in ("TRACE", "DEBUG", "INFO ", "WARN ", "ERROR"):
+        t = _TRACING.match(s)
+        if t is not None and (t.group(1) is not None or ts is not None or s[:1] != " "):
+            if ts is None and t.group(1) is not None:
+                ts = parse_time(t.group(1))
+            level, target, s = t.group(2), t.group(3), t.group(4)
+    return _Line(ts, level, target, s, compose, compose_own)
+
+
+@dataclass
+class _Block:
+    kind: str  # hook | default | error
+    first: int
+    ts: float | None
+    thread: str | None = None
+    location: str | None = None
+    message: list[str] = field(default_factory=list)
+    backtrace: list[str] = field(default_factory=list)
+    causes: list[str] = field(default_factory=list)
+    section: str = "head"
+    text: str = ""
+
+
+class LogParser:
+    """Turns physical lines into records; holds only the block being read and run-start hints."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._block: _Block | None = None
+        self._last_ts: float | None = None
+        self._prev_ts: float | None = None
+        self._prev_line = 0
+        self._lines = 0
+        self._terminal = False
+        self._after_compose_exit = False
+        self._hints: set[str] = set()
+        # A run's stderr breadcrumbs can reach Docker before its stdout banner; a first-of-run
+        # line then opens the run and the banner that follows joins it.
+        self._synthetic_open = False
+        self._emitted = False
+
+    # -- public -------------------------------------------------------------------------------
+    def feed(self, number: int, raw: str) -> list[LogRecord]:
+        """Records completed by line `number` (1-based, may skip ordinary lines)."""
+        out: list[LogRecord] = []
+        self._lines = max(self._lines, number)
+        line = split_line(raw)
+        block = self._block
+        if block is not None and number - block.first > BLOCK_SPAN:
+            self._close_block(out)
+            block = None
+        if block is None or not self._continue_block(block, line, out):
+            self._classify(number, line, out)
+        self._remember(number, line)
+        if out or self._block is not None:
+            self._emitted = True
+        return out
+
+    def finish(self, total_lines: int | None = None) -> list[LogRecord]:
+        """Flush what is pending and close the stream."""
+        out: list[LogRecord] = []
+        self._close_block(out)
+        lines = total_lines if total_lines is not None else self._lines
+        out.append(EndOfLog(lines, self._last_ts, self.source))
+        return out
+
+    # -- internals ----------------------------------------------------------------------------
+    def _remember(self, number: int, line: _Line) -> None:
+        self._prev_line = number
+        self._prev_ts = line.ts
+        if line.ts is not None:
+            self._last_ts = line.ts
+
+    def _close_block(self, out: list[LogRecord]) -> None:
+        b = self._block
+        if b is None:
+            return
+        self._block = None
+        if b.kind == "error":
+            out.append(
+                ErrorExit(
+                    b.ts,
+                    _clip(b.text),
+                    tuple(b.causes[:BACKTRACE_HEAD]),
+                    tuple(b.backtrace[:BACKTRACE_HEAD]),
+                    self.source,
+                    b.first,
+                )
+            )
+            return
+        message = " ".join(b.message).strip() or None
+        out.append(
+            Panic(
+                b.ts,
+                b.kind,
+                b.thread,
+                b.location,
+                _clip(message) if message else None,
+                tuple(b.backtrace[:BACKTRACE_HEAD]),
+                _clip(b.text),
+                self.source,
+                b.first,
+            )
+        )
+
+    def _starts_block(self, text: str) -> bool:
+        return (
+            "FATAL PANIC OCCURRED" in text
+            or (text.startswith("thread '") and " panicked at " in text)
+            or text.startswith("Error: ")
+            or "Starting rsky-ingester" in text
+        )
+
+    def _continue_block(self, b: _Block, line: _Line, out: list[LogRecord]) -> bool:
+        """True if the line belonged to the open block (and needs no other reading)."""
+        text = line.text.strip()
+        if line.level is not None:
+            return False  # another thread's tracing line: not part of a stderr block
+        if self._starts_block(text) or "[EXIT-TRACE]" in text:
+            self._close_block(out)
+            return False
+        if b.kind == "hook":
+            return self._continue_hook(b, text, out)
+        if b.kind == "default":
+            return self._continue_default(b, text, out)
+        return self._continue_error(b, text, out)
+
+    def _continue_hook(self, b: _Block, text: str, out: list[LogRecord]) -> bool:
+        if text.startswith("===="):
+            if b.section == "backtrace":
+                self._close_block(out)
+            elif b.section == "message":
+                b.section = "tail"
+            return True
+        if text.startswith("Location:"):
+            b.location = text[len("Location:") :].strip() or None
+            b.section = "location"
+        elif text.startswith("Message:"):
+            b.message = [text[len("Message:") :].strip()]
+            b.section = "message"
+        elif text.startswith("Backtrace:"):
+            b.section = "backtrace"
+            rest = text[len("Backtrace:") :].strip()
+            if rest:
+                b.backtrace.append(_clip(rest))
+        elif b.section == "backtrace":
+            if text:
+                b.backtrace.append(_clip(text))
+        elif b.section == "message" and text and not text.startswith(("This is a critical", "Please report")):
+            if len(b.message) < 5:
+                b.message.append(text)
+        elif not text or text.startswith(("This is a critical", "Please report")):
+            b.section = "tail" if b.section == "message" else b.section
+        return True
+
+    def _continue_default(self, b: _Block, text: str, out: list[LogRecord]) -> bool:
+        if b.section == "head":
+            if text.startswith("note: "):
+                b.section = "note"
+                return True
+            if text.startswith("stack backtrace:"):
+                b.section = "backtrace"
+                return True
+            if not text:
+                b.section = "note"
+                return True
+            if len(b.message) < 5:
+                b.message.append(text)
+            return True
+        if b.section == "note":
+            if text.startswith("stack backtrace:"):
+                b.section = "backtrace"
+                return True
+            if text.startswith("note: "):
+                return True
+            self._close_block(out)
+            return False
+        # backtrace frames
+        if _FRAME.match(text if text.startswith(" ") else " " + text) and (
+            text[:1].isdigit() or text.startswith("at ")
+        ):
+            b.backtrace.append(_clip(text))
+            return True
+        if text.startswith("note: "):
+            return True
+        self._close_block(out)
+        return False
+
+    def _continue_error(self, b: _Block, text: str, out: list[LogRecord]) -> bool:
+        if not text:
+            return True
+        if text.startswith("Caused by:"):
+            b.section = "causes"
+            return True
+        if text.startswith(("Stack backtrace:", "stack backtrace:")):
+            b.section = "backtrace"
+            return True
+        if b.section == "causes" and (text[:1].isdigit() or not b.causes):
+            b.causes.append(_clip(text.split(": ", 1)[1] if text[:1].isdigit() else text))
+            return True
+        if b.section == "backtrace" and (text[:1].isdigit() or text.startswith("at ")):
+            b.backtrace.append(_clip(text))
+            return True
+        if b.section == "head" and len(b.text) < _TEXT_CAP:
+            b.text += "\n" + text
+            return True
+        self._close_block(out)
+        return False
+
+    def _new_run(self, number: int, line: _Line, synthetic: bool, out: list[LogRecord]) -> None:
+        self._close_block(out)
+        prev_ts = self._prev_ts if self._prev_line == number - 1 else None
+        out.append(Banner(line.ts, prev_ts, synthetic, _clip(line.text.strip()), self.source, number))
+        self._terminal = False
+        self._after_compose_exit = False
+        self._hints = set()
+        self._synthetic_open = synthetic
+        self._emitted = True
+
+    def _classify(self, number: int, line: _Line, out: list[LogRecord]) -> None:
+        text = line.text.strip()
+        if not text and not line.compose_own:
+            return
+        src = self.source
+        if line.compose_own:
+            m = _COMPOSE_EXIT.match(text)
+            if m is not None:
+                self._close_block(out)
+                out.append(ComposeExit(line.ts, m.group(1), int(m.group(2)), src, number))
+                self._terminal = True
+                self._after_compose_exit = True
+            return
+        if "Starting rsky-ingester" in text:
+            if self._synthetic_open and not self._terminal:
+                self._synthetic_open = False  # the banner of the run its breadcrumbs opened
+                return
+            self._new_run(number, line, False, out)
+            return
+        hint = next((h for h in _HINTS if h in text), None)
+        if (hint is not None and (self._terminal or hint in self._hints or not self._emitted)) or (
+            self._after_compose_exit and line.compose is not None
+        ):
+            self._new_run(number, line, True, out)
+        if hint is not None:
+            self._hints.add(hint)
+        if "FATAL PANIC OCCURRED" in text:
+            self._close_block(out)
+            self._block = _Block("hook", number, line.ts, text=text)
+            return
+        if text.startswith("thread '") and " panicked at " in text:
+            m = _DEFAULT_PANIC.match(text)
+            if m is not None:
+                self._close_block(out)
+                b = _Block("default", number, line.ts, thread=m.group(1), text=text)
+                where = m.group(2).rstrip()
+                old = _OLD_PANIC.match(where)
+                if old is not None:  # Rust < 1.73: message and location on one line
+                    b.message = [old.group(1)]
+                    b.location = old.group(2)
+                    b.section = "note"
+                else:
+                    b.location = where[:-1] if where.endswith(":") else where
+                self._block = b
+                return
+        if text.startswith("Error: ") and line.level is None:
+            self._close_block(out)
+            self._block = _Block("error", number, line.ts, text=text[len("Error: ") :])
+            self._terminal = True
+            return
+        if "[EXIT-TRACE]" in text or "EXIT PATH " in text:
+            self._exit_trace(number, line, text, out)
+            return
+        if "CRITICAL" in text:
+            self._critical(number, line, text, out)
+            return
+        m = _RESULT.search(text)
+        if m is not None:
+            kind, error, inner = classify_result(m.group(2))
+            out.append(TaskResult(line.ts, _task(m.group(1)), kind, error, inner, _clip(text), src, number))
+            return
+        if "Backpressure active" in text or "Memory metrics:" in text:
+            m2 = _EVENTS_IN_MEMORY.search(text)
+            n = int(m2.group(1) or m2.group(2)) if m2 else None
+            out.append(Pressure(line.ts, n, _clip(text), src, number))
+            return
+        if line.level == "ERROR":
+            low = text.lower()
+            kind = (
+                "redis"
+                if "redis" in low
+                else "websocket"
+                if ("websocket" in low or "connection" in low or "tungstenite" in low)
+                else "other"
+            )
+            task = next((t for t in TASKS if t in (line.target or "") or t in low), None)
+            out.append(ConnError(line.ts, kind, task, _clip(text), src, number))
+
+    def _exit_trace(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
+        body = text.split("[EXIT-TRACE]", 1)[-1].strip()
+        pm = _PATH.search(body)
+        path = pm.group(1) if pm else None
+        task: str | None = None
+        hm = _HANDLE.search(body)
+        if hm is not None:
+            task = hm.group(1)
+        else:
+            mm = _MODE_EXITED.search(body)
+            if mm is not None:
+                task = _task(mm.group(1))
+        if task is None and path is not None:
+            task = PATH_TASK.get(path)
+        rm = _RESULT.search(body)
+        if rm is not None:
+            task = _task(rm.group(1))
+        out.append(ExitTrace(line.ts, _clip(body), path, task, self.source, number))
+        if rm is not None:
+            kind, error, inner = classify_result(rm.group(2))
+            out.append(TaskResult(line.ts, task, kind, error, inner, _clip(body), self.source, number))
+        if path is not None:
+            self._terminal = True
+
+    def _critical(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
+        body = text.split("CRITICAL", 1)[1].lstrip(":").strip()
+        for kind, rx in _CRITICALS:
+            m = rx.search(body)
+            if m is not None:
+                word, host, detail = m.group(1), m.group(2), m.group(3)
+                task = _task(word)
+                if kind in ("task-completed", "task-panicked"):
+                    host = None
+                out.append(
+                    Critical(
+                        line.ts,
+                        kind,
+                        task,
+                        host or None,
+                        _clip(detail) if detail else None,
+                        _clip(text),
+                        self.source,
+                        number,
+                    )
+                )
+                return
+        out.append(Critical(line.ts, "other", None, None, None, _clip(text), self.source, number))
+
+
+def parse_log(lines: Iterable[str], source: str = "ingester.log") -> Iterator[LogRecord]:
+    """Every record in a log, reading every line."""
+    parser = LogParser(source)
+    number = 0
+    for number, raw in enumerate(lines, 1):
+        yield from parser.feed(number, raw)
+    yield from parser.finish(number)
