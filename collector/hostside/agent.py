@@ -750,12 +750,14 @@ class Window:
                         self.ooms += 1
                     elif action.startswith("kill"):
                         self.kills += 1
+        code = proc.wait()
         record(
             self.out,
             {
                 "file": "events.jsonl",
                 "argv": argv,
-                "exit_code": proc.wait(),
+                # The stream never ends by itself: the agent stops it at the end of the window.
+                "exit_code": 0 if self.stopping.is_set() else code,
                 "started": started,
                 "ended": now_iso(),
                 "timed_out": False,
