@@ -190,7 +190,7 @@ def test_refuses_a_corrupt_backup(swapped: tuple[Stack, bytes, Path, Path]) -> N
 def test_fails_clearly_when_the_service_does_not_come_up(
     swapped: tuple[Stack, bytes, Path, Path],
 ) -> None:
-    stack, _, folder, inventory = swapped
+    _, _, folder, inventory = swapped
     # The original image's entrypoint cannot start: the restored service never runs.
     folder_orig = (folder / "compose.orig").read_bytes()
     broken = folder_orig.replace(
