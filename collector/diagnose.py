@@ -44,8 +44,12 @@ class RunVerdict:
     reason: str
 
 
-def classify_run(run: Run) -> RunVerdict:
-    """The scenario that explains this run's exit, strongest evidence first."""
+def classify_run(run: Run, *, oom_visible: bool = True) -> RunVerdict:
+    """The scenario that explains this run's exit, strongest evidence first.
+
+    `oom_visible` is False when no source that could show an OOM kill was read (no kernel log,
+    no Docker events, no inspect): a SIGKILL is then not called an outside kill.
+    """
     if not run.ended:
         return RunVerdict("running", "still running when the capture ended")
     code = run.exit_code
@@ -58,6 +62,12 @@ def classify_run(run: Run) -> RunVerdict:
         return RunVerdict("impossible-path", "reached the end of main() (EXIT PATH Z)")
     killed = code in (137, 143) or (code is not None and code > 128 and code != 134)
     if killed and run.error_exit is None and run.exit_path is None:
+        if not oom_visible:
+            return RunVerdict(
+                "inconclusive",
+                f"exit {code}: killed, but without the kernel log or Docker events an OOM kill "
+                "cannot be told from an outside kill",
+            )
         via = "the Docker API (kill event)" if run.kill_events else "outside Docker"
         return RunVerdict("external-kill", f"exit {code} with no OOM evidence: signal from {via}")
     if run.panic is not None or run.result_kind == "join-panic" or run.host_task_panics or code == 101:
@@ -150,9 +160,10 @@ class Accumulator:
     unlogged_starts: int = 0
     kill_via_api: int = 0
     pressure_max: int | None = None
+    oom_visible: bool = True
 
     def add(self, run: Run) -> None:
-        verdict = classify_run(run)
+        verdict = classify_run(run, oom_visible=self.oom_visible)
         self.runs_total += 1
         if run.index == 1 and run.partial:
             self.partial_first = True
@@ -288,20 +299,27 @@ def _fmt_s(seconds: float | None) -> str:
     return "unknown" if seconds is None else f"{seconds:.1f} s"
 
 
+_GENERIC = ("tasks exited", "exited unexpectedly")
+
+
 def _error_text(run: Run) -> str | None:
+    """The most specific error text: a host task's error beats "All tasks exited"."""
+    found: list[str] = []
     if run.result_error:
-        return run.result_error
-    if run.error_exit is not None:
-        return run.error_exit.message.splitlines()[0]
+        found.append(run.result_error)
     for c in run.criticals:
         if "exited with error:" in c.text:
-            return c.text.split("exited with error:", 1)[1].strip()
-    return None
+            found.append(c.text.split("exited with error:", 1)[1].strip())
+    if run.error_exit is not None:
+        found.extend(run.error_exit.causes)
+        found.append(run.error_exit.message.splitlines()[0])
+    specific = [f for f in found if not any(g in f for g in _GENERIC)]
+    return (specific or found or [None])[0]
 
 
 def diagnose(runs: Iterable[Run], memory: MemoryInput, coverage: Coverage) -> Diagnosis:
     """The verdict for a stream of runs."""
-    acc = Accumulator()
+    acc = Accumulator(oom_visible=coverage.events or coverage.kernel or coverage.inspect)
     for run in runs:
         acc.add(run)
     return decide(acc, memory, coverage)
@@ -383,7 +401,7 @@ def _summary(
         return "No exit and no restart in the window: the ingester ran steadily."
     if rep is None or rv is None:
         return lead + "no run carried enough evidence to name a cause."
-    task = rep.task or "an unknown task"
+    task = f"the {rep.task}" if rep.task else "a"
     if scenario == "oom-kill":
         limit = f" at its {mem.limit_bytes / 2**20:.0f} MiB limit" if mem.limit_bytes else ""
         return lead + f"the kernel OOM killer killed the ingester{limit} (exit 137)."
@@ -392,15 +410,15 @@ def _summary(
     if scenario == "panic":
         where = rep.panic.location if rep.panic and rep.panic.location else "an unknown location"
         msg = f" ({rep.panic.message})" if rep.panic and rep.panic.message else ""
-        via = f", ending the {task} task via EXIT PATH {rep.exit_path}" if rep.exit_path else ""
+        via = f", ending {task} task via EXIT PATH {rep.exit_path}" if rep.exit_path else ""
         return lead + f"a panic at {where}{msg}{via}."
     if scenario == "task-error":
         err = _error_text(rep) or "an error"
         via = f" (EXIT PATH {rep.exit_path})" if rep.exit_path else ""
-        return lead + f"the {task} task returned an error{via}: {err}."
+        return lead + f"{task} task returned an error{via}: {err}."
     if scenario == "task-returned-ok":
         via = f" (EXIT PATH {rep.exit_path})" if rep.exit_path else ""
-        return lead + f"the {task} run function returned Ok(()) despite its infinite loop{via}."
+        return lead + f"{task} run function returned Ok(()) despite its infinite loop{via}."
     if scenario == "config-error":
         return lead + f"configuration error at startup: {rv.reason}."
     if scenario == "impossible-path":

@@ -78,10 +78,20 @@ class LogInput:
                 self.problems.append(Problem(self.source, "binary data (NUL bytes): not a text log"))
             parser = LogParser(self.source)
             scanner = CandidateScanner(chunks)
+            undecodable = 0
             for number, raw in scanner:
-                yield from parser.feed(number, raw.decode("utf-8", errors="replace"))
+                text = raw.decode("utf-8", errors="replace")
+                if "\ufffd" in text:
+                    undecodable += 1
+                yield from parser.feed(number, text)
             self.lines = scanner.lines
             yield from parser.finish(scanner.lines)
+            if undecodable:
+                self.problems.append(
+                    Problem(self.source, f"{undecodable} lines not valid UTF-8 (bytes replaced)")
+                )
+            if not head:
+                self.problems.append(Problem(self.source, "empty: the container printed nothing"))
         if digest is not None:
             self.sha256 = digest.hexdigest()
 
@@ -104,7 +114,9 @@ def _transcode(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
     yield decoder.decode(b"", final=True).encode("utf-8")
 
 
-def _read_text(path: Path, problems: list[Problem], rel: str) -> str | None:
+def _read_text(
+    path: Path, problems: list[Problem], rel: str, sha256: str | None = None
+) -> str | None:
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
@@ -112,6 +124,9 @@ def _read_text(path: Path, problems: list[Problem], rel: str) -> str | None:
     except OSError as exc:
         problems.append(Problem(rel, f"unreadable: {exc.strerror or exc}"))
         return None
+    if sha256 is not None and size <= SMALL_FILE_LIMIT:
+        if hashlib.sha256(data).hexdigest() != sha256:
+            problems.append(Problem(rel, "sha256 differs from the manifest (changed or cut short)"))
     if size > SMALL_FILE_LIMIT:
         problems.append(Problem(rel, f"larger than {SMALL_FILE_LIMIT >> 20} MiB: read the start"))
         data = data[:SMALL_FILE_LIMIT]
@@ -200,8 +215,12 @@ def load_bundle(root: Path) -> Bundle:
         raise BundleError(f"{root}: no bundle files (expected logs/ingester.log, events.jsonl, manifest.json...)")
     problems: list[Problem] = []
 
+    sums: dict[str, str] = {}
+
     def text(rel: str) -> str | None:
-        return _read_text(root / rel, problems, rel) if rel in present else None
+        if rel not in present:
+            return None
+        return _read_text(root / rel, problems, rel, sums.get(rel))
 
     manifest: Manifest | None = None
     mtext = text("manifest.json")
@@ -211,6 +230,7 @@ def load_bundle(root: Path) -> Bundle:
             problems.append(parsed)
         else:
             manifest = parsed
+            sums = {e.path: e.sha256 for e in parsed.entries if e.sha256}
             for entry in parsed.entries:
                 if entry.truncated:
                     problems.append(Problem(entry.path, "truncated by the capture agent"))

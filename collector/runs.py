@@ -116,6 +116,12 @@ def _cite(rec: object, text: str | None = None) -> Cite:
     return Cite(source, line if isinstance(line, int) else None, body[:300])
 
 
+def _task_in(text: str) -> str | None:
+    low = text.lower()
+    found = [t for t in ("firehose", "backfill", "labeler") if t in low]
+    return found[0] if len(found) == 1 else None
+
+
 def slope(points: Sequence[tuple[float, float]]) -> float | None:
     """Least-squares slope of y over x, or None with fewer than two distinct x."""
     n = len(points)
@@ -154,6 +160,7 @@ class _Builder:
     pressure_max: int | None = None
     evidence: list[Cite] = field(default_factory=list)
     end_ts: float | None = None
+    mode_task: str | None = None
 
     def note(self, cite: Cite) -> None:
         if len(self.evidence) < MAX_EVIDENCE:
@@ -166,6 +173,8 @@ class _Builder:
             if self.start is None:
                 self.start = ts
         if isinstance(rec, ExitTrace):
+            if rec.text.startswith("About to run ") and self.mode_task is None:
+                self.mode_task = _task_in(rec.text)
             if rec.text not in self.breadcrumbs:
                 if len(self.breadcrumbs) < MAX_BREADCRUMBS:
                     self.breadcrumbs.append(rec.text)
@@ -338,12 +347,19 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
     if exit_code is None and inspect_applies and insp is not None and not insp.running:
         exit_code, code_source = insp.exit_code, "docker inspect (State.ExitCode)"
         end = insp.finished_at
-    ended = not last or exit_code is not None or b.error_exit is not None or (b.exit_path is not None)
-    if exit_code is None and ended and not last:
+    main_panic = b.panic is not None and b.panic.thread == "main"
+    ended = (
+        not last
+        or exit_code is not None
+        or b.error_exit is not None
+        or b.exit_path is not None
+        or main_panic
+    )
+    if exit_code is None and ended:
         if b.error_exit is not None:
             exit_code, code_source = 1, "inferred (main returned Err)"
-    elif exit_code is None and last and b.error_exit is not None:
-        exit_code, code_source = 1, "inferred (main returned Err)"
+        elif b.panic is not None and b.panic.thread == "main":
+            exit_code, code_source = 101, "inferred (panic on the main thread)"
 
     lo = (start if start is not None else (end or 0.0)) - SLACK
     hi = end if end is not None else (next_start if next_start is not None else float("inf"))
@@ -417,7 +433,13 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
         b.note(c)
     for c in kills[:2]:
         b.note(c)
-    task = b.task or (b.result.task if b.result else None) or b.critical_task
+    task = (
+        b.task
+        or (b.result.task if b.result else None)
+        or b.critical_task
+        or _task_in(b.error_exit.message if b.error_exit else "")
+        or b.mode_task
+    )
     res = b.result
     return Run(
         index=b.index,

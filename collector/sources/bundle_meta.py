@@ -90,6 +90,13 @@ def parse_manifest(text: str, source: str = "manifest.json") -> Manifest | Probl
         items = [(str(k), v) for k, v in files.items()]
     elif isinstance(files, list):
         items = [(str(v.get("path", "")), v) for v in files if isinstance(v, dict)]
+    problems_note = None
+    if files is not None and not isinstance(files, dict | list):
+        problems_note = "files is neither a list nor a mapping"
+    elif files is None:
+        problems_note = "no files list"
+    if problems_note is not None:
+        return Problem(source, problems_note)
     for path, info in items:
         if not isinstance(info, dict) or not path:
             continue

@@ -156,7 +156,7 @@ class ConnError:
 
 @dataclass(frozen=True)
 class EndOfLog:
-    """The end of the stream: how many physical lines, and the last time seen on the last one."""
+    """The end of the stream: how many physical lines, and the time on the last one (if any)."""
 
     lines: int
     last_ts: float | None
@@ -375,7 +375,9 @@ class LogParser:
         out: list[LogRecord] = []
         self._close_block(out)
         lines = total_lines if total_lines is not None else self._lines
-        out.append(EndOfLog(lines, self._last_ts, self.source))
+        # the time on the file's last line itself (the scanner always forwards that line)
+        last_ts = self._prev_ts if self._prev_line == lines else None
+        out.append(EndOfLog(lines, last_ts, self.source))
         return out
 
     # -- internals ----------------------------------------------------------------------------
@@ -428,6 +430,9 @@ class LogParser:
     def _continue_block(self, b: _Block, line: _Line, out: list[LogRecord]) -> bool:
         """True if the line belonged to the open block (and needs no other reading)."""
         text = line.text.strip()
+        if line.compose_own:
+            self._close_block(out)
+            return False
         if line.level is not None:
             return False  # another thread's tracing line: not part of a stderr block
         if self._starts_block(text) or "[EXIT-TRACE]" in text:
@@ -502,6 +507,8 @@ class LogParser:
 
     def _continue_error(self, b: _Block, text: str, out: list[LogRecord]) -> bool:
         if not text:
+            if b.section == "head":
+                b.section = "gap"
             return True
         if text.startswith("Caused by:"):
             b.section = "causes"
@@ -515,7 +522,7 @@ class LogParser:
         if b.section == "backtrace" and (text[:1].isdigit() or text.startswith("at ")):
             b.backtrace.append(_clip(text))
             return True
-        if b.section == "head" and len(b.text) < _TEXT_CAP:
+        if b.section == "head" and b.text.count("\n") < 3 and len(b.text) < _TEXT_CAP:
             b.text += "\n" + text
             return True
         self._close_block(out)

@@ -1,0 +1,60 @@
+"""The byte-level prefilter hands the parser enough lines to give the same records as reading
+every line, whatever the chunking."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from collector.sources.logs import LogParser, LogRecord, parse_log
+from collector.sources.scan import CandidateScanner
+from tests.unit.conftest import BUNDLES, LOGS
+
+ALL_LOGS = sorted([*LOGS.glob("*.log"), *BUNDLES.glob("*/logs/*.log")])
+
+
+def _chunks(data: bytes, size: int) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def fast(data: bytes, size: int) -> tuple[list[LogRecord], int]:
+    parser = LogParser("x.log")
+    scanner = CandidateScanner(_chunks(data, size))
+    out: list[LogRecord] = []
+    for number, raw in scanner:
+        out.extend(parser.feed(number, raw.decode("utf-8", errors="replace")))
+    out.extend(parser.finish(scanner.lines))
+    return out, scanner.lines
+
+
+def split_newlines(text: str) -> list[str]:
+    """Lines split on LF only, as the scanner does (str.splitlines also splits on CR, FF...)."""
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    return [*lines, parts[-1]] if parts[-1] else lines
+
+
+def slow(data: bytes) -> list[LogRecord]:
+    return list(parse_log(split_newlines(data.decode("utf-8", errors="replace")), "x.log"))
+
+
+def _key(recs: list[LogRecord]) -> list[tuple[str, object, int]]:
+    return [(type(r).__name__, r, getattr(r, "line", 0)) for r in recs]
+
+
+@pytest.mark.parametrize("path", ALL_LOGS, ids=[str(p.relative_to(p.parents[1])) for p in ALL_LOGS])
+@pytest.mark.parametrize("size", [1 << 20, 4096, 97])
+def test_same_records(path: Path, size: int) -> None:
+    data = path.read_bytes()
+    got, lines = fast(data, size)
+    assert _key(got) == _key(slow(data))
+    assert lines == len(split_newlines(data.decode("utf-8", errors="replace")))
+
+
+def test_line_count_without_trailing_newline() -> None:
+    got, lines = fast(b"a\nb\nStarting rsky-ingester", 3)
+    assert lines == 3
+    assert [type(r).__name__ for r in got] == ["Banner", "EndOfLog"]
