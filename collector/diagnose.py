@@ -347,7 +347,7 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
     det: bool | None = None
     determinism = "no run ended in the window"
     if acc.ended:
-        same = acc.scenarios[scenario] if scenario in acc.scenarios else 0
+        same = acc.scenarios.get(scenario, 0)
         if acc.path_keys:
             (p, t), n = acc.path_keys.most_common(1)[0]
             who = f" ({t})" if t else ""

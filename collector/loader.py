@@ -124,9 +124,8 @@ def _read_text(
     except OSError as exc:
         problems.append(Problem(rel, f"unreadable: {exc.strerror or exc}"))
         return None
-    if sha256 is not None and size <= SMALL_FILE_LIMIT:
-        if hashlib.sha256(data).hexdigest() != sha256:
-            problems.append(Problem(rel, "sha256 differs from the manifest (changed or cut short)"))
+    if sha256 is not None and size <= SMALL_FILE_LIMIT and hashlib.sha256(data).hexdigest() != sha256:
+        problems.append(Problem(rel, "sha256 differs from the manifest (changed or cut short)"))
     if size > SMALL_FILE_LIMIT:
         problems.append(Problem(rel, f"larger than {SMALL_FILE_LIMIT >> 20} MiB: read the start"))
         data = data[:SMALL_FILE_LIMIT]

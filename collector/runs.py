@@ -236,19 +236,34 @@ class _Matcher:
         self.die_cursor = 0
         cid = ctx.container_id or (ctx.inspect.container_id if ctx.inspect else None)
         self.cid = cid
-        self.kernel = [k for k in ctx.kernel if self._ours(k)]
+        # "Killed process PID" lines carry no memcg path: they belong with the constraint line
+        # that named the same pid just before.
+        ids_by_pid: dict[int, tuple[str, ...]] = {}
+        kernel: list[KernelOom] = []
+        for k in ctx.kernel:
+            ids = k.container_ids
+            if ids and k.pid is not None:
+                ids_by_pid[k.pid] = ids
+            elif not ids and k.pid is not None:
+                ids = ids_by_pid.get(k.pid, ())
+            if self._ours(k, ids):
+                kernel.append(k)
+        self.kernel = kernel
         self.kernel_used: set[int] = set()
         self.samples = sorted((s for s in ctx.stats if s.mem_bytes is not None), key=lambda s: s.epoch)
         self.sample_times = [s.epoch for s in self.samples]
 
-    def _ours(self, k: KernelOom) -> bool:
-        if k.container_ids and self.cid:
-            return any(self.cid.startswith(i) or i.startswith(self.cid) for i in k.container_ids)
-        if k.container_ids and not self.cid:
-            return True  # cannot tell: keep it, the time match decides
-        return (
-            k.kind in ("host-killed", "memcg-killed", "invoked", "reaped") and bool(k.comm and "ingester" in k.comm)
-        ) or (k.kind == "host-killed")
+    def _ours(self, k: KernelOom, ids: tuple[str, ...]) -> bool:
+        """Whether a kernel OOM line is about this container (dmesg keeps other incidents)."""
+        if ids:
+            cid = self.cid
+            return cid is None or any(cid.startswith(i) or i.startswith(cid) for i in ids)
+        if k.kind == "invoked":
+            return False  # names the allocating task, not the victim; the constraint line decides
+        # no memcg path on the line: only a host-wide kill of our process name, matched by time
+        return k.kind == "host-killed" and bool(k.comm and "ingester" in k.comm) or (
+            self.cid is None and bool(k.comm and "ingester" in k.comm)
+        )
 
     def kernel_time(self, k: KernelOom) -> float | None:
         if k.clock == "wall":

@@ -143,18 +143,6 @@ class Pressure:
 
 
 @dataclass(frozen=True)
-class ConnError:
-    """An ERROR-level connection failure; kind is `websocket`, `redis` or `other`."""
-
-    ts: float | None
-    kind: str
-    task: str | None
-    text: str
-    source: str = field(compare=False)
-    line: int = field(compare=False)
-
-
-@dataclass(frozen=True)
 class EndOfLog:
     """The end of the stream: how many physical lines, and the time on the last one (if any)."""
 
@@ -172,7 +160,6 @@ LogRecord = (
     | ErrorExit
     | ComposeExit
     | Pressure
-    | ConnError
     | EndOfLog
     | Problem
 )
@@ -187,6 +174,7 @@ _PATH = re.compile(r"EXIT PATH ([A-Z])\b")
 _HANDLE = re.compile(r"triggered on (firehose|backfill|labeler)_handle")
 _MODE_EXITED = re.compile(r"(Firehose|Backfill|Labeler) mode exited")
 _RESULT = re.compile(r"\b(Firehose|Backfill|Labeler) (?:result|ingester exited): (.*)$")
+_EXITED = re.compile(r"\b(Firehose|Backfill|Labeler) ingester exited: (.*)$")
 _DEFAULT_PANIC = re.compile(r"^thread '([^']*)'(?: \(\d+\))? panicked at (.*)$")
 _OLD_PANIC = re.compile(r"^'(.*)', (\S+:\d+:\d+)$")
 _FRAME = re.compile(r"^\s+(?:\d+: |at )")
@@ -199,7 +187,21 @@ _CRITICALS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("all-exited", re.compile(r"All (\w+) tasks exited()()")),
     ("family-exited", re.compile(r"(\w+) ingester exited unexpectedly()()")),
 )
-_HINTS = ("Configuration: ", "Running in 'all' mode", "About to run ")
+_HINTS = ("[EXIT-TRACE] Running in 'all' mode", "[EXIT-TRACE] About to run ")
+# Every line that can produce a record holds one of these; the scanner forwards exactly those
+# lines (plus block follow-ups), so reading only them gives the same records as reading all.
+NEEDLES = (
+    "Starting rsky-ingester",
+    "EXIT-TRACE",
+    "CRITICAL",
+    "PANIC OCCURRED",
+    "panicked at",
+    "Error: ",
+    " exited with code ",
+    " ingester exited: ",
+    "Backpressure active",
+    "Memory metrics:",
+)
 
 
 def _task(word: str | None) -> str | None:
@@ -528,9 +530,11 @@ class LogParser:
         self._close_block(out)
         return False
 
-    def _new_run(self, number: int, line: _Line, synthetic: bool, out: list[LogRecord]) -> None:
+    def _new_run(
+        self, number: int, line: _Line, synthetic: bool, out: list[LogRecord], *, prev: bool = True
+    ) -> None:
         self._close_block(out)
-        prev_ts = self._prev_ts if self._prev_line == number - 1 else None
+        prev_ts = self._prev_ts if prev and self._prev_line == number - 1 else None
         out.append(Banner(line.ts, prev_ts, synthetic, _clip(line.text.strip()), self.source, number))
         self._terminal = False
         self._after_compose_exit = False
@@ -558,10 +562,14 @@ class LogParser:
             self._new_run(number, line, False, out)
             return
         hint = next((h for h in _HINTS if h in text), None)
-        if (hint is not None and (self._terminal or hint in self._hints or not self._emitted)) or (
-            self._after_compose_exit and line.compose is not None
-        ):
+        if hint is not None and (self._terminal or hint in self._hints or not self._emitted):
             self._new_run(number, line, True, out)
+        elif (
+            self._after_compose_exit
+            and line.compose is not None
+            and any(n in text for n in NEEDLES)
+        ):
+            self._new_run(number, line, True, out, prev=False)
         if hint is not None:
             self._hints.add(hint)
         if "FATAL PANIC OCCURRED" in text:
@@ -588,13 +596,13 @@ class LogParser:
             self._block = _Block("error", number, line.ts, text=text[len("Error: ") :])
             self._terminal = True
             return
-        if "[EXIT-TRACE]" in text or "EXIT PATH " in text:
+        if "[EXIT-TRACE]" in text:
             self._exit_trace(number, line, text, out)
             return
         if "CRITICAL" in text:
             self._critical(number, line, text, out)
             return
-        m = _RESULT.search(text)
+        m = _EXITED.search(text)
         if m is not None:
             kind, error, inner = classify_result(m.group(2))
             out.append(TaskResult(line.ts, _task(m.group(1)), kind, error, inner, _clip(text), src, number))
@@ -604,17 +612,6 @@ class LogParser:
             n = int(m2.group(1) or m2.group(2)) if m2 else None
             out.append(Pressure(line.ts, n, _clip(text), src, number))
             return
-        if line.level == "ERROR":
-            low = text.lower()
-            kind = (
-                "redis"
-                if "redis" in low
-                else "websocket"
-                if ("websocket" in low or "connection" in low or "tungstenite" in low)
-                else "other"
-            )
-            task = next((t for t in TASKS if t in (line.target or "") or t in low), None)
-            out.append(ConnError(line.ts, kind, task, _clip(text), src, number))
 
     def _exit_trace(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
         body = text.split("[EXIT-TRACE]", 1)[-1].strip()

@@ -12,31 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from collector.sources.logs import BLOCK_SPAN
+from collector.sources.logs import NEEDLES as LOG_NEEDLES
 
 BANNER = b"Starting rsky-ingester"
-# Every substring that makes LogParser produce a record. Keep in step with LogParser._classify.
-NEEDLES: tuple[bytes, ...] = (
-    BANNER,
-    b"EXIT-TRACE",
-    b"EXIT PATH",
-    b"CRITICAL",
-    b"PANIC OCCURRED",
-    b"panicked",
-    b"Error: ",
-    b" exited with code ",
-    b" ingester exited: ",
-    b" result: ",
-    b"Backpressure active",
-    b"Memory metrics:",
-    b"Configuration: ",
-    b"Running in 'all' mode",
-    b"About to run ",
-    b"ERROR",
-)
+NEEDLES: tuple[bytes, ...] = tuple(n.encode() for n in LOG_NEEDLES)
+# Hits that may open a run: the line before them carries the previous run's last timestamp.
+OPENERS = (BANNER, b"EXIT-TRACE")
 # Lines after a hit that may belong to the block it starts.
 FOLLOW: dict[bytes, int] = {
     b"PANIC OCCURRED": BLOCK_SPAN,
-    b"panicked": BLOCK_SPAN,
+    b"panicked at": BLOCK_SPAN,
     b"Error: ": BLOCK_SPAN,
     b" exited with code ": 3,
 }
@@ -75,7 +60,7 @@ class CandidateScanner:
                     start = work.rfind(b"\n", 0, pos) + 1
                     if wanted.get(start, -1) < extra:
                         wanted[start] = extra
-                    if needle is BANNER:
+                    if needle in OPENERS:
                         if start == 0:
                             if last is not None and last[0] > last_sent:
                                 yield last
