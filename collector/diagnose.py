@@ -314,7 +314,8 @@ def _error_text(run: Run) -> str | None:
         found.extend(run.error_exit.causes)
         found.append(run.error_exit.message.splitlines()[0])
     specific = [f for f in found if not any(g in f for g in _GENERIC)]
-    return (specific or found or [None])[0]
+    pool = specific or found
+    return pool[0] if pool else None
 
 
 def diagnose(runs: Iterable[Run], memory: MemoryInput, coverage: Coverage) -> Diagnosis:

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import os
+import shutil
+import subprocess
+import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from collector.diagnose import Coverage, MemoryInput
 from collector.errors import BundleError
@@ -27,7 +33,7 @@ from collector.sources.dmesg import KernelOom, parse_dmesg
 from collector.sources.events import DockerEvent, parse_events
 from collector.sources.inspect import Inspect, parse_inspect
 from collector.sources.logs import LogParser, LogRecord
-from collector.sources.scan import CandidateScanner
+from collector.sources.scan import FOLLOW, NEEDLES, OPENERS, CandidateScanner
 from collector.sources.stats import StatsSample, parse_stats
 
 CHUNK = 8 << 20
@@ -71,13 +77,22 @@ class LogInput:
             head = fh.read(4096)
             fh.seek(0)
             chunks: Iterator[bytes] = _chunks(fh, digest)
+            _transcoded: Iterator[bytes] | None = None
             if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
                 self.problems.append(Problem(self.source, "UTF-16 text: transcoded to UTF-8"))
-                chunks = _transcode(chunks, "utf-16")
+                chunks = _transcoded = _transcode(chunks, "utf-16")
             elif head and head.count(b"\0") > len(head) // 8:
                 self.problems.append(Problem(self.source, "binary data (NUL bytes): not a text log"))
             parser = LogParser(self.source)
-            scanner = CandidateScanner(chunks)
+            scanner: CandidateScanner | GrepCandidates
+            if (
+                GREP is not None
+                and chunks is not _transcoded
+                and not os.environ.get("INGESTER_COLLECTOR_NO_GREP")
+            ):
+                scanner = GrepCandidates(self.path, fh, digest)
+            else:
+                scanner = CandidateScanner(chunks)
             undecodable = 0
             for number, raw in scanner:
                 text = raw.decode("utf-8", errors="replace")
@@ -94,6 +109,120 @@ class LogInput:
                 self.problems.append(Problem(self.source, "empty: the container printed nothing"))
         if digest is not None:
             self.sha256 = digest.hexdigest()
+
+
+GREP = shutil.which("grep")
+
+
+class GrepCandidates:
+    """The scanner's contract (same lines, same numbers) with GNU grep doing the search.
+
+    grep finds the needle lines (`-F`, many patterns, one pass) far faster than Python can; the
+    follow-up lines, the line before an opener and the last line are read back by offset, and a
+    thread counts (and hashes) the file meanwhile. Falls back to nothing: the loader uses
+    `CandidateScanner` when grep is missing.
+    """
+
+    def __init__(self, path: Path, fh: BinaryIO, digest: hashlib._Hash | None) -> None:
+        self.path = path
+        self._fh = fh
+        self._digest = digest
+        self.lines = 0
+
+    def _count(self, result: list[int]) -> None:
+        newlines = 0
+        last = b""
+        with self.path.open("rb") as fh:
+            while True:
+                block = fh.read(CHUNK)
+                if not block:
+                    break
+                newlines += block.count(b"\n")
+                last = block[-1:]
+                if self._digest is not None:
+                    self._digest.update(block)
+        result.append(newlines + (1 if last and last != b"\n" else 0))
+
+    def _read_lines(self, offset: int, n: int) -> list[bytes]:
+        fh = self._fh
+        fh.seek(offset)
+        out: list[bytes] = []
+        while len(out) < n:
+            line = fh.readline()
+            if not line:
+                break
+            out.append(line)
+        return out
+
+    def _line_before(self, offset: int) -> bytes:
+        window = 1024
+        while True:
+            start = max(0, offset - window)
+            self._fh.seek(start)
+            data = self._fh.read(offset - start)
+            cut = data.rfind(b"\n", 0, len(data) - 1)
+            if cut >= 0 or start == 0:
+                return data[cut + 1 :]
+            window *= 8
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        counted: list[int] = []
+        counter = threading.Thread(target=self._count, args=(counted,), daemon=True)
+        counter.start()
+        argv = [str(GREP), "-a", "-n", "-b", "-F"]
+        for needle in NEEDLES:
+            argv += ["-e", needle.decode()]
+        proc = subprocess.Popen(
+            [*argv, "--", str(self.path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "LC_ALL": "C"},
+        )
+        assert proc.stdout is not None
+        sent = 0
+        queue: deque[tuple[int, bytes]] = deque()
+        try:
+            for out in proc.stdout:
+                num_b, off_b, content = out.split(b":", 2)
+                num, off = int(num_b), int(off_b)
+                while queue and queue[0][0] < num:
+                    qn, qline = queue.popleft()
+                    if qn > sent:
+                        sent = qn
+                        yield qn, qline
+                if num > 1 and num - 1 > sent and any(o in content for o in OPENERS):
+                    sent = num - 1
+                    yield num - 1, self._line_before(off)
+                if num > sent:
+                    sent = num
+                    yield num, content
+                extra = max((k for n, k in FOLLOW.items() if n in content), default=0)
+                if extra:
+                    have = queue[-1][0] if queue else num
+                    lines = self._read_lines(off + len(content), extra)
+                    for i, line in enumerate(lines, num + 1):
+                        if i > have:
+                            queue.append((i, line))
+            while queue:
+                qn, qline = queue.popleft()
+                if qn > sent:
+                    sent = qn
+                    yield qn, qline
+        finally:
+            proc.stdout.close()
+            proc.wait()
+            counter.join()
+        self.lines = counted[0] if counted else 0
+        if self.lines > sent:
+            yield self.lines, self._last_line(self.path.stat().st_size)
+
+    def _last_line(self, size: int) -> bytes:
+        start = max(0, size - 65536)
+        self._fh.seek(start)
+        data = self._fh.read(size - start)
+        if data.endswith(b"\n"):
+            return data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
+        return data[data.rfind(b"\n") + 1 :]
 
 
 def _chunks(fh: object, digest: hashlib._Hash | None) -> Iterator[bytes]:

@@ -261,7 +261,7 @@ class _Matcher:
         if k.kind == "invoked":
             return False  # names the allocating task, not the victim; the constraint line decides
         # no memcg path on the line: only a host-wide kill of our process name, matched by time
-        return k.kind == "host-killed" and bool(k.comm and "ingester" in k.comm) or (
+        return (k.kind == "host-killed" and bool(k.comm and "ingester" in k.comm)) or (
             self.cid is None and bool(k.comm and "ingester" in k.comm)
         )
 
@@ -384,8 +384,12 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
     kills: list[Cite] = []
     signals: list[int] = []
     unlogged = 0
+    # oom and kill events come before the die they cause; only starts are looked for later
+    ev_hi = (die.time + 0.5) if die is not None else hi
     if start is not None or end is not None:
         for e in m.events_between(lo, hi):
+            if e.action in ("oom", "kill") and e.time > ev_hi:
+                continue
             if e.action == "oom":
                 oom.append(_cite(e, "docker event oom"))
                 if "docker events (oom)" not in sources:

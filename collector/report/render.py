@@ -15,6 +15,9 @@ _ENV = jinja2.Environment(
     lstrip_blocks=False,
     keep_trailing_newline=True,
     undefined=jinja2.StrictUndefined,
+    # compiled templates are cached per user in the temp dir: compiling costs more than a
+    # 100 MB log takes to read
+    bytecode_cache=jinja2.FileSystemBytecodeCache(),
 )
 
 

@@ -33,7 +33,7 @@ PATH_TASK = {
 
 # How many physical lines after a block's first line can still belong to it. The scanner
 # forwards this many follow-up lines after each block start, so both feeding styles agree.
-BLOCK_SPAN = 40
+BLOCK_SPAN = {"hook": 20, "default": 30, "error": 24}
 BACKTRACE_HEAD = 12
 _TEXT_CAP = 2000
 
@@ -343,8 +343,7 @@ class LogParser:
     def __init__(self, source: str) -> None:
         self.source = source
         self._block: _Block | None = None
-        self._last_ts: float | None = None
-        self._prev_ts: float | None = None
+        self._prev_raw = ""
         self._prev_line = 0
         self._lines = 0
         self._terminal = False
@@ -358,16 +357,20 @@ class LogParser:
     # -- public -------------------------------------------------------------------------------
     def feed(self, number: int, raw: str) -> list[LogRecord]:
         """Records completed by line `number` (1-based, may skip ordinary lines)."""
-        out: list[LogRecord] = []
         self._lines = max(self._lines, number)
-        line = split_line(raw)
         block = self._block
-        if block is not None and number - block.first > BLOCK_SPAN:
+        if block is None and not any(n in raw for n in NEEDLES):
+            # an ordinary line (most of a log): only remembered, parsed if a banner needs it
+            self._prev_line, self._prev_raw = number, raw
+            return []
+        out: list[LogRecord] = []
+        line = split_line(raw)
+        if block is not None and number - block.first > BLOCK_SPAN[block.kind]:
             self._close_block(out)
             block = None
         if block is None or not self._continue_block(block, line, out):
             self._classify(number, line, out)
-        self._remember(number, line)
+        self._prev_line, self._prev_raw = number, raw
         if out or self._block is not None:
             self._emitted = True
         return out
@@ -378,16 +381,13 @@ class LogParser:
         self._close_block(out)
         lines = total_lines if total_lines is not None else self._lines
         # the time on the file's last line itself (the scanner always forwards that line)
-        last_ts = self._prev_ts if self._prev_line == lines else None
+        last_ts = self._prev_ts() if self._prev_line == lines else None
         out.append(EndOfLog(lines, last_ts, self.source))
         return out
 
     # -- internals ----------------------------------------------------------------------------
-    def _remember(self, number: int, line: _Line) -> None:
-        self._prev_line = number
-        self._prev_ts = line.ts
-        if line.ts is not None:
-            self._last_ts = line.ts
+    def _prev_ts(self) -> float | None:
+        return split_line(self._prev_raw).ts if self._prev_raw else None
 
     def _close_block(self, out: list[LogRecord]) -> None:
         b = self._block
@@ -534,7 +534,7 @@ class LogParser:
         self, number: int, line: _Line, synthetic: bool, out: list[LogRecord], *, prev: bool = True
     ) -> None:
         self._close_block(out)
-        prev_ts = self._prev_ts if prev and self._prev_line == number - 1 else None
+        prev_ts = self._prev_ts() if prev and self._prev_line == number - 1 else None
         out.append(Banner(line.ts, prev_ts, synthetic, _clip(line.text.strip()), self.source, number))
         self._terminal = False
         self._after_compose_exit = False

@@ -20,9 +20,9 @@ NEEDLES: tuple[bytes, ...] = tuple(n.encode() for n in LOG_NEEDLES)
 OPENERS = (BANNER, b"EXIT-TRACE")
 # Lines after a hit that may belong to the block it starts.
 FOLLOW: dict[bytes, int] = {
-    b"PANIC OCCURRED": BLOCK_SPAN,
-    b"panicked at": BLOCK_SPAN,
-    b"Error: ": BLOCK_SPAN,
+    b"PANIC OCCURRED": BLOCK_SPAN["hook"],
+    b"panicked at": BLOCK_SPAN["default"],
+    b"Error: ": BLOCK_SPAN["error"],
     b" exited with code ": 3,
 }
 

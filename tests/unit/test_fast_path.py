@@ -58,3 +58,38 @@ def test_line_count_without_trailing_newline() -> None:
     got, lines = fast(b"a\nb\nStarting rsky-ingester", 3)
     assert lines == 3
     assert [type(r).__name__ for r in got] == ["Banner", "EndOfLog"]
+
+
+GREP_CASES = [p for p in ALL_LOGS if p.stat().st_size < 2_000_000]
+EDGE = [b"", b"a", b"a\n", b"\n\n", b"Starting rsky-ingester", b"x\nStarting rsky-ingester\n",
+        b"Error: x\n" + b"y\n" * 50, b"\x00\xffCRITICAL\r\n\r\n", b"thread 'a' panicked at x:\nm"]
+
+
+def _grep_lines(data: bytes, tmp_path: Path) -> tuple[list[tuple[int, bytes]], int]:
+    from collector.loader import GrepCandidates
+
+    f = tmp_path / "g.log"
+    f.write_bytes(data)
+    with f.open("rb") as fh:
+        g = GrepCandidates(f, fh, None)
+        got = list(g)
+    return got, g.lines
+
+
+@pytest.mark.parametrize("path", GREP_CASES, ids=[p.name for p in GREP_CASES])
+def test_grep_candidates_match_scanner(path: Path, tmp_path: Path) -> None:
+    data = path.read_bytes()
+    scanner = CandidateScanner(_chunks(data, 1 << 20))
+    want = list(scanner)
+    got, lines = _grep_lines(data, tmp_path)
+    assert [(n, b.rstrip(b"\n")) for n, b in got] == [(n, b.rstrip(b"\n")) for n, b in want]
+    assert lines == scanner.lines
+
+
+@pytest.mark.parametrize("data", EDGE)
+def test_grep_candidates_edges(data: bytes, tmp_path: Path) -> None:
+    scanner = CandidateScanner(_chunks(data, 5))
+    want = list(scanner)
+    got, lines = _grep_lines(data, tmp_path)
+    assert [(n, b.rstrip(b"\n")) for n, b in got] == [(n, b.rstrip(b"\n")) for n, b in want]
+    assert lines == scanner.lines
