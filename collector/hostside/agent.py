@@ -330,7 +330,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise AgentError("run: no command given")
     code = run_to_file(Path(args.out), args.file, argv, timeout=args.timeout, append=True, cwd=args.cwd)
     tail = (Path(args.out) / args.file).read_bytes()[-2000:].decode(errors="replace")
-    emit({"exit_code": code, "tail": tail})
+    # The tail is shown in Ansible's output, which leaves the host: redact it like the bundle.
+    redactor = Redactor.load(Path(args.map) if args.map else None)
+    if args.learn_compose and Path(args.learn_compose).is_file():
+        redactor.learn_assignments(Path(args.learn_compose).read_text(errors="replace"))
+    emit({"exit_code": code, "tail": redactor.line(tail)})
     return EXIT_OK if code == 0 else EXIT_FAILED
 
 
@@ -1323,6 +1327,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", required=True)
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--cwd", default=None)
+    p.add_argument("--map", default="", help="redaction map: known secrets are hidden in the printed tail")
+    p.add_argument("--learn-compose", default="", help="compose file whose secret-looking values are hidden too")
     p.add_argument("argv", nargs=argparse.REMAINDER)
 
     p = sub.add_parser("snapshot")
