@@ -276,7 +276,12 @@ class Coverage:
 
 
 def _memory(acc: Accumulator, mem: MemoryInput) -> Memory:
-    slope = statistics.median(acc.slopes) if len(acc.slopes) else mem.series_slope
+    # Across restarts the series is a sawtooth: its overall slope says nothing. Use it only
+    # when no run ended (one long run).
+    if len(acc.slopes):
+        slope: float | None = statistics.median(acc.slopes)
+    else:
+        slope = mem.series_slope if acc.ended == 0 else None
     to_limit: float | None = None
     if slope and slope > 0 and mem.limit_bytes and mem.last_bytes is not None:
         to_limit = max(0.0, (mem.limit_bytes - mem.last_bytes) / slope)

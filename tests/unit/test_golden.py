@@ -101,3 +101,13 @@ def test_every_scenario_is_covered() -> None:
     from collector.diagnose import SCENARIOS
 
     assert seen == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("bundle", CASES[:6], ids=[p.name for p in CASES[:6]])
+def test_report_matches_schema(bundle: Path, tmp_path: Path) -> None:
+    from collector.report.schema import validate
+
+    main(["summarize", str(bundle), "--out", str(tmp_path), "--quiet"])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert validate(report) == []
+    assert validate({"schema_version": 2}) != []

@@ -1,0 +1,132 @@
+"""The shape of report.json (schema_version 1), checked by `validate`. Documented in docs/report.md.
+
+A small structural schema (required keys and their JSON types) rather than a JSON Schema
+document: the collector has no jsonschema dependency, and this is what consumers rely on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA_VERSION = 1
+_NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
+_OPT_STR = (str, type(None))
+_OPT_INT = (int, type(None))
+_OPT_BOOL = (bool, type(None))
+
+DIST = {"count": int, "min": _OPT_NUM, "median": _OPT_NUM, "max": _OPT_NUM}
+CITE = {"file": str, "line": _OPT_INT, "text": str}
+SCHEMA: dict[str, Any] = {
+    "schema_version": int,
+    "generated_by": str,
+    "input": {"mode": str, "files": list},
+    "verdict": {
+        "scenario": str,
+        "task": _OPT_STR,
+        "exit_path": _OPT_STR,
+        "summary": str,
+        "confidence": str,
+        "deterministic": _OPT_BOOL,
+        "determinism": str,
+        "needs_debug_build": bool,
+        "instrumented": bool,
+        "evidence": [CITE],
+        "next_steps": list,
+    },
+    "panic": (dict, type(None)),
+    "restarts": {
+        "count": int,
+        "runs": int,
+        "exit_codes": dict,
+        "exit_paths": dict,
+        "scenarios": dict,
+        "intervals_seconds": DIST,
+        "matches_production_pattern": _OPT_BOOL,
+        "time_to_exit_seconds": DIST,
+        "restart_count_inspect": _OPT_INT,
+        "starts_without_banner": int,
+        "killed_via_docker_api": int,
+    },
+    "runs": [
+        {
+            "index": int,
+            "start": _OPT_STR,
+            "end": _OPT_STR,
+            "ended": bool,
+            "partial": bool,
+            "scenario": str,
+            "reason": str,
+            "exit_code": _OPT_INT,
+            "exit_path": _OPT_STR,
+            "task": _OPT_STR,
+            "oom": [CITE],
+            "kill_events": [CITE],
+            "memory": dict,
+        }
+    ],
+    "runs_omitted": int,
+    "memory": {
+        "limit_bytes": _OPT_INT,
+        "peak_bytes": _OPT_INT,
+        "slope_bytes_per_second": _OPT_NUM,
+        "seconds_to_limit": _OPT_NUM,
+        "samples": int,
+        "reaches_limit_at_exit": _OPT_BOOL,
+    },
+    "questions": [
+        {"id": str, "question": str, "answer": str, "answerable": bool, "needs_debug_build": bool}
+    ],
+    "root_causes": [
+        {
+            "id": str,
+            "title": str,
+            "rank": int,
+            "likelihood": str,
+            "score": _NUM,
+            "evidence": list,
+            "next_step": str,
+        }
+    ],
+    "production_history": {"present": bool, "runs": int},
+    "capture": {
+        "lines": dict,
+        "tee_missed_lines": _OPT_INT,
+        "missing": [{"file": str, "cost": str}],
+        "damaged": [{"file": str, "problems": list, "cost": str}],
+        "window": dict,
+    },
+}
+
+
+def _check(value: Any, spec: Any, path: str, errors: list[str]) -> None:
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            errors.append(f"{path}: expected an object")
+            return
+        for key, sub in spec.items():
+            if key not in value:
+                errors.append(f"{path}.{key}: missing")
+            else:
+                _check(value[key], sub, f"{path}.{key}", errors)
+    elif isinstance(spec, list):
+        if not isinstance(value, list):
+            errors.append(f"{path}: expected a list")
+            return
+        for i, item in enumerate(value):
+            _check(item, spec[0], f"{path}[{i}]", errors)
+    else:
+        types = spec if isinstance(spec, tuple) else (spec,)
+        if isinstance(value, bool) and bool not in types:
+            errors.append(f"{path}: bool where {types} expected")
+        elif not isinstance(value, types):
+            errors.append(f"{path}: {type(value).__name__} where {types} expected")
+
+
+def validate(report: dict[str, Any]) -> list[str]:
+    """Problems with a report's shape; empty when it matches schema_version 1."""
+    errors: list[str] = []
+    _check(report, SCHEMA, "$", errors)
+    if report.get("schema_version") != SCHEMA_VERSION:
+        errors.append(f"$.schema_version: not {SCHEMA_VERSION}")
+    return errors
