@@ -34,9 +34,7 @@ FAMILIES = ("firehose", "backfill", "labeler")
 
 _TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?")
 _DMESG_TS = re.compile(r"^\[\s*(\d+\.\d+)\]\s*")
-_KILLED = re.compile(
-    r"(?:Memory cgroup out of memory|Out of memory): Killed process (\d+) \(([^)]*)\)"
-)
+_KILLED = re.compile(r"(?:Memory cgroup out of memory|Out of memory): Killed process (\d+) \(([^)]*)\)")
 _OOM_KILL = re.compile(r"oom-kill:.*?task_memcg=([^,\s]*),task=([^,\s]*),pid=(\d+)")
 
 
@@ -328,6 +326,15 @@ def parse_baseline(data: Mapping[str, Any]) -> Baseline:
 
 def parse_facts(data: Any) -> Facts:
     """The probe's JSON object as typed facts; raises VerifyError on a malformed document."""
+    try:
+        return _parse_facts(data)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        if isinstance(exc, VerifyError):
+            raise
+        raise VerifyError(f"facts: malformed ({exc})") from exc
+
+
+def _parse_facts(data: Any) -> Facts:
     data = _obj(data, "facts")
     if data.get("schema") != 1:
         raise VerifyError(f"facts: unknown schema {data.get('schema')!r} (this reads 1)")
@@ -415,9 +422,7 @@ def judge_exit_traces(facts: Facts) -> Criterion:
     if logs is None or logs.error:
         why = (logs.error if logs else None) or facts.inspect_error or "no logs read"
         return Criterion("exit_traces", title, Status.UNKNOWN, f"logs unreadable: {why}", threshold)
-    scope = (
-        f"since the baseline ({logs.since})" if logs.since else "since the container was created"
-    )
+    scope = f"since the baseline ({logs.since})" if logs.since else "since the container was created"
     kinds: dict[str, int] = {}
     for line in logs.exit_lines:
         kinds[line.kind] = kinds.get(line.kind, 0) + 1
@@ -449,9 +454,7 @@ def judge_uptime(facts: Facts, t: Thresholds, now: float) -> tuple[Criterion, fl
     c = facts.container
     if c is None:
         return (
-            Criterion(
-                "uptime", title, Status.FAIL, f"no container: {facts.inspect_error}", threshold
-            ),
+            Criterion("uptime", title, Status.FAIL, f"no container: {facts.inspect_error}", threshold),
             None,
         )
     evidence = [
@@ -460,9 +463,7 @@ def judge_uptime(facts: Facts, t: Thresholds, now: float) -> tuple[Criterion, fl
     ]
     if not c.running or c.restarting or c.started_at is None:
         return (
-            Criterion(
-                "uptime", title, Status.FAIL, f"container {c.status}", threshold, tuple(evidence)
-            ),
+            Criterion("uptime", title, Status.FAIL, f"container {c.status}", threshold, tuple(evidence)),
             None,
         )
     stable_since = c.started_at
@@ -470,10 +471,7 @@ def judge_uptime(facts: Facts, t: Thresholds, now: float) -> tuple[Criterion, fl
     b = facts.baseline
     if b is not None and b.container_id == c.id:
         restarts_since_baseline = c.restart_count - b.restart_count
-        evidence.append(
-            f"baseline {b.recorded_at_raw}: RestartCount {b.restart_count}, "
-            f"StartedAt {b.started_at_raw}"
-        )
+        evidence.append(f"baseline {b.recorded_at_raw}: RestartCount {b.restart_count}, StartedAt {b.started_at_raw}")
         if restarts_since_baseline == 0 and b.started_at_raw == c.started_at_raw:
             # Running with the same StartedAt when the baseline was taken and now: up throughout.
             stable_since = min(c.started_at, b.recorded_at)
@@ -553,15 +551,12 @@ def fit(points: Sequence[tuple[float, float]], limit: int) -> MemoryTrend:
 
 def _growing(trend: MemoryTrend, limit: int, t: Thresholds) -> bool:
     sustained = (
-        trend.slope_bytes_per_second * trend.span_seconds >= t.memory_noise_mib * MIB
-        and trend.r2 >= t.memory_min_r2
+        trend.slope_bytes_per_second * trend.span_seconds >= t.memory_noise_mib * MIB and trend.r2 >= t.memory_min_r2
     )
     if not sustained:
         return False
     if limit > 0:
-        return (
-            trend.hours_to_limit is not None and trend.hours_to_limit < t.memory_min_hours_to_limit
-        )
+        return trend.hours_to_limit is not None and trend.hours_to_limit < t.memory_min_hours_to_limit
     return trend.slope_bytes_per_second * 3600 / MIB > t.memory_max_growth_mib_per_hour
 
 
@@ -595,10 +590,7 @@ def judge_memory(
             f"the limit within {t.memory_min_hours_to_limit:g} h"
         )
     else:
-        threshold = (
-            f"no sustained growth faster than {t.memory_max_growth_mib_per_hour:g} MiB/h "
-            "(no limit set)"
-        )
+        threshold = f"no sustained growth faster than {t.memory_max_growth_mib_per_hour:g} MiB/h (no limit set)"
     c = facts.container
     current = [s for s in facts.samples if c is not None and s.started_at_raw == c.started_at_raw]
     if len(current) < 3:
@@ -622,9 +614,7 @@ def judge_memory(
     ]
     if len(runs) >= 2:
         across = fit(sorted([*runs, (current[-1].epoch, float(current[-1].bytes))]), limit)
-        evidence.append(
-            f"across {across.points} runs of this container: {_describe(across, limit)}"
-        )
+        evidence.append(f"across {across.points} runs of this container: {_describe(across, limit)}")
         if _growing(across, limit, t) and not failing:
             failing = True
             measured = f"across runs: {_describe(across, limit)}"
@@ -646,15 +636,11 @@ def judge_kernel_oom(facts: Facts) -> tuple[Criterion, int]:
     c = facts.container
     evidence: list[str] = []
     if c is not None and c.oom_killed:
-        evidence.append(
-            f"docker inspect: the last run of {c.name} was OOM-killed (exit {c.exit_code})"
-        )
+        evidence.append(f"docker inspect: the last run of {c.name} was OOM-killed (exit {c.exit_code})")
     if facts.kernel_source is None:
         status = Status.FAIL if evidence else Status.UNKNOWN
         measured = f"kernel log unreadable: {facts.kernel_error}"
-        return Criterion("kernel_oom", title, status, measured, threshold, tuple(evidence)), len(
-            evidence
-        )
+        return Criterion("kernel_oom", title, status, measured, threshold, tuple(evidence)), len(evidence)
     b = facts.baseline if _baseline_matches(facts) else None
     known = set(b.kernel_oom_lines) if b else set()
     since = b.recorded_at if b else (c.created if c else None)
@@ -765,10 +751,7 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
         "passed": verdict.passed,
         "failed": list(verdict.failed),
         "summary": summary(verdict),
-        "criteria": [
-            {**asdict(c), "status": str(c.status), "evidence": list(c.evidence)}
-            for c in verdict.criteria
-        ],
+        "criteria": [{**asdict(c), "status": str(c.status), "evidence": list(c.evidence)} for c in verdict.criteria],
         "container_id": verdict.container_id,
         "started_at": verdict.started_at,
         "restart_count": verdict.restart_count,
@@ -829,9 +812,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--activity-minutes", type=float, default=Thresholds.activity_minutes)
     ev.add_argument("--families", default=",".join(FAMILIES))
     ev.add_argument("--memory-noise-mib", type=float, default=Thresholds.memory_noise_mib)
-    ev.add_argument(
-        "--memory-min-hours-to-limit", type=float, default=Thresholds.memory_min_hours_to_limit
-    )
+    ev.add_argument("--memory-min-hours-to-limit", type=float, default=Thresholds.memory_min_hours_to_limit)
     ev.add_argument(
         "--memory-max-growth-mib-per-hour",
         type=float,
