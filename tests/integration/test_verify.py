@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from collector.runner import verify_run_main
-from tests.integration.conftest import PlayResult, run_playbook, write_inventory
+from tests.integration.conftest import PlayResult, Sshd, run_playbook, write_inventory
 from tests.standin.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -270,3 +270,19 @@ def test_runner_without_a_verdict_says_so(tmp_path: Path, capsys: pytest.Capture
     out = capsys.readouterr().out.strip()
     assert rc == 1, out
     assert "testhost FAIL (" in out and "uptime" in out
+
+
+@pytest.mark.ssh
+def test_verify_over_ssh(stack_factory: Any, tmp_path: Path, sshd: Sshd) -> None:
+    # The production shape: the probe runs on the host over SSH, the judgement on the controller.
+    stack: Stack = stack_factory("healthy")
+    stack.up()
+    stack.wait_running()
+    dest, state = tmp_path / "captures", tmp_path / "state"
+    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state, sshd=sshd)
+
+    result = verify(inventory, verify_min_uptime_hours=0)
+
+    assert result.rc == 0, result.out[-4000:]
+    assert latest(dest)["passed"]
+    assert (state_folder(stack, state) / "verify-history.jsonl").exists()
