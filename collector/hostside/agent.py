@@ -42,8 +42,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from redact import RedactError, Redactor, collect_inspect_env, redact_inspect
+if __package__:
+    from .redact import RedactError, Redactor, collect_inspect_env, redact_inspect
+else:  # run as a script on the host, with redact.py beside it
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from redact import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+        RedactError,
+        Redactor,
+        collect_inspect_env,
+        redact_inspect,
+    )
 
 SCHEMA_VERSION = 1
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
@@ -508,7 +516,10 @@ def config_json(compose: Path) -> dict[str, Any]:
     code, out, err = capture(compose_argv(compose, "--profile", "*", "config", "--format", "json"))
     if code != 0:
         raise AgentError(f"the compose file does not validate: {err.strip()[:400]}")
-    return json.loads(out)
+    data = json.loads(out)
+    if not isinstance(data, dict):
+        raise AgentError("docker compose config printed something that is not a JSON object")
+    return data
 
 
 def state_key(project_dir: str, compose_file: str, service: str) -> str:
@@ -746,7 +757,7 @@ class Window:
                         code = attrs.get("exitCode")
                         self.dies.append(
                             {
-                                "exit_code": int(code) if str(code).lstrip("-").isdigit() else code,
+                                "exit_code": int(str(code)) if str(code).lstrip("-").isdigit() else code,
                                 "time": event.get("time"),
                             }
                         )
@@ -833,7 +844,7 @@ class Window:
         for rest in (
             ("stop", self.args.service),
             ("rm", "-f", self.args.service),
-            ("up", "-d", "--no-deps", "--no-build", self.args.service),
+            ("up", "-d", "--no-deps", "--no-build", "--pull", "never", self.args.service),
         ):
             code, out, err = capture(compose_argv(self.compose, *rest), timeout=180)
             if code != 0:
@@ -845,7 +856,7 @@ class Window:
         if state.get("Running") or state.get("Restarting"):
             return
         code, _, err = capture(
-            compose_argv(self.compose, "up", "-d", "--no-deps", "--no-build", self.args.service),
+            compose_argv(self.compose, "up", "-d", "--no-deps", "--no-build", "--pull", "never", self.args.service),
             timeout=180,
         )
         self.notes.append(
@@ -1186,32 +1197,53 @@ def redact_bundle(out: Path, redactor: Redactor, compose_path: Path | None) -> d
     return per_file
 
 
+# How much of the size budget each log deserves: the merged log is the evidence, the tee is a
+# known-lossy copy of it.
+CUT_WEIGHTS = {"logs/ingester.log": 8, "logs/pre-swap.log": 4, "events.jsonl": 2, "stats.jsonl": 2}
+
+
 def cap_size(out: Path, max_bytes: int) -> dict[str, dict[str, int]]:
-    """Cut the largest logs, keeping their newest part, until the bundle fits in max_bytes."""
+    """Cut logs, keeping their newest part, until the bundle fits in max_bytes.
+
+    The budget left after the small files is shared by weight (water-filling): a file smaller
+    than its share is kept whole and the rest is shared again, so the merged log is cut last
+    and least.
+    """
     truncated: dict[str, dict[str, int]] = {}
     if max_bytes <= 0:
         return truncated
     files = _bundle_files(out)
-    total = sum(p.stat().st_size for p in files)
-    cuttable = sorted(
-        (p for p in files if p.suffix in {".log", ".jsonl", ".txt"}),
-        key=lambda p: p.stat().st_size,
-        reverse=True,
-    )
-    for path in cuttable:
-        if total <= max_bytes:
+    sizes = {str(p.relative_to(out)): p.stat().st_size for p in files}
+    if sum(sizes.values()) <= max_bytes:
+        return truncated
+    cuttable = {rel: size for rel, size in sizes.items() if Path(rel).suffix in {".log", ".jsonl", ".txt"}}
+    budget = max_bytes - sum(size for rel, size in sizes.items() if rel not in cuttable)
+    budget = max(0, budget - 64 * 1024)  # room for manifest.json and the reports
+    allowed: dict[str, int] = {}
+    pending = dict(cuttable)
+    while pending:
+        weight = sum(CUT_WEIGHTS.get(rel, 1) for rel in pending)
+        fits = {rel: size for rel, size in pending.items() if size <= budget * CUT_WEIGHTS.get(rel, 1) / weight}
+        if not fits:
+            for rel in pending:
+                allowed[rel] = int(budget * CUT_WEIGHTS.get(rel, 1) / weight)
             break
-        size = path.stat().st_size
-        keep = max(0, size - (total - max_bytes))
+        for rel, size in fits.items():
+            allowed[rel] = size
+            budget -= size
+            del pending[rel]
+    for rel, keep in allowed.items():
+        size = cuttable[rel]
+        if keep >= size:
+            continue
+        path = out / rel
         with path.open("rb") as handle:
             handle.seek(size - keep)
             data = handle.read()
-        if keep and size - keep > 0:
-            newline = data.find(b"\n")
-            data = data[newline + 1 :] if newline >= 0 else b""
+        newline = data.find(b"\n")
+        data = data[newline + 1 :] if newline >= 0 else b""
         write_atomic(path, data, 0o644)
-        truncated[str(path.relative_to(out))] = {"original_bytes": size, "kept_bytes": len(data)}
-        total -= size - len(data)
+        truncated[rel] = {"original_bytes": size, "kept_bytes": len(data)}
     return truncated
 
 
@@ -1253,8 +1285,8 @@ def cmd_seal(args: argparse.Namespace) -> int:
             }
         )
     missing = sorted(
-        {rel for rel, entry in commands.items() if rel and not (out / rel).exists()}
-        | {e.get("file") for e in commands.values() if e.get("missing")} - {None}
+        {rel for rel in commands if rel and not (out / rel).exists()}
+        | {str(e["file"]) for e in commands.values() if e.get("missing") and e.get("file")}
     )
     manifest = {
         "schema_version": SCHEMA_VERSION,

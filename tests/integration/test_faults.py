@@ -242,12 +242,16 @@ def test_bundle_over_the_cap_keeps_the_newest_part(
     for entry in cut:
         assert entry["truncation"]["kept_bytes"] < entry["truncation"]["original_bytes"]
         assert (bundle / entry["path"]).stat().st_size == entry["size"]
-    # The newest part is kept: the last line docker has is the last line of the bundle's log.
-    last_docker = stack.logs(timestamps=True)
-    merged = (bundle / "logs" / "ingester.log").read_text(errors="replace").splitlines()
+    # The newest part is kept, whole: every docker log line from the first kept line to the last
+    # kept line is in the bundle, and the cut removed only older lines.
+    logs = stack.logs(timestamps=True)
+    docker_lines = [line for line in (logs.stdout + logs.stderr).splitlines() if line]
+    merged = [line for line in (bundle / "logs" / "ingester.log").read_text(errors="replace").splitlines() if line]
     assert merged, "the log was cut to nothing"
-    newest = max(last_docker.stdout.splitlines()[-1:] + last_docker.stderr.splitlines()[-1:])
-    assert newest.split(" ", 1)[0] <= merged[-1].split(" ", 1)[0] or newest in merged[-3:]
+    first, last = merged[0].split(" ", 1)[0], merged[-1].split(" ", 1)[0]
+    between = {line for line in docker_lines if first <= line.split(" ", 1)[0] <= last}
+    assert between == set(merged)
+    assert min(line.split(" ", 1)[0] for line in docker_lines) < first, "nothing older was cut"
 
 
 def test_second_capture_on_the_same_host_refuses(
