@@ -685,6 +685,7 @@ class Window:
         self.phase = "starting"
         self.notes: list[str] = []
         self.error = ""
+        self.old_id = ""
 
     # progress ---------------------------------------------------------------------------------
     def restarts(self) -> int:
@@ -748,6 +749,8 @@ class Window:
                     event = json.loads(raw)
                 except ValueError:
                     continue
+                if self.old_id and event.get("id") == self.old_id:
+                    continue  # the production container being stopped by the recreate: ours
                 action = str(event.get("Action") or event.get("status") or "")
                 attrs = (event.get("Actor") or {}).get("Attributes") or {}
                 with self.lock:
@@ -842,7 +845,7 @@ class Window:
     def recreate(self) -> None:
         """The runbook's step 3: stop and remove the service, bring it up on the swapped image."""
         for rest in (
-            ("stop", self.args.service),
+            ("stop", "--timeout", str(self.args.stop_timeout), self.args.service),
             ("rm", "-f", self.args.service),
             ("up", "-d", "--no-deps", "--no-build", "--pull", "never", self.args.service),
         ):
@@ -882,6 +885,8 @@ class Window:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
+        if self.args.recreate:
+            self.old_id = str((inspect_container(self.args.container) or {}).get("Id") or "")
         threads = [threading.Thread(target=self.follow_events, daemon=True)]
         threads[0].start()
         time.sleep(0.5)  # the event stream is attached before anything happens to the container
@@ -919,6 +924,35 @@ class Window:
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.stop_reason = f"aborted: signal {signal.Signals(signum).name}"
 
+    def split_setup_events(self) -> None:
+        """Move the old container's events (our own stop and rm) out of events.jsonl.
+
+        They are the capture's doing, not evidence about the ingester; kept beside it for the
+        record in events-setup.jsonl.
+        """
+        events = self.out / "events.jsonl"
+        if not events.exists():
+            return
+        marker = f'"id":"{self.old_id}"'.encode()
+        kept: list[bytes] = []
+        setup: list[bytes] = []
+        for line in events.read_bytes().splitlines(keepends=True):
+            (setup if marker in line.replace(b" ", b"") else kept).append(line)
+        write_atomic(events, b"".join(kept), 0o644)
+        write_atomic(self.out / "events-setup.jsonl", b"".join(setup), 0o644)
+        record(
+            self.out,
+            {
+                "file": "events-setup.jsonl",
+                "argv": [],
+                "exit_code": 0,
+                "started": now_iso(),
+                "ended": now_iso(),
+                "timed_out": False,
+                "note": "events of the production container while the capture stopped and removed it",
+            },
+        )
+
     def finish(self, threads: list[threading.Thread]) -> None:
         self.phase = "finishing"
         self.save()
@@ -935,6 +969,8 @@ class Window:
             thread.join(timeout=30)
         if self.args.recreate and not self.error.startswith("'docker compose stop"):
             self.ensure_not_stopped()
+        if self.old_id:
+            self.split_setup_events()
         since = None if self.args.recreate else self.args.logs_since
         docker_logs_merged(self.out, "logs/ingester.log", self.args.container, since=since)
         self.phase = "done"
@@ -1391,6 +1427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--stop-after", type=int, default=0)
     p.add_argument("--recreate", action="store_true")
+    p.add_argument("--stop-timeout", type=int, default=10, help="seconds docker compose stop waits before SIGKILL")
     p.add_argument("--stats-interval", type=float, default=5)
     p.add_argument("--heartbeat-timeout", type=float, default=60)
     p.add_argument("--logs-since", default=None)

@@ -150,6 +150,7 @@ def write_inventory(
         "capture_window_seconds": 60,
         "capture_stop_after_restarts": 3,
         "capture_stats_interval_seconds": 1,
+        "capture_stop_timeout_seconds": 2,
         "capture_poll_seconds": 3,
         "capture_heartbeat_timeout_seconds": 20,
         "capture_min_free_bytes": 1_000_000,

@@ -85,7 +85,7 @@ def test_capture_names_the_scenario(
     assert (verdict["scenario"], verdict["task"], verdict["exit_path"]) == expected, verdict
     assert verdict["evidence"], "a verdict must cite evidence"
     # The play ends by printing the verdict, the bundle and the report.
-    tail = result.out[result.out.rfind("capture | Verdict") :]
+    tail = result.out[result.out.rfind("Capture | Verdict") :]
     assert str(bundle) in tail and "report.md" in tail
     assert expected[0] in tail
     # The service is left running on the debug image; the compose file swapped with a backup.
