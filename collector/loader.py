@@ -8,13 +8,16 @@ part: what is missing or unreadable is recorded with what it costs the verdict. 
 from __future__ import annotations
 
 import codecs
+import contextlib
+import fcntl
 import hashlib
+import itertools
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -33,7 +36,7 @@ from collector.sources.dmesg import KernelOom, parse_dmesg
 from collector.sources.events import DockerEvent, parse_events
 from collector.sources.inspect import Inspect, parse_inspect
 from collector.sources.logs import LogParser, LogRecord
-from collector.sources.scan import FOLLOW, NEEDLES, OPENERS, CandidateScanner
+from collector.sources.scan import OPENERS, PROBES, CandidateScanner
 from collector.sources.stats import StatsSample, parse_stats
 
 CHUNK = 8 << 20
@@ -90,7 +93,8 @@ class LogInput:
                 and chunks is not _transcoded
                 and not os.environ.get("INGESTER_COLLECTOR_NO_GREP")
             ):
-                scanner = GrepCandidates(self.path, fh, digest)
+                scanner = GrepCandidates(self.path, digest)
+                scanner.follow = parser.in_block
             else:
                 scanner = CandidateScanner(chunks)
             undecodable = 0
@@ -100,6 +104,8 @@ class LogInput:
                     undecodable += 1
                 yield from parser.feed(number, text)
             self.lines = scanner.lines
+            if isinstance(scanner, GrepCandidates):
+                self.problems.extend(Problem(self.source, f) for f in scanner.failures)
             yield from parser.finish(scanner.lines)
             if undecodable:
                 self.problems.append(
@@ -112,117 +118,252 @@ class LogInput:
 
 
 GREP = shutil.which("grep")
+# A part smaller than this is not worth a process of its own.
+PART_MIN = 32 << 20
+PARTS_MAX = 4
 
 
 class GrepCandidates:
-    """The scanner's contract (same lines, same numbers) with GNU grep doing the search.
+    """The scanner's contract (needle lines with their numbers, enough lines around them, the
+    total line count) with GNU grep doing the search, one grep per CPU.
 
-    grep finds the needle lines (`-F`, many patterns, one pass) far faster than Python can; the
-    follow-up lines, the line before an opener and the last line are read back by offset, and a
-    thread counts (and hashes) the file meanwhile. Falls back to nothing: the loader uses
-    `CandidateScanner` when grep is missing.
+    The file is cut at line boundaries into one part per CPU (at most `PARTS_MAX`, none smaller
+    than `PART_MIN`) and one `grep -F` per part searches all the needles at once. The first part's
+    hits are read as grep prints them; later parts' hits wait in temporary files (so memory does
+    not grow with the log) and get their line numbers once the parts before them are counted: the
+    line of a part's last hit plus the newlines after it, usually a short tail.
+
+    Lines after a hit are read back by offset only while `follow()` (the parser's
+    `LogParser.in_block`) says a panic or `Error:` block is still open, so the parser sees every
+    line it would use; the line before an opener and the file's last line are read back likewise.
     """
 
-    def __init__(self, path: Path, fh: BinaryIO, digest: hashlib._Hash | None) -> None:
+    def __init__(self, path: Path, digest: hashlib._Hash | None = None, parts: int | None = None) -> None:
         self.path = path
-        self._fh = fh
-        self._digest = digest
         self.lines = 0
+        self.failures: list[str] = []
+        self.follow: Callable[[], bool] = lambda: True
+        self._digest = digest
+        self._parts = parts
 
-    def _count(self, result: list[int]) -> None:
-        newlines = 0
-        last = b""
-        with self.path.open("rb") as fh:
-            while True:
-                block = fh.read(CHUNK)
-                if not block:
-                    break
-                newlines += block.count(b"\n")
-                last = block[-1:]
-                if self._digest is not None:
-                    self._digest.update(block)
-        result.append(newlines + (1 if last and last != b"\n" else 0))
+    # -- reading back by offset -----------------------------------------------------------------
+    @staticmethod
+    def _line_at(fd: int, offset: int) -> bytes:
+        size = 512
+        while True:
+            data = os.pread(fd, size, offset)
+            cut = data.find(b"\n")
+            if cut >= 0:
+                return data[: cut + 1]
+            if len(data) < size:
+                return data
+            size *= 8
 
-    def _read_lines(self, offset: int, n: int) -> list[bytes]:
-        fh = self._fh
-        fh.seek(offset)
-        out: list[bytes] = []
-        while len(out) < n:
-            line = fh.readline()
-            if not line:
-                break
-            out.append(line)
-        return out
-
-    def _line_before(self, offset: int) -> bytes:
+    @staticmethod
+    def _line_before(fd: int, offset: int) -> bytes:
         window = 1024
         while True:
             start = max(0, offset - window)
-            self._fh.seek(start)
-            data = self._fh.read(offset - start)
+            data = os.pread(fd, offset - start, start)
             cut = data.rfind(b"\n", 0, len(data) - 1)
             if cut >= 0 or start == 0:
                 return data[cut + 1 :]
             window *= 8
 
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        counted: list[int] = []
-        counter = threading.Thread(target=self._count, args=(counted,), daemon=True)
-        counter.start()
+    @staticmethod
+    def _newlines(fd: int, start: int, end: int) -> tuple[int, bool]:
+        """Newlines in [start, end), and whether the range ends inside a line."""
+        count, pos, last = 0, start, b"\n"
+        while pos < end:
+            block = os.pread(fd, min(CHUNK, end - pos), pos)
+            if not block:
+                break
+            count += block.count(b"\n")
+            last = block[-1:]
+            pos += len(block)
+        return count, last != b"\n"
+
+    # -- cutting and searching ------------------------------------------------------------------
+    def _bounds(self, fd: int, size: int) -> list[tuple[int, int]]:
+        parts = self._parts
+        if parts is None:
+            try:
+                cpus = len(os.sched_getaffinity(0))
+            except AttributeError:  # not Linux
+                cpus = os.cpu_count() or 1
+            parts = min(cpus, PARTS_MAX, max(1, size // PART_MIN))
+        if not hasattr(os, "splice"):  # bounded parts are fed through a pipe by os.splice
+            parts = 1
+        cuts = [0]
+        for k in range(1, parts):
+            nl = _find_newline(fd, size * k // parts, size)
+            if nl < 0:
+                break
+            if cuts[-1] < nl + 1 < size:
+                cuts.append(nl + 1)
+        cuts.append(size)
+        return list(itertools.pairwise(cuts))
+
+    def _spawn(
+        self, fd: int, start: int, end: int, size: int, stdout: int | BinaryIO
+    ) -> tuple[subprocess.Popen[bytes], threading.Thread | None]:
         argv = [str(GREP), "-a", "-n", "-b", "-F"]
-        for needle in NEEDLES:
-            argv += ["-e", needle.decode()]
-        proc = subprocess.Popen(
-            [*argv, "--", str(self.path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "LC_ALL": "C"},
-        )
-        assert proc.stdout is not None
-        sent = 0
-        queue: deque[tuple[int, bytes]] = deque()
+        for probe in PROBES:
+            argv += ["-e", probe.decode()]
+        env = {**os.environ, "LC_ALL": "C"}
+        if start == 0 and end == size:
+            proc = subprocess.Popen([*argv, "--", str(self.path)], stdout=stdout,
+                                    stderr=subprocess.DEVNULL, env=env)
+            return proc, None
+        if end == size:  # the last part: grep reads the file from `start` on its own
+            src = os.open(self.path, os.O_RDONLY)
+            try:
+                os.lseek(src, start, os.SEEK_SET)
+                proc = subprocess.Popen(argv, stdin=src, stdout=stdout,
+                                        stderr=subprocess.DEVNULL, env=env)
+            finally:
+                os.close(src)
+            return proc, None
+        rd, wr = os.pipe()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(wr, F_SETPIPE_SZ, 1 << 20)
         try:
-            for out in proc.stdout:
+            proc = subprocess.Popen(argv, stdin=rd, stdout=stdout,
+                                    stderr=subprocess.DEVNULL, env=env)
+        finally:
+            os.close(rd)
+        feeder = threading.Thread(target=_splice_range, args=(fd, wr, start, end), daemon=True)
+        feeder.start()
+        return proc, feeder
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        hasher = None
+        if self._digest is not None:
+            hasher = threading.Thread(target=_hash_file, args=(self.path, self._digest), daemon=True)
+            hasher.start()
+        with contextlib.ExitStack() as stack:
+            fd = stack.enter_context(self.path.open("rb")).fileno()
+            size = os.fstat(fd).st_size
+            bounds = self._bounds(fd, size)
+            procs: list[tuple[subprocess.Popen[bytes], threading.Thread | None]] = []
+            # the first part's hits are read as they come; the others' wait in files
+            spools: list[BinaryIO | None] = [None]
+            spools += [stack.enter_context(tempfile.TemporaryFile()) for _ in bounds[1:]]
+            try:
+                for (start, end), spool in zip(bounds, spools, strict=True):
+                    procs.append(self._spawn(fd, start, end, size, spool or subprocess.PIPE))
+                yield from self._walk(fd, size, bounds, procs, spools)
+            finally:
+                for proc, feeder in procs:
+                    if proc.stdout is not None:
+                        proc.stdout.close()
+                    if proc.poll() is None:
+                        proc.kill()
+                    proc.wait()
+                    if feeder is not None:
+                        feeder.join()
+                if hasher is not None:
+                    hasher.join()
+
+    def _walk(
+        self,
+        fd: int,
+        size: int,
+        bounds: list[tuple[int, int]],
+        procs: list[tuple[subprocess.Popen[bytes], threading.Thread | None]],
+        spools: list[BinaryIO | None],
+    ) -> Iterator[tuple[int, bytes]]:
+        sent = 0  # the last line number handed out
+        nxt = (1, 0)  # the line after the last one handed out: (number, offset)
+        base = 0  # lines in the parts before this one
+        for (start, end), (proc, _), spool in zip(bounds, procs, spools, strict=True):
+            if spool is None:
+                assert proc.stdout is not None
+                hits: Iterable[bytes] = proc.stdout
+            else:
+                proc.wait()
+                spool.seek(0)
+                hits = spool
+            rel_num, rel_end = 0, 0
+            for out in hits:
                 num_b, off_b, content = out.split(b":", 2)
-                num, off = int(num_b), int(off_b)
-                while queue and queue[0][0] < num:
-                    qn, qline = queue.popleft()
-                    if qn > sent:
-                        sent = qn
-                        yield qn, qline
-                if num > 1 and num - 1 > sent and any(o in content for o in OPENERS):
+                rel_num, rel_off = int(num_b), int(off_b)
+                rel_end = rel_off + len(content)
+                num, off = base + rel_num, start + rel_off
+                # lines an open block still needs before this hit
+                while nxt[0] < num and nxt[0] > sent and self.follow():
+                    line = self._line_at(fd, nxt[1])
+                    if not line:
+                        break
+                    sent = nxt[0]
+                    yield sent, line
+                    nxt = (sent + 1, nxt[1] + len(line))
+                if num - 1 > sent and any(o in content for o in OPENERS):
                     sent = num - 1
-                    yield num - 1, self._line_before(off)
+                    yield sent, self._line_before(fd, off)
                 if num > sent:
                     sent = num
                     yield num, content
-                extra = max((k for n, k in FOLLOW.items() if n in content), default=0)
-                if extra:
-                    have = queue[-1][0] if queue else num
-                    lines = self._read_lines(off + len(content), extra)
-                    for i, line in enumerate(lines, num + 1):
-                        if i > have:
-                            queue.append((i, line))
-            while queue:
-                qn, qline = queue.popleft()
-                if qn > sent:
-                    sent = qn
-                    yield qn, qline
-        finally:
-            proc.stdout.close()
-            proc.wait()
-            counter.join()
-        self.lines = counted[0] if counted else 0
-        if self.lines > sent:
-            yield self.lines, self._last_line(self.path.stat().st_size)
+                    nxt = (num + 1, off + len(content))
+            if spool is None:
+                proc.stdout.close()  # type: ignore[union-attr]
+            if proc.wait() > 1:
+                self.failures.append(f"grep exited {proc.returncode}: lines may be missing")
+            tail, open_end = self._newlines(fd, min(start + rel_end, end), end)
+            base += rel_num + tail + (1 if open_end else 0)
+        # lines an open block needs at the very end
+        while nxt[0] > sent and nxt[1] < size and self.follow():
+            line = self._line_at(fd, nxt[1])
+            if not line:
+                break
+            sent = nxt[0]
+            yield sent, line
+            nxt = (sent + 1, nxt[1] + len(line))
+        self.lines = base
+        if base > sent:
+            yield base, self._last_line(fd, size)
 
-    def _last_line(self, size: int) -> bytes:
+    @staticmethod
+    def _last_line(fd: int, size: int) -> bytes:
         start = max(0, size - 65536)
-        self._fh.seek(start)
-        data = self._fh.read(size - start)
+        data = os.pread(fd, size - start, start)
         if data.endswith(b"\n"):
             return data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
         return data[data.rfind(b"\n") + 1 :]
+
+
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def _find_newline(fd: int, pos: int, size: int) -> int:
+    while pos < size:
+        block = os.pread(fd, 65536, pos)
+        cut = block.find(b"\n")
+        if cut >= 0:
+            return pos + cut
+        pos += len(block)
+    return -1
+
+
+def _splice_range(fd: int, pipe: int, start: int, end: int) -> None:
+    """Copy [start, end) of a file into a pipe inside the kernel, then close the pipe."""
+    try:
+        pos = start
+        while pos < end:
+            n = os.splice(fd, pipe, min(1 << 20, end - pos), offset_src=pos)
+            if n == 0:
+                break
+            pos += n
+    except OSError:
+        pass  # grep went away; the walk reports it
+    finally:
+        os.close(pipe)
+
+
+def _hash_file(path: Path, digest: hashlib._Hash) -> None:
+    with path.open("rb") as fh:
+        while block := fh.read(CHUNK):
+            digest.update(block)
 
 
 def _chunks(fh: object, digest: hashlib._Hash | None) -> Iterator[bytes]:

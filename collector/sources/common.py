@@ -21,20 +21,35 @@ class Problem:
 
 def parse_time(text: str) -> float | None:
     """Epoch seconds for an RFC 3339 time (nanoseconds, `Z`, offsets, no zone = UTC), else None."""
+    # Fast path for the common `....:SS.fffffffffZ`: the whole seconds come from a small cache
+    # (log lines arrive in bursts within the same second).
+    base = _SECONDS.get(text[:19])
+    if base is not None:
+        rest = text[19:]
+        frac = rest[1:-1]
+        if rest[:1] == "." and rest[-1:] == "Z" and frac.isdigit() and frac.isascii():
+            return base + float("0." + frac[:9])
     m = _RFC3339.match(text)
     if m is None:
         return None
     year, month, day, hour, minute, sec, frac, zone = m.groups()
     try:
-        base = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(sec), 0, 0, 0))
+        whole = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(sec), 0, 0, 0))
     except (ValueError, OverflowError):
         return None
-    value = float(base) + (float("0." + frac[:9]) if frac else 0.0)
+    if len(_SECONDS) >= 4096:
+        _SECONDS.clear()
+    if text[4] == "-" and text[10] == "T":
+        _SECONDS[text[:19]] = float(whole)
+    value = float(whole) + (float("0." + frac[:9]) if frac else 0.0)
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
         value -= sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
     return value
+
+
+_SECONDS: dict[str, float] = {}  # `YYYY-MM-DDTHH:MM:SS` -> epoch seconds, bounded
 
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGTPE]?i?B|B)?\s*$", re.IGNORECASE)

@@ -195,7 +195,8 @@ NEEDLES = (
     "EXIT-TRACE",
     "CRITICAL",
     "PANIC OCCURRED",
-    "panicked at",
+    "' panicked at",  # Rust's default message: `thread 'name' panicked at`
+    ") panicked at",  # ... and with the thread id: `thread 'name' (10220) panicked at`
     "Error: ",
     " exited with code ",
     " ingester exited: ",
@@ -301,6 +302,8 @@ def split_line(raw: str) -> _Line:
     elif " exited with code " in s and _COMPOSE_EXIT.match(s):
         compose_own = True
     ts: float | None = None
+    t: re.Match[str] | None = None
+    matched = False  # t is the tracing match of s
     if s[:1].isdigit():
         m = _DOCKER_TS.match(s)
         if m is not None:
@@ -312,10 +315,12 @@ def split_line(raw: str) -> _Line:
             else:
                 ts = parse_time(m.group(1))
                 s = rest
+            matched = True
     level: str | None = None
     target: str | None = None
     if s[:1].isdigit() or s[:1] == " " or s[:5] in ("TRACE", "DEBUG", "INFO ", "WARN ", "ERROR"):
-        t = _TRACING.match(s)
+        if not matched:
+            t = _TRACING.match(s)
         if t is not None and (t.group(1) is not None or ts is not None or s[:1] != " "):
             if ts is None and t.group(1) is not None:
                 ts = parse_time(t.group(1))
@@ -374,6 +379,10 @@ class LogParser:
         if out or self._block is not None:
             self._emitted = True
         return out
+
+    def in_block(self) -> bool:
+        """True while a panic or `Error:` block is open: the lines that follow may belong to it."""
+        return self._block is not None
 
     def finish(self, total_lines: int | None = None) -> list[LogRecord]:
         """Flush what is pending and close the stream."""

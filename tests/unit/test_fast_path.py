@@ -62,34 +62,60 @@ def test_line_count_without_trailing_newline() -> None:
 
 GREP_CASES = [p for p in ALL_LOGS if p.stat().st_size < 2_000_000]
 EDGE = [b"", b"a", b"a\n", b"\n\n", b"Starting rsky-ingester", b"x\nStarting rsky-ingester\n",
-        b"Error: x\n" + b"y\n" * 50, b"\x00\xffCRITICAL\r\n\r\n", b"thread 'a' panicked at x:\nm"]
+        b"Error: x\n" + b"y\n" * 50, b"\x00\xffCRITICAL\r\n\r\n", b"thread 'a' panicked at x:\nm",
+        # an opener on a last line without a newline still gets the line before it
+        b"2026-11-29T10:00:00.123456789Z \nStarting rsky-ingester"]
 
 
-def _grep_lines(data: bytes, tmp_path: Path) -> tuple[list[tuple[int, bytes]], int]:
+def _grep(data: bytes, tmp_path: Path, parts: int) -> tuple[list[LogRecord], int]:
     from collector.loader import GrepCandidates
 
     f = tmp_path / "g.log"
     f.write_bytes(data)
-    with f.open("rb") as fh:
-        g = GrepCandidates(f, fh, None)
-        got = list(g)
-    return got, g.lines
+    parser = LogParser("x.log")
+    g = GrepCandidates(f, parts=parts)
+    g.follow = parser.in_block
+    out: list[LogRecord] = []
+    for number, raw in g:
+        out.extend(parser.feed(number, raw.decode("utf-8", errors="replace")))
+    out.extend(parser.finish(g.lines))
+    assert not g.failures
+    return out, g.lines
 
 
+# parts > 1 cuts even a small file, so every fixture crosses part boundaries
 @pytest.mark.parametrize("path", GREP_CASES, ids=[p.name for p in GREP_CASES])
-def test_grep_candidates_match_scanner(path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_grep_candidates_same_records(path: Path, parts: int, tmp_path: Path) -> None:
     data = path.read_bytes()
-    scanner = CandidateScanner(_chunks(data, 1 << 20))
-    want = list(scanner)
-    got, lines = _grep_lines(data, tmp_path)
-    assert [(n, b.rstrip(b"\n")) for n, b in got] == [(n, b.rstrip(b"\n")) for n, b in want]
-    assert lines == scanner.lines
+    got, lines = _grep(data, tmp_path, parts)
+    assert _key(got) == _key(slow(data))
+    assert lines == len(split_newlines(data.decode("utf-8", errors="replace")))
 
 
 @pytest.mark.parametrize("data", EDGE)
-def test_grep_candidates_edges(data: bytes, tmp_path: Path) -> None:
-    scanner = CandidateScanner(_chunks(data, 5))
-    want = list(scanner)
-    got, lines = _grep_lines(data, tmp_path)
-    assert [(n, b.rstrip(b"\n")) for n, b in got] == [(n, b.rstrip(b"\n")) for n, b in want]
-    assert lines == scanner.lines
+@pytest.mark.parametrize("parts", [1, 2, 4])
+def test_grep_candidates_edges(data: bytes, parts: int, tmp_path: Path) -> None:
+    got, lines = _grep(data, tmp_path, parts)
+    assert _key(got) == _key(slow(data))
+    assert lines == len(split_newlines(data.decode("utf-8", errors="replace")))
+
+
+def test_every_needle_holds_a_probe() -> None:
+    from collector.sources.scan import NEEDLES, PROBES
+
+    for needle in NEEDLES:
+        assert any(p in needle for p in PROBES), needle
+    # grep's Aho-Corasick loop stops at each byte that starts a probe: keep those bytes rare
+    # (no space, none of the common letters of English text and tracing targets)
+    assert all(p[:1] not in b" etaoinsrhldcumfpgwybk_:-." for p in PROBES)
+
+
+def test_grep_follows_a_block_across_parts(tmp_path: Path) -> None:
+    data = (b"a\n" * 7 + b"thread 'main' panicked at src/x.rs:1:2:\nboom\n"
+            + b"note: run with `RUST_BACKTRACE=1`\n" + b"b\n" * 5
+            + b"Error: bad\n\nCaused by:\n    0: inner\n" + b"c\n" * 3 + b"Starting rsky-ingester")
+    for parts in (1, 2, 3, 5, 8):
+        got, lines = _grep(data, tmp_path, parts)
+        assert _key(got) == _key(slow(data))
+        assert lines == data.count(b"\n") + 1
