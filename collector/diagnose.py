@@ -357,12 +357,12 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
         if acc.path_keys:
             (p, t), n = acc.path_keys.most_common(1)[0]
             who = f" ({t})" if t else ""
-            determinism = f"same exit path {p}{who} in {n} of {acc.ended} runs"
+            determinism = f"same exit path {p}{who} in {n} of {acc.ended} completed runs"
             if same != acc.ended:
                 determinism += f"; {scenario} in {same} of {acc.ended}"
             consistent = n == acc.ended and same == acc.ended
         else:
-            determinism = f"same outcome ({scenario}) in {same} of {acc.ended} runs"
+            determinism = f"same outcome ({scenario}) in {same} of {acc.ended} completed runs"
             consistent = same == acc.ended
         det = consistent if acc.ended >= 2 else None
 
@@ -371,7 +371,11 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
     needs_debug = scenario == "inconclusive" and not acc.instrumented
     if scenario in ("task-error", "task-returned-ok", "panic") and not acc.instrumented:
         needs_debug = task is None
-    summary = _summary(scenario, rep, rv, acc, mem, intervals)
+    if scenario == "panic" and rep is not None and rep.panic is not None:
+        # Rust's default message already names where and why: the debug build adds no answer
+        known = rep.panic.location not in (None, "unknown location")
+        needs_debug = needs_debug and not (known and rep.panic.message)
+    summary = _end_sentence(_summary(scenario, rep, rv, acc, mem, intervals))
     confidence = _confidence(scenario, rep, acc, coverage)
     evidence = tuple(rep.evidence[:12]) if rep else ()
     questions = _questions(scenario, rep, acc, durations, det, determinism, needs_debug)
@@ -430,6 +434,14 @@ def _summary(
     if scenario == "impossible-path":
         return lead + "main() reached its end after the mode match (EXIT PATH Z)."
     return lead + f"{rv.reason}."
+
+
+def _end_sentence(text: str) -> str:
+    """One final period: quoted messages often end with their own ("...never happen.")."""
+    text = text.rstrip()
+    if text.endswith("....") or (text.endswith("..") and not text.endswith("...")):
+        return text[:-1]
+    return text
 
 
 def _confidence(scenario: str, rep: Run | None, acc: Accumulator, cov: Coverage) -> str:

@@ -274,6 +274,7 @@ class GrepCandidates:
         spools: list[BinaryIO | None],
     ) -> Iterator[tuple[int, bytes]]:
         sent = 0  # the last line number handed out
+        window = _Window(fd)
         nxt = (1, 0)  # the line after the last one handed out: (number, offset)
         base = 0  # lines in the parts before this one
         for (start, end), (proc, _), spool in zip(bounds, procs, spools, strict=True):
@@ -292,7 +293,7 @@ class GrepCandidates:
                 num, off = base + rel_num, start + rel_off
                 # lines an open block still needs before this hit
                 while nxt[0] < num and nxt[0] > sent and self.follow():
-                    line = self._line_at(fd, nxt[1])
+                    line = window.line_at(nxt[1])
                     if not line:
                         break
                     sent = nxt[0]
@@ -313,7 +314,7 @@ class GrepCandidates:
             base += rel_num + tail + (1 if open_end else 0)
         # lines an open block needs at the very end
         while nxt[0] > sent and nxt[1] < size and self.follow():
-            line = self._line_at(fd, nxt[1])
+            line = window.line_at(nxt[1])
             if not line:
                 break
             sent = nxt[0]
@@ -330,6 +331,29 @@ class GrepCandidates:
         if data.endswith(b"\n"):
             return data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
         return data[data.rfind(b"\n") + 1 :]
+
+
+class _Window:
+    """Lines read back by offset through one buffer: follow-up lines come in runs."""
+
+    SIZE = 65536
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.start = 0
+        self.data = b""
+
+    def line_at(self, offset: int) -> bytes:
+        i = offset - self.start
+        if 0 <= i < len(self.data):
+            cut = self.data.find(b"\n", i)
+            if cut >= 0:
+                return self.data[i : cut + 1]
+        self.start, self.data = offset, os.pread(self.fd, self.SIZE, offset)
+        cut = self.data.find(b"\n")
+        if cut >= 0 or len(self.data) < self.SIZE:
+            return self.data[: cut + 1] if cut >= 0 else self.data
+        return GrepCandidates._line_at(self.fd, offset)  # a line longer than the buffer
 
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -567,6 +591,7 @@ def load_bundle(root: Path) -> Bundle:
         container_id=host.container_id or (inspect.container_id if inspect else None),
         stats=stats,
         memory_limit=limit,
+        window_end=host.window_end,
     )
 
     def log_input(rel: str) -> LogInput | None:

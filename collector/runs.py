@@ -9,6 +9,7 @@ has no timestamps).
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -107,6 +108,7 @@ class Context:
     container_id: str | None = None
     stats: Sequence[StatsSample] = ()
     memory_limit: int | None = None
+    window_end: float | None = None  # exits after it (the capture's own teardown) do not count
 
 
 def _cite(rec: object, text: str | None = None) -> Cite:
@@ -144,7 +146,7 @@ class _Builder:
     synthetic: bool
     last_ts: float | None = None
     breadcrumbs: list[str] = field(default_factory=list)
-    last_breadcrumb: Cite | None = None
+    last_breadcrumb: ExitTrace | None = None  # cited when the run is finished
     exit_path: str | None = None
     task: str | None = None
     result: TaskResult | None = None
@@ -180,7 +182,7 @@ class _Builder:
                     self.breadcrumbs.append(rec.text)
                 else:
                     self.breadcrumbs[-1] = rec.text
-            self.last_breadcrumb = _cite(rec)
+            self.last_breadcrumb = rec
             if rec.path is not None and self.exit_path is None:
                 self.exit_path = rec.path
                 self.task = rec.task
@@ -234,6 +236,7 @@ class _Matcher:
         self.starts = [e.time for e in self.events if e.action == "start"]
         self.used_dies: set[int] = set()
         self.die_cursor = 0
+        self.last_die: float | None = None  # the previous run's die: evidence after it is newer
         cid = ctx.container_id or (ctx.inspect.container_id if ctx.inspect else None)
         self.cid = cid
         # "Killed process PID" lines carry no memcg path: they belong with the constraint line
@@ -345,6 +348,9 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
     exit_code: int | None = None
     code_source: str | None = None
     end = b.end_ts or b.last_ts
+    after = ctx.window_end + SLACK if ctx.window_end is not None else math.inf
+    if die is not None and die.time > after:
+        die = None  # stopped after the window closed: the run was still going inside it
     if die is not None:
         exit_code, code_source, end = die.exit_code, "docker events (die)", die.time
         b.note(_cite(die, f"docker event die exitCode={die.exit_code}"))
@@ -352,7 +358,7 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
         exit_code, code_source = b.compose_exit.code, "compose (exited with code)"
     insp = ctx.inspect
     inspect_applies = False
-    if insp is not None and insp.finished_at is not None:
+    if insp is not None and insp.finished_at is not None and insp.finished_at <= after:
         if start is not None:
             inspect_applies = (start - SLACK) <= insp.finished_at and (
                 next_start is None or insp.finished_at <= next_start + SLACK
@@ -384,11 +390,13 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
     kills: list[Cite] = []
     signals: list[int] = []
     unlogged = 0
-    # oom and kill events come before the die they cause; only starts are looked for later
+    # oom and kill events come before the die they cause (and after the previous run's die);
+    # only starts are looked for later
     ev_hi = (die.time + 0.5) if die is not None else hi
+    ev_lo = m.last_die if m.last_die is not None else -math.inf
     if start is not None or end is not None:
         for e in m.events_between(lo, hi):
-            if e.action in ("oom", "kill") and e.time > ev_hi:
+            if e.action in ("oom", "kill") and not ev_lo < e.time <= ev_hi:
                 continue
             if e.action == "oom":
                 oom.append(_cite(e, "docker event oom"))
@@ -410,12 +418,17 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
         sources.append("docker inspect (OOMKilled)")
     host_wide = False
     timed = exit_code in (137, None)
+    # The kernel kills before Docker sees the die: a line after this run's die belongs to the
+    # next run (restarts can come every second or two, well inside SLACK). Kernel times are
+    # placed with host.json's whole-second boot_epoch, so they may read up to 1 s early.
+    k_hi = (die.time + 0.5) if die is not None else hi
+    kernel_killed: Cite | None = None
     for i, k in enumerate(m.kernel):
         if i in m.kernel_used:
             continue
         t = m.kernel_time(k)
         if t is not None and (start is not None or end is not None):
-            if not (lo <= t <= hi):
+            if not (max(lo, ev_lo - 1.0) <= t <= k_hi):
                 continue
         elif t is None:
             # no usable clock: hand kernel kills to SIGKILLed runs in order
@@ -429,11 +442,15 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
                 continue
             host_wide = True
         oom.append(_cite(k))
+        if kernel_killed is None and k.kind in ("memcg-killed", "host-killed"):
+            kernel_killed = oom[-1]
         label = f"kernel log ({k.source})"
         if label not in sources:
             sources.append(label)
         if t is None and k.kind in ("memcg-killed", "host-killed"):
             break
+    if die is not None:
+        m.last_die = die.time
     # memory
     samples = m.samples
     pts: list[tuple[float, float]] = []
@@ -448,8 +465,13 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
     if pts and limit and ended and end is not None:
         near = [p for p in pts if end - p[0] <= 10.0]
         reached = bool(near) and max(p[1] for p in near) >= 0.9 * limit
+    if kernel_killed is not None:
+        # the kernel's own "Killed process" line is the strongest evidence: cite it first
+        b.evidence.insert(0, kernel_killed)
+        del b.evidence[MAX_EVIDENCE:]
     for c in oom[:4]:
-        b.note(c)
+        if c is not kernel_killed:
+            b.note(c)
     for c in kills[:2]:
         b.note(c)
     task = (
@@ -471,7 +493,7 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
         exit_code=exit_code,
         exit_code_source=code_source,
         breadcrumbs=tuple(b.breadcrumbs),
-        last_breadcrumb=b.last_breadcrumb,
+        last_breadcrumb=_cite(b.last_breadcrumb) if b.last_breadcrumb is not None else None,
         exit_path=b.exit_path,
         task=task,
         result_kind=res.kind if res else None,
