@@ -237,5 +237,10 @@ def verify_run_main(argv: Sequence[str]) -> int:
     return outcome.exit_code
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point: ``verify_run_main`` on ``sys.argv[1:]`` by default."""
+    return verify_run_main(sys.argv[1:] if argv is None else argv)
+
+
 if __name__ == "__main__":
-    sys.exit(verify_run_main(sys.argv[1:]))
+    sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import re
@@ -240,4 +241,22 @@ def test_capture_then_rollback(stack_factory: Any, tmp_path: Path) -> None:
 
     assert second.rc == 0, second.out[-4000:]
     assert recap(second)["changed"] == 0
+    assert stack.compose_path.read_bytes() == original
+
+
+def test_refuses_while_a_capture_holds_the_lock(swapped: tuple[Stack, bytes, Path, Path]) -> None:
+    stack, original, folder, inventory = swapped
+    before = stack.compose_path.read_bytes()
+    # Hold the lock the way the capture agent does: flock(2) on the state folder's lock file.
+    with (folder / "lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+        refused = run_playbook("playbooks/rollback.yml", inventory)
+
+        assert refused.rc != 0
+        assert "A capture holds" in refused.out
+        assert stack.compose_path.read_bytes() == before
+
+    result = run_playbook("playbooks/rollback.yml", inventory)
+    assert result.rc == 0, result.out[-4000:]
     assert stack.compose_path.read_bytes() == original
