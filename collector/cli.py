@@ -83,14 +83,46 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--format", choices=("text", "json"), default="text", help="stdout format")
     summ.add_argument("--quiet", action="store_true", help="print nothing; the exit code says it")
     summ.set_defaults(handler=_summarize)
+    verify = sub.add_parser(
+        "verify",
+        help="judge the success criteria from a verify probe's facts (used by playbooks/verify.yml)",
+        add_help=False,
+    )
+    verify.add_argument("rest", nargs=argparse.REMAINDER)
+    verify.set_defaults(handler=_verify)
+    run = sub.add_parser(
+        "verify-run",
+        help="run playbooks/verify.yml through ansible-runner: one line, exit 0 pass / 1 fail / 2 no verdict",
+        add_help=False,
+    )
+    run.add_argument("rest", nargs=argparse.REMAINDER)
+    run.set_defaults(handler=_verify_run)
     return parser
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from collector.verify import main as verify_main
+
+    return verify_main(args.rest)
+
+
+def _verify_run(args: argparse.Namespace) -> int:
+    from collector.runner import verify_run_main
+
+    return verify_run_main(args.rest)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see the module docstring)."""
     parser = build_parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # verify and verify-run own their options (argparse cannot pass "-x ..." through REMAINDER).
+    if args_list[:1] == ["verify"]:
+        return _verify(argparse.Namespace(rest=args_list[1:]))
+    if args_list[:1] == ["verify-run"]:
+        return _verify_run(argparse.Namespace(rest=args_list[1:]))
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_list)
     except _UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitCode.USAGE

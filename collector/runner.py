@@ -221,6 +221,10 @@ def verify_run_main(argv: Sequence[str]) -> int:
     if args.keep < 1:
         print("verify-run: --keep must be at least 1", file=sys.stderr)
         return RunExit.USAGE
+    missing = [i for i in args.inventory if "," not in i and not Path(i).exists()]
+    if missing:
+        print(f"verify-run: inventory not found: {', '.join(missing)}", file=sys.stderr)
+        return RunExit.USAGE
     try:
         outcome = run_verify(
             inventory=args.inventory,
