@@ -102,7 +102,9 @@ class LogInput:
                 text = raw.decode("utf-8", errors="replace")
                 if "\ufffd" in text:
                     undecodable += 1
-                yield from parser.feed(number, text)
+                out = parser.feed(number, text)
+                if out:
+                    yield from out
             self.lines = scanner.lines
             if isinstance(scanner, GrepCandidates):
                 self.problems.extend(Problem(self.source, f) for f in scanner.failures)
@@ -336,7 +338,7 @@ class GrepCandidates:
 class _Window:
     """Lines read back by offset through one buffer: follow-up lines come in runs."""
 
-    SIZE = 65536
+    SIZE = 8192  # a panic block's lines; a bigger copy costs more than it saves
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
