@@ -22,6 +22,7 @@ Exit codes: 0 done; 1 the step failed (message on stderr); 2 usage; 75 the lock 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import datetime as dt
 import difflib
@@ -110,10 +111,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+_RECORD_LOCK = threading.Lock()
+
+
 def record(out: Path, entry: dict[str, Any]) -> None:
     """Append how a bundle file was made; seal turns these into manifest.json."""
     out.mkdir(parents=True, exist_ok=True)
-    with (out / COMMANDS_FILE).open("a", encoding="utf-8") as handle:
+    with _RECORD_LOCK, (out / COMMANDS_FILE).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
@@ -1047,10 +1051,11 @@ def cmd_window(args: argparse.Namespace) -> int:
     if args.action == "wait":
         (out / HEARTBEAT_FILE).touch()
         deadline = time.time() + args.poll
-        first = _read_progress(progress_path)
         while time.time() < deadline:
             progress = _read_progress(progress_path)
-            if progress.get("phase") == "done" or progress.get("restarts") != first.get("restarts"):
+            # Only the end of the window cuts a poll short: the play counts on every poll lasting
+            # the full period to cover the window with a bounded number of polls.
+            if progress.get("phase") == "done":
                 break
             time.sleep(0.5)
             (out / HEARTBEAT_FILE).touch()
@@ -1085,7 +1090,17 @@ def _read_progress(path: Path) -> dict[str, Any]:
 def cmd_collect(args: argparse.Namespace) -> int:
     out = Path(args.out)
     compose = Path(args.project_dir) / args.compose_file
-    code = run_to_file(out, "dmesg.txt", ["dmesg"], stderr_to_stdout=False)
+    # Independent read-only commands run side by side (docker stats alone takes a second or two).
+    jobs = [
+        ("dmesg-T.txt", ["dmesg", "-T"]),
+        ("inspect.json", ["docker", "inspect", args.container]),
+        ("stats-final.json", ["docker", "stats", "--no-stream", "--format", "{{json .}}", args.container]),
+        ("compose-ps.json", compose_argv(compose, "ps", "--all", "--format", "json", args.service)),
+    ]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        for rel, argv in jobs:
+            pool.submit(run_to_file, out, rel, argv, stderr_to_stdout=False)
+        code = run_to_file(out, "dmesg.txt", ["dmesg"], stderr_to_stdout=False)
     kernel_source = "dmesg"
     if code != 0:
         # dmesg_restrict=1 refuses non-root readers; the journal keeps the same kernel lines.
@@ -1096,20 +1111,6 @@ def cmd_collect(args: argparse.Namespace) -> int:
             stderr_to_stdout=False,
         )
         kernel_source = "journalctl -k" if code == 0 else "none"
-    run_to_file(out, "dmesg-T.txt", ["dmesg", "-T"], stderr_to_stdout=False)
-    run_to_file(out, "inspect.json", ["docker", "inspect", args.container], stderr_to_stdout=False)
-    run_to_file(
-        out,
-        "stats-final.json",
-        ["docker", "stats", "--no-stream", "--format", "{{json .}}", args.container],
-        stderr_to_stdout=False,
-    )
-    run_to_file(
-        out,
-        "compose-ps.json",
-        compose_argv(compose, "ps", "--all", "--format", "json", args.service),
-        stderr_to_stdout=False,
-    )
     if compose.is_file():
         shutil.copyfile(compose, out / "compose.yml")
         record(
