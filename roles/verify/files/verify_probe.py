@@ -30,6 +30,8 @@ SCHEMA = 1
 EXIT_LINES_KEPT = 40
 FAMILIES = ("firehose", "backfill", "labeler")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# A password in a URL (redis://:pw@host) never leaves the host, as in capture bundles.
+URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]{1,20}://[^\s:/@\"'<>]*:)[^\s@/\"'<>]+@")
 FAMILY = re.compile(r"\brsky_ingester::(firehose|backfill|labeler)\b")
 # Lines that mean a task or the process ended: the breadcrumbs of the exit paths, the result
 # lines, CRITICAL errors, panics and main's final `Error:`. Start-up breadcrumbs are not here.
@@ -213,7 +215,8 @@ def scan_logs(container: str, since: float | None) -> dict[str, object]:
         kind = classify(text)
         if kind:
             exit_total += 1
-            record: dict[str, object] = {"ts": ts, "kind": kind, "text": text[:500]}
+            shown = URL_PASSWORD.sub(r"\1[REDACTED]@", text[:500])
+            record: dict[str, object] = {"ts": ts, "kind": kind, "text": shown}
             # The first and the last ones tell the story; the middle of a long loop repeats.
             (first if len(first) < EXIT_LINES_KEPT // 2 else last).append(record)
     rc = proc.wait()
