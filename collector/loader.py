@@ -277,7 +277,9 @@ class GrepCandidates:
     ) -> Iterator[tuple[int, bytes]]:
         sent = 0  # the last line number handed out
         window = _Window(fd)
-        nxt = (1, 0)  # the line after the last one handed out: (number, offset)
+        opener_a, opener_b = OPENERS  # tested one by one: this loop runs once per hit
+        nxt, nxt_off = 1, 0  # the line after the last one handed out, and its offset
+        follow = self.follow
         base = 0  # lines in the parts before this one
         for (start, end), (proc, _), spool in zip(bounds, procs, spools, strict=True):
             if spool is None:
@@ -287,27 +289,27 @@ class GrepCandidates:
                 proc.wait()
                 spool.seek(0)
                 hits = spool
-            rel_num, rel_end = 0, 0
+            rel_num, rel_off, content = 0, 0, b""
             for out in hits:
                 num_b, off_b, content = out.split(b":", 2)
                 rel_num, rel_off = int(num_b), int(off_b)
-                rel_end = rel_off + len(content)
-                num, off = base + rel_num, start + rel_off
+                num = base + rel_num
                 # lines an open block still needs before this hit
-                while nxt[0] < num and nxt[0] > sent and self.follow():
-                    line = window.line_at(nxt[1])
+                while sent < nxt < num and follow():
+                    line = window.line_at(nxt_off)
                     if not line:
                         break
-                    sent = nxt[0]
+                    sent = nxt
                     yield sent, line
-                    nxt = (sent + 1, nxt[1] + len(line))
-                if num - 1 > sent and any(o in content for o in OPENERS):
+                    nxt, nxt_off = sent + 1, nxt_off + len(line)
+                if num - 1 > sent and (opener_a in content or opener_b in content):
                     sent = num - 1
-                    yield sent, self._line_before(fd, off)
+                    yield sent, window.line_before(start + rel_off)
                 if num > sent:
                     sent = num
                     yield num, content
-                    nxt = (num + 1, off + len(content))
+                    nxt, nxt_off = num + 1, start + rel_off + len(content)
+            rel_end = rel_off + len(content)
             if spool is None:
                 proc.stdout.close()  # type: ignore[union-attr]
             if proc.wait() > 1:
@@ -315,13 +317,13 @@ class GrepCandidates:
             tail, open_end = self._newlines(fd, min(start + rel_end, end), end)
             base += rel_num + tail + (1 if open_end else 0)
         # lines an open block needs at the very end
-        while nxt[0] > sent and nxt[1] < size and self.follow():
-            line = window.line_at(nxt[1])
+        while nxt > sent and nxt_off < size and follow():
+            line = window.line_at(nxt_off)
             if not line:
                 break
-            sent = nxt[0]
+            sent = nxt
             yield sent, line
-            nxt = (sent + 1, nxt[1] + len(line))
+            nxt, nxt_off = sent + 1, nxt_off + len(line)
         self.lines = base
         if base > sent:
             yield base, self._last_line(fd, size)
@@ -356,6 +358,15 @@ class _Window:
         if cut >= 0 or len(self.data) < self.SIZE:
             return self.data[: cut + 1] if cut >= 0 else self.data
         return GrepCandidates._line_at(self.fd, offset)  # a line longer than the buffer
+
+    def line_before(self, offset: int) -> bytes:
+        """The line that ends just before `offset` (a line start)."""
+        i = offset - self.start
+        if 0 < i <= len(self.data):
+            cut = self.data.rfind(b"\n", 0, i - 1)
+            if cut >= 0:
+                return self.data[cut + 1 : i]
+        return GrepCandidates._line_before(self.fd, offset)
 
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)

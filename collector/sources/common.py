@@ -23,7 +23,7 @@ def parse_time(text: str) -> float | None:
     """Epoch seconds for an RFC 3339 time (nanoseconds, `Z`, offsets, no zone = UTC), else None."""
     # Fast path for the common `....:SS.fffffffffZ`: the whole seconds come from a small cache
     # (log lines arrive in bursts within the same second).
-    base = _SECONDS.get(text[:19])
+    base = SECONDS_CACHE.get(text[:19])
     if base is not None:
         rest = text[19:]
         frac = rest[1:-1]
@@ -37,10 +37,10 @@ def parse_time(text: str) -> float | None:
         whole = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(sec), 0, 0, 0))
     except (ValueError, OverflowError):
         return None
-    if len(_SECONDS) >= 4096:
-        _SECONDS.clear()
+    if len(SECONDS_CACHE) >= 4096:
+        SECONDS_CACHE.clear()
     if text[4] == "-" and text[10] == "T":
-        _SECONDS[text[:19]] = float(whole)
+        SECONDS_CACHE[text[:19]] = float(whole)
     value = float(whole) + (float("0." + frac[:9]) if frac else 0.0)
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
@@ -49,7 +49,8 @@ def parse_time(text: str) -> float | None:
     return value
 
 
-_SECONDS: dict[str, float] = {}  # `YYYY-MM-DDTHH:MM:SS` -> epoch seconds, bounded
+# `YYYY-MM-DDTHH:MM:SS` -> epoch seconds, bounded; logs.split_line inlines the fast path
+SECONDS_CACHE: dict[str, float] = {}
 
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGTPE]?i?B|B)?\s*$", re.IGNORECASE)

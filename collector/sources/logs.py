@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from collector.sources.common import Problem, parse_time
+from collector.sources.common import SECONDS_CACHE, Problem, parse_time
 
 TASKS = ("firehose", "backfill", "labeler")
 PATH_TASK = {
@@ -205,6 +205,14 @@ NEEDLES = (
 )
 
 
+def _has_needle(raw: str) -> bool:
+    # a loop, not any(...): a generator per line costs more, and this runs on every line read
+    for needle in NEEDLES:  # noqa: SIM110
+        if needle in raw:
+            return True
+    return False
+
+
 def _task(word: str | None) -> str | None:
     if word is None:
         return None
@@ -286,8 +294,40 @@ class _Line:
     compose_own: bool
 
 
+# `docker logs --timestamps` prefix in its usual shape. After it, a line's reading depends on the
+# rest alone (a Compose prefix cannot follow a timestamp), so repeated bodies are read once.
+_DOCKER_PREFIX = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
+_CACHE_MAX = 4096
+_split_cache: dict[str, tuple[str | None, str | None, str]] = {}
+
+
 def split_line(raw: str) -> _Line:
     """Strip line ending, ANSI, Compose and Docker prefixes; parse a tracing prefix if present."""
+    if raw[:1].isdigit():
+        m = _DOCKER_PREFIX.match(raw)
+        if m is not None:
+            cut = m.end()
+            rest = raw[cut:]
+            # parse_time's own fast path, inlined: this runs on every line read
+            frac = raw[19 : cut - 2]  # "" or ".ddd"
+            base = SECONDS_CACHE.get(raw[:19])
+            if base is not None and len(frac) <= 10 and frac.isascii():
+                ts: float | None = base + float(frac) if frac else base
+            else:
+                ts = parse_time(raw[: cut - 1])
+            hit = _split_cache.get(rest)
+            if hit is not None:
+                return _Line(ts, hit[0], hit[1], hit[2], None, False)
+            line = _split_line(raw)
+            if line.compose is None and not line.compose_own and line.ts == ts:
+                if len(_split_cache) >= _CACHE_MAX:
+                    _split_cache.clear()
+                _split_cache[rest] = (line.level, line.target, line.text)
+            return line
+    return _split_line(raw)
+
+
+def _split_line(raw: str) -> _Line:
     s = raw.rstrip("\r\n")
     if "\x1b" in s:
         s = _ANSI.sub("", s)
@@ -364,7 +404,7 @@ class LogParser:
         """Records completed by line `number` (1-based, may skip ordinary lines)."""
         self._lines = max(self._lines, number)
         block = self._block
-        if block is None and not any(n in raw for n in NEEDLES):
+        if block is None and not _has_needle(raw):
             # an ordinary line (most of a log): only remembered, parsed if a banner needs it
             self._prev_line, self._prev_raw = number, raw
             return []
@@ -570,7 +610,12 @@ class LogParser:
                 return
             self._new_run(number, line, False, out)
             return
-        hint = next((h for h in _HINTS if h in text), None)
+        hint: str | None = None
+        if "[EXIT-TRACE] " in text:  # both hints start so
+            for h in _HINTS:
+                if h in text:
+                    hint = h
+                    break
         if hint is not None and (self._terminal or hint in self._hints or not self._emitted):
             self._new_run(number, line, True, out)
         elif (
@@ -623,26 +668,17 @@ class LogParser:
             return
 
     def _exit_trace(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
-        body = text.split("[EXIT-TRACE]", 1)[-1].strip()
-        pm = _PATH.search(body)
-        path = pm.group(1) if pm else None
-        task: str | None = None
-        hm = _HANDLE.search(body)
-        if hm is not None:
-            task = hm.group(1)
-        else:
-            mm = _MODE_EXITED.search(body)
-            if mm is not None:
-                task = _task(mm.group(1))
-        if task is None and path is not None:
-            task = PATH_TASK.get(path)
-        rm = _RESULT.search(body)
-        if rm is not None:
-            task = _task(rm.group(1))
-        out.append(ExitTrace(line.ts, _clip(body), path, task, self.source, number))
-        if rm is not None:
-            kind, error, inner = classify_result(rm.group(2))
-            out.append(TaskResult(line.ts, task, kind, error, inner, _clip(body), self.source, number))
+        parsed = _trace_cache.get(text)
+        if parsed is None:
+            parsed = _read_trace(text)
+            if len(_trace_cache) >= _CACHE_MAX:
+                _trace_cache.clear()
+            _trace_cache[text] = parsed
+        body, path, task, result = parsed
+        out.append(ExitTrace(line.ts, body, path, task, self.source, number))
+        if result is not None:
+            kind, error, inner = result
+            out.append(TaskResult(line.ts, task, kind, error, inner, body, self.source, number))
         if path is not None:
             self._terminal = True
 
@@ -669,6 +705,32 @@ class LogParser:
                 )
                 return
         out.append(Critical(line.ts, "other", None, None, None, _clip(text), self.source, number))
+
+
+_Trace = tuple[str, str | None, str | None, tuple[str, str | None, str | None] | None]
+# Breadcrumbs repeat word for word in every run: each distinct text is read once.
+_trace_cache: dict[str, _Trace] = {}
+
+
+def _read_trace(text: str) -> _Trace:
+    """(clipped body, exit path, task, classified result or None) of an `[EXIT-TRACE]` line."""
+    body = text.split("[EXIT-TRACE]", 1)[-1].strip()
+    pm = _PATH.search(body)
+    path = pm.group(1) if pm else None
+    task: str | None = None
+    hm = _HANDLE.search(body)
+    if hm is not None:
+        task = hm.group(1)
+    else:
+        mm = _MODE_EXITED.search(body)
+        if mm is not None:
+            task = _task(mm.group(1))
+    if task is None and path is not None:
+        task = PATH_TASK.get(path)
+    rm = _RESULT.search(body)
+    if rm is not None:
+        task = _task(rm.group(1))
+    return _clip(body), path, task, classify_result(rm.group(2)) if rm is not None else None
 
 
 def parse_log(lines: Iterable[str], source: str = "ingester.log") -> Iterator[LogRecord]:

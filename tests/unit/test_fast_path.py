@@ -119,3 +119,21 @@ def test_grep_follows_a_block_across_parts(tmp_path: Path) -> None:
         got, lines = _grep(data, tmp_path, parts)
         assert _key(got) == _key(slow(data))
         assert lines == data.count(b"\n") + 1
+
+
+def _uncached(raw: str) -> object:
+    from collector.sources.logs import _split_line
+
+    return _split_line(raw)
+
+
+@pytest.mark.parametrize("path", ALL_LOGS, ids=[str(p.relative_to(p.parents[1])) for p in ALL_LOGS])
+def test_line_reading_cache_changes_nothing(path: Path) -> None:
+    """split_line reads a repeated body once; every line, read again under another Docker
+    timestamp (a cache hit), reads as it does without the cache."""
+    from collector.sources.logs import split_line
+
+    for raw in split_newlines(path.read_bytes().decode("utf-8", errors="replace")):
+        assert split_line(raw) == _uncached(raw)
+        other = "2026-12-01T00:00:59.5Z " + raw.split(" ", 1)[-1]
+        assert split_line(other) == _uncached(other)

@@ -69,6 +69,21 @@ def test_fast_path_matches_full_read(text: str, size: int) -> None:
     assert _key(got) == _key(slow(data))
 
 
+STAMPS = ["2026-11-29T10:00:00.123456789Z ", "2026-11-29T10:00:01Z ", "2026-11-29T10:00:00.5Z ",
+          "2026-11-29T10:00:00.1234567890123Z ", "2026-11-29T10:00:00.12+01:00 ", "٢٠٢٦-11-29T10:00:00Z "]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(STAMPS), line | st.text(max_size=80)), max_size=8))
+def test_line_reading_cache_changes_nothing(lines: list[tuple[str, str]]) -> None:
+    """The same body under different Docker timestamps (cache hits) reads as without the cache."""
+    from collector.sources.logs import _split_line, split_line
+
+    for stamp, body in lines * 2:
+        for raw in (stamp + body, STAMPS[0] + body, body):
+            assert split_line(raw) == _split_line(raw)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(max_size=200), max_size=40))
 def test_readers_never_raise_on_text(lines: list[str]) -> None:
