@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -257,10 +258,25 @@ def test_runner_without_a_verdict_says_so(tmp_path: Path, capsys: pytest.Capture
         f"        capture_dest: {tmp_path / 'captures'}\n"
         "        verify_window_seconds: 1\n"
     )
-    # A missing container is judged (and fails); an unreachable inventory gives no verdict.
-    bad = tmp_path / "missing.yml"
+    # A missing container is judged (and fails); an unreachable host gives no verdict; a missing
+    # inventory is a usage error, said in one line.
+    rc = verify_run_main(["-i", str(tmp_path / "missing.yml"), "--artifacts", str(tmp_path / "runs")])
+    captured = capsys.readouterr()
 
-    rc = verify_run_main(["-i", str(bad), "--artifacts", str(tmp_path / "runs")])
+    assert rc == 3, captured.out
+    assert captured.err.strip() == f"verify-run: inventory not found: {tmp_path / 'missing.yml'}"
+
+    unreachable = tmp_path / "unreachable.yml"
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    unreachable.write_text(
+        "all:\n  children:\n    ingester_hosts:\n      hosts:\n        testhost:\n"
+        f"          ansible_host: 127.0.0.1\n          ansible_port: {port}\n"
+        "          ansible_ssh_common_args: -o ConnectTimeout=3 -o StrictHostKeyChecking=no\n"
+    )
+
+    rc = verify_run_main(["-i", str(unreachable), "--artifacts", str(tmp_path / "runs")])
     out = capsys.readouterr().out.strip()
 
     assert rc == 2, out
