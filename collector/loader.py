@@ -120,6 +120,9 @@ class LogInput:
 
 
 GREP = shutil.which("grep")
+# ripgrep, where installed, searches many literals at once several times faster than GNU grep
+# (SIMD multi-literal search): one process is then enough. Same argv and output format.
+RIPGREP = shutil.which("rg")
 # A part smaller than this is not worth a process of its own.
 PART_MIN = 32 << 20
 PARTS_MAX = 4
@@ -186,8 +189,16 @@ class GrepCandidates:
         return count, last != b"\n"
 
     # -- cutting and searching ------------------------------------------------------------------
+    @staticmethod
+    def _tool() -> str | None:
+        if RIPGREP is not None and not os.environ.get("INGESTER_COLLECTOR_NO_RG"):
+            return RIPGREP
+        return GREP
+
     def _bounds(self, fd: int, size: int) -> list[tuple[int, int]]:
         parts = self._parts
+        if parts is None and self._tool() != GREP:
+            parts = 1
         if parts is None:
             try:
                 cpus = len(os.sched_getaffinity(0))
@@ -209,7 +220,12 @@ class GrepCandidates:
     def _spawn(
         self, fd: int, start: int, end: int, size: int, stdout: int | BinaryIO
     ) -> tuple[subprocess.Popen[bytes], threading.Thread | None]:
-        argv = [str(GREP), "-a", "-n", "-b", "-F"]
+        tool = self._tool()
+        argv = [str(tool), "-a", "-n", "-b", "-F"]
+        if tool != GREP:
+            # Raw bytes like grep (no BOM transcoding), no user config, no colours; read() rather
+            # than mmap so its memory stays bounded like grep's.
+            argv += ["--no-config", "--no-mmap", "--encoding", "none", "--color", "never", "--no-filename"]
         for probe in PROBES:
             argv += ["-e", probe.decode()]
         env = {**os.environ, "LC_ALL": "C"}

@@ -67,6 +67,20 @@ EDGE = [b"", b"a", b"a\n", b"\n\n", b"Starting rsky-ingester", b"x\nStarting rsk
         b"2026-11-29T10:00:00.123456789Z \nStarting rsky-ingester"]
 
 
+@pytest.fixture(params=["ripgrep", "grep"])
+def search_tool(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with each external search tool the collector may use."""
+    import shutil
+
+    if request.param == "ripgrep":
+        if shutil.which("rg") is None:
+            pytest.skip("ripgrep is not installed (scripts/setup.sh installs it)")
+        monkeypatch.delenv("INGESTER_COLLECTOR_NO_RG", raising=False)
+    else:
+        monkeypatch.setenv("INGESTER_COLLECTOR_NO_RG", "1")
+    return str(request.param)
+
+
 def _grep(data: bytes, tmp_path: Path, parts: int) -> tuple[list[LogRecord], int]:
     from collector.loader import GrepCandidates
 
@@ -86,7 +100,7 @@ def _grep(data: bytes, tmp_path: Path, parts: int) -> tuple[list[LogRecord], int
 # parts > 1 cuts even a small file, so every fixture crosses part boundaries
 @pytest.mark.parametrize("path", GREP_CASES, ids=[p.name for p in GREP_CASES])
 @pytest.mark.parametrize("parts", [1, 2, 3])
-def test_grep_candidates_same_records(path: Path, parts: int, tmp_path: Path) -> None:
+def test_grep_candidates_same_records(path: Path, parts: int, tmp_path: Path, search_tool: str) -> None:
     data = path.read_bytes()
     got, lines = _grep(data, tmp_path, parts)
     assert _key(got) == _key(slow(data))
@@ -95,7 +109,7 @@ def test_grep_candidates_same_records(path: Path, parts: int, tmp_path: Path) ->
 
 @pytest.mark.parametrize("data", EDGE)
 @pytest.mark.parametrize("parts", [1, 2, 4])
-def test_grep_candidates_edges(data: bytes, parts: int, tmp_path: Path) -> None:
+def test_grep_candidates_edges(data: bytes, parts: int, tmp_path: Path, search_tool: str) -> None:
     got, lines = _grep(data, tmp_path, parts)
     assert _key(got) == _key(slow(data))
     assert lines == len(split_newlines(data.decode("utf-8", errors="replace")))
@@ -111,7 +125,7 @@ def test_every_needle_holds_a_probe() -> None:
     assert all(p[:1] not in b" etaoinsrhldcumfpgwybk_:-." for p in PROBES)
 
 
-def test_grep_follows_a_block_across_parts(tmp_path: Path) -> None:
+def test_grep_follows_a_block_across_parts(tmp_path: Path, search_tool: str) -> None:
     data = (b"a\n" * 7 + b"thread 'main' panicked at src/x.rs:1:2:\nboom\n"
             + b"note: run with `RUST_BACKTRACE=1`\n" + b"b\n" * 5
             + b"Error: bad\n\nCaused by:\n    0: inner\n" + b"c\n" * 3 + b"Starting rsky-ingester")
