@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import calendar
+import json
 import re
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 _RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s?(Z|[+-]\d\d:?\d\d)?")
 
@@ -88,3 +91,15 @@ def format_time(epoch: float | None) -> str | None:
     if millis == 1000:
         whole, millis = whole + 1, 0
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+def json_lines(lines: Iterable[str], source: str) -> Iterator[tuple[int, str, Any] | Problem]:
+    """`(line number, stripped text, decoded value)` for each non-blank JSON Lines line; bad JSON is a `Problem`."""
+    for number, raw in enumerate(lines, 1):
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            yield number, text, json.loads(text)
+        except (ValueError, RecursionError):
+            yield Problem(source, f"line {number} is not JSON", number)

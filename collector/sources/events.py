@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from collector.sources.common import Problem
+from collector.sources.common import Problem, json_lines
 
 SOURCE = "events.jsonl"
 
@@ -35,15 +34,11 @@ def _int(value: object) -> int | None:
 
 def parse_events(lines: Iterable[str], source: str = SOURCE) -> Iterator[DockerEvent | Problem]:
     """Container events in file order; unreadable lines become `Problem` records."""
-    for number, raw in enumerate(lines, 1):
-        text = raw.strip()
-        if not text:
+    for item in json_lines(lines, source):
+        if isinstance(item, Problem):
+            yield item
             continue
-        try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError):
-            yield Problem(source, f"line {number} is not JSON", number)
-            continue
+        number, text, obj = item
         if not isinstance(obj, dict):
             yield Problem(source, f"line {number} is not a JSON object", number)
             continue

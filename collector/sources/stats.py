@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from collector.sources.common import Problem, parse_size, parse_time
+from collector.sources.common import Problem, json_lines, parse_size, parse_time
 
 SOURCE = "stats.jsonl"
 
@@ -33,15 +32,11 @@ def _percent(value: object) -> float | None:
 
 def parse_stats(lines: Iterable[str], source: str = SOURCE) -> Iterator[StatsSample | Problem]:
     """Samples in file order; unreadable lines become `Problem` records."""
-    for number, raw in enumerate(lines, 1):
-        text = raw.strip()
-        if not text:
+    for item in json_lines(lines, source):
+        if isinstance(item, Problem):
+            yield item
             continue
-        try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError):
-            yield Problem(source, f"line {number} is not JSON", number)
-            continue
+        number, _, obj = item
         if not isinstance(obj, dict) or not isinstance(obj.get("stats"), dict):
             yield Problem(source, f"line {number} has no stats object", number)
             continue

@@ -221,3 +221,28 @@ def agent_processes(marker: str) -> list[str]:
         if marker in cmdline and int(proc.name) != os.getpid():
             found.append(cmdline.strip())
     return found
+
+
+def wait_for_window(state: Path, timeout: float = 120) -> Path:
+    """The progress file of a running capture window, once it is capturing."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for progress in state.glob("*/work/*/.window.json"):
+            try:
+                if json.loads(progress.read_text()).get("phase") == "capturing":
+                    return progress
+            except ValueError:
+                pass
+        time.sleep(0.3)
+    raise AssertionError("the capture window never started")
+
+
+def start_play(inventory: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml", *args],
+        cwd=REPO,
+        env=ansible_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,11 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import (
-    ANSIBLE_PLAYBOOK,
-    REPO,
     Sshd,
     agent_processes,
-    ansible_env,
     run_playbook,
+    start_play,
+    wait_for_window,
     write_inventory,
 )
 from tests.standin.stack import Stack
@@ -60,9 +58,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("scenario", "kwargs", "expected"), CASES, ids=[f"{c[0]}-{c[2][1]}-{c[2][2]}" for c in CASES]
-)
+@pytest.mark.parametrize(("scenario", "kwargs", "expected"), CASES, ids=[f"{c[0]}-{c[2][1]}-{c[2][2]}" for c in CASES])
 def test_capture_names_the_scenario(
     stack_factory: Any,
     tmp_path: Path,
@@ -130,13 +126,9 @@ def test_numbered_lines_are_all_kept_across_restarts(
 ) -> None:
     dest, state = capture_paths
     per_run = 400
-    stack: Stack = stack_factory(
-        "task-error", exit_after_ms=300, env={"STANDIN_NUMBERED": str(per_run)}
-    )
+    stack: Stack = stack_factory("task-error", exit_after_ms=300, env={"STANDIN_NUMBERED": str(per_run)})
     stack.up()
-    inventory = write_inventory(
-        tmp_path / "inv.yml", stack, dest=dest, state=state, capture_stop_after_restarts=5
-    )
+    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state, capture_stop_after_restarts=5)
 
     result = run_playbook("capture.yml", inventory)
 
@@ -161,48 +153,21 @@ def test_numbered_lines_are_all_kept_across_restarts(
     assert report["capture"]["tee_missed_lines"] > 0
 
 
-def test_external_kill9_is_told_apart(
-    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
-) -> None:
+def test_external_kill9_is_told_apart(stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]) -> None:
     dest, state = capture_paths
     stack: Stack = stack_factory("healthy")
     stack.up()
-    inventory = write_inventory(
-        tmp_path / "inv.yml", stack, dest=dest, state=state, capture_stop_after_restarts=2
-    )
-    argv = [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml"]
-    play = subprocess.Popen(
-        argv,
-        cwd=REPO,
-        env=ansible_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    reader = threading.Thread(
-        target=lambda: output.append(play.stdout.read() if play.stdout else "")
-    )
-    reader.start()
+    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state, capture_stop_after_restarts=2)
+    play = start_play(inventory)
+    wait_for_window(state)
     kills = 0
-    deadline = time.time() + 120
-    while kills < 2 and time.time() < deadline and play.poll() is None:
-        try:
-            info = stack.inspect()
-        except Exception:  # the container is being recreated
-            time.sleep(0.5)
-            continue
-        state_ = info["State"]
-        if (
-            info["Config"]["Image"] == stack.debug_image
-            and state_["Running"]
-            and _age(state_) > 2.5
-        ):
-            stack.kill9()
-            kills += 1
-        time.sleep(0.5)
-    play.wait(timeout=300)
-    reader.join()
+    for _ in range(2):
+        stack.wait_running(timeout=60)
+        time.sleep(2.5)  # a run long enough to have printed its start-up lines
+        stack.kill9()
+        kills += 1
+    out, _ = play.communicate(timeout=300)
+    output = [out]
     assert kills == 2
     assert play.returncode == 0, output[0][-4000:]
     verdict = report_of(only_bundle(dest))["verdict"]
@@ -210,22 +175,11 @@ def test_external_kill9_is_told_apart(
     assert "outside" in verdict["summary"].lower() or "docker api" not in verdict["summary"].lower()
 
 
-def _age(state: dict[str, Any]) -> float:
-    started = state["StartedAt"][:26].rstrip("Z")
-    from datetime import UTC, datetime
-
-    return time.time() - datetime.fromisoformat(started).replace(tzinfo=UTC).timestamp()
-
-
-def test_healthy_service_is_stable(
-    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
-) -> None:
+def test_healthy_service_is_stable(stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]) -> None:
     dest, state = capture_paths
     stack: Stack = stack_factory("healthy")
     stack.up()
-    inventory = write_inventory(
-        tmp_path / "inv.yml", stack, dest=dest, state=state, capture_window_seconds=12
-    )
+    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state, capture_window_seconds=12)
 
     result = run_playbook("capture.yml", inventory)
 
@@ -235,9 +189,7 @@ def test_healthy_service_is_stable(
     assert report["restarts"]["count"] == 0
 
 
-def test_check_mode_changes_nothing(
-    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
-) -> None:
+def test_check_mode_changes_nothing(stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]) -> None:
     dest, state = capture_paths
     stack: Stack = stack_factory("task-error", exit_after_ms=1500)
     stack.up()

@@ -18,12 +18,11 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import (
-    ANSIBLE_PLAYBOOK,
-    REPO,
     agent_processes,
-    ansible_env,
     run_playbook,
+    start_play,
     start_sshd,
+    wait_for_window,
     write_inventory,
 )
 from tests.standin.stack import Stack
@@ -50,31 +49,6 @@ def assert_no_followers(state: Path, within: float = 0) -> None:
             break
         time.sleep(1)
     assert not left, f"processes of ours still running: {left}"
-
-
-def wait_for_window(state: Path, timeout: float = 120) -> Path:
-    """The progress file of a running capture window, once it is capturing."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for progress in state.glob("*/work/*/.window.json"):
-            try:
-                if json.loads(progress.read_text()).get("phase") == "capturing":
-                    return progress
-            except ValueError:
-                pass
-        time.sleep(0.3)
-    raise AssertionError("the capture window never started")
-
-
-def start_play(inventory: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml", *args],
-        cwd=REPO,
-        env=ansible_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def test_failed_build_leaves_production_untouched(

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import run_playbook, write_inventory
-from tests.integration.test_faults import start_play, wait_for_window
+from tests.integration.conftest import run_playbook, start_play, wait_for_window, write_inventory
 from tests.standin.stack import Stack
 
 pytestmark = pytest.mark.integration

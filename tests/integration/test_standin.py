@@ -27,9 +27,7 @@ pytestmark = pytest.mark.integration
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # tracing's default format with colours stripped: timestamp, level padded to 5, target.
-TRACING = re.compile(
-    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (ERROR| WARN| INFO) (?P<target>[\w:]+): (?P<msg>.*)$"
-)
+TRACING = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (ERROR| WARN| INFO) (?P<target>[\w:]+): (?P<msg>.*)$")
 RELAYS = "https://relay1.us-east.bsky.network,https://atproto.africa"
 LABELER = "https://atproto.africa"
 UNWRAP = "called `Option::unwrap()` on a `None` value"
@@ -76,16 +74,10 @@ def run_container(
         argv += ["--memory", memory]
     try:
         subprocess.run([*argv, image, *args], check=True, capture_output=True, timeout=60)
-        waited = subprocess.run(
-            ["docker", "wait", name], check=True, capture_output=True, text=True, timeout=timeout
-        )
-        logs = subprocess.run(
-            ["docker", "logs", name], check=True, capture_output=True, text=True, timeout=60
-        )
+        waited = subprocess.run(["docker", "wait", name], check=True, capture_output=True, text=True, timeout=timeout)
+        logs = subprocess.run(["docker", "logs", name], check=True, capture_output=True, text=True, timeout=60)
         inspect = json.loads(
-            subprocess.run(
-                ["docker", "inspect", name], check=True, capture_output=True, text=True
-            ).stdout
+            subprocess.run(["docker", "inspect", name], check=True, capture_output=True, text=True).stdout
         )[0]
         return Run(int(waited.stdout.strip()), logs.stdout, logs.stderr, inspect)
     finally:
@@ -105,9 +97,7 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def debug_image(
-    standin_images: StandinImages, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def debug_image(standin_images: StandinImages, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The instrumented image, built with the runbook's own ``docker build`` command."""
     stack = Stack(
         tmp_path_factory.mktemp("debug"),
@@ -146,12 +136,8 @@ EXIT_PATHS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("letter", "env", "code", "trace"), EXIT_PATHS, ids=[p[0] for p in EXIT_PATHS]
-)
-def test_exit_path(
-    debug_image: str, letter: str, env: dict[str, str], code: int, trace: str
-) -> None:
+@pytest.mark.parametrize(("letter", "env", "code", "trace"), EXIT_PATHS, ids=[p[0] for p in EXIT_PATHS])
+def test_exit_path(debug_image: str, letter: str, env: dict[str, str], code: int, trace: str) -> None:
     """The debug image names each exit path on stderr and, as an ERROR line, on stdout."""
     run = run_container(debug_image, base_env(**env))
     assert run.rc == code
@@ -162,17 +148,13 @@ def test_exit_path(
         assert any(m["msg"] == "Unknown INGESTER_MODE: bogus" for m in error_lines)
         assert not any(line.startswith("Error:") for line in run.err_lines)
         return
-    assert any(
-        m[1] == "ERROR" and m["target"] == "ingester" and m["msg"] == trace for m in error_lines
-    )
+    assert any(m[1] == "ERROR" and m["target"] == "ingester" and m["msg"] == trace for m in error_lines)
     assert [line for line in run.err_lines if line.startswith("Error: ")], run.stderr
     if letter in "DEFGH":
         assert run.traces[0] == "[EXIT-TRACE] Running in 'all' mode"
         # The path line is followed by the JoinHandle result line.
         after = run.traces[run.traces.index(trace) + 1]
-        assert re.fullmatch(
-            r"\[EXIT-TRACE\] (Firehose|Backfill|Labeler) result: Ok\(Err\(.*\)\)", after
-        )
+        assert re.fullmatch(r"\[EXIT-TRACE\] (Firehose|Backfill|Labeler) result: Ok\(Err\(.*\)\)", after)
     if letter in "GH":
         assert "[EXIT-TRACE] No labeler hosts configured" in run.traces
         assert "[EXIT-TRACE] Entering tokio::select! with firehose and backfill only" in run.traces
@@ -185,10 +167,7 @@ def test_task_error_labeler_critical_lines(debug_image: str) -> None:
     """task-error: CRITICAL lines on stdout, the Ok(Err(..)) result, `Error:` last, exit 1."""
     run = run_container(debug_image, base_env(STANDIN_SCENARIO="task-error", RUST_BACKTRACE="0"))
     assert run.rc == 1
-    assert (
-        f"CRITICAL: Labeler ingester for {LABELER} exited with error: WebSocket(ConnectionClosed)"
-        in run.out
-    )
+    assert f"CRITICAL: Labeler ingester for {LABELER} exited with error: WebSocket(ConnectionClosed)" in run.out
     # The second line of the message continues without a prefix.
     assert "\nThis task should never exit. Investigate immediately.\n" in run.out
     assert (
@@ -196,8 +175,7 @@ def test_task_error_labeler_critical_lines(debug_image: str) -> None:
         "This should never happen.))" in run.err_lines
     )
     assert run.err_lines[-1] == (
-        "Error: CRITICAL: Labeler ingester exited unexpectedly. This should never happen. "
-        "Check logs for details."
+        "Error: CRITICAL: Labeler ingester exited unexpectedly. This should never happen. Check logs for details."
     )
 
 
@@ -209,9 +187,7 @@ def test_single_mode_task_error_skips_path_letter(debug_image: str) -> None:
     )
     assert run.rc == 1
     assert run.traces == ["[EXIT-TRACE] About to run firehose mode"]
-    assert (
-        run.err_lines[-1] == "Error: CRITICAL: All firehose tasks exited. This should never happen."
-    )
+    assert run.err_lines[-1] == "Error: CRITICAL: All firehose tasks exited. This should never happen."
 
 
 def test_task_ok_result(debug_image: str) -> None:
@@ -294,9 +270,7 @@ def test_production_build_default_panic_text(
     standin_images: StandinImages, scenario: str, backtrace: str, thread: str, where: str
 ) -> None:
     """rsky-ingester:latest has no [EXIT-TRACE] and prints Rust's default panic message."""
-    run = run_container(
-        standin_images.prod_image, base_env(STANDIN_SCENARIO=scenario, RUST_BACKTRACE=backtrace)
-    )
+    run = run_container(standin_images.prod_image, base_env(STANDIN_SCENARIO=scenario, RUST_BACKTRACE=backtrace))
     assert run.rc == (101 if thread == "main" else 1)
     assert "EXIT-TRACE" not in run.stderr + run.stdout
     assert "FATAL PANIC" not in run.stderr
@@ -307,23 +281,18 @@ def test_production_build_default_panic_text(
     if backtrace == "1":
         assert lines[at + 2] == "stack backtrace:"
     else:
-        assert lines[at + 2] == (
-            "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"
-        )
+        assert lines[at + 2] == ("note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace")
 
 
 def test_production_build_task_error(standin_images: StandinImages) -> None:
     """Production task-error: CRITICAL lines and `Error:` (with anyhow's backtrace), no traces."""
-    run = run_container(
-        standin_images.prod_image, base_env(STANDIN_SCENARIO="task-error", RUST_BACKTRACE="1")
-    )
+    run = run_container(standin_images.prod_image, base_env(STANDIN_SCENARIO="task-error", RUST_BACKTRACE="1"))
     assert run.rc == 1
     assert "EXIT-TRACE" not in run.stdout + run.stderr
     assert "Labeler ingester exited: Ok(Err(CRITICAL: All labeler tasks exited." in run.out
     lines = run.err_lines
     at = lines.index(
-        "Error: CRITICAL: Labeler ingester exited unexpectedly. This should never happen. "
-        "Check logs for details."
+        "Error: CRITICAL: Labeler ingester exited unexpectedly. This should never happen. Check logs for details."
     )
     assert lines[at + 1 : at + 3] == ["", "Stack backtrace:"]
 
@@ -337,9 +306,7 @@ def test_output_format_and_secrets(standin_images: StandinImages) -> None:
         r"\x1b\[2mingester\x1b\[0m\x1b\[2m:\x1b\[0m Starting rsky-ingester",
         first,
     )
-    plain = run_container(
-        standin_images.prod_image, base_env(STANDIN_SCENARIO="silent-exit", NO_COLOR="1")
-    )
+    plain = run_container(standin_images.prod_image, base_env(STANDIN_SCENARIO="silent-exit", NO_COLOR="1"))
     assert "\x1b" not in plain.stdout
     lines = plain.stdout.splitlines()
     assert all(TRACING.match(line) for line in lines), lines
@@ -479,9 +446,7 @@ def test_host_kill9_is_restarted(stack_factory: StackFactory) -> None:
 def test_numbered_lines_survive_every_run(stack_factory: StackFactory) -> None:
     """Numbered mode: in `docker logs`, every run's lines 1..N, on their streams, none lost."""
     total = 400
-    stack = stack_factory(
-        "task-error", exit_after_ms=100, env={"STANDIN_NUMBERED": str(total), "NO_COLOR": "1"}
-    )
+    stack = stack_factory("task-error", exit_after_ms=100, env={"STANDIN_NUMBERED": str(total), "NO_COLOR": "1"})
     stack.up()
     stack.wait_restarts(3, timeout=60)
     logs = stack.logs()
@@ -542,9 +507,7 @@ def test_swap_to_debug_image_shows_traces(stack_factory: StackFactory) -> None:
     stack.compose("up", "-d", SERVICE)
     stack.wait_restarts(1, timeout=30)
     assert stack.inspect()["Config"]["Image"] == stack.debug_image
-    assert "[EXIT-TRACE] tokio::select! triggered on labeler_handle - EXIT PATH F" in (
-        stack.logs().stderr.splitlines()
-    )
+    assert "[EXIT-TRACE] tokio::select! triggered on labeler_handle - EXIT PATH F" in (stack.logs().stderr.splitlines())
 
 
 def test_cli_up_and_down(standin_images: StandinImages, tmp_path: Path) -> None:
