@@ -30,15 +30,27 @@ apt_install() {
 }
 
 # --- Python environment --------------------------------------------------------------------
+# The controller side (ansible-core 2.19, the collector) needs Python 3.11 to 3.13 with venv and
+# pip; a minimal Debian has neither python3-venv nor, sometimes, python3 itself.
+py=${INGESTER_CAPTURE_PYTHON:-python3}
+python_ok() {
+    "$py" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else 1)' 2>/dev/null
+}
+controller_python() {
+    command -v "$py" >/dev/null 2>&1 || apt_install python3
+    python_ok || die "found $("$py" -V 2>&1 || echo "no $py"); the controller needs Python 3.11 to 3.13 (set INGESTER_CAPTURE_PYTHON to one)"
+    "$py" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+    "$py" -c 'import ensurepip, venv' 2>/dev/null || die "$py has no working venv module (install python3-venv)"
+}
 python_env() {
     local stamp="$venv/.requirements.sha256" want_sum
     want_sum=$(cat "$here/requirements.txt" "$here/requirements-dev.txt" "$here/pyproject.toml" | sha256sum | cut -d' ' -f1)
     if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_sum" ]; then
         return
     fi
-    command -v python3 >/dev/null || die "missing: python3 (3.11 or newer)"
+    controller_python
     say "creating the Python environment in $venv"
-    python3 -m venv "$venv"
+    "$py" -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-dev.txt" 2>&1 | grep -v '^WARNING: Location' >&2 || true
     "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$here" 2>&1 | grep -v '^WARNING: Location' >&2 || true
     "$venv/bin/python" -c 'import ansible, ansible_runner, jinja2, yaml, collector' \
