@@ -502,6 +502,12 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
         else:
             determinism = f"same outcome ({scenario}) in {same} of {acc.ended} completed runs"
             consistent = same == acc.ended
+        if scenario == "config-error" and same == acc.ended:
+            determinism = f"the same configuration error in {same} of {acc.ended} completed runs"
+            if len(acc.exit_paths) > 1:
+                determinism += (f"; the exit path varies ({'/'.join(sorted(acc.exit_paths))}) only because "
+                                "select! picks among families that all failed at once")
+            consistent = True
         det = consistent if acc.ended >= 2 else None
 
     task = rep.task if rep else None
@@ -652,12 +658,36 @@ def _questions(
     out: list[Question] = []
 
     def q(qid: str, question: str, answer: str, ok: bool, debug: bool = False) -> None:
+        if any(x.id == qid for x in out):
+            return  # answered already (a configuration error answers 1-4 at once)
         out.append(Question(qid, question, answer, ok, debug and not ok))
 
     if no_exit:
         for qid, text in QUESTIONS:
             q(qid, text, "No task exited in the window.", True)
         return tuple(out)
+    if scenario in ("config-error", "cannot-start") and rep is not None:
+        problem = config_problem(rep)
+        what = (
+            problem.detail
+            if problem is not None
+            else f"the dynamic loader refused the binary: {rep.facts.loader_error}"
+        )
+        where = "a configuration error" if scenario == "config-error" else "the binary cannot load"
+        answers = {
+            "which_task": f"None: {where}, before any host task ran"
+            + (" (select! names a family at random)" if len(acc.exit_paths) > 1 else "")
+            + ".",
+            "ok_or_err": "Err at startup (exit 1)."
+            if rep.exit_code != 101
+            else "A panic on the main thread (exit 101).",
+            "what_error": what,
+            "panic_or_clean": "Panic on the main thread (exit 101)."
+            if rep.exit_code == 101
+            else "Neither a panic nor a task's exit: the process stops at startup (exit 1).",
+        }
+        for qid, text in QUESTIONS[:4]:
+            q(qid, text, answers[qid], True)
     task = rep.task if rep else None
     # 1 which task
     if task:
