@@ -8,7 +8,7 @@ Exit codes (`ExitCode`):
     2   usage error (bad arguments)
     3   the bundle or log cannot be read (one line on stderr, never a traceback)
     10  a crash loop was diagnosed (any crash scenario: task-error, panic, task-returned-ok,
-        oom-kill, external-kill, config-error, impossible-path)
+        oom-kill, external-kill, config-error, cannot-start, impossible-path)
     11  inconclusive: not enough evidence; the report says what to capture next
     20  reserved for `verify` (the fix did not hold)
 """
