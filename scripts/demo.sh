@@ -3,12 +3,13 @@
 # end by `ansible-playbook capture.yml`.
 #
 #   scripts/demo.sh [SCENARIO [BUILD]]
-#       SCENARIO, following the real code: all-panicked, contained-panic, retry-errors,
+#       SCENARIO, following the real code: all-panicked (default), contained-panic, retry-errors,
 #                 config-redis-url, config-no-relays, config-unknown-mode, config-metrics-port,
 #                 binary-cannot-start, oom, leak, healthy;
-#       hypothetical (the seed's paths): hypothetical-task-error (default), hypothetical-task-panic,
+#       hypothetical (the seed's paths): hypothetical-task-error, hypothetical-task-panic,
 #                 hypothetical-host-panic, hypothetical-main-panic, hypothetical-task-ok,
-#                 hypothetical-single-mode, hypothetical-impossible, hypothetical-silent-exit
+#                 hypothetical-single-mode, hypothetical-impossible, hypothetical-silent-exit,
+#                 hypothetical-cancelled
 #       BUILD: the production image's generation, oldest | hook (default) | debug
 #   scripts/demo.sh --down       stop and remove the demo stack
 set -euo pipefail
@@ -22,7 +23,7 @@ if [ "${1:-}" = "--down" ]; then
     echo "demo: stack removed"
     exit 0
 fi
-scenario=${1:-hypothetical-task-error}
+scenario=${1:-all-panicked}
 build=${2:-}
 
 bash scripts/setup.sh demo
