@@ -808,3 +808,25 @@ def test_cli_up_and_down(standin_images: StandinImages, tmp_path: Path) -> None:
         assert main(["down", "--root", str(root)]) == 0
     gone = subprocess.run(["docker", "inspect", f"{prefix}-rust-ingester"], capture_output=True)
     assert gone.returncode != 0
+
+
+# ------------------------------------------------------------------ recorded fixtures ---
+
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
+
+
+def test_recorded_fixtures_are_whole() -> None:
+    """Each recorded log has its .json (the interface's keys), a README line, and stays small."""
+    logs = sorted(RECORDED.glob("*.log"))
+    assert len(logs) >= 15
+    readme = (RECORDED / "README.md").read_text()
+    for log in logs:
+        meta = json.loads(log.with_suffix(".json").read_text())
+        assert set(meta) == {"scenario", "build", "env", "runs", "exit_codes", "oom_killed", "how"}, log.name
+        assert meta["build"] in ("oldest", "hook", "debug")
+        assert meta["runs"] >= 1 and len(meta["exit_codes"]) in (meta["runs"], meta["runs"] - 1), log.name
+        assert REDIS_PASSWORD not in json.dumps(meta["env"])
+        assert log.stat().st_size < 200 * 1024
+        assert f"- `{log.stem}` (" in readme
+        # every line carries Docker's timestamp
+        assert all(DOCKER_TS.match(line) for line in log.read_text().splitlines()), log.name
