@@ -600,9 +600,13 @@ def _summary(
 
 
 def _asides(scenario: str, acc: Accumulator) -> str:
-    """What else the runs show that does not decide the verdict: contained panics, the
-    operator's stops, retried connection errors."""
+    """What else the runs show that does not decide the verdict: memory pressure before
+    unexplained exits, contained panics, the operator's stops, retried connection errors."""
     out = ""
+    if scenario == "inconclusive" and acc.ended and acc.pressure_max:
+        out += (f" Memory pressure was climbing before the exits (up to {acc.pressure_max} events held "
+                "in memory, the documented OOM pattern): an OOM kill is likely; the kernel log, "
+                "Docker's oom events or inspect's OOMKilled would confirm it.")
     if acc.contained:
         idx, cp = acc.contained[0]
         where = cp.location or "an unknown location"

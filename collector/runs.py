@@ -532,9 +532,12 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
         # a bare log that ends at a panic with nothing after it: the process ended there
         main_panic = main_panic or b.fatal_after < len(b.panics)
     ends_itself = "unknown-mode" in b.facts or "loader" in b.facts  # exit(1) follows at once
+    # `X ingester exited: Ok(Ok(()))` with no `Error:`: main returns Ok right after (exit 0)
+    returned_ok = b.result is not None and b.result.kind == "ok-ok" and b.error_exit is None
     ended = (
         not last
         or ends_itself
+        or returned_ok
         or exit_code is not None
         or b.error_exit is not None
         or b.exit_path is not None
@@ -543,6 +546,9 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
     if exit_code is None and ended:
         if ends_itself:
             exit_code, code_source = 1, "inferred (exit(1) at start)"
+        elif returned_ok:
+            # main returned Ok: the oldest builds, whose run_* return Ok(()) after the panics
+            exit_code, code_source = 0, "inferred (main returned Ok)"
         elif b.error_exit is not None:
             exit_code, code_source = 1, "inferred (main returned Err)"
         elif main_panic and last_panic is not None and _main_thread(last_panic):
