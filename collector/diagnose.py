@@ -525,6 +525,10 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
     summary = _end_sentence(summary + _asides(scenario, acc))
     confidence = _confidence(scenario, rep, acc, coverage)
     evidence = tuple(rep.evidence[:12]) if rep else ()
+    if scenario == "config-error" and rep is not None:
+        problem = config_problem(rep)
+        if problem is not None and problem.cite is not None and problem.cite not in evidence:
+            evidence = (problem.cite, *evidence[:11])  # the line that shows the value first
     questions = _questions(scenario, rep, acc, durations, det, determinism, needs_debug)
     causes = _root_causes(scenario, rep, acc, mem)
     steps = _next_steps(scenario, rep, acc, mem, coverage, needs_debug, causes)
@@ -938,6 +942,12 @@ def _next_steps(
         steps.append("Review main(): a mode arm returned without an exit path.")
     elif scenario == "stable":
         steps.append("No restart seen: watch longer, or close the incident if this is the fix.")
+    if acc.contained and scenario not in ("config-error", "cannot-start"):
+        _idx, cp = acc.contained[0]
+        steps.append(
+            f"Fix the contained panic at {cp.location or 'the panic site'}: that host task stays dead "
+            "until the process restarts (the others run on), but it is not why the process exits."
+        )
     if not cov.kernel and scenario in ("external-kill", "inconclusive"):
         steps.append("Capture the kernel log (dmesg as root or journalctl -k) to rule OOM in or out.")
     if not cov.events and scenario != "stable":
