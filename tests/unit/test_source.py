@@ -61,7 +61,7 @@ def test_the_code_sits_next_to_the_evidence_line(tmp_path: Path) -> None:
 
 
 def test_no_source_folder_gives_null(tmp_path: Path) -> None:
-    report, md, _html = _summarize(BUNDLES / "task-panic", tmp_path)
+    report, md, _html = _summarize(BUNDLES / "hypothetical-task-panic", tmp_path)
     assert report["source"] is None and validate(report) == []
     assert "Source beside the verdict" not in md
 
