@@ -103,3 +103,21 @@ def test_dependency_locations_name_crate_and_version() -> None:
 def test_the_index_reader_never_raises(text: str) -> None:
     parse_source_index(text, {})
     parse_source_index(json.dumps({"snippets": [text, {"location": text, "file": text}], "missing": [text]}), {})
+
+
+def test_a_panic_inside_a_dependency_names_the_crate(tmp_path: Path) -> None:
+    log = tmp_path / "dep.log"
+    loc = "/usr/local/cargo/registry/src/index.crates.io-6f17d22bba15001f/tokio-1.47.1/src/runtime/time/entry.rs:602:9"
+    log.write_text(
+        "2026-11-29T10:00:00.000000000Z Starting rsky-ingester\n"
+        + "".join(
+            f"2026-11-29T10:00:05.00000000{i}Z thread 'tokio-runtime-worker' panicked at {loc}:\n"
+            f"2026-11-29T10:00:05.00000000{i}Z A Tokio 1.x context was found, but it is being shutdown.\n"
+            for i in range(3)
+        )
+        + "2026-11-29T10:00:05.100000000Z Error: CRITICAL: All firehose tasks exited. This should never happen.\n"
+    )
+    main(["summarize", "--log", str(log), "--out", str(tmp_path), "--quiet"])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["panic"]["dependency"] == {"crate": "tokio", "version": "1.47.1"}
+    assert "in dependency `tokio` 1.47.1" in (tmp_path / "report.md").read_text()
