@@ -18,6 +18,7 @@ import yaml
 
 from collector.cli import main
 from collector.diagnose import SCENARIOS
+from collector.report.schema import validate
 from tests.unit.conftest import BUNDLES, FIXTURES, LOGS
 
 ANSWERS = Path(__file__).resolve().parent.parent / "answers"
@@ -96,6 +97,7 @@ def test_answer(entry: dict[str, Any]) -> None:
             assert got[k] is not None or k == "exit_path", f"{k} must be named"
     assert got == want, entry["reason"]
     assert entry["must_state"] in v["summary"], f"summary must state {entry['must_state']!r}: {v['summary']}"
+    assert validate(report) == []
 
 
 @pytest.mark.parametrize("entry", [e for e in KEY if e["scenario"] == "config-error"],
