@@ -100,7 +100,7 @@ def config_problem(run: Run) -> ConfigProblem | None:
     texts = _all_error_texts(run)
     redis = next((t for t in texts if any(e in t for e in _REDIS_URL_ERRORS)), None)
     if redis is not None:
-        shown = f'"{f.redis_url}"' if f.redis_url is not None else "(see the Configuration line)"
+        shown = f'"{f.redis_url}"' if f.redis_url is not None else "(value not in this log: no Configuration line)"
         return ConfigProblem(
             "REDIS_URL",
             f.redis_url,
