@@ -263,6 +263,10 @@ def _task(word: str | None) -> str | None:
 
 
 def _clip(text: str) -> str:
+    """A record's text: capped, with any URL password redacted (the `Configuration:` line prints
+    REDIS_URL whole, and an error may quote it)."""
+    if "@" in text:
+        text = redact_text(text)
     return text if len(text) <= _TEXT_CAP else text[:_TEXT_CAP] + "…"
 
 
@@ -752,7 +756,7 @@ class LogParser:
                 self._terminal = True  # exit(1) follows; the loader's line is all a run prints
                 if self._terminal_ts is None or kind == "loader":
                     self._terminal_ts = line.ts
-            out.append(Fact(line.ts, kind, task, value, count, _clip(redact_text(text)), src, number))
+            out.append(Fact(line.ts, kind, task, value, count, _clip(text), src, number))
 
     def _exit_trace(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
         parsed = _trace_cache.get(text)

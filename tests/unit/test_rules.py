@@ -139,3 +139,19 @@ def test_the_configuration_line_is_read_redacted() -> None:
 def test_one_hand_run_exit_is_an_exit(fixture: str) -> None:
     (run,) = list(split_runs(parse_log((LOGS / fixture).read_text().splitlines(keepends=True))))
     assert run.ended and run.exit_code == 101
+
+
+def test_no_record_keeps_a_url_password(tmp_path: Path) -> None:
+    """A tee that lost the banner opens the run at the Configuration line: its text is redacted too."""
+    log = tmp_path / "tee.log"
+    log.write_text(
+        "rust-ingester exited with code 1\n"
+        'rust-ingester  | 2026-11-29T10:00:00.000000Z  INFO ingester: Configuration: IngesterConfig { redis_url: '
+        '"redis://:hunter2@redis:6379", relay_hosts: [], labeler_hosts: [] }\n'
+        "rust-ingester  | Error: cannot connect to redis://:hunter2@redis:6379\n"
+        "rust-ingester exited with code 1\n"
+    )
+    out = tmp_path / "out"
+    main(["summarize", "--log", str(log), "--out", str(out), "--quiet"])
+    for name in ("report.json", "report.md", "report.html"):
+        assert "hunter2" not in (out / name).read_text(), name
