@@ -265,9 +265,9 @@ def _task(word: str | None) -> str | None:
 def _clip(text: str) -> str:
     """A record's text: capped, with any URL password redacted (the `Configuration:` line prints
     REDIS_URL whole, and an error may quote it)."""
-    if "@" in text:
-        text = redact_text(text)
-    return text if len(text) <= _TEXT_CAP else text[:_TEXT_CAP] + "…"
+    if len(text) > _TEXT_CAP:
+        text = text[:_TEXT_CAP] + "…"
+    return redact_text(text) if "@" in text else text
 
 
 def _unwrap(text: str, prefix: str) -> str | None:
