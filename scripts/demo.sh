@@ -2,8 +2,15 @@
 # The demo: a crash-looping stand-in rsky-ingester on this machine, captured and diagnosed end to
 # end by `ansible-playbook capture.yml`.
 #
-#   scripts/demo.sh [SCENARIO]   SCENARIO: task-error (default), task-panic, host-panic,
-#                                main-panic, task-ok, oom, impossible, silent-exit, healthy
+#   scripts/demo.sh [SCENARIO [BUILD]]
+#       SCENARIO, following the real code: all-panicked (default), contained-panic, retry-errors,
+#                 config-redis-url, config-no-relays, config-unknown-mode, config-metrics-port,
+#                 binary-cannot-start, oom, leak, healthy;
+#       hypothetical (the seed's paths): hypothetical-task-error, hypothetical-task-panic,
+#                 hypothetical-host-panic, hypothetical-main-panic, hypothetical-task-ok,
+#                 hypothetical-single-mode, hypothetical-impossible, hypothetical-silent-exit,
+#                 hypothetical-cancelled
+#       BUILD: the production image's generation, oldest | hook (default) | debug
 #   scripts/demo.sh --down       stop and remove the demo stack
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,7 +23,8 @@ if [ "${1:-}" = "--down" ]; then
     echo "demo: stack removed"
     exit 0
 fi
-scenario=${1:-task-error}
+scenario=${1:-all-panicked}
+build=${2:-}
 
 bash scripts/setup.sh demo
 
@@ -24,8 +32,8 @@ if [ -d .demo ]; then
     "$py" -m tests.standin.stack down --root .demo >/dev/null 2>&1 || true
     rm -rf .demo
 fi
-echo "demo: starting a production-shaped stack whose ingester crash-loops ($scenario)"
-"$py" -m tests.standin.stack up --root .demo --prefix demo --scenario "$scenario" --exit-after-ms 4000 >/dev/null
+echo "demo: starting a production-shaped stack whose ingester crash-loops ($scenario${build:+, $build build})"
+"$py" -m tests.standin.stack up --root .demo --prefix demo --scenario "$scenario" ${build:+--build "$build"} --exit-after-ms 4000 >/dev/null
 sleep 6
 docker ps -a --filter name=demo-rust-ingester --format 'demo: {{.Names}}: {{.Status}} ({{.Image}})'
 

@@ -41,16 +41,16 @@ def sha(path: Path) -> str:
 
 # scenario, stack keyword arguments, expected (scenario, task, exit path)
 CASES = [
-    ("task-error", {"exit_after_ms": 1500}, ("task-error", "labeler", "F")),
+    ("hypothetical-task-error", {"exit_after_ms": 1500}, ("task-error", "labeler", "F")),
     (
-        "task-error",
+        "hypothetical-task-error",
         {"exit_after_ms": 1500, "labeler_hosts": "", "env": {"STANDIN_TASK": "backfill"}},
         ("task-error", "backfill", "H"),
     ),
-    ("task-panic", {"exit_after_ms": 1500}, ("panic", "labeler", "F")),
-    ("main-panic", {"exit_after_ms": 1500}, ("panic", None, None)),
+    ("hypothetical-task-panic", {"exit_after_ms": 1500}, ("panic", "labeler", "F")),
+    ("hypothetical-main-panic", {"exit_after_ms": 1500}, ("panic", None, None)),
     (
-        "task-ok",
+        "hypothetical-task-ok",
         {"exit_after_ms": 1500, "env": {"STANDIN_TASK": "firehose"}},
         ("task-returned-ok", "firehose", "D"),
     ),
@@ -95,7 +95,7 @@ def test_capture_over_ssh_and_swap_touches_one_line(
     stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path], sshd: Sshd
 ) -> None:
     dest, state = capture_paths
-    stack: Stack = stack_factory("task-error", exit_after_ms=1500)
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=1500)
     stack.up()
     original = stack.compose_path.read_bytes()
     inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state, sshd=sshd)
@@ -126,7 +126,7 @@ def test_numbered_lines_are_all_kept_across_restarts(
 ) -> None:
     dest, state = capture_paths
     per_run = 400
-    stack: Stack = stack_factory("task-error", exit_after_ms=300, env={"STANDIN_NUMBERED": str(per_run)})
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=300, env={"STANDIN_NUMBERED": str(per_run)})
     stack.up()
     inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state, capture_stop_after_restarts=5)
 
@@ -191,7 +191,7 @@ def test_healthy_service_is_stable(stack_factory: Any, tmp_path: Path, capture_p
 
 def test_check_mode_changes_nothing(stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]) -> None:
     dest, state = capture_paths
-    stack: Stack = stack_factory("task-error", exit_after_ms=1500)
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=1500)
     stack.up()
     before_sha = sha(stack.compose_path)
     before_id = stack.container_id()

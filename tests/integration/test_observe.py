@@ -59,8 +59,8 @@ def unchanged(stack: Stack, compose_sha: str, container_id: str) -> None:
     ("scenario", "kwargs", "expected"),
     [
         ("oom", {}, "oom-kill"),
-        ("main-panic", {"exit_after_ms": 1500}, "panic"),
-        ("silent-exit", {"exit_after_ms": 1500}, "inconclusive"),
+        ("hypothetical-main-panic", {"exit_after_ms": 1500}, "panic"),
+        ("hypothetical-silent-exit", {"exit_after_ms": 1500}, "inconclusive"),
     ],
 )
 def test_observe_names_what_production_already_shows(
@@ -122,7 +122,7 @@ def test_auto_deploys_the_debug_image_only_when_inconclusive(
     stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
 ) -> None:
     dest, state = capture_paths
-    silent: Stack = stack_factory("silent-exit", exit_after_ms=1500)
+    silent: Stack = stack_factory("hypothetical-silent-exit", exit_after_ms=1500)
     silent.up()
     silent.wait_restarts(1, timeout=60)
 

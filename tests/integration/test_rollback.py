@@ -219,7 +219,7 @@ def test_fails_clearly_when_the_service_does_not_come_up(
 
 @pytest.mark.skipif(not (REPO / "capture.yml").exists(), reason="capture.yml is not in this tree yet")
 def test_capture_then_rollback(stack_factory: Any, tmp_path: Path) -> None:
-    stack: Stack = stack_factory("task-error", exit_after_ms=1500)
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=1500)
     stack.up()
     original = stack.compose_path.read_bytes()
     state = tmp_path / "state"

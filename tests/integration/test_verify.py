@@ -109,14 +109,14 @@ def test_check_mode_writes_nothing(stack_factory: Any, tmp_path: Path) -> None:
 
 # scenario, stack keyword arguments, the criterion that must be named
 CRASHES = [
-    ("task-error", {"exit_after_ms": 1000}, "exit_traces"),
-    ("task-error", {"exit_after_ms": 1000, "env": {"STANDIN_INSTRUMENTED": "1"}}, "exit_traces"),
-    ("task-panic", {"exit_after_ms": 1000}, "exit_traces"),
-    ("host-panic", {"exit_after_ms": 1000}, "exit_traces"),
-    ("main-panic", {"exit_after_ms": 1000}, "exit_traces"),
-    ("task-ok", {"exit_after_ms": 1000}, "exit_traces"),
-    ("impossible", {"exit_after_ms": 1000, "env": {"STANDIN_INSTRUMENTED": "1"}}, "exit_traces"),
-    ("silent-exit", {"exit_after_ms": 1000}, "uptime"),
+    ("hypothetical-task-error", {"exit_after_ms": 1000}, "exit_traces"),
+    ("hypothetical-task-error", {"exit_after_ms": 1000, "env": {"STANDIN_BUILD": "debug"}}, "exit_traces"),
+    ("hypothetical-task-panic", {"exit_after_ms": 1000}, "exit_traces"),
+    ("hypothetical-host-panic", {"exit_after_ms": 1000}, "exit_traces"),
+    ("hypothetical-main-panic", {"exit_after_ms": 1000}, "exit_traces"),
+    ("hypothetical-task-ok", {"exit_after_ms": 1000}, "exit_traces"),
+    ("hypothetical-impossible", {"exit_after_ms": 1000, "env": {"STANDIN_BUILD": "debug"}}, "exit_traces"),
+    ("hypothetical-silent-exit", {"exit_after_ms": 1000}, "uptime"),
     ("oom", {}, "kernel_oom"),
 ]
 

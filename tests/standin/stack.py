@@ -4,7 +4,8 @@ A :class:`Stack` lays out, under one root directory, what the production host ha
 
 * ``<root>/rsky/rsky-ingester/{Dockerfile,ingester}``: the source tree the debug build uses;
   ``docker build -f ../rsky/rsky-ingester/Dockerfile -t <tag> ../rsky`` from the project dir
-  builds the instrumented image (``ENV STANDIN_INSTRUMENTED=1``).
+  builds the instrumented image (``ENV STANDIN_SOURCE_BUILD=debug``: the 13f9a6b7 build with
+  ``[EXIT-TRACE]``, whatever the compose file's ``STANDIN_BUILD`` says).
 * ``<root>/atproto/``: the compose project dir, a git checkout of branch ``rude1/backfill``
   tracking ``origin`` (the bare repo ``<root>/origin.git``), one commit behind it so that
   ``git pull --ff-only origin rude1/backfill`` really fetches something.
@@ -13,15 +14,19 @@ A :class:`Stack` lays out, under one root directory, what the production host ha
   unless-stopped``, secrets in ``environment``, ``mem_limit``), then a tools service; test
   stacks use ``network_mode: none``.
 
-The production image ``rsky-ingester:latest`` (``ENV STANDIN_INSTRUMENTED=0``) is shared by all
-stacks; the scenario is chosen by the compose environment (``STANDIN_SCENARIO`` ...). Container
-names, the compose project name and the debug image tag carry the stack's prefix, so several
-stacks coexist on one engine.
+The production image ``rsky-ingester:latest`` is shared by all stacks and runs the ``hook``
+build generation (2f7ec42a: panic hook, CRITICAL lines, no ``[EXIT-TRACE]``) unless the compose
+environment sets ``STANDIN_BUILD`` (``oldest`` | ``hook`` | ``debug``: the ``build`` argument).
+The scenario is chosen by the compose environment (``STANDIN_SCENARIO`` ...); the ``config-*``
+scenarios also plant their fault (:data:`SCENARIO_ENV`), and ``env`` overrides any variable
+(``REDIS_URL``, ``INGESTER_RELAY_HOSTS``, ``INGESTER_MODE``, ``METRICS_PORT``, ``RUST_LOG`` ...).
+Container names, the compose project name and the debug image tag carry the stack's prefix, so
+several stacks coexist on one engine.
 
 CLI (used by the demo script)::
 
     python -m tests.standin.stack build
-    python -m tests.standin.stack up --root .demo --scenario task-error --prefix demo
+    python -m tests.standin.stack up --root .demo --scenario all-panicked --prefix demo
     python -m tests.standin.stack down --root .demo
 
 ``up`` prints a JSON description of the stack on stdout; ``down`` reads ``<root>/stack.json``.
@@ -57,15 +62,56 @@ BRANCH = "rude1/backfill"
 COMPOSE_NAME = "docker-compose.prod-rust.yml"
 SERVICE = "ingester"
 
-DEFAULT_RELAY_HOSTS = (
-    "https://relay1.us-east.bsky.network,https://relay1.us-west.bsky.network,https://atproto.africa"
-)
+DEFAULT_RELAY_HOSTS = "https://relay1.us-east.bsky.network,https://relay1.us-west.bsky.network,https://atproto.africa"
 DEFAULT_LABELER_HOSTS = "https://atproto.africa"
 # The secrets planted in every stack: tests check that bundles never carry them in clear text.
 REDIS_PASSWORD = "s3cretpass"  # noqa: S105 - a planted test secret, not a credential
 MONITOR_TOKEN = "mon-t0ken-5f1d2c"  # noqa: S105 - a planted test secret, not a credential
 
+BUILDS = ("oldest", "hook", "debug")
+# Real-code scenarios (the stand-in's own names) and, for the config-* ones, the fault they plant
+# in the ingester's environment; ``env`` given to :class:`Stack` overrides these.
+SCENARIO_ENV: dict[str, dict[str, str]] = {
+    "healthy": {},
+    "retry-errors": {},
+    "all-panicked": {},
+    "contained-panic": {},
+    # REDIS_URL without redis:// (the scheme dropped from redis://:pass@redis:6379)
+    "config-redis-url": {"REDIS_URL": f":{REDIS_PASSWORD}@redis:6379"},
+    "config-no-relays": {"INGESTER_RELAY_HOSTS": ""},
+    "config-unknown-mode": {"INGESTER_MODE": "firehouse"},
+    # the debug build reads METRICS_PORT (13f9a6b7); the hook build (2f7ec42a) does not
+    "config-metrics-port": {"METRICS_PORT": "4100/tcp"},
+    "binary-cannot-start": {},
+    "oom": {},
+    "leak": {},
+}
+HYPOTHETICAL_SCENARIOS = (
+    "hypothetical-task-error",
+    "hypothetical-task-panic",
+    "hypothetical-host-panic",
+    "hypothetical-main-panic",
+    "hypothetical-task-ok",
+    "hypothetical-single-mode",
+    "hypothetical-impossible",
+    "hypothetical-silent-exit",
+    "hypothetical-cancelled",
+)
+SCENARIOS = (*SCENARIO_ENV, *HYPOTHETICAL_SCENARIOS)
+
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+# The seed's scenario names: the stand-in still accepts them as aliases of the hypothetical ones.
+_LEGACY = {
+    "task-error": "hypothetical-task-error",
+    "task-panic": "hypothetical-task-panic",
+    "host-panic": "hypothetical-host-panic",
+    "main-panic": "hypothetical-main-panic",
+    "task-ok": "hypothetical-task-ok",
+    "impossible": "hypothetical-impossible",
+    "silent-exit": "hypothetical-silent-exit",
+}
 
 
 class StackError(RuntimeError):
@@ -91,9 +137,7 @@ def run(
         env=None if env is None else {**os.environ, **env},
     )
     if check and proc.returncode != 0:
-        raise StackError(
-            f"{' '.join(argv)} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()}"
-        )
+        raise StackError(f"{' '.join(argv)} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()}")
     return proc
 
 
@@ -130,38 +174,58 @@ def _image_label(image: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def _dockerfile(*, copy_from: str, instrumented: bool, sha: str) -> str:
-    build = (
-        "debug build: exit traces and panic hook"
-        if instrumented
-        else ("production build: no exit traces, Rust's default panic message")
-    )
+def _dockerfile(*, copy_from: str, source_build: str | None, sha: str) -> str:
+    """The stand-in's Dockerfile: production (``source_build`` None) or built from source.
+
+    The production image sets no build generation (the binary's default is ``hook``, the
+    compose file's ``STANDIN_BUILD`` may choose another); the image built from the rsky tree
+    pins its generation with ``STANDIN_SOURCE_BUILD``, as a real build pins its code.
+    """
+    if source_build is None:
+        what = "production image: hook build unless STANDIN_BUILD says otherwise"
+        env = "ENV STANDIN_IMAGE=production\n"
+    else:
+        what = f"built from the source tree: {source_build} build"
+        env = f"ENV STANDIN_IMAGE=source STANDIN_SOURCE_BUILD={source_build}\n"
     return (
-        f"# rsky-ingester stand-in, {build}.\n"
+        f"# rsky-ingester stand-in, {what}.\n"
         "# FROM scratch with a static binary: no registry is reachable from this engine.\n"
         "FROM scratch\n"
         f"COPY {copy_from} /ingester\n"
-        f"ENV STANDIN_INSTRUMENTED={1 if instrumented else 0}\n"
+        f"{env}"
         f"LABEL {SHA_LABEL}={sha}\n"
         'ENTRYPOINT ["/ingester"]\n'
     )
 
 
-def build_images() -> str:
-    """Build the shared production image ``rsky-ingester:latest`` unless it is current.
+def standin_image() -> str:
+    """The production image of today's binary under a tag of its own, ``rsky-ingester:standin-<sha>``.
 
-    Current means its label holds the sha256 of today's binary. Returns the image tag.
+    The same image as ``rsky-ingester:latest``, but no other checkout re-points this tag, so
+    containers run straight from it (the recorder, the stand-in's own tests) always get this
+    source's binary even while another checkout rebuilds the shared tag.
     """
     binary = build_binary()
     sha = _sha256(binary)
-    if _image_label(PROD_IMAGE) == sha:
-        return PROD_IMAGE
+    tag = f"{DEBUG_REPO}:standin-{sha[:16]}"
+    if _image_label(tag) == sha:
+        return tag
     with tempfile.TemporaryDirectory(prefix="standin-build-") as ctx:
         shutil.copy2(binary, Path(ctx) / "ingester")
-        (Path(ctx) / "Dockerfile").write_text(
-            _dockerfile(copy_from="ingester", instrumented=False, sha=sha)
-        )
-        run(["docker", "build", "-q", "-t", PROD_IMAGE, ctx])
+        (Path(ctx) / "Dockerfile").write_text(_dockerfile(copy_from="ingester", source_build=None, sha=sha))
+        run(["docker", "build", "-q", "-t", tag, ctx])
+    return tag
+
+
+def build_images() -> str:
+    """Point the shared production tag ``rsky-ingester:latest`` at today's binary if it is not.
+
+    Current means its label holds the sha256 of today's binary. Returns the image tag.
+    """
+    sha = _sha256(build_binary())
+    if _image_label(PROD_IMAGE) == sha:
+        return PROD_IMAGE
+    run(["docker", "tag", standin_image(), PROD_IMAGE])
     return PROD_IMAGE
 
 
@@ -209,16 +273,23 @@ class Stack:
         mode: str = "all",
         exit_after_ms: int | None = None,
         restart: str = "unless-stopped",
+        build: str | None = None,
         write: bool = True,
     ) -> None:
         """Describe (and unless ``write`` is false, lay out) a stack.
 
-        ``instrumented_branch``: whether the debug Dockerfile under ``rsky/`` bakes
-        ``STANDIN_INSTRUMENTED=1``; false models a branch without the instrumentation.
-        ``env`` adds to (and overrides) the ingester service's environment.
+        ``instrumented_branch``: whether the debug Dockerfile under ``rsky/`` builds the
+        instrumented ``debug`` generation; false models a branch without the instrumentation
+        (``hook``). ``build``: the production image's generation (``STANDIN_BUILD`` in the
+        compose file; None leaves the image's default, ``hook``). ``env`` adds to (and
+        overrides) the ingester service's environment, the scenario's planted fault included.
         """
         if not _PREFIX_RE.match(name_prefix):
             raise ValueError(f"name_prefix must match {_PREFIX_RE.pattern}: {name_prefix!r}")
+        if build is not None and build not in BUILDS:
+            raise ValueError(f"build must be one of {', '.join(BUILDS)}: {build!r}")
+        if scenario not in SCENARIOS and not _LEGACY.get(scenario):
+            raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         self.root = Path(root).resolve()
         self.scenario = scenario
         self.prefix = name_prefix
@@ -230,6 +301,7 @@ class Stack:
         self.mode = mode
         self.exit_after_ms = exit_after_ms
         self.restart = restart
+        self.build = build
         self.project = f"{name_prefix}-atproto"
         self.container = f"{name_prefix}-rust-ingester"
         self.redis_container = f"{name_prefix}-redis"
@@ -255,8 +327,11 @@ class Stack:
             "RUST_BACKTRACE": "1",
             "STANDIN_SCENARIO": self.scenario,
         }
+        if self.build is not None:
+            env["STANDIN_BUILD"] = self.build
         if self.exit_after_ms is not None:
             env["STANDIN_EXIT_AFTER_MS"] = str(self.exit_after_ms)
+        env.update(SCENARIO_ENV.get(self.scenario, {}))
         env.update(self.extra_env)
         return env
 
@@ -283,6 +358,7 @@ class Stack:
             "mode": self.mode,
             "exit_after_ms": self.exit_after_ms,
             "restart": self.restart,
+            "build": self.build,
             "env": self.extra_env,
         }
 
@@ -302,14 +378,13 @@ class Stack:
             mode=meta["mode"],
             exit_after_ms=meta["exit_after_ms"],
             restart=meta["restart"],
+            build=meta.get("build"),
             write=False,
         )
 
     def compose_text(self) -> str:
         """The production-shaped compose file for this stack."""
-        env_lines = "\n".join(
-            f"      {key}: {_yaml_str(value)}" for key, value in self.ingester_env().items()
-        )
+        env_lines = "\n".join(f"      {key}: {_yaml_str(value)}" for key, value in self.ingester_env().items())
         cpus = min(2, os.cpu_count() or 1)
         return f"""\
 # Blacksky AppView: Rust backfill pipeline (production).
@@ -374,7 +449,7 @@ services:
         (src / "Dockerfile").write_text(
             _dockerfile(
                 copy_from="rsky-ingester/ingester",
-                instrumented=self.instrumented_branch,
+                source_build="debug" if self.instrumented_branch else "hook",
                 sha=_sha256(binary),
             )
         )
@@ -397,9 +472,7 @@ services:
         with tempfile.TemporaryDirectory(prefix="standin-upstream-") as tmp:
             upstream = Path(tmp) / "upstream"
             run(["git", "clone", "-q", "-b", BRANCH, str(self.origin), str(upstream)])
-            (upstream / "NOTES.md").write_text(
-                "Exit-path instrumentation for rsky-ingester (EXIT PATH A-I, Z).\n"
-            )
+            (upstream / "NOTES.md").write_text("Exit-path instrumentation for rsky-ingester (EXIT PATH A-I, Z).\n")
             self._git("add", "NOTES.md", cwd=upstream)
             self._git("commit", "-q", "-m", "Add exit-trace notes", cwd=upstream)
             self._git("push", "-q", "origin", BRANCH, cwd=upstream)
@@ -547,7 +620,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("build", help="compile the stand-in and build rsky-ingester:latest")
     up = sub.add_parser("up", help="lay out a stack under --root and start it")
     up.add_argument("--root", type=Path, required=True)
-    up.add_argument("--scenario", default="healthy")
+    up.add_argument("--scenario", default="healthy", choices=SCENARIOS)
+    up.add_argument("--build", choices=BUILDS, default=None, help="production image generation")
+    up.add_argument("--relay-hosts", default=DEFAULT_RELAY_HOSTS, help="'' for none")
     up.add_argument("--prefix", required=True, help="unique name prefix (containers, project)")
     up.add_argument("--mem-limit", default="64m")
     up.add_argument("--mode", default="all", help="INGESTER_MODE")
@@ -556,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument(
         "--no-instrumented-branch",
         action="store_true",
-        help="the debug Dockerfile bakes STANDIN_INSTRUMENTED=0",
+        help="the debug Dockerfile builds the hook generation (no [EXIT-TRACE])",
     )
     up.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     down = sub.add_parser("down", help="stop and remove the stack laid out under --root")
@@ -575,8 +650,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 env=_parse_env(args.env),
                 instrumented_branch=not args.no_instrumented_branch,
                 labeler_hosts=args.labeler_hosts,
+                relay_hosts=args.relay_hosts,
                 mode=args.mode,
                 exit_after_ms=args.exit_after_ms,
+                build=args.build,
             )
             stack.up()
             print(json.dumps(stack.describe(), indent=2))
