@@ -8,7 +8,7 @@ Exit codes (`ExitCode`):
     2   usage error (bad arguments)
     3   the bundle or log cannot be read (one line on stderr, never a traceback)
     10  a crash loop was diagnosed (any crash scenario: task-error, panic, task-returned-ok,
-        oom-kill, external-kill, config-error, impossible-path)
+        oom-kill, external-kill, config-error, cannot-start, impossible-path)
     11  inconclusive: not enough evidence; the report says what to capture next
     20  reserved for `verify` (the fix did not hold)
 """
@@ -31,6 +31,10 @@ from collector.report.model import CaptureFacts, build_report, history_json
 from collector.report.render import render_html, render_markdown, render_summary
 from collector.runs import Context, Run, split_runs
 from collector.sources.common import Problem
+from collector.sources.source_index import INDEX, SourceIndex, parse_source_index
+
+SOURCE_INDEX_LIMIT = 1 << 20
+SNIPPET_LIMIT = 256 << 10
 
 PROG = "ingester-collector"
 
@@ -233,8 +237,43 @@ def analyse(bundle: Bundle) -> tuple[dict[str, Any], list[Run], Diagnosis]:
     facts.container_id = ctx.container_id
     facts.host_mode = bundle.host.mode
     facts.restart_count_inspect = ctx.inspect.restart_count if ctx.inspect else None
-    report = build_report(diag, facts, history, generated_by=f"{PROG} (collector 0.1.0)")
+    source = read_source(bundle.root) if bundle.root is not None else None
+    if source is not None:
+        problems.extend(Problem(INDEX, msg) for msg in source.problems)
+    report = build_report(diag, facts, history, generated_by=f"{PROG} (collector 0.1.0)", source=source)
     return report, [r for r, _ in diag.acc.kept], diag
+
+
+def read_source(root: Path) -> SourceIndex | None:
+    """The bundle's `source/index.json` and the snippet files it lists (inside `source/` only),
+    or None when the bundle has none. Unreadable parts become problems, never exceptions."""
+    index = root / INDEX
+    if not index.is_file():
+        return None
+    try:
+        with index.open("rb") as fh:
+            text = fh.read(SOURCE_INDEX_LIMIT).decode("utf-8", errors="replace")
+    except OSError as exc:
+        return SourceIndex(None, (), (), (f"{INDEX}: unreadable: {exc.strerror or exc}",))
+    files: dict[str, str] = {}
+    base = (root / "source").resolve()
+    try:
+        listed = json.loads(text).get("snippets") or []
+    except (ValueError, AttributeError):
+        listed = []
+    for s in listed if isinstance(listed, list) else []:
+        name = s.get("file") if isinstance(s, dict) else None
+        if not isinstance(name, str) or not name:
+            continue
+        path = (root / name).resolve()
+        if base not in path.parents:
+            continue  # a snippet outside source/ is not read
+        try:
+            with path.open("rb") as fh:
+                files[name] = fh.read(SNIPPET_LIMIT).decode("utf-8", errors="replace")
+        except OSError:
+            continue
+    return parse_source_index(text, files)
 
 
 if __name__ == "__main__":  # pragma: no cover

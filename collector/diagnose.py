@@ -14,7 +14,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from collector.runs import Cite, Run
+from collector.runs import Cite, ContainedPanic, Run
 
 SCENARIOS = (
     "task-error",
@@ -23,11 +23,15 @@ SCENARIOS = (
     "oom-kill",
     "external-kill",
     "config-error",
+    "cannot-start",
     "impossible-path",
     "stable",
     "inconclusive",
 )
 CRASH_SCENARIOS = frozenset(SCENARIOS) - {"stable", "inconclusive"}
+# Run-level outcomes that are not exits of the service: still running, or stopped by a person.
+NOT_EXITS = ("running", "stopped")
+MODES = ("firehose", "backfill", "labeler", "all")
 PRODUCTION_INTERVAL = (20.0, 30.0)
 # The production pattern is "every 20-30 s"; allow a fifth either side for backoff and jitter.
 PATTERN_TOLERANCE = 0.2
@@ -44,6 +48,107 @@ class RunVerdict:
     reason: str
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """A configuration error: which variable, its value as logged (redacted), what to do."""
+
+    variable: str | None
+    value: str | None
+    detail: str
+    next_step: str
+    cite: Cite | None
+
+
+_REDIS_URL_ERRORS = ("Redis URL did not parse", "InvalidClientConfig", "invalid URL", "Invalid URL")
+
+
+def _all_error_texts(run: Run) -> list[str]:
+    out: list[str] = []
+    if run.error_exit is not None:
+        out.append(run.error_exit.message)
+        out.extend(run.error_exit.causes)
+    if run.result_error:
+        out.append(run.result_error)
+    out.extend(c.text for c in run.criticals)
+    return out
+
+
+def config_problem(run: Run) -> ConfigProblem | None:
+    """The configuration error this run died of, named from its own lines, or None.
+
+    Read from the source: `Unknown INGESTER_MODE` (error! then exit(1)); `X::new(config)?` failing
+    on REDIS_URL before any task starts; an empty relay list (`.. ingesters for 0 hosts`, then
+    `All .. tasks exited` with no task having panicked); METRICS_PORT parsed with a panic on the
+    main thread.
+    """
+    f = run.facts
+    mode = f.unknown_mode
+    if mode is None and run.exit_path == "I":
+        for b in run.breadcrumbs:
+            if "Unknown INGESTER_MODE:" in b:
+                mode = b.split("Unknown INGESTER_MODE:", 1)[1].split(" - EXIT PATH", 1)[0].strip()
+    if mode is not None or run.exit_path == "I":
+        shown = f'"{mode}"' if mode is not None else "(not shown)"
+        return ConfigProblem(
+            "INGESTER_MODE",
+            mode,
+            f"INGESTER_MODE={shown} is not a mode the ingester knows: it logs the error and calls exit(1)",
+            f"Set INGESTER_MODE to one of {', '.join(MODES)} (it is {shown}); every start fails "
+            "the same way until it changes.",
+            f.unknown_mode_cite or run.last_breadcrumb,
+        )
+    texts = _all_error_texts(run)
+    redis = next((t for t in texts if any(e in t for e in _REDIS_URL_ERRORS)), None)
+    if redis is not None:
+        shown = f'"{f.redis_url}"' if f.redis_url is not None else "(value not in this log: no Configuration line)"
+        return ConfigProblem(
+            "REDIS_URL",
+            f.redis_url,
+            f"REDIS_URL={shown} is not a Redis URL: redis-rs refuses it ({redis.strip()}) before any task starts",
+            f"Fix REDIS_URL (it is {shown}): it must be a redis:// or rediss:// URL such as "
+            "redis://redis:6379; no task starts until it parses, so Redis itself is not involved.",
+            f.config_cite or (Cite(run.error_exit.source, run.error_exit.line, "Error: " + run.error_exit.message)
+                              if run.error_exit else None),
+        )
+    if f.zero_hosts and not run.host_task_panics and (run.error_exit is not None or run.critical_count
+                                                       or run.result_kind == "ok-err"):
+        fams = " and ".join(f.zero_hosts)
+        return ConfigProblem(
+            "INGESTER_RELAY_HOSTS",
+            "",
+            f"INGESTER_RELAY_HOSTS is empty: {fams} started 0 host tasks and returned at once "
+            "(`All .. tasks exited` with no task run)",
+            "Set INGESTER_RELAY_HOSTS to a comma-separated list of relay URLs (it is empty); the "
+            "exit is immediate and the same on every start.",
+            f.config_cite,
+        )
+    p = run.panic
+    if p is not None and p.message and ("METRICS_PORT" in p.message or (
+            run.exit_code == 101 and "ParseIntError" in p.message)):
+        return ConfigProblem(
+            "METRICS_PORT",
+            None,
+            f"METRICS_PORT is not a port number: main panics parsing it ({p.message}), exit 101",
+            "Set METRICS_PORT to a port number between 1 and 65535 (the default is 4100); the panic "
+            "is on the main thread before any task starts.",
+            Cite(p.source, p.line, p.text[:300]),
+        )
+    if (
+        run.error_exit is not None
+        and not (run.result_kind or run.critical_count or run.exit_path or _reached_tasks(run))
+        and _CONFIG_WORDS.search(run.error_exit.message)
+    ):
+        msg = run.error_exit.message.splitlines()[0]
+        return ConfigProblem(
+            None,
+            None,
+            f"main returned Err before starting any task: {msg}",
+            f"Fix the setting the error names ({msg}) in the service's environment.",
+            Cite(run.error_exit.source, run.error_exit.line, "Error: " + msg),
+        )
+    return None
+
+
 def classify_run(run: Run, *, oom_visible: bool = True) -> RunVerdict:
     """The scenario that explains this run's exit, strongest evidence first.
 
@@ -53,15 +158,28 @@ def classify_run(run: Run, *, oom_visible: bool = True) -> RunVerdict:
     if not run.ended:
         return RunVerdict("running", "still running when the capture ended")
     code = run.exit_code
+    if run.facts.loader_error is not None:
+        return RunVerdict(
+            "cannot-start",
+            f"the binary cannot start: the dynamic loader says {run.facts.loader_error} (no Rust code ran)",
+        )
     if run.oom:
         where = ", ".join(run.oom_sources) or "OOM evidence"
         return RunVerdict("oom-kill", f"killed by the OOM killer ({where})")
-    if run.exit_path == "I":
-        return RunVerdict("config-error", "unknown INGESTER_MODE (EXIT PATH I)")
+    problem = config_problem(run)
+    if problem is not None:
+        return RunVerdict("config-error", problem.detail)
     if run.exit_path == "Z":
         return RunVerdict("impossible-path", "reached the end of main() (EXIT PATH Z)")
     killed = code in (137, 143) or (code is not None and code > 128 and code != 134)
-    if killed and run.error_exit is None and run.exit_path is None:
+    if killed and run.error_exit is None and run.exit_path is None and run.panic is None:
+        if run.stopped_by_operator:
+            how = (
+                "Compose's `Gracefully stopping...`"
+                if run.facts.graceful_stop
+                else "docker stop (SIGTERM, then SIGKILL)"
+            )
+            return RunVerdict("stopped", f"exit {code}: stopped by the operator ({how}), not a crash")
         if not oom_visible:
             return RunVerdict(
                 "inconclusive",
@@ -72,7 +190,8 @@ def classify_run(run: Run, *, oom_visible: bool = True) -> RunVerdict:
         return RunVerdict("external-kill", f"exit {code} with no OOM evidence: signal from {via}")
     if run.panic is not None or run.result_kind == "join-panic" or run.host_task_panics or code == 101:
         where = run.panic.location if run.panic and run.panic.location else "unknown location"
-        return RunVerdict("panic", f"panic at {where}")
+        swallowed = " (the oldest build swallows the task panics and exits 0)" if code == 0 else ""
+        return RunVerdict("panic", f"panic at {where}{swallowed}")
     if run.result_kind == "ok-ok":
         return RunVerdict("task-returned-ok", "the task's run function returned Ok(())")
     kinds = set(run.critical_kinds)
@@ -80,12 +199,6 @@ def classify_run(run: Run, *, oom_visible: bool = True) -> RunVerdict:
         return RunVerdict("task-returned-ok", "a host task returned Ok(()) from its infinite loop")
     if "task-completed" in kinds and "host-error" not in kinds and run.result_kind != "ok-err":
         return RunVerdict("task-returned-ok", "a host task completed, which it should never do")
-    if (
-        run.error_exit is not None
-        and not (run.result_kind or run.critical_count or run.exit_path or _reached_tasks(run))
-        and _CONFIG_WORDS.search(run.error_exit.message)
-    ):
-        return RunVerdict("config-error", "main returned Err before starting any task")
     if run.result_kind == "ok-err" or "host-error" in kinds or run.error_exit is not None:
         return RunVerdict("task-error", "a task's run function returned an error")
     if run.result_kind == "join-cancelled":
@@ -161,10 +274,35 @@ class Accumulator:
     kill_via_api: int = 0
     pressure_max: int | None = None
     oom_visible: bool = True
+    stopped: int = 0
+    contained: list[tuple[int, ContainedPanic]] = field(default_factory=list)
+    contained_total: int = 0
+    retries: int = 0
+    retry_hosts: dict[str, None] = field(default_factory=dict)
+    retry_cite: Cite | None = None
+    config_problems: dict[str, tuple[int, ConfigProblem]] = field(default_factory=dict)
 
     def add(self, run: Run) -> None:
         verdict = classify_run(run, oom_visible=self.oom_visible)
         self.runs_total += 1
+        for cp in run.contained:
+            self.contained_total += 1
+            if len(self.contained) < 4:
+                self.contained.append((run.index, cp))
+        self.retries += run.facts.retries
+        for h in run.facts.retry_hosts:
+            if len(self.retry_hosts) < 8:
+                self.retry_hosts[h] = None
+        if self.retry_cite is None and run.facts.retry_cite is not None:
+            self.retry_cite = run.facts.retry_cite
+        if verdict.scenario == "config-error":
+            problem = config_problem(run)
+            if problem is not None:
+                key = problem.variable or "?"
+                n = self.config_problems.get(key, (0, problem))[0]
+                self.config_problems[key] = (n + 1, problem)
+        if verdict.scenario == "stopped":
+            self.stopped += 1
         if run.index == 1 and run.partial:
             self.partial_first = True
         if run.breadcrumbs:
@@ -182,7 +320,7 @@ class Accumulator:
             self.slopes.append(run.mem_slope)
         if run.reached_limit is not None:
             self.reached_limit[run.reached_limit] += 1
-        if run.ended:
+        if run.ended and verdict.scenario not in NOT_EXITS:
             self.ended += 1
             self.scenarios[verdict.scenario] += 1
             self.exit_codes[str(run.exit_code) if run.exit_code is not None else "unknown"] += 1
@@ -364,9 +502,17 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
         else:
             determinism = f"same outcome ({scenario}) in {same} of {acc.ended} completed runs"
             consistent = same == acc.ended
+        if scenario == "config-error" and same == acc.ended:
+            determinism = f"the same configuration error in {same} of {acc.ended} completed runs"
+            if len(acc.exit_paths) > 1:
+                determinism += (f"; the exit path varies ({'/'.join(sorted(acc.exit_paths))}) only because "
+                                "select! picks among families that all failed at once")
+            consistent = True
         det = consistent if acc.ended >= 2 else None
 
     task = rep.task if rep else None
+    if scenario in ("config-error", "cannot-start"):
+        task = None  # no task failed: in `all` mode select! names whichever family it saw first
     path = rep.exit_path if rep else None
     needs_debug = scenario == "inconclusive" and not acc.instrumented
     if scenario in ("task-error", "task-returned-ok", "panic") and not acc.instrumented:
@@ -376,8 +522,13 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
         known = rep.panic.location not in (None, "unknown location")
         needs_debug = needs_debug and not (known and rep.panic.message)
     summary = _end_sentence(_summary(scenario, rep, rv, acc, mem, intervals))
+    summary = _end_sentence(summary + _asides(scenario, acc))
     confidence = _confidence(scenario, rep, acc, coverage)
     evidence = tuple(rep.evidence[:12]) if rep else ()
+    if scenario == "config-error" and rep is not None:
+        problem = config_problem(rep)
+        if problem is not None and problem.cite is not None and problem.cite not in evidence:
+            evidence = (problem.cite, *evidence[:11])  # the line that shows the value first
     questions = _questions(scenario, rep, acc, durations, det, determinism, needs_debug)
     causes = _root_causes(scenario, rep, acc, mem)
     steps = _next_steps(scenario, rep, acc, mem, coverage, needs_debug, causes)
@@ -407,6 +558,11 @@ def _summary(
     restarts = acc.ended
     every = f", every {intervals.median:.0f} s" if intervals.median else ""
     lead = f"{restarts} exit(s) in the window{every}: "
+    same = acc.scenarios.get(scenario, 0)
+    if restarts and 0 < same < restarts:
+        lead += f"the most common outcome ({same} of {restarts} exits) is "
+    if scenario == "stable" and acc.stopped:
+        return "No crash in the window: the only exit was the operator's own stop."
     if scenario == "stable":
         return "No exit and no restart in the window: the ingester ran steadily."
     if rep is None or rv is None:
@@ -421,7 +577,11 @@ def _summary(
         where = rep.panic.location if rep.panic and rep.panic.location else "an unknown location"
         msg = f" ({rep.panic.message})" if rep.panic and rep.panic.message else ""
         via = f", ending {task} task via EXIT PATH {rep.exit_path}" if rep.exit_path else ""
-        return lead + f"a panic at {where}{msg}{via}."
+        zero = ""
+        if rep.exit_code == 0:
+            zero = (" Then exit 0, not 1: the oldest builds swallow the host tasks' panics "
+                    "(`let _ = task.await`) and main returns Ok.")
+        return lead + f"a panic at {where}{msg}{via}.{zero}"
     if scenario == "task-error":
         err = _error_text(rep) or "an error"
         via = f" (EXIT PATH {rep.exit_path})" if rep.exit_path else ""
@@ -430,10 +590,42 @@ def _summary(
         via = f" (EXIT PATH {rep.exit_path})" if rep.exit_path else ""
         return lead + f"{task} run function returned Ok(()) despite its infinite loop{via}."
     if scenario == "config-error":
-        return lead + f"configuration error at startup: {rv.reason}."
+        random = ""
+        if len(acc.exit_paths) > 1:
+            paths = "/".join(sorted(acc.exit_paths))
+            random = (f" (EXIT PATH {paths} at random: every family fails at once and select! "
+                      "reports whichever it sees first)")
+        return lead + f"configuration error at startup: {rv.reason}{random}."
+    if scenario == "cannot-start":
+        return lead + f"{rv.reason}."
     if scenario == "impossible-path":
         return lead + "main() reached its end after the mode match (EXIT PATH Z)."
     return lead + f"{rv.reason}."
+
+
+def _asides(scenario: str, acc: Accumulator) -> str:
+    """What else the runs show that does not decide the verdict: memory pressure before
+    unexplained exits, contained panics, the operator's stops, retried connection errors."""
+    out = ""
+    if scenario == "inconclusive" and acc.ended and acc.pressure_max:
+        out += (f" Memory pressure was climbing before the exits (up to {acc.pressure_max} events held "
+                "in memory, the documented OOM pattern): an OOM kill is likely; the kernel log, "
+                "Docker's oom events or inspect's OOMKilled would confirm it.")
+    if acc.contained:
+        idx, cp = acc.contained[0]
+        where = cp.location or "an unknown location"
+        msg = f" ({cp.message})" if cp.message else ""
+        on = f" for {cp.ran_on_seconds:.0f} s" if cp.ran_on_seconds is not None else ""
+        more = f" ({acc.contained_total} contained panics in all)" if acc.contained_total > 1 else ""
+        out += (f" A contained panic at {where}{msg} in run {idx}: the process kept running{on} "
+                f"after it, so it did not end the run{more}.")
+    if acc.stopped:
+        out += f" {acc.stopped} run(s) ended by the operator's own stop, not a crash (not counted)."
+    if acc.retries and scenario not in ("task-error",):
+        hosts = ", ".join(list(acc.retry_hosts)[:3])
+        out += (f" {acc.retries} connection error(s) ({hosts}) were logged and retried: evidence that "
+                "retry works, not a cause of exit.")
+    return out
 
 
 def _end_sentence(text: str) -> str:
@@ -474,12 +666,36 @@ def _questions(
     out: list[Question] = []
 
     def q(qid: str, question: str, answer: str, ok: bool, debug: bool = False) -> None:
+        if any(x.id == qid for x in out):
+            return  # answered already (a configuration error answers 1-4 at once)
         out.append(Question(qid, question, answer, ok, debug and not ok))
 
     if no_exit:
         for qid, text in QUESTIONS:
             q(qid, text, "No task exited in the window.", True)
         return tuple(out)
+    if scenario in ("config-error", "cannot-start") and rep is not None:
+        problem = config_problem(rep)
+        what = (
+            problem.detail
+            if problem is not None
+            else f"the dynamic loader refused the binary: {rep.facts.loader_error}"
+        )
+        where = "a configuration error" if scenario == "config-error" else "the binary cannot load"
+        answers = {
+            "which_task": f"None: {where}, before any host task ran"
+            + (" (select! names a family at random)" if len(acc.exit_paths) > 1 else "")
+            + ".",
+            "ok_or_err": "Err at startup (exit 1)."
+            if rep.exit_code != 101
+            else "A panic on the main thread (exit 101).",
+            "what_error": what,
+            "panic_or_clean": "Panic on the main thread (exit 101)."
+            if rep.exit_code == 101
+            else "Neither a panic nor a task's exit: the process stops at startup (exit 1).",
+        }
+        for qid, text in QUESTIONS[:4]:
+            q(qid, text, answers[qid], True)
     task = rep.task if rep else None
     # 1 which task
     if task:
@@ -603,6 +819,17 @@ _CAUSES = (
         "Look for automation, health checks or people killing the container (kill events, "
         "host audit log, cron, orchestration).",
     ),
+    (
+        "configuration",
+        "Configuration error",
+        "Fix the value the error names in the service's environment (compose file).",
+    ),
+    (
+        "image",
+        "The image's binary cannot start",
+        "Rebuild the image so the binary runs on its base image: build on the same distribution "
+        "release as the runtime stage (or link statically), then redeploy.",
+    ),
 )
 
 
@@ -641,10 +868,19 @@ def _root_causes(scenario: str, rep: Run | None, acc: Accumulator, mem: Memory) 
     if scenario == "external-kill":
         api = "Docker API kill events" if acc.kill_via_api else "no Docker kill event: from outside"
         put("external-signal", 0.9, f"exit 137/143 without OOM evidence; {api}")
-    if scenario in ("oom-kill", "panic", "external-kill", "task-returned-ok"):
+    if scenario == "config-error":
+        for _n, problem in acc.config_problems.values():
+            put("configuration", 0.95, problem.detail)
+    if scenario == "cannot-start" and rep is not None:
+        put("image", 0.95, f"the loader refuses the binary: {rep.facts.loader_error}")
+    if acc.retries and scenario != "task-error":
+        for cid in ("websocket-close", "redis-lost"):
+            scores[cid] = (0.05, [f"{acc.retries} connection error(s) logged and retried "
+                                  "(`Retrying in 5 seconds...`): retry works, so they do not end a task"])
+    if scenario in ("oom-kill", "panic", "external-kill", "task-returned-ok", "config-error", "cannot-start"):
         for cid in ("websocket-close", "redis-lost"):
             if scores[cid][0] <= 0.1:
-                scores[cid] = (0.05, ["the exit is explained by another cause"])
+                scores[cid] = (0.05, [*scores[cid][1], "the exit is explained by another cause"][-2:])
     out = []
     for cid, title, step in _CAUSES:
         score, ev = scores[cid]
@@ -666,7 +902,7 @@ def _next_steps(
     steps: list[str] = []
     if needs_debug:
         steps.append(
-            "Deploy the debug image (capture_mode=full): these production logs cannot say which task exits or why."
+            "Deploy the debug image (capture_mode=capture): these production logs cannot say which task exits or why."
         )
     if scenario == "oom-kill":
         limit = f" at {mem.limit_bytes / 2**20:.0f} MiB" if mem.limit_bytes else ""
@@ -688,11 +924,30 @@ def _next_steps(
     elif scenario in ("task-error", "task-returned-ok") and causes:
         steps.append(causes[0].next_step)
     elif scenario == "config-error":
-        steps.append("Check INGESTER_MODE and the environment in the compose file.")
+        problems = sorted(acc.config_problems.values(), key=lambda x: -x[0])
+        for _n, problem in problems[:2]:
+            steps.append(problem.next_step)
+        if not problems:
+            steps.append("Check the service's environment in the compose file: the error is in the log.")
+        return tuple(steps)
+    elif scenario == "cannot-start":
+        err = rep.facts.loader_error if rep is not None else None
+        steps.append(
+            f"Fix the image, not the code: the dynamic loader refuses the binary ({err}). Rebuild it "
+            "on the same distribution release as the runtime base image (or link statically) and "
+            "redeploy; no debug build can help while the binary cannot load."
+        )
+        return tuple(steps)
     elif scenario == "impossible-path":
         steps.append("Review main(): a mode arm returned without an exit path.")
     elif scenario == "stable":
         steps.append("No restart seen: watch longer, or close the incident if this is the fix.")
+    if acc.contained and scenario not in ("config-error", "cannot-start"):
+        _idx, cp = acc.contained[0]
+        steps.append(
+            f"Fix the contained panic at {cp.location or 'the panic site'}: that host task stays dead "
+            "until the process restarts (the others run on), but it is not why the process exits."
+        )
     if not cov.kernel and scenario in ("external-kill", "inconclusive"):
         steps.append("Capture the kernel log (dmesg as root or journalctl -k) to rule OOM in or out.")
     if not cov.events and scenario != "stable":

@@ -9,7 +9,9 @@ has no timestamps).
 from __future__ import annotations
 
 import bisect
+import calendar
 import math
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +25,7 @@ from collector.sources.logs import (
     EndOfLog,
     ErrorExit,
     ExitTrace,
+    Fact,
     LogRecord,
     Panic,
     Pressure,
@@ -35,6 +38,38 @@ MAX_CRITICALS = 8
 MAX_EVIDENCE = 24
 # A kernel line or event this close to a run's end still belongs to it (clocks drift a little).
 SLACK = 3.0
+# A panic this close to the run's end, with nothing logged after it, is where the process exited.
+EXIT_AT_PANIC = 2.0
+MAX_CONTAINED = 4
+
+
+@dataclass(frozen=True)
+class ContainedPanic:
+    """A panic the process survived: a host task died but the others (and the process) ran on."""
+
+    location: str | None
+    message: str | None
+    ts: float | None
+    ran_on_seconds: float | None  # how long the process was seen running after it
+    cite: Cite
+
+
+@dataclass(frozen=True)
+class StartupFacts:
+    """What the run said about its configuration and start (from `Fact` lines)."""
+
+    redis_url: str | None = None  # redacted
+    relay_hosts: int | None = None
+    config_cite: Cite | None = None
+    zero_hosts: tuple[str, ...] = ()  # families that started with 0 hosts
+    unknown_mode: str | None = None
+    unknown_mode_cite: Cite | None = None
+    loader_error: str | None = None
+    loader_cite: Cite | None = None
+    retries: int = 0
+    retry_hosts: tuple[str, ...] = ()
+    retry_cite: Cite | None = None
+    graceful_stop: Cite | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +122,9 @@ class Run:
     mem_slope: float | None
     reached_limit: bool | None
     evidence: tuple[Cite, ...] = field(compare=False)
+    contained: tuple[ContainedPanic, ...] = ()
+    facts: StartupFacts = StartupFacts()
+    stopped_by_operator: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -163,6 +201,17 @@ class _Builder:
     evidence: list[Cite] = field(default_factory=list)
     end_ts: float | None = None
     mode_task: str | None = None
+    panics: list[Panic] = field(default_factory=list)
+    panic_seen_at: list[int] = field(default_factory=list)  # running evidence seen before each
+    running_seen: int = 0
+    fatal_after: int = 0  # panics[:fatal_after] were followed by the fatal sequence
+    facts: dict[str, object] = field(default_factory=dict)
+    retries: int = 0
+    retry_hosts: dict[str, None] = field(default_factory=dict)
+
+    def fatal(self) -> None:
+        """The fatal sequence (CRITICAL per task, All .. exited, select line, Error:) is here."""
+        self.fatal_after = len(self.panics)
 
     def note(self, cite: Cite) -> None:
         if len(self.evidence) < MAX_EVIDENCE:
@@ -183,11 +232,14 @@ class _Builder:
                 else:
                     self.breadcrumbs[-1] = rec.text
             self.last_breadcrumb = rec
+            if rec.path is not None:
+                self.fatal()
             if rec.path is not None and self.exit_path is None:
                 self.exit_path = rec.path
                 self.task = rec.task
                 self.note(_cite(rec))
         elif isinstance(rec, TaskResult):
+            self.fatal()
             if self.result is None:
                 self.result = rec
                 self.note(_cite(rec))
@@ -195,13 +247,21 @@ class _Builder:
                 self.task = rec.task
         elif isinstance(rec, Panic):
             self.panic_count += 1
-            if self.panic is None:
-                self.panic = rec
-                self.note(_cite(rec))
+            if len(self.panics) >= MAX_CONTAINED * 2:
+                del self.panics[MAX_CONTAINED], self.panic_seen_at[MAX_CONTAINED]
+                self.fatal_after = min(self.fatal_after, len(self.panics))
+            self.panics.append(rec)
+            self.panic_seen_at.append(self.running_seen)
+            return
+        elif isinstance(rec, Fact):
+            self._fact(rec)
+            return
         elif isinstance(rec, Critical):
+            if rec.kind in ("task-panicked", "all-exited", "family-exited", "task-completed", "host-error"):
+                self.fatal()
             self.critical_count += 1
             self.critical_kinds[rec.kind] = None
-            if rec.kind == "task-panicked":
+            if rec.kind == "task-panicked" and not (rec.detail or "").startswith("JoinError::Cancelled"):
                 self.host_task_panics += 1
             if rec.kind in ("family-exited", "all-exited") and self.critical_task is None:
                 self.critical_task = rec.task
@@ -210,6 +270,7 @@ class _Builder:
                 if len(self.criticals) <= 3:
                     self.note(_cite(rec))
         elif isinstance(rec, ErrorExit):
+            self.fatal()
             if self.error_exit is None:
                 self.error_exit = rec
                 self.note(_cite(rec, "Error: " + rec.message))
@@ -217,12 +278,60 @@ class _Builder:
             self.compose_exit = rec
             self.end_ts = rec.ts if rec.ts is not None else self.end_ts
             self.note(_cite(rec, f"{rec.name} exited with code {rec.code}"))
-        elif (
-            isinstance(rec, Pressure)
-            and rec.events_in_memory is not None
-            and (self.pressure_max is None or rec.events_in_memory > self.pressure_max)
-        ):
-            self.pressure_max = rec.events_in_memory
+        elif isinstance(rec, Pressure):
+            self.running_seen += 1
+            if rec.events_in_memory is not None and (
+                self.pressure_max is None or rec.events_in_memory > self.pressure_max
+            ):
+                self.pressure_max = rec.events_in_memory
+
+    def _fact(self, rec: Fact) -> None:
+        f = self.facts
+        if rec.kind == "config" and "config" not in f:
+            f["config"] = rec
+        elif rec.kind == "hosts" and rec.count == 0 and rec.task:
+            f.setdefault("zero", {})
+            zero = f["zero"]
+            if isinstance(zero, dict):
+                zero[rec.task] = rec
+        elif rec.kind == "unknown-mode" and "unknown-mode" not in f:
+            f["unknown-mode"] = rec
+            self.note(_cite(rec))
+        elif rec.kind == "loader" and "loader" not in f:
+            f["loader"] = rec
+            self.note(_cite(rec))
+        elif rec.kind == "retry":
+            self.retries += 1
+            self.running_seen += 1
+            if rec.value and len(self.retry_hosts) < 8:
+                self.retry_hosts[rec.value] = None
+            f.setdefault("retry", rec)
+        elif rec.kind == "graceful-stop" and "graceful-stop" not in f:
+            f["graceful-stop"] = rec
+            self.note(_cite(rec))
+
+    def startup(self) -> StartupFacts:
+        f = self.facts
+        config = f.get("config")
+        zero = f.get("zero")
+        mode = f.get("unknown-mode")
+        loader = f.get("loader")
+        retry = f.get("retry")
+        stop = f.get("graceful-stop")
+        return StartupFacts(
+            redis_url=config.value if isinstance(config, Fact) else None,
+            relay_hosts=config.count if isinstance(config, Fact) else None,
+            config_cite=_cite(config) if isinstance(config, Fact) else None,
+            zero_hosts=tuple(zero) if isinstance(zero, dict) else (),
+            unknown_mode=mode.value if isinstance(mode, Fact) else None,
+            unknown_mode_cite=_cite(mode) if isinstance(mode, Fact) else None,
+            loader_error=loader.value if isinstance(loader, Fact) else None,
+            loader_cite=_cite(loader) if isinstance(loader, Fact) else None,
+            retries=self.retries,
+            retry_hosts=tuple(self.retry_hosts),
+            retry_cite=_cite(retry) if isinstance(retry, Fact) else None,
+            graceful_stop=_cite(stop) if isinstance(stop, Fact) else None,
+        )
 
 
 class _Matcher:
@@ -253,6 +362,12 @@ class _Matcher:
                 kernel.append(k)
         self.kernel = kernel
         self.kernel_used: set[int] = set()
+        insp = ctx.inspect
+        self.ref_time: float | None = (
+            self.event_times[0] if self.event_times
+            else insp.finished_at if insp is not None and insp.finished_at is not None
+            else ctx.window_end
+        )
         self.samples = sorted((s for s in ctx.stats if s.mem_bytes is not None), key=lambda s: s.epoch)
         self.sample_times = [s.epoch for s in self.samples]
 
@@ -271,6 +386,8 @@ class _Matcher:
     def kernel_time(self, k: KernelOom) -> float | None:
         if k.clock == "wall":
             return k.t
+        if k.clock == "syslog" and k.t is not None:
+            return _place_year(k.t, self.ref_time)
         if k.clock == "boot" and k.t is not None and self.ctx.boot_epoch is not None:
             return self.ctx.boot_epoch + k.t
         return None
@@ -303,6 +420,23 @@ class _Matcher:
         return self.events[i:j]
 
 
+def _place_year(t: float, ref: float | None) -> float | None:
+    """A `Mon DD HH:MM:SS` time (parsed in dmesg.SYSLOG_YEAR) moved to the year nearest `ref`."""
+    if ref is None:
+        return None
+    parts = time.gmtime(t)
+    year = time.gmtime(ref).tm_year
+    best: float | None = None
+    for y in (year - 1, year, year + 1):
+        try:
+            cand = float(calendar.timegm((y, parts.tm_mon, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)))
+        except (ValueError, OverflowError):
+            continue
+        if best is None or abs(cand - ref) < abs(best - ref):
+            best = cand
+    return best
+
+
 def split_runs(records: Iterable[LogRecord], ctx: Context | None = None) -> Iterator[Run]:
     """Runs in order; the first is `partial` when the log starts mid-run."""
     ctx = ctx or Context()
@@ -311,7 +445,23 @@ def split_runs(records: Iterable[LogRecord], ctx: Context | None = None) -> Iter
     index = 0
     end_of_log: EndOfLog | None = None
     pending_banner: Banner | None = None
+    starts = matcher.starts
+    si = 0
     for rec in records:
+        ts = getattr(rec, "ts", None)
+        if starts and isinstance(ts, float) and si < len(starts) and starts[si] <= ts:
+            # Docker's start events split runs too: RUST_LOG=warn hides the banner
+            while si < len(starts) and starts[si] <= ts:
+                st = starts[si]
+                si += 1
+                if isinstance(rec, Banner) and st >= ts - SLACK:
+                    continue  # the banner's own start
+                if current is not None and current.start is not None and st <= current.start + SLACK:
+                    continue  # this run's own start
+                if current is not None:
+                    yield _finish(current, st, matcher, ctx, last=False)
+                index += 1
+                current = _Builder(index, st, None, False, True)
         if isinstance(rec, Banner):
             if current is not None:
                 if rec.prev_ts is not None:
@@ -368,19 +518,61 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
     if exit_code is None and inspect_applies and insp is not None and not insp.running:
         exit_code, code_source = insp.exit_code, "docker inspect (State.ExitCode)"
         end = insp.finished_at
-    main_panic = b.panic is not None and b.panic.thread == "main"
+    last_panic = b.panics[-1] if b.panics else None
+    quiet_after = last_panic is not None and b.running_seen == b.panic_seen_at[-1]
+    main_panic = last_panic is not None and quiet_after and _main_thread(last_panic)
+    if (
+        last
+        and last_panic is not None
+        and quiet_after
+        and exit_code is None
+        and not (insp is not None and insp.running and inspect_applies)
+        and not (ctx.events_present and die is None)
+    ):
+        # a bare log that ends at a panic with nothing after it: the process ended there
+        main_panic = main_panic or b.fatal_after < len(b.panics)
+    ends_itself = "unknown-mode" in b.facts or "loader" in b.facts  # exit(1) follows at once
+    # `X ingester exited: Ok(Ok(()))` with no `Error:`: main returns Ok right after (exit 0)
+    returned_ok = b.result is not None and b.result.kind == "ok-ok" and b.error_exit is None
     ended = (
         not last
+        or ends_itself
+        or returned_ok
         or exit_code is not None
         or b.error_exit is not None
         or b.exit_path is not None
         or main_panic
     )
     if exit_code is None and ended:
-        if b.error_exit is not None:
+        if ends_itself:
+            exit_code, code_source = 1, "inferred (exit(1) at start)"
+        elif returned_ok:
+            # main returned Ok: the oldest builds, whose run_* return Ok(()) after the panics
+            exit_code, code_source = 0, "inferred (main returned Ok)"
+        elif b.error_exit is not None:
             exit_code, code_source = 1, "inferred (main returned Err)"
-        elif b.panic is not None and b.panic.thread == "main":
+        elif main_panic and last_panic is not None and _main_thread(last_panic):
             exit_code, code_source = 101, "inferred (panic on the main thread)"
+    # which panics ended the process: those the fatal sequence followed, and the last ones when
+    # the process exited at them (nothing logged after, the end within EXIT_AT_PANIC)
+    fatal: Panic | None = None
+    contained: list[ContainedPanic] = []
+    run_end = end if end is not None else b.last_ts
+    for i, p in enumerate(b.panics):
+        at_exit = (
+            ended
+            and b.running_seen == b.panic_seen_at[i]
+            and (p.ts is None or run_end is None or run_end - p.ts <= EXIT_AT_PANIC or exit_code == 101)
+        )
+        if i < b.fatal_after or at_exit:
+            if fatal is None:
+                fatal = p
+        elif len(contained) < MAX_CONTAINED:
+            on = (run_end - p.ts) if (run_end is not None and p.ts is not None) else None
+            contained.append(ContainedPanic(p.location, p.message, p.ts, on, _cite(p)))
+    if fatal is not None:
+        b.panic = fatal
+        b.evidence.insert(min(1, len(b.evidence)), _cite(fatal))
 
     lo = (start if start is not None else (end or 0.0)) - SLACK
     hi = end if end is not None else (next_start if next_start is not None else float("inf"))
@@ -480,6 +672,7 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
         or b.critical_task
         or _task_in(b.error_exit.message if b.error_exit else "")
         or b.mode_task
+        or _location_task(b.panic)
     )
     res = b.result
     return Run(
@@ -520,4 +713,26 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
         mem_slope=slope(pts),
         reached_limit=reached,
         evidence=tuple(b.evidence),
+        contained=tuple(contained),
+        facts=b.startup(),
+        stopped_by_operator=b.facts.get("graceful-stop") is not None or 15 in signals,
     )
+
+
+def _location_task(p: Panic | None) -> str | None:
+    """The family whose source file panicked (`rsky-ingester/src/firehose.rs:..`), if any."""
+    if p is None or not p.location:
+        return None
+    for t in ("firehose", "backfill", "labeler"):
+        if f"/src/{t}.rs:" in p.location or p.location.startswith(f"src/{t}.rs:"):
+            return t
+    return None
+
+
+def _main_thread(p: Panic) -> bool:
+    """A panic on main's thread (exit 101): Rust names it; the hook does not, but its location
+    is main's own file."""
+    if p.thread == "main":
+        return True
+    loc = p.location or ""
+    return p.thread is None and ("/src/bin/" in loc or "src/main.rs" in loc)

@@ -9,8 +9,14 @@ from collector.diagnose import Diagnosis, Distribution, RunVerdict
 from collector.runs import Cite, Run
 from collector.sources.common import Problem, format_time
 from collector.sources.inspect import Inspect
+from collector.sources.source_index import SourceIndex, dependency_of, path_line
 
 SCHEMA_VERSION = 1
+
+
+def _dependency(location: str | None) -> dict[str, str] | None:
+    dep = dependency_of(location)
+    return {"crate": dep[0], "version": dep[1]} if dep else None
 
 
 def _cite(c: Cite) -> dict[str, Any]:
@@ -143,11 +149,75 @@ def history_json(diag: Diagnosis | None, pre: Inspect | None, present: bool) -> 
     }
 
 
+def source_json(index: SourceIndex | None, evidence: list[dict[str, Any]], panic: dict[str, Any] | None,
+                task: str | None, error: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """report.json `source`: each snippet with what cites it (`panic`, `panic.backtrace[i]`,
+    `verdict.evidence[i]`), so the code is shown next to that evidence."""
+    if index is None:
+        return None
+    out: list[dict[str, Any]] = []
+    for sn in index.snippets:
+        path, line = path_line(sn.location)
+        short = f"{path}:{line}" if line is not None else path
+        cited: list[str] = []
+        if panic is not None and sn.kind == "panic" and panic.get("location"):
+            ppath, pline = path_line(str(panic["location"]))
+            if pline == line and (ppath.endswith(path) or path.endswith(ppath)):
+                cited.append("panic")
+        if panic is not None:
+            for i, frame in enumerate(panic.get("backtrace") or []):
+                if path in frame:
+                    cited.append(f"panic.backtrace[{i}]")
+        for i, e in enumerate(evidence):
+            text = str(e.get("text", ""))
+            by_panic = (
+                "panic" in cited
+                and panic is not None
+                and e.get("file") == panic.get("file")
+                and e.get("line") == panic.get("line")
+            )
+            names_it = short in text or sn.location in text
+            ends_task = (
+                sn.kind == "run_fn"
+                and task is not None
+                and (f"{task}_handle" in text or f"All {task} tasks exited" in text
+                     or f"{task.capitalize()} result" in text)
+            )
+            if by_panic or names_it or (ends_task and not any(c.startswith("verdict.") for c in cited)):
+                cited.append(f"verdict.evidence[{i}]")
+        if error is not None:
+            for i, frame in enumerate(error.get("backtrace") or []):
+                if path in frame:
+                    cited.append(f"error.backtrace[{i}]")
+        out.append(
+            {
+                "kind": sn.kind,
+                "location": sn.location,
+                "path": sn.path,
+                "line": sn.line,
+                "start": sn.start,
+                "end": sn.end,
+                "file": sn.file,
+                "crate": sn.crate,
+                "version": sn.version,
+                "text": sn.text,
+                "cited_by": cited,
+            }
+        )
+    return {
+        "commit": index.commit,
+        "snippets": out,
+        "missing": [{"location": loc, "why": why} for loc, why in index.missing],
+        "problems": list(index.problems),
+    }
+
+
 def build_report(
     diag: Diagnosis,
     capture: CaptureFacts,
     history: dict[str, Any],
     generated_by: str,
+    source: SourceIndex | None = None,
 ) -> dict[str, Any]:
     """report.json, schema_version 1."""
     v = diag.verdict
@@ -164,6 +234,7 @@ def build_report(
             "backtrace": list(rep.panic.backtrace),
             "file": rep.panic.source,
             "line": rep.panic.line,
+            "dependency": _dependency(rep.panic.location),
         }
     elif rep is not None and v.scenario == "panic":
         panic = {
@@ -174,6 +245,7 @@ def build_report(
             "backtrace": [],
             "file": rep.result_cite.file if rep.result_cite else None,
             "line": rep.result_cite.line if rep.result_cite else None,
+            "dependency": None,
         }
     kept = acc.kept
     med = diag.intervals.median
@@ -183,6 +255,12 @@ def build_report(
         damaged.setdefault(p.source, [])
         if len(damaged[p.source]) < 5:
             damaged[p.source].append(p.message)
+    evidence = [_cite(c) for c in v.evidence]
+    error = None
+    if rep is not None and rep.error_exit is not None:
+        ee = rep.error_exit
+        error = {"message": ee.message, "causes": list(ee.causes), "backtrace": list(ee.backtrace),
+                 "file": ee.source, "line": ee.line}
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_by": generated_by,
@@ -197,7 +275,7 @@ def build_report(
             "determinism": v.determinism,
             "needs_debug_build": v.needs_debug_build,
             "instrumented": acc.instrumented,
-            "evidence": [_cite(c) for c in v.evidence],
+            "evidence": evidence,
             "next_steps": list(v.next_steps),
         },
         "panic": panic,
@@ -250,6 +328,25 @@ def build_report(
             for i, c in enumerate(diag.root_causes)
         ],
         "production_history": history,
+        "error": error,
+        "source": source_json(source, evidence, panic, v.task, error),
+        "contained_panics": [
+            {
+                "run": idx,
+                "location": cp.location,
+                "message": cp.message,
+                "at": format_time(cp.ts),
+                "ran_on_seconds": _num(cp.ran_on_seconds, 1),
+                "file": cp.cite.file,
+                "line": cp.cite.line,
+            }
+            for idx, cp in acc.contained
+        ],
+        "configuration_errors": [
+            {"variable": p.variable, "value": p.value, "detail": p.detail, "runs": n,
+             "file": p.cite.file if p.cite else None, "line": p.cite.line if p.cite else None}
+            for n, p in acc.config_problems.values()
+        ],
         "capture": {
             "lines": capture.lines,
             "tee_missed_lines": capture.tee_missed_lines,

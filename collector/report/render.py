@@ -49,7 +49,32 @@ def _mdcell(text: object) -> str:
     return s.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
 
 
-_ENV.filters.update(bytes=_bytes, rate=_rate, dist=_dist, mdcell=_mdcell)
+def _numbered(snippet: dict[str, Any]) -> str:
+    """A snippet's lines with their numbers; the cited line marked with `>`."""
+    text = snippet.get("text") or ""
+    first = snippet.get("start") or 1
+    mark = snippet.get("line")
+    width = len(str(first + text.count("\n")))
+    out = []
+    for i, line in enumerate(text.rstrip("\n").split("\n")):
+        n = first + i
+        out.append(f"{'>' if n == mark else ' '} {n:>{width}} | {line}")
+    return "\n".join(out)
+
+
+def _cites(report: dict[str, Any], ref: str) -> list[dict[str, Any]]:
+    """The source snippets that the evidence `ref` (e.g. `verdict.evidence[2]`) cites."""
+    src = report.get("source") or {}
+    return [s for s in src.get("snippets", []) if ref in s.get("cited_by", [])]
+
+
+_ENV.filters.update(bytes=_bytes, rate=_rate, dist=_dist, mdcell=_mdcell, numbered=_numbered)
+def _beside(snippet: dict[str, Any]) -> bool:
+    """Whether a snippet is already shown next to a verdict evidence line."""
+    return any(str(c).startswith("verdict.evidence[") for c in snippet.get("cited_by", []))
+
+
+_ENV.globals.update(cites=_cites, beside=_beside)
 
 
 def render_markdown(report: dict[str, Any]) -> str:

@@ -89,6 +89,17 @@ SCHEMA: dict[str, Any] = {
         }
     ],
     "production_history": {"present": bool, "runs": int},
+    # source beside the verdict: null when the bundle has no source/index.json
+    "error": None,  # main's `Error:` of the headline run; replaced below by a Nullable spec
+    "source": None,  # replaced below by Nullable(SOURCE)
+    "contained_panics": [
+        {"run": int, "location": _OPT_STR, "message": _OPT_STR, "at": _OPT_STR,
+         "ran_on_seconds": _OPT_NUM, "file": str, "line": _OPT_INT}
+    ],
+    "configuration_errors": [
+        {"variable": _OPT_STR, "value": _OPT_STR, "detail": str, "runs": int,
+         "file": _OPT_STR, "line": _OPT_INT}
+    ],
     "capture": {
         "lines": dict,
         "tee_missed_lines": _OPT_INT,
@@ -99,7 +110,42 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+class Nullable:
+    """A value that is null or matches `spec`."""
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+
+
+SOURCE = {
+    "commit": _OPT_STR,
+    "snippets": [
+        {
+            "kind": str,
+            "location": str,
+            "path": _OPT_STR,
+            "line": _OPT_INT,
+            "start": _OPT_INT,
+            "end": _OPT_INT,
+            "file": _OPT_STR,
+            "crate": _OPT_STR,
+            "version": _OPT_STR,
+            "text": _OPT_STR,
+            "cited_by": list,
+        }
+    ],
+    "missing": [{"location": str, "why": str}],
+    "problems": list,
+}
+SCHEMA["source"] = Nullable(SOURCE)
+SCHEMA["error"] = Nullable({"message": str, "causes": list, "backtrace": list, "file": str, "line": _OPT_INT})
+
+
 def _check(value: Any, spec: Any, path: str, errors: list[str]) -> None:
+    if isinstance(spec, Nullable):
+        if value is not None:
+            _check(value, spec.spec, path, errors)
+        return
     if isinstance(spec, dict):
         if not isinstance(value, dict):
             errors.append(f"{path}: expected an object")

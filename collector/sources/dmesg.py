@@ -18,6 +18,11 @@ from collector.sources.common import parse_time
 _BOOT = re.compile(r"^\[\s*(\d+\.\d+)\]\s?(.*)$")
 _WALL = re.compile(r"^\[([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\]\s?(.*)$")
 _ISO = re.compile(r"^(\d{4}-\d\d-\d\dT\S+)\s+\S+\s+kernel:\s?(.*)$")
+# `journalctl -k` in its default (short) format: no year; the matcher places it near the capture
+_SYSLOG = re.compile(r"^([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)\s+\S+\s+kernel:\s?(.*)$")
+# kernels before 4.19 name the victim's memcg only here (no oom-kill:constraint line)
+_TASK_IN = re.compile(r"^Task in (\S+) killed as a result of limit of (\S+)")
+SYSLOG_YEAR = 2000  # placeholder year for `short` times (a leap year, so Feb 29 parses)
 _ID = re.compile(r"(?:/docker/|docker-)([0-9a-f]{12,64})")
 _PID_COMM = re.compile(r"[Kk]ill(?:ed)? process (\d+) \(([^)]*)\)")
 _CONSTRAINT = re.compile(r"task=([^,]*),pid=(\d+)")
@@ -29,7 +34,8 @@ _MEMCG = re.compile(r"(?:oom_memcg|task_memcg)=([^,\s]+)")
 class KernelOom:
     """One OOM-killer line. kind: invoked, constraint, memcg-killed, host-killed, reaped.
 
-    `clock` is `boot` (t = seconds since boot), `wall` (t = epoch) or None (no time).
+    `clock` is `boot` (t = seconds since boot), `wall` (t = epoch), `syslog` (t = epoch in the
+    placeholder year SYSLOG_YEAR: the reader places it) or None (no time).
     `container_ids` are the Docker ids named by memcg paths on the line.
     """
 
@@ -63,14 +69,18 @@ def _kind(text: str) -> str | None:
         return "invoked"
     if text.startswith("oom_reaper:"):
         return "reaped"
+    if text.startswith("Task in ") and "killed as a result of limit" in text:
+        return "task-in"
     return None
 
 
 def parse_dmesg(lines: Iterable[str], source: str = "dmesg.txt") -> Iterator[KernelOom]:
     """OOM-killer lines, in file order, with what identifies the victim."""
+    task_in: tuple[str, ...] = ()  # the memcg of the kill being reported (old kernels)
     for number, raw in enumerate(lines, 1):
         line = raw.rstrip("\r\n")
-        if "oom" not in line.lower() and "out of memory" not in line.lower():
+        low = line.lower()
+        if "oom" not in low and "out of memory" not in low and "killed as a result of limit" not in low:
             continue
         clock: str | None = None
         t: float | None = None
@@ -86,6 +96,10 @@ def parse_dmesg(lines: Iterable[str], source: str = "dmesg.txt") -> Iterator[Ker
                 i = _ISO.match(line)
                 if i is not None:
                     clock, t, text = "wall", parse_time(i.group(1).replace(",", ".")), i.group(2)
+                else:
+                    sy = _SYSLOG.match(line)
+                    if sy is not None:
+                        clock, t, text = "syslog", _wall(f"Mon {sy.group(1)} {SYSLOG_YEAR}"), sy.group(2)
         if t is None:
             clock = None
         text = text.strip()
@@ -106,6 +120,14 @@ def parse_dmesg(lines: Iterable[str], source: str = "dmesg.txt") -> Iterator[Ker
             comm = iv.group(1) if iv else None
         memcgs = _MEMCG.findall(text)
         ids = tuple(dict.fromkeys(_ID.findall(text)))
+        if kind == "task-in":
+            ti = _TASK_IN.match(text)
+            memcgs = [ti.group(1)] if ti else memcgs
+            task_in = ids
+        elif kind == "invoked":
+            task_in = ()
+        elif kind in ("memcg-killed", "host-killed") and not ids and task_in:
+            ids, task_in = task_in, ()
         yield KernelOom(
             kind,
             clock,

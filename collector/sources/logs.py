@@ -35,6 +35,10 @@ PATH_TASK = {
 # forwards this many follow-up lines after each block start, so both feeding styles agree.
 BLOCK_SPAN = {"hook": 20, "default": 30, "error": 24}
 BACKTRACE_HEAD = 12
+# Docker restarts after at least 100 ms; a process's own stdout and stderr lines after its last
+# one interleave within a few milliseconds. A needle line this long after a run's end (with no
+# banner in between) belongs to the next run.
+RESTART_GAP = 0.08
 _TEXT_CAP = 2000
 
 
@@ -143,6 +147,28 @@ class Pressure:
 
 
 @dataclass(frozen=True)
+class Fact:
+    """A line that says something about the run without ending it. kind:
+
+    `config` the `Configuration: IngesterConfig { .. }` line (value: the redis_url, redacted;
+    hosts: relay and labeler host counts); `hosts` `Starting X ingesters for N hosts` (task, count);
+    `unknown-mode` the error! line before `exit(1)` (value: the mode); `loader` the dynamic
+    loader refused the binary (value: what is missing); `retry` a connection error a host task
+    logs and retries (task, host); `graceful-stop` Compose's own `Gracefully stopping...` (the
+    operator's Ctrl-C).
+    """
+
+    ts: float | None
+    kind: str
+    task: str | None
+    value: str | None
+    count: int | None
+    text: str
+    source: str = field(compare=False)
+    line: int = field(compare=False)
+
+
+@dataclass(frozen=True)
 class EndOfLog:
     """The end of the stream: how many physical lines, and the time on the last one (if any)."""
 
@@ -160,6 +186,7 @@ LogRecord = (
     | ErrorExit
     | ComposeExit
     | Pressure
+    | Fact
     | EndOfLog
     | Problem
 )
@@ -169,6 +196,13 @@ _COMPOSE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*) +\| ?(.*)$", re.DOTALL)
 _COMPOSE_EXIT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*) exited with code (-?\d+)")
 _TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)"
 _DOCKER_TS = re.compile(r"^(" + _TS + r") ?(.*)$", re.DOTALL)
+# the journald log driver, read back with journalctl: `Nov 29 10:08:34 host ident[pid]: ` (short)
+# or `2026-11-29T10:08:34+0000 host ident[pid]: ` (short-iso); only the latter has a year
+_JOURNALD = re.compile(
+    r"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?))"
+    r" \S+ [^\s\[\]]+\[\d+\]: (.*)$",
+    re.DOTALL,
+)
 _TRACING = re.compile(r"^(" + _TS + r")?\s*(TRACE|DEBUG|INFO|WARN|ERROR) +(?:(\S.*?): )?(.*)$", re.DOTALL)
 _PATH = re.compile(r"EXIT PATH ([A-Z])\b")
 _HANDLE = re.compile(r"triggered on (firehose|backfill|labeler)_handle")
@@ -202,6 +236,14 @@ NEEDLES = (
     " ingester exited: ",
     "Backpressure active",
     "Memory metrics:",
+    "Configuration: ",  # each run's configuration (the offending value of a config error)
+    "Starting firehose ingesters for 0 hosts",  # an empty relay list: run_* returns Err at once
+    "Starting backfill ingesters for 0 hosts",
+    "Unknown INGESTER_MODE",  # error! then exit(1): no `Error:` line
+    "(required by ",  # the dynamic loader: `version 'GLIBC_2.39' not found (required by ..)`
+    "Ingester connection error for",  # a host task's retried error (retry works)
+    "Gracefully stopping",  # Compose v1 on the operator's Ctrl-C
+    "Gracefully Stopping",  # ... and Compose v2
 )
 
 
@@ -221,7 +263,11 @@ def _task(word: str | None) -> str | None:
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= _TEXT_CAP else text[:_TEXT_CAP] + "…"
+    """A record's text: capped, with any URL password redacted (the `Configuration:` line prints
+    REDIS_URL whole, and an error may quote it)."""
+    if len(text) > _TEXT_CAP:
+        text = text[:_TEXT_CAP] + "…"
+    return redact_text(text) if "@" in text else text
 
 
 def _unwrap(text: str, prefix: str) -> str | None:
@@ -335,6 +381,12 @@ def _split_line(raw: str) -> _Line:
         s = s.replace("\r", "")
     compose: str | None = None
     compose_own = False
+    journal_ts: float | None = None
+    if "]: " in s[:120]:
+        jm = _JOURNALD.match(s)
+        if jm is not None:
+            journal_ts = parse_time(jm.group(1)) if jm.group(1) else None
+            s = jm.group(2)
     if "| " in s[:80] or s.endswith("|"):
         m = _COMPOSE.match(s)
         if m is not None:
@@ -365,6 +417,8 @@ def _split_line(raw: str) -> _Line:
             if ts is None and t.group(1) is not None:
                 ts = parse_time(t.group(1))
             level, target, s = t.group(2), t.group(3), t.group(4)
+    if ts is None:
+        ts = journal_ts
     return _Line(ts, level, target, s, compose, compose_own)
 
 
@@ -385,18 +439,23 @@ class _Block:
 class LogParser:
     """Turns physical lines into records; holds only the block being read and run-start hints."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, service: str = "ingester") -> None:
         self.source = source
+        # `docker compose logs` of a project interleaves every service: only the ones whose
+        # prefix names the ingester are read (`rust-indexer  | ..` is another program)
+        self.service = service
         self._block: _Block | None = None
         self._prev_raw = ""
         self._prev_line = 0
         self._lines = 0
         self._terminal = False
+        self._terminal_ts: float | None = None
         self._after_compose_exit = False
         self._hints: set[str] = set()
         # A run's stderr breadcrumbs can reach Docker before its stdout banner; a first-of-run
         # line then opens the run and the banner that follows joins it.
         self._synthetic_open = False
+        self._synthetic_ts: float | None = None
         self._emitted = False
 
     # -- public -------------------------------------------------------------------------------
@@ -410,6 +469,12 @@ class LogParser:
             return []
         out: list[LogRecord] = []
         line = split_line(raw)
+        if line.compose is not None and self.service not in line.compose.lower():
+            self._prev_line, self._prev_raw = number, raw
+            return out
+        if line.compose_own and self.service not in line.text.split(" exited with code ", 1)[0].lower():
+            self._prev_line, self._prev_raw = number, raw
+            return out
         if block is not None and number - block.first > BLOCK_SPAN[block.kind]:
             self._close_block(out)
             block = None
@@ -586,9 +651,11 @@ class LogParser:
         prev_ts = self._prev_ts() if prev and self._prev_line == number - 1 else None
         out.append(Banner(line.ts, prev_ts, synthetic, _clip(line.text.strip()), self.source, number))
         self._terminal = False
+        self._terminal_ts = None
         self._after_compose_exit = False
         self._hints = set()
         self._synthetic_open = synthetic
+        self._synthetic_ts = line.ts if synthetic else None
         self._emitted = True
 
     def _classify(self, number: int, line: _Line, out: list[LogRecord]) -> None:
@@ -602,14 +669,29 @@ class LogParser:
                 self._close_block(out)
                 out.append(ComposeExit(line.ts, m.group(1), int(m.group(2)), src, number))
                 self._terminal = True
+                self._terminal_ts = line.ts
                 self._after_compose_exit = True
             return
         if "Starting rsky-ingester" in text:
-            if self._synthetic_open and not self._terminal:
+            soon = (
+                line.ts is not None
+                and self._synthetic_ts is not None
+                and line.ts - self._synthetic_ts < RESTART_GAP
+            )
+            if self._synthetic_open and (not self._terminal or soon):
                 self._synthetic_open = False  # the banner of the run its breadcrumbs opened
                 return
             self._new_run(number, line, False, out)
             return
+        if (
+            self._terminal
+            and self._terminal_ts is not None
+            and line.ts is not None
+            and line.ts > self._terminal_ts + RESTART_GAP
+        ):
+            # no banner (RUST_LOG=warn hides it) but the last run already ended: a line this
+            # much later is printed by the next process
+            self._new_run(number, line, True, out)
         hint: str | None = None
         if "[EXIT-TRACE] " in text:  # both hints start so
             for h in _HINTS:
@@ -649,6 +731,7 @@ class LogParser:
             self._close_block(out)
             self._block = _Block("error", number, line.ts, text=text[len("Error: ") :])
             self._terminal = True
+            self._terminal_ts = line.ts
             return
         if "[EXIT-TRACE]" in text:
             self._exit_trace(number, line, text, out)
@@ -666,6 +749,14 @@ class LogParser:
             n = int(m2.group(1) or m2.group(2)) if m2 else None
             out.append(Pressure(line.ts, n, _clip(text), src, number))
             return
+        fact = _fact(line, text)
+        if fact is not None:
+            kind, task, value, count = fact
+            if kind in ("unknown-mode", "loader"):
+                self._terminal = True  # exit(1) follows; the loader's line is all a run prints
+                if self._terminal_ts is None or kind == "loader":
+                    self._terminal_ts = line.ts
+            out.append(Fact(line.ts, kind, task, value, count, _clip(text), src, number))
 
     def _exit_trace(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
         parsed = _trace_cache.get(text)
@@ -681,6 +772,8 @@ class LogParser:
             out.append(TaskResult(line.ts, task, kind, error, inner, body, self.source, number))
         if path is not None:
             self._terminal = True
+            if self._terminal_ts is None:
+                self._terminal_ts = line.ts
 
     def _critical(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
         body = text.split("CRITICAL", 1)[1].lstrip(":").strip()
@@ -705,6 +798,50 @@ class LogParser:
                 )
                 return
         out.append(Critical(line.ts, "other", None, None, None, _clip(text), self.source, number))
+
+
+_CONFIG_URL = re.compile(r'redis_url: "((?:[^"\\]|\\.)*)"')
+_CONFIG_LIST = re.compile(r"(relay_hosts|labeler_hosts): \[([^\]]*)\]")
+_HOSTS = re.compile(r"Starting (firehose|backfill|labeler) ingesters for (\d+) hosts")
+_UNKNOWN_MODE = re.compile(r"Unknown INGESTER_MODE: ?(\S*)")
+_LOADER = re.compile(r"(version [`'][^`']+[`'] not found) \(required by")
+_RETRY = re.compile(r"(Firehose|Backfill|Labeler)Ingester connection error for (\S+?):? (.*)$")
+_URL_PASSWORD = re.compile(r'((?:\b[a-z][a-z0-9+.-]*://|(?<=")|^)[^:/@\s"]*:)[^@\s"]+@')
+
+
+def redact_url(value: str) -> str:
+    """A URL (or URL-like value) with its password replaced: `redis://:<redacted>@redis:6379`."""
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + "<redacted>@", value)
+
+
+def redact_text(text: str) -> str:
+    """A log line with every URL password redacted (the `Configuration:` line prints REDIS_URL)."""
+    return redact_url(text) if "@" in text else text
+
+
+def _fact(line: _Line, text: str) -> tuple[str, str | None, str | None, int | None] | None:
+    """(kind, task, value, count) of a `Fact` line, or None."""
+    if "Configuration: " in text and "IngesterConfig" in text:
+        um = _CONFIG_URL.search(text)
+        lists = {k: v for k, v in _CONFIG_LIST.findall(text)}
+        relays = lists.get("relay_hosts")
+        count = None if relays is None else len([h for h in relays.split(",") if h.strip(' "')])
+        return "config", None, redact_url(um.group(1)) if um else None, count
+    hm = _HOSTS.search(text)
+    if hm is not None:
+        return "hosts", hm.group(1), None, int(hm.group(2))
+    if "Unknown INGESTER_MODE" in text and line.level is not None:
+        mm = _UNKNOWN_MODE.search(text)
+        return "unknown-mode", None, (mm.group(1) if mm else None), None
+    lm = _LOADER.search(text)
+    if lm is not None:
+        return "loader", None, lm.group(1), None
+    rm = _RETRY.search(text)
+    if rm is not None:
+        return "retry", _task(rm.group(1)), rm.group(2), None
+    if text.startswith(("Gracefully stopping", "Gracefully Stopping")):
+        return "graceful-stop", None, None, None
+    return None
 
 
 _Trace = tuple[str, str | None, str | None, tuple[str, str | None, str | None] | None]

@@ -17,7 +17,7 @@ import pytest
 from collector.cli import ExitCode, main
 from tests.unit.conftest import BUNDLES
 
-SOURCE = BUNDLES / "task-panic"
+SOURCE = BUNDLES / "hypothetical-task-panic"
 
 
 def _truncate(rel: str, keep: float) -> Callable[[Path], None]:

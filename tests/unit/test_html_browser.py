@@ -59,7 +59,7 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("case", ["oom-kill", "task-panic"])
+@pytest.mark.parametrize("case", ["oom-kill", "hypothetical-task-panic"])
 def test_report_html_screenshot(case: str, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip("headless Chromium is not installed")

@@ -23,8 +23,14 @@ def _report(tmp_path: Path, *argv: str) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.parametrize(("bundle", "needs"), [("prod-panic", False), ("prod-task-panic", False),
-                                               ("prod-silent-exit", True)])
+@pytest.mark.parametrize(
+    ("bundle", "needs"),
+    [
+        ("hypothetical-prod-panic", False),
+        ("hypothetical-prod-task-panic", False),
+        ("hypothetical-prod-silent-exit", True),
+    ],
+)
 def test_a_default_panic_message_needs_no_debug_build(bundle: str, needs: bool, tmp_path: Path) -> None:
     verdict = _report(tmp_path, str(BUNDLES / bundle))["verdict"]
     assert verdict["needs_debug_build"] is needs
@@ -32,7 +38,7 @@ def test_a_default_panic_message_needs_no_debug_build(bundle: str, needs: bool, 
 
 
 def test_determinism_counts_completed_runs(tmp_path: Path) -> None:
-    verdict = _report(tmp_path, str(BUNDLES / "task-error-labeler"))["verdict"]
+    verdict = _report(tmp_path, str(BUNDLES / "hypothetical-task-error-labeler"))["verdict"]
     assert verdict["determinism"] == "same exit path F (labeler) in 2 of 2 completed runs"
 
 
