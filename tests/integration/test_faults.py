@@ -55,7 +55,7 @@ def test_failed_build_leaves_production_untouched(
     stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
 ) -> None:
     dest, state = capture_paths
-    stack: Stack = stack_factory("task-error", exit_after_ms=2000)
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=2000)
     stack.up()
     dockerfile = stack.rsky_dir / "rsky-ingester" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "\nRUN /bin/false-does-not-exist\n")
@@ -76,7 +76,7 @@ def test_swap_that_would_change_another_service_is_refused(
     stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
 ) -> None:
     dest, state = capture_paths
-    stack: Stack = stack_factory("task-error", exit_after_ms=2000)
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=2000)
     # The ingester's image is a YAML anchor that a later service reuses: a swap would change both.
     text = stack.compose_path.read_text()
     text = text.replace(
@@ -126,7 +126,7 @@ def test_interrupted_play_leaves_service_running_and_no_followers(
     stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path], signum: int
 ) -> None:
     dest, state = capture_paths
-    stack: Stack = stack_factory("task-error", exit_after_ms=3000)
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=3000)
     stack.up()
     original = stack.compose_path.read_bytes()
     inventory = write_inventory(
@@ -163,7 +163,7 @@ def test_host_unreachable_mid_play(
     stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     dest, state = capture_paths
-    stack: Stack = stack_factory("task-error", exit_after_ms=3000)
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=3000)
     stack.up()
     original = stack.compose_path.read_bytes()
     sshd_proc, sshd = start_sshd(tmp_path_factory.mktemp("sshd-fault"))
@@ -200,7 +200,7 @@ def test_bundle_over_the_cap_keeps_the_newest_part(
     stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
 ) -> None:
     dest, state = capture_paths
-    stack: Stack = stack_factory("task-error", exit_after_ms=300, env={"STANDIN_NUMBERED": "3000"})
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=300, env={"STANDIN_NUMBERED": "3000"})
     stack.up()
     cap = 200_000
     inventory = write_inventory(tmp_path / "i.yml", stack, dest=dest, state=state, capture_max_bundle_bytes=cap)
@@ -232,7 +232,7 @@ def test_second_capture_on_the_same_host_refuses(
     stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
 ) -> None:
     dest, state = capture_paths
-    stack: Stack = stack_factory("task-error", exit_after_ms=2000)
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=2000)
     stack.up()
     inventory = write_inventory(
         tmp_path / "i.yml", stack, dest=dest, state=state, capture_stop_after_restarts=2, capture_window_seconds=40

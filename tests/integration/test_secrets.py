@@ -29,7 +29,7 @@ SECRETS = {
 def test_no_secret_leaves_the_host(stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]) -> None:
     dest, state = capture_paths
     stack: Stack = stack_factory(
-        "task-error",
+        "hypothetical-task-error",
         exit_after_ms=1500,
         env={
             "INGESTER_API_KEY": SECRETS["API key env"],
