@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collector.exitcodes import Exit
 from collector.runner import (
     HostVerdict,
     RunExit,
@@ -20,7 +21,6 @@ from collector.runner import (
     verdicts_from_events,
 )
 from collector.verify import (
-    ExitCode,
     Status,
     Thresholds,
     VerifyError,
@@ -359,15 +359,15 @@ def test_cli_exit_codes_and_outputs(tmp_path: Path, capsys: pytest.CaptureFixtur
         ]
     )
     printed = json.loads(capsys.readouterr().out)
-    assert rc == ExitCode.PASSED and printed["passed"] and printed["summary"] == "h: PASS (5/5 criteria)"
+    assert rc == Exit.OK and printed["passed"] and printed["summary"] == "h: PASS (5/5 criteria)"
     assert {p.name for p in out.iterdir()} == {"facts.json", "verify.json", "verify.md"}
     assert json.loads((out / "verify.json").read_text())["passed"] is True
 
     rc = main(["evaluate", "--facts", str(tmp_path / "facts.json"), "--host", "h"])
-    assert rc == ExitCode.FAILED and json.loads(capsys.readouterr().out)["failed"] == ["uptime"]
+    assert rc == Exit.VERIFY_FAILED and json.loads(capsys.readouterr().out)["failed"] == ["uptime"]
 
     (tmp_path / "bad.json").write_text("{")
-    assert main(["evaluate", "--facts", str(tmp_path / "bad.json")]) == ExitCode.BAD_INPUT
+    assert main(["evaluate", "--facts", str(tmp_path / "bad.json")]) == Exit.UNREADABLE
     assert capsys.readouterr().err.startswith("verify: facts ")
 
 
