@@ -81,7 +81,10 @@ def process_start(pid: int) -> Optional[str]:
     except (OSError, ValueError):
         return None
     fields = raw[raw.rfind(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
+    # A zombie (nobody reaped it yet) is as dead as a process can be.
+    if not fields or fields[0] in ("Z", "X") or len(fields) <= 19:
+        return None
+    return fields[19]
 
 
 def lock_stale_reason(held: Dict[str, Any], now: Optional[float] = None) -> str:
