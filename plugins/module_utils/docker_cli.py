@@ -28,7 +28,7 @@ def run(argv: Sequence[str], timeout: float = 60, cwd: Optional[str] = None) -> 
             list(argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            universal_newlines=True,
+            text=True,
             errors="replace",
             stdin=subprocess.DEVNULL,
             timeout=timeout,
@@ -78,7 +78,14 @@ def run_to_file(
             code = 127
     record(
         out,
-        {"file": rel, "argv": list(argv), "exit_code": code, "started": started, "ended": now_iso(), "timed_out": timed_out},
+        {
+            "file": rel,
+            "argv": list(argv),
+            "exit_code": code,
+            "started": started,
+            "ended": now_iso(),
+            "timed_out": timed_out,
+        },
     )
     return code
 
@@ -88,7 +95,9 @@ def compose_argv(compose: Path, *rest: str) -> List[str]:
     return ["docker", "compose", "--project-directory", str(compose.parent), "-f", str(compose)] + list(rest)
 
 
-def inspect(name: str, kind: str = "container", attempts: int = 3, delay: float = 1.0) -> Tuple[Optional[Dict[str, Any]], str]:
+def inspect(
+    name: str, kind: str = "container", attempts: int = 3, delay: float = 1.0
+) -> Tuple[Optional[Dict[str, Any]], str]:
     """(the inspect document, "") or (None, docker's error).
 
     A failed inspect is tried again: a container being recreated is briefly not there, and the
@@ -151,7 +160,9 @@ def logs_merged(out: Path, rel: str, container: str, since: Optional[str] = None
     timed_out = False
     with tmp_out.open("wb") as o, tmp_err.open("wb") as e:
         try:
-            code = subprocess.run(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL, timeout=600, check=False).returncode
+            code = subprocess.run(
+                argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL, timeout=600, check=False
+            ).returncode
         except subprocess.TimeoutExpired:
             code, timed_out = -1, True
     lines = {"stdout": 0, "stderr": 0}

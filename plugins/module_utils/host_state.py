@@ -14,7 +14,7 @@ import platform
 import re
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import config_json
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import (
@@ -206,7 +206,7 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
-def find_image_line(text: str, service: str) -> Tuple[int, "re.Match[str]"]:
+def find_image_line(text: str, service: str) -> Tuple[int, Any]:
     """(line index, match) of the ``image:`` key of one service, found without a YAML library."""
     in_services = False
     service_indent = -1
@@ -273,7 +273,10 @@ def swap_text(text: str, service: str, image: str) -> Tuple[str, str]:
 def unified_diff(before: str, after: str, name: str, before_label: str, after_label: str) -> str:
     return "".join(
         difflib.unified_diff(
-            before.splitlines(True), after.splitlines(True), "%s (%s)" % (name, before_label), "%s (%s)" % (name, after_label)
+            before.splitlines(True),
+            after.splitlines(True),
+            "%s (%s)" % (name, before_label),
+            "%s (%s)" % (name, after_label),
         )
     )
 
@@ -285,7 +288,9 @@ def read_swap(state: Path) -> Optional[Dict[str, Any]]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise StateError("the backup in %s cannot be trusted, refusing: swap.json is unreadable (%s)" % (state, exc)) from exc
+        raise StateError(
+            "the backup in %s cannot be trusted, refusing: swap.json is unreadable (%s)" % (state, exc)
+        ) from exc
     if not isinstance(data, dict):
         raise StateError("the backup in %s cannot be trusted, refusing: swap.json is not an object" % state)
     return data
@@ -385,7 +390,12 @@ def plan_restore(state: Path, compose: Path, service: str, force: bool) -> Dict[
     if missing:
         problem = "swap.json lacks %s" % ", ".join(missing)
     elif swap["compose_path"] != str(compose) or swap["service"] != service:
-        problem = "swap.json is for %s service %s, not %s service %s" % (swap["compose_path"], swap["service"], compose, service)
+        problem = "swap.json is for %s service %s, not %s service %s" % (
+            swap["compose_path"],
+            swap["service"],
+            compose,
+            service,
+        )
     elif backup is None:
         problem = "compose.orig is missing"
     elif sha256_bytes(backup) != swap["sha256_orig"]:
@@ -480,7 +490,6 @@ def retire_swap(state: Path, compose: Path, swap: Dict[str, Any], by: str) -> Di
     except OSError:
         pass
     return done
-
 
 
 def target_argument_spec() -> Dict[str, Any]:

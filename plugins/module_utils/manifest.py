@@ -72,9 +72,8 @@ def sha256_file(path: Path) -> str:
 def record(out: Path, entry: Dict[str, Any]) -> None:
     """Append how a bundle file was made; the seal step turns these into manifest.json."""
     out.mkdir(parents=True, exist_ok=True)
-    with _RECORD_LOCK:
-        with (out / COMMANDS_FILE).open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+    with _RECORD_LOCK, (out / COMMANDS_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
 def record_note(out: Path, rel: str, note: str, **extra: Any) -> None:

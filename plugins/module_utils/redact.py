@@ -52,15 +52,15 @@ class RedactError(ValueError):
 class Redactor:
     """Replaces known secrets, URL passwords and user patterns, consistently."""
 
-    def __init__(self, mapping: Optional[Dict[str, str]] = None, patterns: Iterable["re.Pattern[str]"] = ()) -> None:
+    def __init__(self, mapping: Optional[Dict[str, str]] = None, patterns: Iterable[Any] = ()) -> None:
         self.mapping = dict(mapping or {})  # type: Dict[str, str]
         self.patterns = list(patterns)
         self.counts = {}  # type: Dict[str, int]
-        self._literal = None  # type: Optional[re.Pattern[str]]
+        self._literal = None  # type: Optional[Any]
 
     # --- building --------------------------------------------------------------------------
     @classmethod
-    def load(cls, map_path: Optional[Path], patterns: Iterable[str] = ()) -> "Redactor":
+    def load(cls, map_path: Optional[Path], patterns: Iterable[str] = ()) -> Redactor:
         """A redactor from the host's mapping file (if any) and extra regex patterns."""
         mapping = {}  # type: Dict[str, str]
         if map_path is not None and map_path.exists():
@@ -85,7 +85,7 @@ class Redactor:
         containers: Iterable[str] = (),
         patterns: Iterable[str] = (),
         texts: Iterable[str] = (),
-    ) -> "Redactor":
+    ) -> Redactor:
         """The redactor for one capture target: the host's map, the compose config of every
         profile, the containers' Env, and the compose file's text. Missing sources are skipped."""
         redactor = cls.load(state / MAP_FILE if state is not None else None, patterns)
@@ -184,7 +184,7 @@ class Redactor:
     def line(self, text: str) -> str:
         """Redact one line (or any text)."""
 
-        def url_sub(match: "re.Match[str]") -> str:
+        def url_sub(match: Any) -> str:
             self._bump("url-password")
             return "%s%s:%s@" % (match.group("scheme"), match.group("user"), self.placeholder(match.group("password")))
 
@@ -198,11 +198,11 @@ class Redactor:
             text = self._literal.sub(self._literal_sub, text)
         return text
 
-    def _literal_sub(self, match: "re.Match[str]") -> str:
+    def _literal_sub(self, match: Any) -> str:
         self._bump("known-secret")
         return self.mapping[match.group(0)]
 
-    def _pattern_sub(self, match: "re.Match[str]") -> str:
+    def _pattern_sub(self, match: Any) -> str:
         self._bump("user-pattern")
         if match.re.groups:
             start, end = match.span(1)

@@ -107,8 +107,10 @@ class Window:
         write_json(self.out / PROGRESS_FILE, self.progress(), mode=0o644)
 
     # followers --------------------------------------------------------------------------------
-    def spawn(self, argv: List[str], sink: Union[IO[bytes], int]) -> "subprocess.Popen[bytes]":
-        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    def spawn(self, argv: List[str], sink: Union[IO[bytes], int]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         self.children.append(proc)
         return proc
 
@@ -162,7 +164,9 @@ class Window:
                 self.starts += 1
             elif action == "die":
                 code = str(attrs.get("exitCode"))
-                self.dies.append({"exit_code": int(code) if code.lstrip("-").isdigit() else code, "time": event.get("time")})
+                self.dies.append(
+                    {"exit_code": int(code) if code.lstrip("-").isdigit() else code, "time": event.get("time")}
+                )
             elif action == "oom":
                 self.ooms += 1
             elif action.startswith("kill"):
@@ -237,7 +241,8 @@ class Window:
         if state.get("Running") or state.get("Restarting"):
             return
         code, _, err = run(
-            compose_argv(self.compose, "up", "-d", "--no-deps", "--no-build", "--pull", "never", self.service), timeout=180
+            compose_argv(self.compose, "up", "-d", "--no-deps", "--no-build", "--pull", "never", self.service),
+            timeout=180,
         )
         self.notes.append(
             "the service was found stopped at the end of the window and was started again"
@@ -319,7 +324,11 @@ class Window:
             (setup if marker in line.replace(b" ", b"") else kept).append(line)
         write_atomic(events, b"".join(kept), 0o644)
         write_atomic(self.out / "events-setup.jsonl", b"".join(setup), 0o644)
-        record_note(self.out, "events-setup.jsonl", "events of the production container while the capture stopped and removed it")
+        record_note(
+            self.out,
+            "events-setup.jsonl",
+            "events of the production container while the capture stopped and removed it",
+        )
 
     def finish(self, threads: List[threading.Thread]) -> None:
         self.phase = "finishing"
@@ -418,7 +427,9 @@ def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optio
         time.sleep(0.3)
     progress = read_progress(out)
     if proc.poll() is None and not progress.get("error"):
-        raise WindowError("the capture window did not start within %s s (phase %s)" % (start_timeout, progress.get("phase")))
+        raise WindowError(
+            "the capture window did not start within %s s (phase %s)" % (start_timeout, progress.get("phase"))
+        )
     tail = (out / LOG_FILE).read_bytes()[-500:].decode(errors="replace").strip()
     raise WindowError("the capture window failed to start: %s" % (progress.get("error") or tail))
 

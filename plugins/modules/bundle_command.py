@@ -68,12 +68,12 @@ tail:
   type: str
 """
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run_to_file  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run_to_file
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
 
 
 def main() -> None:

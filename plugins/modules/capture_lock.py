@@ -85,8 +85,8 @@ state_dir:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
 
 
 def main() -> None:
@@ -106,7 +106,14 @@ def main() -> None:
     p = module.params
     state, _ = host_state.target_paths(p)
     checked = host_state.lock_check(state)
-    result = {"changed": False, "held": checked["held"], "stale": checked["stale"], "lock": checked["lock"], "broke": "", "state_dir": str(state)}
+    result = {
+        "changed": False,
+        "held": checked["held"],
+        "stale": checked["stale"],
+        "lock": checked["lock"],
+        "broke": "",
+        "state_dir": str(state),
+    }
     if p["state"] == "checked":
         module.exit_json(**result)
     if p["state"] == "released":

@@ -134,11 +134,11 @@ notes:
   elements: str
 """
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, window  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, window
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor
 
 
 def main() -> None:

@@ -60,16 +60,21 @@ container_state:
   type: str
 """
 
-import platform  # noqa: E402
-import shutil  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from pathlib import Path  # noqa: E402
+import platform
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import hostinfo, host_state  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import compose_argv, inspect, run, run_to_file  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import read_json, record_note, write_json  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import now_iso  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, hostinfo
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
+    compose_argv,
+    inspect,
+    run,
+    run_to_file,
+)
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import read_json, record_note, write_json
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import now_iso
 
 
 def main() -> None:

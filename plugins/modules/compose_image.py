@@ -112,20 +112,20 @@ state_dir:
   type: str
 """
 
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Dict  # noqa: E402
+import time
+from pathlib import Path
+from typing import Any, Dict
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
     DockerError,
     compose_argv,
     inspect,
     run,
 )
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import record_note  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor  # noqa: E402
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import record_note
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor
 
 
 def swap(module: AnsibleModule, state: Path, compose: Path, redactor: Redactor) -> Dict[str, Any]:
@@ -152,7 +152,12 @@ def swap(module: AnsibleModule, state: Path, compose: Path, redactor: Redactor) 
         "status": "swapped",
         "plan": [line],
         "msg": line,
-        "diff": {"before": plan["before"], "after": plan["after"], "before_header": str(compose), "after_header": str(compose)},
+        "diff": {
+            "before": plan["before"],
+            "after": plan["after"],
+            "before_header": str(compose),
+            "after_header": str(compose),
+        },
     }
 
 
@@ -198,7 +203,13 @@ def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]
     p = module.params
     plan = host_state.plan_restore(state, compose, p["service"], p["force"])
     if plan["status"] == "nothing":
-        return {"changed": False, "status": "nothing", "compose_path": str(compose), "plan": [plan["reason"]], "msg": plan["reason"]}
+        return {
+            "changed": False,
+            "status": "nothing",
+            "compose_path": str(compose),
+            "plan": [plan["reason"]],
+            "msg": plan["reason"],
+        }
     swap_record = plan["swap"]
     original = str(swap_record["original_image"])
     code, _, err = run(["docker", "image", "inspect", original])
@@ -216,7 +227,16 @@ def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]
     lines = [
         "%s %s from %s/compose.orig (it is %s)."
         % ("Would restore" if would else "Restoring", compose, state, plan["file_state"]),
-        ("%s %s on %s (now %s, %s)." % ("Would recreate" if would else "Recreating", p["service"], original, c_image, "running" if c_running else "not running"))
+        (
+            "%s %s on %s (now %s, %s)."
+            % (
+                "Would recreate" if would else "Recreating",
+                p["service"],
+                original,
+                c_image,
+                "running" if c_running else "not running",
+            )
+        )
         if recreate
         else "%s already runs %s." % (p["container"], original),
         "%s the rollback in rollback.json and retire swap.json." % ("Would record" if would else "Recording"),
@@ -230,7 +250,12 @@ def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]
         "compose_path": str(compose),
         "plan": lines,
         "msg": " ".join(lines),
-        "diff": {"before": plan["before"], "after": plan["after"], "before_header": str(compose), "after_header": str(compose)},
+        "diff": {
+            "before": plan["before"],
+            "after": plan["after"],
+            "before_header": str(compose),
+            "after_header": str(compose),
+        },
     }
     if would:
         return result
@@ -242,7 +267,9 @@ def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]
             cwd=str(compose.parent),
         )
         if code != 0:
-            raise host_state.StateError("'docker compose up' of %s failed: %s" % (p["service"], (err or out).strip()[-600:]))
+            raise host_state.StateError(
+                "'docker compose up' of %s failed: %s" % (p["service"], (err or out).strip()[-600:])
+            )
         wait_for(module, original)
     host_state.retire_swap(state, compose, swap_record, p["by"])
     return result
@@ -272,8 +299,13 @@ def main() -> None:
         else:
             result = restore(module, state, compose)
     except (host_state.StateError, DockerError, OSError, UnicodeDecodeError) as exc:
-        kept = " The backup is untouched in %s (swap.json kept), so rollback.yml can be rerun once the cause is fixed." % state
-        message = str(exc) + (kept if module.params["state"] == "restored" and (state / host_state.SWAP_FILE).exists() else "")
+        kept = (
+            " The backup is untouched in %s (swap.json kept), so rollback.yml can be rerun once the cause is fixed."
+            % state
+        )
+        message = str(exc) + (
+            kept if module.params["state"] == "restored" and (state / host_state.SWAP_FILE).exists() else ""
+        )
         module.fail_json(**redactor.value(dict(base, msg=message)))
     if not module._diff:
         result.pop("diff", None)

@@ -115,13 +115,13 @@ python:
   sample: 3.11.2
 """
 
-import shutil  # noqa: E402
-from pathlib import Path  # noqa: E402
+import shutil
+from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import compose_argv, inspect, run  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import compose_argv, inspect, run
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor
 
 
 def check(params, state, compose):  # type: ignore[no-untyped-def]
@@ -150,7 +150,9 @@ def check(params, state, compose):  # type: ignore[no-untyped-def]
         if code != 0:
             problems.append("compose config does not validate: %s" % err.strip()[:300])
         elif params["service"] not in services:
-            problems.append("service '%s' is not in %s (services: %s)" % (params["service"], compose.name, ", ".join(services)))
+            problems.append(
+                "service '%s' is not in %s (services: %s)" % (params["service"], compose.name, ", ".join(services))
+            )
         else:
             code, _, err = run(compose_argv(compose, "config", "-q"))
             if code != 0:
@@ -174,7 +176,9 @@ def check(params, state, compose):  # type: ignore[no-untyped-def]
     free = shutil.disk_usage(str(probe)).free
     facts["free_bytes"] = free
     if free < params["min_free_bytes"]:
-        problems.append("not enough disk for the bundle on %s: %d bytes free, need %d" % (probe, free, params["min_free_bytes"]))
+        problems.append(
+            "not enough disk for the bundle on %s: %d bytes free, need %d" % (probe, free, params["min_free_bytes"])
+        )
     container, error = inspect(params["container"])
     facts["container_exists"] = container is not None
     facts["container_error"] = error or None
@@ -213,7 +217,8 @@ def main():  # type: ignore[no-untyped-def]
     )
     if problems:
         module.fail_json(
-            msg="Pre-flight failed; nothing was changed: %s" % "; ".join(result["problems"]), **{k: v for k, v in result.items() if k != "changed"}
+            msg="Pre-flight failed; nothing was changed: %s" % "; ".join(result["problems"]),
+            **{k: v for k, v in result.items() if k != "changed"},
         )
     module.exit_json(**result)
 

@@ -97,19 +97,19 @@ commit:
   type: str
 """
 
-import platform  # noqa: E402
-import tarfile  # noqa: E402
-from pathlib import Path  # noqa: E402
+import platform
+import tarfile
+from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import (  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import (
     cap_size,
     manifest,
     write_json,
 )
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import (  # noqa: E402
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import (
     MAP_FILE,
     RedactError,
     Redactor,
@@ -158,7 +158,11 @@ def main() -> None:
         mode=p["mode"],
         truncated=truncated,
         redactions=redactions,
-        redaction={"placeholders": len(redactor.mapping), "replacements": dict(redactor.counts), "mapping_kept_on_host": True},
+        redaction={
+            "placeholders": len(redactor.mapping),
+            "replacements": dict(redactor.counts),
+            "mapping_kept_on_host": True,
+        },
         max_bytes=p["max_bytes"],
         build=redactor.value(build),
     )

@@ -63,20 +63,20 @@ state_dir:
   type: str
 """
 
-import json  # noqa: E402
-import re  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections import deque  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Deque, Dict, List, Optional, Tuple  # noqa: E402
+import json
+import re
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, hostinfo  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import inspect, run  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import write_json  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import DOCKER_TS, iso, parse_epoch  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, hostinfo
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import inspect, run
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import write_json
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import DOCKER_TS, iso, parse_epoch
 
 SCHEMA = 1
 EXIT_LINES_KEPT = 40
@@ -92,7 +92,17 @@ EXIT_KINDS = (
     ("critical", re.compile(r"\bCRITICAL\b")),
     ("error-exit", re.compile(r"^Error: ")),
 )
-UNITS = {"B": 1, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+UNITS = {
+    "B": 1,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+    "TIB": 1024**4,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+}
 # The kernel log source names the verify facts have always used.
 SOURCE_NAMES = {"dmesg": "dmesg", "journalctl -k": "journalctl"}
 
