@@ -48,5 +48,7 @@ def test_preflight_refuses_an_old_python_in_one_line() -> None:
     from ansible_collections.rsky.ingester_capture.plugins.modules.preflight import python_problem
 
     line = python_problem((3, 7, 3), "/usr/bin/python3")
-    assert line == "Python 3.7.3 at /usr/bin/python3 is too old for ingester-capture: the host needs Python 3.8 or newer"
+    assert line == (
+        "Python 3.7.3 at /usr/bin/python3 is too old for ingester-capture: the host needs Python 3.8 or newer"
+    )
     assert python_problem((3, 8, 0), "/usr/bin/python3") is None
