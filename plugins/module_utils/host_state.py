@@ -181,6 +181,16 @@ def lock_attach(state: Path, owner: str, pid: int, until: float) -> None:
     write_json(state / LOCK_FILE, held)
 
 
+def lock_detach(state: Path, owner: str, until: float) -> None:
+    """The window ended normally: the capture goes on (collect, seal, fetch) without a process on
+    the host, so the lock holds by its time to live again."""
+    held = read_lock(state)
+    if not held or held.get("owner") != owner:
+        return
+    held.update({"pid": None, "pid_start": None, "expires": until})
+    write_json(state / LOCK_FILE, held)
+
+
 def lock_release(state: Path, owner: str, force: bool = False) -> Dict[str, Any]:
     held = read_lock(state)
     if held is None:

@@ -45,6 +45,8 @@ STOP_FILE = ".stop"
 CONFIG_FILE = ".window-config.json"
 PAYLOAD_FILE = ".window-payload.zip"
 LOG_FILE = ".window-agent.log"
+# Seconds the lock holds after the window, while the play collects, seals, fetches and diagnoses.
+LOCK_AFTER_WINDOW = 1800
 # The worker's own argv: python -c BOOT <sys.path entry> <work folder>.
 BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
@@ -367,9 +369,13 @@ class Window:
         write_json(self.out / "window.json", progress, mode=0o644)
         record_note(self.out, "window.json", "")
         self.save()
-        if self.stop_reason.startswith("aborted") and self.cfg.get("lock_state") and self.cfg.get("lock_owner"):
-            # Nobody is left to release it: the play that owns it is gone.
-            host_state.lock_release(Path(self.cfg["lock_state"]), str(self.cfg["lock_owner"]))
+        if self.cfg.get("lock_state") and self.cfg.get("lock_owner"):
+            lock_state, owner = Path(self.cfg["lock_state"]), str(self.cfg["lock_owner"])
+            if self.stop_reason.startswith("aborted"):
+                # Nobody is left to release it: the play that owns it is gone.
+                host_state.lock_release(lock_state, owner)
+            else:
+                host_state.lock_detach(lock_state, owner, time.time() + LOCK_AFTER_WINDOW)
 
 
 def worker_main(out: str) -> int:

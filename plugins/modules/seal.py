@@ -100,13 +100,15 @@ commit:
 import platform
 import tarfile
 from pathlib import Path
+from typing import Any, Dict
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, source
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import (
     cap_size,
     manifest,
+    record_note,
     write_json,
 )
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import (
@@ -117,13 +119,29 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact impor
 )
 
 
-def build_commit(project_dir: str, build_context: str) -> dict:  # type: ignore[type-arg]
+def build_commit(project_dir: str, build_context: str) -> Dict[str, Any]:
     if not build_context:
         return {"commit": None, "context": None}
     context = (Path(project_dir) / build_context).resolve()
     code, out, err = run(["git", "-C", str(context), "rev-parse", "HEAD"])
     commit = out.strip() if code == 0 and out.strip() else None
     return {"commit": commit, "context": str(context), "error": None if commit else (err.strip()[:200] or None)}
+
+
+def write_source(out: Path, build: Dict[str, Any]) -> None:
+    """source/index.json and the snippets the merged log cites (redacted with the rest)."""
+    log = out / "logs" / "ingester.log"
+    if not build.get("context") or not log.is_file():
+        return
+    with log.open(encoding="utf-8", errors="replace") as lines:
+        index, files = source.build_index(Path(build["context"]), build.get("commit"), lines)
+    for rel, text in files.items():
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        record_note(out, rel, "lines of the build context cited by the log")
+    write_json(out / "source" / "index.json", index, mode=0o644)
+    record_note(out, "source/index.json", "where each snippet comes from (schema_version 1)")
 
 
 def main() -> None:
@@ -148,10 +166,11 @@ def main() -> None:
         redactor = Redactor.for_target(state, compose, [p["container"]], p["patterns"])
     except RedactError as exc:
         module.fail_json(msg=str(exc))
+    build = build_commit(p["project_dir"], p["build_context"])
+    write_source(out, build)
     redactions = redact_bundle(out, redactor)
     redactor.save(state / MAP_FILE)
     truncated = cap_size(out, p["max_bytes"])
-    build = build_commit(p["project_dir"], p["build_context"])
     document = manifest(
         out,
         host=p["host"] or platform.node(),

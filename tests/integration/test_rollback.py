@@ -257,32 +257,27 @@ def test_capture_then_rollback(stack_factory: Any, tmp_path: Path) -> None:
     assert stack.compose_path.read_bytes() == original
 
 
-def take_lock(stack: Stack, state: Path, owner: str) -> subprocess.CompletedProcess[str]:
-    """Take the lock the way capture.yml does: the collection's capture_lock module, run by Ansible."""
+def lock_module(stack: Stack, state: Path, **args: Any) -> subprocess.CompletedProcess[str]:
+    """Run the collection's capture_lock module, as capture.yml and rollback.yml do."""
     args = {
         "project_dir": str(stack.project_dir),
         "compose_file": stack.compose_file,
         "service": stack.service,
         "state_dir": str(state),
-        "owner": owner,
-        "purpose": "capture",
-        "ttl": 600,
+        **args,
     }
+    argv = [
+        ANSIBLE,
+        "localhost",
+        "-c",
+        "local",
+        "-i",
+        "localhost,",
+        "-e",
+        "ansible_python_interpreter=/usr/bin/python3",
+    ]
     return subprocess.run(
-        [
-            ANSIBLE,
-            "localhost",
-            "-c",
-            "local",
-            "-i",
-            "localhost,",
-            "-e",
-            "ansible_python_interpreter=/usr/bin/python3",
-            "-m",
-            "rsky.ingester_capture.capture_lock",
-            "-a",
-            json.dumps(args),
-        ],
+        [*argv, "-m", "rsky.ingester_capture.capture_lock", "-a", json.dumps(args)],
         cwd=REPO,
         env=ansible_env(),
         capture_output=True,
@@ -294,7 +289,8 @@ def take_lock(stack: Stack, state: Path, owner: str) -> subprocess.CompletedProc
 def test_refuses_while_a_capture_holds_the_lock(swapped: tuple[Stack, bytes, Path, Path]) -> None:
     stack, original, folder, inventory = swapped
     before = stack.compose_path.read_bytes()
-    taken = take_lock(stack, folder.parent, "testhost@capture-under-test")
+    owner = "testhost@capture-under-test"
+    taken = lock_module(stack, folder.parent, owner=owner, purpose="capture", ttl=600)
     assert taken.returncode == 0, taken.stdout + taken.stderr
     assert json.loads((folder / "lock").read_text())["owner"] == "testhost@capture-under-test"
 
@@ -306,36 +302,7 @@ def test_refuses_while_a_capture_holds_the_lock(swapped: tuple[Stack, bytes, Pat
     assert json.loads((folder / "lock").read_text())["owner"] == "testhost@capture-under-test", "rollback took the lock"
 
     # The capture ends and releases it, the way capture.yml does; then the rollback goes ahead.
-    released = subprocess.run(
-        [
-            ANSIBLE,
-            "localhost",
-            "-c",
-            "local",
-            "-i",
-            "localhost,",
-            "-e",
-            "ansible_python_interpreter=/usr/bin/python3",
-            "-m",
-            "rsky.ingester_capture.capture_lock",
-            "-a",
-            json.dumps(
-                {
-                    "project_dir": str(stack.project_dir),
-                    "compose_file": stack.compose_file,
-                    "service": stack.service,
-                    "state_dir": str(folder.parent),
-                    "owner": "testhost@capture-under-test",
-                    "state": "released",
-                }
-            ),
-        ],
-        cwd=REPO,
-        env=ansible_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    released = lock_module(stack, folder.parent, owner=owner, state="released")
     assert released.returncode == 0, released.stdout + released.stderr
     result = run_playbook("playbooks/rollback.yml", inventory)
     assert result.rc == 0, result.out[-4000:]
