@@ -14,12 +14,9 @@ description:
 version_added: 0.1.0
 author: ingester-capture contributors
 extends_documentation_fragment:
+  - rsky.ingester_capture.work
   - rsky.ingester_capture.target
 options:
-  work_dir:
-    description: The capture's work folder on the host.
-    type: path
-    required: true
   file:
     description: The bundle file the output is appended to, relative to O(work_dir).
     type: str
@@ -36,10 +33,6 @@ options:
     description: Seconds before the command is stopped.
     type: int
     default: 3600
-  container:
-    description: The service's container_name; its environment's secrets are hidden in the tail.
-    type: str
-    default: rust-ingester
 attributes:
   check_mode:
     support: full

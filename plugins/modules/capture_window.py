@@ -19,6 +19,7 @@ description:
 version_added: 0.1.0
 author: ingester-capture contributors
 extends_documentation_fragment:
+  - rsky.ingester_capture.work
   - rsky.ingester_capture.target
 options:
   state:
@@ -26,14 +27,6 @@ options:
     type: str
     choices: [started, status, stopped]
     default: status
-  work_dir:
-    description: The capture's work folder on the host.
-    type: path
-    required: true
-  container:
-    description: The service's container_name.
-    type: str
-    default: rust-ingester
   recreate:
     description: Capture mode; stop, remove and bring the service up on the swapped image first. Observe mode if false.
     type: bool

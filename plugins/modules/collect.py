@@ -15,16 +15,9 @@ description:
 version_added: 0.1.0
 author: ingester-capture contributors
 extends_documentation_fragment:
+  - rsky.ingester_capture.work
   - rsky.ingester_capture.target
 options:
-  work_dir:
-    description: The capture's work folder on the host.
-    type: path
-    required: true
-  container:
-    description: The service's container_name.
-    type: str
-    default: rust-ingester
   mode:
     description: The pass's mode, recorded in C(host.json).
     type: str

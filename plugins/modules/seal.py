@@ -17,20 +17,13 @@ description:
 version_added: 0.1.0
 author: ingester-capture contributors
 extends_documentation_fragment:
+  - rsky.ingester_capture.work
   - rsky.ingester_capture.target
 options:
-  work_dir:
-    description: The capture's work folder on the host.
-    type: path
-    required: true
   tarball:
     description: The tarball to write.
     type: path
     required: true
-  container:
-    description: The service's container_name; its environment's secrets are learned.
-    type: str
-    default: rust-ingester
   patterns:
     description: Extra regular expressions to redact; a group, if any, is what is replaced.
     type: list

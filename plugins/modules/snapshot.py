@@ -14,15 +14,9 @@ description:
     the result and in the manifest.
 version_added: 0.1.0
 author: ingester-capture contributors
+extends_documentation_fragment:
+  - rsky.ingester_capture.work
 options:
-  work_dir:
-    description: The capture's work folder on the host.
-    type: path
-    required: true
-  container:
-    description: The production container.
-    type: str
-    default: rust-ingester
   state_dir:
     description: This target's state folder (from the preflight module); its redaction map hides known secrets.
     type: path

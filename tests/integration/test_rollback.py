@@ -257,13 +257,13 @@ def test_capture_then_rollback(stack_factory: Any, tmp_path: Path) -> None:
     assert stack.compose_path.read_bytes() == original
 
 
-def lock_module(stack: Stack, state: Path, **args: Any) -> subprocess.CompletedProcess[str]:
+def lock_module(stack: Stack, state_root: Path, **args: Any) -> subprocess.CompletedProcess[str]:
     """Run the collection's capture_lock module, as capture.yml and rollback.yml do."""
     args = {
         "project_dir": str(stack.project_dir),
         "compose_file": stack.compose_file,
         "service": stack.service,
-        "state_dir": str(state),
+        "state_dir": str(state_root),
         **args,
     }
     argv = [
