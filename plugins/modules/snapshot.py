@@ -101,6 +101,7 @@ def main() -> None:
             },
         )
         module.exit_json(changed=False, exists=False, inspect_error=redactor.line(error))
+        return
     logs = logs_merged(out, "logs/pre-swap.log", name)
     run_to_file(out, "inspect-pre.json", ["docker", "inspect", name], stderr_to_stdout=False)
     module.exit_json(

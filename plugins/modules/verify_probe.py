@@ -69,7 +69,7 @@ import subprocess
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, hostinfo
@@ -217,7 +217,7 @@ def scan_logs(container: str, since: Optional[float]) -> Dict[str, Any]:
     argv.append(container)
     families = {f: {"count": 0, "last": None} for f in FAMILIES}  # type: Dict[str, Dict[str, Any]]
     first = []  # type: List[Dict[str, Any]]
-    last = deque(maxlen=EXIT_LINES_KEPT // 2)  # type: Deque[Dict[str, Any]]
+    last: Deque[Dict[str, Any]] = deque(maxlen=EXIT_LINES_KEPT // 2)
     exit_total = lines = starts = 0
     # stderr merged into stdout: the kernel pipe keeps each line whole, and order only matters
     # for the kept exit lines, which carry their own timestamps.
