@@ -35,8 +35,17 @@ from collector.sources.common import Problem
 from collector.sources.dmesg import KernelOom, parse_dmesg
 from collector.sources.events import DockerEvent, parse_events
 from collector.sources.inspect import Inspect, parse_inspect
-from collector.sources.logs import LogParser, LogRecord
-from collector.sources.scan import OPENERS, PROBES, CandidateScanner
+from collector.sources.logs import LogParser, LogRecord, Pressure
+from collector.sources.scan import (
+    BULK,
+    BULK_EXACT,
+    NUMBER_AT,
+    OPENERS,
+    PROBES,
+    RARE_PROBES,
+    CandidateScanner,
+    above,
+)
 from collector.sources.stats import StatsSample, parse_stats
 
 CHUNK = 8 << 20
@@ -95,6 +104,7 @@ class LogInput:
             ):
                 scanner = GrepCandidates(self.path, digest)
                 scanner.follow = parser.in_block
+                scanner.summarisable = parser.summarisable
             else:
                 scanner = CandidateScanner(chunks)
             undecodable = 0
@@ -141,15 +151,32 @@ class GrepCandidates:
     Lines after a hit are read back by offset only while `follow()` (the parser's
     `LogParser.in_block`) says a panic or `Error:` block is still open, so the parser sees every
     line it would use; the line before an opener and the file's last line are read back likewise.
+
+    The high-frequency `scan.BULK` lines come from a search of their own that stops after
+    `bulk_exact` lines; those are read one by one. Past them, in each stretch between two lines
+    handed out, the file itself is searched at C speed for the first and last BULK line and the
+    largest Pressure number (`scan.above`, each hit checked by the parser), and only those lines
+    are handed out, while `summarisable()` (the parser's `LogParser.summarisable`) holds; else
+    every BULK line of the stretch is. So the cost no longer grows with how many lines are
+    Pressure lines, and every run keeps its first and last time and its largest number.
     """
 
-    def __init__(self, path: Path, digest: hashlib._Hash | None = None, parts: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        digest: hashlib._Hash | None = None,
+        parts: int | None = None,
+        bulk_exact: int = BULK_EXACT,
+    ) -> None:
         self.path = path
         self.lines = 0
         self.failures: list[str] = []
         self.follow: Callable[[], bool] = lambda: True
+        self.summarisable: Callable[[], bool] = lambda: False
+        self.summarised = 0  # stretches read by the summarising search
         self._digest = digest
         self._parts = parts
+        self._bulk_exact = bulk_exact
 
     # -- reading back by offset -----------------------------------------------------------------
     @staticmethod
@@ -217,17 +244,28 @@ class GrepCandidates:
         cuts.append(size)
         return list(itertools.pairwise(cuts))
 
-    def _spawn(
-        self, fd: int, start: int, end: int, size: int, stdout: int | BinaryIO
-    ) -> tuple[subprocess.Popen[bytes], threading.Thread | None]:
+    def _argv(self, probes: tuple[bytes, ...]) -> list[str]:
         tool = self._tool()
         argv = [str(tool), "-a", "-n", "-b", "-F"]
         if tool != GREP:
             # Raw bytes like grep (no BOM transcoding), no user config, no colours; read() rather
             # than mmap so its memory stays bounded like grep's.
             argv += ["--no-config", "--no-mmap", "--encoding", "none", "--color", "never", "--no-filename"]
-        for probe in PROBES:
+        for probe in probes:
             argv += ["-e", probe.decode()]
+        return argv
+
+    def _spawn_bulk(self) -> subprocess.Popen[bytes] | None:
+        if self._bulk_exact <= 0:
+            return None
+        argv = [*self._argv(BULK), "-m", str(self._bulk_exact), "--", str(self.path)]
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "LC_ALL": "C"})
+
+    def _spawn(
+        self, fd: int, start: int, end: int, size: int, stdout: int | BinaryIO
+    ) -> tuple[subprocess.Popen[bytes], threading.Thread | None]:
+        argv = self._argv(RARE_PROBES)
         env = {**os.environ, "LC_ALL": "C"}
         if start == 0 and end == size:
             proc = subprocess.Popen([*argv, "--", str(self.path)], stdout=stdout,
@@ -267,11 +305,19 @@ class GrepCandidates:
             # the first part's hits are read as they come; the others' wait in files
             spools: list[BinaryIO | None] = [None]
             spools += [stack.enter_context(tempfile.TemporaryFile()) for _ in bounds[1:]]
+            bulk: subprocess.Popen[bytes] | None = None
             try:
                 for (start, end), spool in zip(bounds, spools, strict=True):
                     procs.append(self._spawn(fd, start, end, size, spool or subprocess.PIPE))
-                yield from self._walk(fd, size, bounds, procs, spools)
+                bulk = self._spawn_bulk()
+                yield from self._walk(fd, size, bounds, procs, spools, bulk)
             finally:
+                if bulk is not None:
+                    if bulk.stdout is not None:
+                        bulk.stdout.close()
+                    if bulk.poll() is None:
+                        bulk.kill()
+                    bulk.wait()
                 for proc, feeder in procs:
                     if proc.stdout is not None:
                         proc.stdout.close()
@@ -290,6 +336,7 @@ class GrepCandidates:
         bounds: list[tuple[int, int]],
         procs: list[tuple[subprocess.Popen[bytes], threading.Thread | None]],
         spools: list[BinaryIO | None],
+        bulk: subprocess.Popen[bytes] | None,
     ) -> Iterator[tuple[int, bytes]]:
         sent = 0  # the last line number handed out
         window = _Window(fd)
@@ -297,6 +344,61 @@ class GrepCandidates:
         nxt, nxt_off = 1, 0  # the line after the last one handed out, and its offset
         follow = self.follow
         base = 0  # lines in the parts before this one
+        # the BULK lines read one by one, then (dense) the stretches searched in the file
+        bulk_hits: Iterator[bytes] = iter(bulk.stdout) if bulk is not None and bulk.stdout else iter(())
+        pending: tuple[int, int, bytes] | None = None
+        bulk_seen = 0
+        dense = bulk is None
+
+        def next_bulk() -> tuple[int, int, bytes] | None:
+            nonlocal bulk_seen
+            out = next(bulk_hits, None)
+            if out is None:
+                if bulk is not None and bulk.wait() > 1:
+                    self.failures.append(f"grep exited {bulk.returncode}: lines may be missing")
+                return None
+            num_b, off_b, content = out.split(b":", 2)
+            bulk_seen += 1
+            return int(num_b), int(off_b), content
+
+        def hand(num: int, off: int, content: bytes, final: bool = False) -> Iterator[tuple[int, bytes]]:
+            """Everything up to line `num` (at offset `off`), then that line (unless `final`)."""
+            nonlocal sent, nxt, nxt_off, dense, pending
+            while pending is not None and pending[0] < num:
+                b_num, b_off, b_content = pending
+                pending = next_bulk()
+                if pending is None and bulk_seen >= self._bulk_exact:
+                    yield from hand(b_num, b_off, b_content)
+                    dense = True  # more BULK lines may follow: search the file from here on
+                else:
+                    yield from hand(b_num, b_off, b_content)
+            # lines an open block still needs before this hit
+            while sent < nxt < num and follow():
+                line = window.line_at(nxt_off)
+                if not line:
+                    break
+                sent = nxt
+                yield sent, line
+                nxt, nxt_off = sent + 1, nxt_off + len(line)
+            if dense and sent < nxt < num and nxt_off < off:
+                for k_num, k_off, k_line in self._stretch(fd, nxt_off, nxt, off, num):
+                    if k_num > sent:
+                        sent = k_num
+                        yield k_num, k_line
+                        nxt, nxt_off = k_num + 1, k_off + len(k_line)
+            if final:
+                return
+            if num - 1 > sent and (opener_a in content or opener_b in content):
+                sent = num - 1
+                yield sent, window.line_before(off)
+            if num > sent:
+                sent = num
+                yield num, content
+                nxt, nxt_off = num + 1, off + len(content)
+
+        pending = next_bulk()
+        if bulk is not None and pending is None and bulk_seen >= self._bulk_exact:
+            dense = True
         for (start, end), (proc, _), spool in zip(bounds, procs, spools, strict=True):
             if spool is None:
                 assert proc.stdout is not None
@@ -309,22 +411,7 @@ class GrepCandidates:
             for out in hits:
                 num_b, off_b, content = out.split(b":", 2)
                 rel_num, rel_off = int(num_b), int(off_b)
-                num = base + rel_num
-                # lines an open block still needs before this hit
-                while sent < nxt < num and follow():
-                    line = window.line_at(nxt_off)
-                    if not line:
-                        break
-                    sent = nxt
-                    yield sent, line
-                    nxt, nxt_off = sent + 1, nxt_off + len(line)
-                if num - 1 > sent and (opener_a in content or opener_b in content):
-                    sent = num - 1
-                    yield sent, window.line_before(start + rel_off)
-                if num > sent:
-                    sent = num
-                    yield num, content
-                    nxt, nxt_off = num + 1, start + rel_off + len(content)
+                yield from hand(base + rel_num, start + rel_off, content)
             rel_end = rel_off + len(content)
             if spool is None:
                 proc.stdout.close()  # type: ignore[union-attr]
@@ -332,17 +419,85 @@ class GrepCandidates:
                 self.failures.append(f"grep exited {proc.returncode}: lines may be missing")
             tail, open_end = self._newlines(fd, min(start + rel_end, end), end)
             base += rel_num + tail + (1 if open_end else 0)
-        # lines an open block needs at the very end
-        while nxt > sent and nxt_off < size and follow():
-            line = window.line_at(nxt_off)
-            if not line:
-                break
-            sent = nxt
-            yield sent, line
-            nxt, nxt_off = sent + 1, nxt_off + len(line)
+        # BULK lines after the last other hit, and what an open block needs at the very end
+        ends_nl = size == 0 or os.pread(fd, 1, size - 1) == b"\n"
+        yield from hand(base + 1 if ends_nl else base, size, b"", final=True)
         self.lines = base
         if base > sent:
             yield base, self._last_line(fd, size)
+
+    def _stretch(self, fd: int, a: int, na: int, b: int, nb: int) -> list[tuple[int, int, bytes]]:
+        """The BULK lines to hand out from [a, b): line `na` starts at `a`, line `nb` at `b`.
+
+        While the parser says such lines change nothing but their own record, only the first,
+        the last and the first with the largest number (as the parser reads it) are kept; else
+        all of them. Sorted (line number, offset, line)."""
+        keep: dict[int, bytes] = {}  # offset -> line
+        every = not self.summarisable()
+        best = -1
+        pos = a
+        while pos < b:
+            buf = os.pread(fd, min(CHUNK, b - pos), pos)
+            lim = len(buf)
+            if not buf:
+                break
+            if pos + lim < b:
+                cut = buf.rfind(b"\n") + 1
+                while cut == 0 and pos + len(buf) < b:  # one line longer than CHUNK
+                    buf += os.pread(fd, min(CHUNK, b - pos - len(buf)), pos + len(buf))
+                    cut = buf.rfind(b"\n") + 1
+                lim = cut or len(buf)
+            if every:
+                for needle in BULK:
+                    p = buf.find(needle, 0, lim)
+                    while p >= 0:
+                        ls = buf.rfind(b"\n", 0, p) + 1
+                        le = buf.find(b"\n", p, lim) + 1 or lim
+                        keep[pos + ls] = buf[ls:le]
+                        p = buf.find(needle, le, lim)
+                pos += lim
+                continue
+            last = _last_of(buf, BULK, lim)
+            if last < 0:
+                pos += lim
+                continue
+            if not keep:
+                first = _first_of(buf, BULK, lim)
+                ls = buf.rfind(b"\n", 0, first) + 1
+                keep[pos + ls] = buf[ls : buf.find(b"\n", first, lim) + 1 or lim]
+            ls = buf.rfind(b"\n", 0, last) + 1
+            keep[pos + ls] = buf[ls : buf.find(b"\n", last, lim) + 1 or lim]
+            best_at: tuple[int, bytes] | None = None
+            # start from the piece's last number: a climbing series then needs one search
+            p = _last_of(buf, NUMBER_AT, lim)
+            if p >= 0:
+                ls = buf.rfind(b"\n", 0, p) + 1
+                line = buf[ls : buf.find(b"\n", p, lim) + 1 or lim]
+                value = _pressure(line)
+                if value is not None and value > best:
+                    best, best_at = value, (pos + ls, line)
+            rx = above(best)
+            p = 0
+            while (m := rx.search(buf, p, lim)) is not None:
+                ls = buf.rfind(b"\n", 0, m.start()) + 1
+                le = buf.find(b"\n", m.end(), lim) + 1 or lim
+                line = buf[ls:le]
+                value = _pressure(line)
+                if value is not None and value > best:
+                    best, best_at = value, (pos + ls, line)
+                    rx = above(best)
+                p = le
+            if best_at is not None:
+                keep[best_at[0]] = best_at[1]
+            pos += lim
+        if not every and keep:
+            self.summarised += 1
+        out: list[tuple[int, int, bytes]] = []
+        for o in sorted(keep):
+            near_a = o - a <= b - o
+            n = na + self._newlines(fd, a, o)[0] if near_a else nb - self._newlines(fd, o, b)[0]
+            out.append((n, o, keep[o]))
+        return out
 
     @staticmethod
     def _last_line(fd: int, size: int) -> bytes:
@@ -386,6 +541,43 @@ class _Window:
 
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_NEAR = 1 << 16  # the first window a search from one end of a buffer looks in
+
+
+def _last_of(buf: bytes, needles: tuple[bytes, ...], lim: int) -> int:
+    """Position of the last of `needles` in buf[:lim], or -1: windows growing from the end, so a
+    needle absent from the buffer costs one pass at most, not one per needle."""
+    width = _NEAR
+    hi = lim
+    longest = max(len(n) for n in needles)
+    while True:
+        lo = max(0, hi - width)
+        best = max(buf.rfind(n, lo, min(lim, hi + longest)) for n in needles)
+        if best >= 0 or lo == 0:
+            return best
+        hi, width = lo, width * 8
+
+
+def _first_of(buf: bytes, needles: tuple[bytes, ...], lim: int) -> int:
+    """Position of the first of `needles` in buf[:lim], or -1 (windows growing from the start)."""
+    width = _NEAR
+    lo = 0
+    longest = max(len(n) for n in needles)
+    while lo < lim:
+        hi = min(lim, lo + width)
+        found = [p for p in (buf.find(n, max(0, lo - longest), hi) for n in needles) if p >= 0]
+        if found:
+            return min(found)
+        lo, width = hi, width * 8
+    return -1
+
+
+def _pressure(line: bytes) -> int | None:
+    """The number the parser reads from a line's Pressure record (None: none, or no record)."""
+    for rec in LogParser("-").feed(1, line.decode("utf-8", errors="replace")):
+        if isinstance(rec, Pressure):
+            return rec.events_in_memory
+    return None
 
 
 def _find_newline(fd: int, pos: int, size: int) -> int:

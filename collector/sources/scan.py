@@ -9,6 +9,7 @@ feeding it every line; the test suite checks that on every fixture.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
 from collector.sources.logs import BLOCK_SPAN
@@ -24,6 +25,39 @@ PROBES: tuple[bytes, ...] = tuple(
     {b" exited with code ": b"xited with code ", b" ingester exited: ": b"xited: "}.get(n, n)
     for n in NEEDLES
 )
+# High-frequency kinds: under Redis backpressure the write task logs a `Backpressure active` warning
+# after nearly every `received batch` line. Their lines produce only `Pressure` records, which the
+# rules read per run as first and last time and largest `events_in_memory`; so past the first
+# `BULK_EXACT` of them (read line by line like any needle) the external-search reader keeps, in
+# each stretch between two other candidate lines, only the first, the last and the one with the
+# largest number (`loader.GrepCandidates`). Nothing else may be derived from these lines (no
+# per-line count) without also changing that reader.
+BULK: tuple[bytes, ...] = (b"Backpressure active", b"Memory metrics:")
+BULK_EXACT = 5000
+RARE_PROBES: tuple[bytes, ...] = tuple(p for p, n in zip(PROBES, NEEDLES, strict=True) if n not in BULK)
+# The number a Pressure line carries, as `logs._EVENTS_IN_MEMORY` reads it; one shared literal
+# ("emory") keeps the search at C speed, the look-behinds tell the two kinds apart.
+NUMBER_AT = (b"events_in_memory=", b"Memory metrics: ")
+
+
+def above(value: int) -> re.Pattern[bytes]:
+    """A search for a Pressure number greater than `value` (-1: any number), digits as written
+    (leading zeros included: every hit is checked by the parser, a miss never hides a larger
+    number)."""
+    digits = str(value).encode() if value >= 0 else b""
+    n = len(digits)
+    alts = [rb"\d{%d,}" % (n + 1)]
+    for i in range(n):
+        d = digits[i] - 48
+        if d < 9:
+            rest = rb"\d{%d}" % (n - i - 1) if n - i - 1 else b""
+            alts.append(digits[:i] + b"[%d-9]" % (d + 1) + rest)
+    num = b"(?:" + b"|".join(alts) + b")"
+    return re.compile(
+        rb"emory(?:(?<=events_in_memory)=" + num + rb"(?!\d)|(?<=Memory) metrics: " + num + rb" events)"
+    )
+
+
 # Hits that may open a run: the line before them carries the previous run's last timestamp.
 OPENERS = (BANNER, b"EXIT-TRACE")
 # Lines after a hit that may belong to the block it starts.
