@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import threading
@@ -41,7 +42,6 @@ from collector.sources.scan import (
     BULK_EXACT,
     NUMBER_AT,
     OPENERS,
-    PROBES,
     RARE_PROBES,
     CandidateScanner,
     above,
@@ -174,6 +174,10 @@ class GrepCandidates:
         self.follow: Callable[[], bool] = lambda: True
         self.summarisable: Callable[[], bool] = lambda: False
         self.summarised = 0  # stretches read by the summarising search
+        # a stretch at least this long is searched half here, half in a forked helper process
+        self.helper_min = HELPER_MIN
+        self._helper: _Helper | None = None
+        self._no_helper = False  # none to be had (no fork, one CPU, or it went away)
         self._digest = digest
         self._parts = parts
         self._bulk_exact = bulk_exact
@@ -312,6 +316,9 @@ class GrepCandidates:
                 bulk = self._spawn_bulk()
                 yield from self._walk(fd, size, bounds, procs, spools, bulk)
             finally:
+                if self._helper is not None:
+                    self._helper.close()
+                self._helper = None
                 if bulk is not None:
                     if bulk.stdout is not None:
                         bulk.stdout.close()
@@ -430,24 +437,11 @@ class GrepCandidates:
         """The BULK lines to hand out from [a, b): line `na` starts at `a`, line `nb` at `b`.
 
         While the parser says such lines change nothing but their own record, only the first,
-        the last and the first with the largest number (as the parser reads it) are kept; else
-        all of them. Sorted (line number, offset, line)."""
+        the last and one with the largest number (as the parser reads it) are kept; else all of
+        them. Sorted (line number, offset, line)."""
         keep: dict[int, bytes] = {}  # offset -> line
-        every = not self.summarisable()
-        best = -1
-        pos = a
-        while pos < b:
-            buf = os.pread(fd, min(CHUNK, b - pos), pos)
-            lim = len(buf)
-            if not buf:
-                break
-            if pos + lim < b:
-                cut = buf.rfind(b"\n") + 1
-                while cut == 0 and pos + len(buf) < b:  # one line longer than CHUNK
-                    buf += os.pread(fd, min(CHUNK, b - pos - len(buf)), pos + len(buf))
-                    cut = buf.rfind(b"\n") + 1
-                lim = cut or len(buf)
-            if every:
+        if not self.summarisable():
+            for pos, buf, lim in _pieces(fd, a, b):
                 for needle in BULK:
                     p = buf.find(needle, 0, lim)
                     while p >= 0:
@@ -455,43 +449,48 @@ class GrepCandidates:
                         le = buf.find(b"\n", p, lim) + 1 or lim
                         keep[pos + ls] = buf[ls:le]
                         p = buf.find(needle, le, lim)
-                pos += lim
-                continue
-            last = _last_of(buf, BULK, lim)
-            if last < 0:
-                pos += lim
-                continue
-            if not keep:
-                first = _first_of(buf, BULK, lim)
-                ls = buf.rfind(b"\n", 0, first) + 1
-                keep[pos + ls] = buf[ls : buf.find(b"\n", first, lim) + 1 or lim]
-            ls = buf.rfind(b"\n", 0, last) + 1
-            keep[pos + ls] = buf[ls : buf.find(b"\n", last, lim) + 1 or lim]
-            best_at: tuple[int, bytes] | None = None
-            # start from the piece's last number: a climbing series then needs one search
-            p = _last_of(buf, NUMBER_AT, lim)
-            if p >= 0:
-                ls = buf.rfind(b"\n", 0, p) + 1
-                line = buf[ls : buf.find(b"\n", p, lim) + 1 or lim]
-                value = _pressure(line)
-                if value is not None and value > best:
-                    best, best_at = value, (pos + ls, line)
-            rx = above(best)
-            p = 0
-            while (m := rx.search(buf, p, lim)) is not None:
-                ls = buf.rfind(b"\n", 0, m.start()) + 1
-                le = buf.find(b"\n", m.end(), lim) + 1 or lim
-                line = buf[ls:le]
-                value = _pressure(line)
-                if value is not None and value > best:
-                    best, best_at = value, (pos + ls, line)
-                    rx = above(best)
-                p = le
+        else:
+            last = _line_of(fd, _search_back(fd, BULK, a, b), b)
+            if last is None:
+                return []
+            self.summarised += 1
+            keep[last[0]] = last[1]
+            first = _line_of(fd, _search_forward(fd, BULK, a, b), b)
+            if first is not None:
+                keep[first[0]] = first[1]
+            # Start from the stretch's last number: a climbing series then needs one search
+            # with one pattern; each larger number found raises the bar.
+            best, best_at = -1, None
+            tail = _line_of(fd, _search_back(fd, NUMBER_AT, a, b), b)
+            if tail is not None:
+                value = _pressure(tail[1])
+                if value is not None:
+                    best, best_at = value, tail
+            start = first[0] if first is not None else a
+            end = tail[0] if tail is not None else b
+            # the second half searched by the helper process meanwhile, when it is worth it
+            mid = start
+            helper = self._helper
+            if end - start >= self.helper_min and not self._no_helper:
+                if helper is None:
+                    helper = self._helper = _Helper.start(fd)
+                    self._no_helper = helper is None
+                if helper is not None:
+                    mid = _line_start_after(fd, (start + end) // 2, end)
+                    if not helper.ask(mid, end, best):
+                        mid = start
+            found = _largest_above(fd, start, mid if mid > start else end, best)
+            if found is not None:
+                best, best_at = found[0], (found[1], found[2])
+            if mid > start and helper is not None:
+                theirs = helper.answer()
+                if theirs is None:  # the helper went away: search its half here
+                    self._no_helper = True
+                    theirs = _largest_above(fd, mid, end, best)
+                if theirs is not None and theirs[0] > best:
+                    best, best_at = theirs[0], (theirs[1], theirs[2])
             if best_at is not None:
                 keep[best_at[0]] = best_at[1]
-            pos += lim
-        if not every and keep:
-            self.summarised += 1
         out: list[tuple[int, int, bytes]] = []
         for o in sorted(keep):
             near_a = o - a <= b - o
@@ -541,35 +540,191 @@ class _Window:
 
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-_NEAR = 1 << 16  # the first window a search from one end of a buffer looks in
+_NEAR = 1 << 16  # the first window a search from one end of a range looks in
 
 
-def _last_of(buf: bytes, needles: tuple[bytes, ...], lim: int) -> int:
-    """Position of the last of `needles` in buf[:lim], or -1: windows growing from the end, so a
-    needle absent from the buffer costs one pass at most, not one per needle."""
-    width = _NEAR
-    hi = lim
+def _pieces(fd: int, a: int, b: int) -> Iterator[tuple[int, bytes, int]]:
+    """[a, b) in buffers of about CHUNK cut after a newline: (offset, buffer, usable length)."""
+    pos = a
+    while pos < b:
+        buf = os.pread(fd, min(CHUNK, b - pos), pos)
+        if not buf:
+            return
+        lim = len(buf)
+        if pos + lim < b:
+            cut = buf.rfind(b"\n") + 1
+            while cut == 0 and pos + len(buf) < b:  # one line longer than CHUNK
+                more = os.pread(fd, min(CHUNK, b - pos - len(buf)), pos + len(buf))
+                if not more:
+                    break
+                buf += more
+                cut = buf.rfind(b"\n") + 1
+            lim = cut or len(buf)
+        yield pos, buf, lim
+        pos += lim
+
+
+def _search_back(fd: int, needles: tuple[bytes, ...], a: int, b: int) -> int:
+    """Offset of the last of `needles` in [a, b), or -1: windows growing from b, so a needle
+    absent from the range costs one pass at most, not one per needle."""
+    width, hi = _NEAR, b
     longest = max(len(n) for n in needles)
-    while True:
-        lo = max(0, hi - width)
-        best = max(buf.rfind(n, lo, min(lim, hi + longest)) for n in needles)
-        if best >= 0 or lo == 0:
-            return best
-        hi, width = lo, width * 8
-
-
-def _first_of(buf: bytes, needles: tuple[bytes, ...], lim: int) -> int:
-    """Position of the first of `needles` in buf[:lim], or -1 (windows growing from the start)."""
-    width = _NEAR
-    lo = 0
-    longest = max(len(n) for n in needles)
-    while lo < lim:
-        hi = min(lim, lo + width)
-        found = [p for p in (buf.find(n, max(0, lo - longest), hi) for n in needles) if p >= 0]
-        if found:
-            return min(found)
-        lo, width = hi, width * 8
+    while hi > a:
+        lo = max(a, hi - width)
+        top = min(b, hi + longest - 1)
+        buf = os.pread(fd, top - lo, lo)
+        found = max(buf.rfind(n) for n in needles)
+        if found >= 0:
+            return lo + found
+        hi, width = lo, min(width * 8, CHUNK)
     return -1
+
+
+def _search_forward(fd: int, needles: tuple[bytes, ...], a: int, b: int) -> int:
+    """Offset of the first of `needles` in [a, b), or -1 (windows growing from a)."""
+    width, lo = _NEAR, a
+    longest = max(len(n) for n in needles)
+    while lo < b:
+        hi = min(b, lo + width)
+        base = max(a, lo - longest + 1)
+        buf = os.pread(fd, hi - base, base)
+        found = [p for p in (buf.find(n) for n in needles) if p >= 0]
+        if found:
+            return base + min(found)
+        lo, width = hi, min(width * 8, CHUNK)
+    return -1
+
+
+def _line_of(fd: int, offset: int, b: int) -> tuple[int, bytes] | None:
+    """(start, line) of the line holding `offset` (lines end by b), or None for -1."""
+    if offset < 0:
+        return None
+    start = offset - len(GrepCandidates._line_before(fd, offset + 1)) + 1
+    line = GrepCandidates._line_at(fd, start)
+    return start, line[: b - start]
+
+
+HELPER_MIN = 512 << 10
+
+
+def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
+    """(number, line offset, line) of the first line in [start, end) whose Pressure number (as
+    the parser reads it) is the largest there and above `best`; None if none is above."""
+    best_at: tuple[int, int, bytes] | None = None
+    for pos, buf, lim in _pieces(fd, start, end):
+        p = 0
+        while p < lim:
+            for m in above(best).finditer(buf, p, lim):
+                if int(m.group(1)) <= best:
+                    continue  # just under the bar: the search's own pattern rounds it down
+                ls = buf.rfind(b"\n", 0, m.start()) + 1
+                line = buf[ls : buf.find(b"\n", m.end(), lim) + 1 or lim]
+                value = _pressure(line)  # as the parser reads the line (its first number)
+                if value is not None and value > best:
+                    best, best_at = value, (value, pos + ls, line)
+                    p = m.end()
+                    break  # a higher bar: a new search from here
+            else:
+                p = lim
+    return best_at
+
+
+def _line_start_after(fd: int, pos: int, end: int) -> int:
+    nl = _find_newline(fd, pos, end)
+    return end if nl < 0 or nl + 1 > end else nl + 1
+
+
+_REQ = struct.Struct("<qqq")
+_ANS = struct.Struct("<qqq")
+
+
+class _Helper:
+    """A forked copy of this process that runs `_largest_above` on the ranges it is sent (the
+    machine's second CPU), answering in order. Started once per log, when a long stretch comes."""
+
+    def __init__(self, pid: int, req: int, ans: int) -> None:
+        self.pid, self.req, self.ans = pid, req, ans
+
+    @classmethod
+    def start(cls, fd: int) -> _Helper | None:
+        if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+            return None
+        req_r, req_w = os.pipe()
+        ans_r, ans_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            for x in (req_r, req_w, ans_r, ans_w):
+                os.close(x)
+            return None
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            code = 0
+            try:
+                # only what it needs: a pipe end held here would keep a search waiting for EOF
+                lo = 3
+                for keep in sorted({fd, req_r, ans_w}):
+                    os.closerange(lo, keep)
+                    lo = keep + 1
+                os.closerange(lo, max(lo, min(os.sysconf("SC_OPEN_MAX"), 1 << 16)))
+                _serve(fd, req_r, ans_w)
+            except BaseException:  # the parent sees EOF and searches itself
+                code = 1
+            os._exit(code)
+        os.close(req_r)
+        os.close(ans_w)
+        return cls(pid, req_w, ans_r)
+
+    def ask(self, start: int, end: int, best: int) -> bool:
+        try:
+            os.write(self.req, _REQ.pack(start, end, best))
+        except OSError:
+            return False
+        return True
+
+    def answer(self) -> tuple[int, int, bytes] | None:
+        head = _read_exact(self.ans, _ANS.size)
+        if head is None:
+            return None
+        value, offset, size = _ANS.unpack(head)
+        line = _read_exact(self.ans, size) if size else b""
+        if line is None:
+            return None
+        return (value, offset, line) if value >= 0 else (-1, -1, b"")
+
+    def close(self) -> None:
+        for x in (self.req, self.ans):
+            with contextlib.suppress(OSError):
+                os.close(x)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _serve(fd: int, req: int, ans: int) -> None:  # pragma: no cover - runs in the helper
+    while (head := _read_exact(req, _REQ.size)) is not None:
+        start, end, best = _REQ.unpack(head)
+        found = _largest_above(fd, start, end, best)
+        if found is None:
+            os.write(ans, _ANS.pack(-1, -1, 0))
+        else:
+            value, offset, line = found
+            _write_all(ans, _ANS.pack(value, offset, len(line)) + line)
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    parts: list[bytes] = []
+    while n:
+        block = os.read(fd, n)
+        if not block:
+            return None
+        parts.append(block)
+        n -= len(block)
+    return b"".join(parts)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _pressure(line: bytes) -> int | None:

@@ -9,6 +9,7 @@ feeding it every line; the test suite checks that on every fixture.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 
@@ -35,16 +36,28 @@ PROBES: tuple[bytes, ...] = tuple(
 BULK: tuple[bytes, ...] = (b"Backpressure active", b"Memory metrics:")
 BULK_EXACT = 5000
 RARE_PROBES: tuple[bytes, ...] = tuple(p for p, n in zip(PROBES, NEEDLES, strict=True) if n not in BULK)
-# The number a Pressure line carries, as `logs._EVENTS_IN_MEMORY` reads it; one shared literal
-# ("emory") keeps the search at C speed, the look-behinds tell the two kinds apart.
+# Where the number of a Pressure line is (`logs._EVENTS_IN_MEMORY`). `above` searches for the
+# literal they share ("emory"), which keeps the search at C speed.
 NUMBER_AT = (b"events_in_memory=", b"Memory metrics: ")
 
 
 def above(value: int) -> re.Pattern[bytes]:
-    """A search for a Pressure number greater than `value` (-1: any number), digits as written
-    (leading zeros included: every hit is checked by the parser, a miss never hides a larger
-    number)."""
+    """A search that finds every Pressure number greater than `value` (-1: any number) as
+    group 1, and some other numbers (up to 1% under `value`; leading zeros; `emory=` in other
+    words): the caller compares each hit, then lets the parser read the line. Only three leading
+    digits are exact, so a few patterns (compiled once) serve a whole log."""
     digits = str(value).encode() if value >= 0 else b""
+    if len(digits) > SIGNIFICANT:
+        head = int(digits[:SIGNIFICANT]) - 1  # >= 99: the first digit is not 0
+        digits = str(head).encode() + b"9" * (len(digits) - SIGNIFICANT)
+    return _above(digits)
+
+
+SIGNIFICANT = 3
+
+
+@functools.lru_cache(maxsize=1024)
+def _above(digits: bytes) -> re.Pattern[bytes]:
     n = len(digits)
     alts = [rb"\d{%d,}" % (n + 1)]
     for i in range(n):
@@ -52,10 +65,7 @@ def above(value: int) -> re.Pattern[bytes]:
         if d < 9:
             rest = rb"\d{%d}" % (n - i - 1) if n - i - 1 else b""
             alts.append(digits[:i] + b"[%d-9]" % (d + 1) + rest)
-    num = b"(?:" + b"|".join(alts) + b")"
-    return re.compile(
-        rb"emory(?:(?<=events_in_memory)=" + num + rb"(?!\d)|(?<=Memory) metrics: " + num + rb" events)"
-    )
+    return re.compile(rb"emory(?:=| metrics: )(" + b"|".join(alts) + rb")(?!\d)")
 
 
 # Hits that may open a run: the line before them carries the previous run's last timestamp.
