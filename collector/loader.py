@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import itertools
+import mmap
 import os
 import shutil
 import struct
@@ -609,21 +610,66 @@ HELPER_MIN = 512 << 10
 
 def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
     """(number, line offset, line) of the first line in [start, end) whose Pressure number (as
-    the parser reads it) is the largest there and above `best`; None if none is above."""
+    the parser reads it) is the largest there and above `best`; None if none is above.
+
+    The file is searched through a read-only mapping, a piece at a time, each piece's pages
+    given back after it (they stay in the page cache): no copy, and memory stays bounded."""
+    if end <= start:
+        return None
+    try:
+        view = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return _largest_above_read(fd, start, end, best)
+    try:
+        return _largest_in(view, start, end, best)
+    finally:
+        view.close()
+
+
+def _largest_in(view: mmap.mmap, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
+    best_at: tuple[int, int, bytes] | None = None
+    page = mmap.PAGESIZE
+    pos = start
+    while pos < end:
+        lim = end if end - pos <= CHUNK else view.rfind(b"\n", pos, pos + CHUNK) + 1 or end
+        p = pos
+        while p < lim:
+            for m in above(best).finditer(view, p, lim):
+                if int(m.group(1)) <= best:
+                    continue  # just under the bar: the search's own pattern rounds it down
+                ls = view.rfind(b"\n", pos, m.start()) + 1 or pos
+                le = view.find(b"\n", m.end(), lim)
+                line = view[ls : le + 1 if le >= 0 else lim]
+                value = _pressure(line)  # as the parser reads the line (its first number)
+                if value is not None and value > best:
+                    best, best_at = value, (value, ls, line)
+                    p = m.end()
+                    break  # a higher bar: a new search from here
+            else:
+                p = lim
+        lo, hi = pos // page * page, lim // page * page
+        if hi > lo and hasattr(mmap, "MADV_DONTNEED"):
+            view.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        pos = lim
+    return best_at
+
+
+def _largest_above_read(fd: int, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
+    """`_largest_above` where the file cannot be mapped: read a piece at a time."""
     best_at: tuple[int, int, bytes] | None = None
     for pos, buf, lim in _pieces(fd, start, end):
         p = 0
         while p < lim:
             for m in above(best).finditer(buf, p, lim):
                 if int(m.group(1)) <= best:
-                    continue  # just under the bar: the search's own pattern rounds it down
+                    continue
                 ls = buf.rfind(b"\n", 0, m.start()) + 1
                 line = buf[ls : buf.find(b"\n", m.end(), lim) + 1 or lim]
-                value = _pressure(line)  # as the parser reads the line (its first number)
+                value = _pressure(line)
                 if value is not None and value > best:
                     best, best_at = value, (value, pos + ls, line)
                     p = m.end()
-                    break  # a higher bar: a new search from here
+                    break
             else:
                 p = lim
     return best_at

@@ -34,7 +34,7 @@ PROBES: tuple[bytes, ...] = tuple(
 # largest number (`loader.GrepCandidates`). Nothing else may be derived from these lines (no
 # per-line count) without also changing that reader.
 BULK: tuple[bytes, ...] = (b"Backpressure active", b"Memory metrics:")
-BULK_EXACT = 5000
+BULK_EXACT = 2000
 RARE_PROBES: tuple[bytes, ...] = tuple(p for p, n in zip(PROBES, NEEDLES, strict=True) if n not in BULK)
 # Where the number of a Pressure line is (`logs._EVENTS_IN_MEMORY`). `above` searches for the
 # literal they share ("emory"), which keeps the search at C speed.
