@@ -19,7 +19,7 @@ import struct
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -43,6 +43,7 @@ from collector.sources.scan import (
     BULK_EXACT,
     NUMBER_AT,
     OPENERS,
+    PROBES,
     RARE_PROBES,
     CandidateScanner,
     above,
@@ -268,9 +269,15 @@ class GrepCandidates:
                                 env={**os.environ, "LC_ALL": "C"})
 
     def _spawn(
-        self, fd: int, start: int, end: int, size: int, stdout: int | BinaryIO
+        self,
+        fd: int,
+        start: int,
+        end: int,
+        size: int,
+        stdout: int | BinaryIO,
+        probes: tuple[bytes, ...] = RARE_PROBES,
     ) -> tuple[subprocess.Popen[bytes], threading.Thread | None]:
-        argv = self._argv(RARE_PROBES)
+        argv = self._argv(probes)
         env = {**os.environ, "LC_ALL": "C"}
         if start == 0 and end == size:
             proc = subprocess.Popen([*argv, "--", str(self.path)], stdout=stdout,
@@ -312,9 +319,14 @@ class GrepCandidates:
             spools += [stack.enter_context(tempfile.TemporaryFile()) for _ in bounds[1:]]
             bulk: subprocess.Popen[bytes] | None = None
             try:
-                for (start, end), spool in zip(bounds, spools, strict=True):
-                    procs.append(self._spawn(fd, start, end, size, spool or subprocess.PIPE))
-                bulk = self._spawn_bulk()
+                if len(bounds) == 1 and self._bulk_exact > 0:
+                    # one search for every needle; it gives way to one without BULK once
+                    # `bulk_exact` BULK lines have come (`_walk`)
+                    procs.append(self._spawn(fd, 0, size, size, subprocess.PIPE, PROBES))
+                else:
+                    for (start, end), spool in zip(bounds, spools, strict=True):
+                        procs.append(self._spawn(fd, start, end, size, spool or subprocess.PIPE))
+                    bulk = self._spawn_bulk()
                 yield from self._walk(fd, size, bounds, procs, spools, bulk)
             finally:
                 if self._helper is not None:
@@ -356,7 +368,10 @@ class GrepCandidates:
         bulk_hits: Iterator[bytes] = iter(bulk.stdout) if bulk is not None and bulk.stdout else iter(())
         pending: tuple[int, int, bytes] | None = None
         bulk_seen = 0
-        dense = bulk is None
+        # one search for every needle (one part): its BULK lines are counted, and past
+        # `bulk_exact` of them it gives way to one for the other needles (below)
+        switch = bulk is None and len(bounds) == 1 and self._bulk_exact > 0
+        dense = bulk is None and not switch
 
         def next_bulk() -> tuple[int, int, bytes] | None:
             nonlocal bulk_seen
@@ -407,26 +422,68 @@ class GrepCandidates:
         pending = next_bulk()
         if bulk is not None and pending is None and bulk_seen >= self._bulk_exact:
             dense = True
-        for (start, end), (proc, _), spool in zip(bounds, procs, spools, strict=True):
+        bulk_a, bulk_b = BULK
+        for k, ((start, end), spool) in enumerate(zip(bounds, spools, strict=True)):
+            proc = procs[k][0]
             if spool is None:
                 assert proc.stdout is not None
-                hits: Iterable[bytes] = proc.stdout
+                hits: Iterator[bytes] = iter(proc.stdout)
             else:
                 proc.wait()
                 spool.seek(0)
-                hits = spool
-            rel_num, rel_off, content = 0, 0, b""
+                hits = iter(spool)
+            s_num, s_off = base, start  # the search's line numbers and offsets start after these
+            last_num, last_end = base, start
             for out in hits:
                 num_b, off_b, content = out.split(b":", 2)
-                rel_num, rel_off = int(num_b), int(off_b)
-                yield from hand(base + rel_num, start + rel_off, content)
-            rel_end = rel_off + len(content)
-            if spool is None:
-                proc.stdout.close()  # type: ignore[union-attr]
+                last_num, off = s_num + int(num_b), s_off + int(off_b)
+                last_end = off + len(content)
+                if dense or pending is not None:
+                    yield from hand(last_num, off, content)
+                else:  # `hand` inlined: this loop runs once per hit
+                    num = last_num
+                    while sent < nxt < num and follow():
+                        line = window.line_at(nxt_off)
+                        if not line:
+                            break
+                        sent = nxt
+                        yield sent, line
+                        nxt, nxt_off = sent + 1, nxt_off + len(line)
+                    if num - 1 > sent and (opener_a in content or opener_b in content):
+                        sent = num - 1
+                        yield sent, window.line_before(off)
+                    if num > sent:
+                        sent = num
+                        yield num, content
+                        nxt, nxt_off = num + 1, last_end
+                if switch and (bulk_a in content or bulk_b in content):
+                    bulk_seen += 1
+                    if bulk_seen >= self._bulk_exact:
+                        # from the next line on: the other needles only, the rest summarised
+                        switch, dense = False, True
+                        if proc.stdout is not None:
+                            proc.stdout.close()
+                        proc.kill()
+                        proc.wait()
+                        if last_end >= end:
+                            break
+                        procs[k] = self._spawn(fd, last_end, end, size, subprocess.PIPE)
+                        proc = procs[k][0]
+                        assert proc.stdout is not None
+                        hits = iter(proc.stdout)
+                        s_num, s_off = last_num, last_end
+                        for out in hits:  # the rest of this part, from the new search
+                            num_b, off_b, content = out.split(b":", 2)
+                            last_num, off = s_num + int(num_b), s_off + int(off_b)
+                            last_end = off + len(content)
+                            yield from hand(last_num, off, content)
+                        break
+            if spool is None and proc.stdout is not None:
+                proc.stdout.close()
             if proc.wait() > 1:
                 self.failures.append(f"grep exited {proc.returncode}: lines may be missing")
-            tail, open_end = self._newlines(fd, min(start + rel_end, end), end)
-            base += rel_num + tail + (1 if open_end else 0)
+            tail, open_end = self._newlines(fd, min(last_end, end), end)
+            base = last_num + tail + (1 if open_end else 0)
         # BULK lines after the last other hit, and what an open block needs at the very end
         ends_nl = size == 0 or os.pread(fd, 1, size - 1) == b"\n"
         yield from hand(base + 1 if ends_nl else base, size, b"", final=True)
