@@ -669,18 +669,39 @@ def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, 
     """(number, line offset, line) of the first line in [start, end) whose Pressure number (as
     the parser reads it) is the largest there and above `best`; None if none is above.
 
-    The file is searched through a read-only mapping, a piece at a time, each piece's pages
+    The file is searched through read-only mappings of at most WINDOW bytes, each piece's pages
     given back after it (they stay in the page cache): no copy, and memory stays bounded."""
     if end <= start:
         return None
-    try:
-        view = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
-        return _largest_above_read(fd, start, end, best)
-    try:
-        return _largest_in(view, start, end, best)
-    finally:
-        view.close()
+    best_at: tuple[int, int, bytes] | None = None
+    pos = start
+    while pos < end:
+        base = pos // mmap.ALLOCATIONGRANULARITY * mmap.ALLOCATIONGRANULARITY
+        stop = min(end, base + WINDOW)
+        try:
+            if hasattr(mmap, "MAP_POPULATE"):  # page tables filled at once, not page by page
+                view = mmap.mmap(fd, stop - base, offset=base, prot=mmap.PROT_READ,
+                                 flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)
+            else:  # pragma: no cover - not Linux
+                view = mmap.mmap(fd, stop - base, offset=base, access=mmap.ACCESS_READ)
+        except (OSError, ValueError, OverflowError):
+            found = _largest_above_read(fd, pos, end, best)
+            return found if found is not None else best_at
+        try:
+            lim = stop - base
+            if stop < end:  # up to the window's last newline; the rest in the next window
+                cut = view.rfind(b"\n", pos - base, lim) + 1
+                lim = cut if cut > 0 else lim
+            found = _largest_in(view, pos - base, lim, best)
+        finally:
+            view.close()
+        if found is not None:
+            best, best_at = found[0], (found[0], found[1] + base, found[2])
+        pos = base + lim
+    return best_at
+
+
+WINDOW = 32 << 20  # the most of the file mapped at a time
 
 
 def _largest_in(view: mmap.mmap, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
@@ -750,7 +771,11 @@ class _Helper:
 
     @classmethod
     def start(cls, fd: int) -> _Helper | None:
-        if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cpus = os.cpu_count() or 1
+        if not hasattr(os, "fork") or cpus < 2:
             return None
         req_r, req_w = os.pipe()
         ans_r, ans_w = os.pipe()

@@ -350,3 +350,35 @@ def test_above_finds_every_larger_number() -> None:
                     assert m is not None and int(m.group(1)) == v, (bar, text)
                 elif m is not None:
                     assert int(m.group(1)) >= bar * 0.99 or text.count("=00"), (bar, text)
+
+
+def test_largest_above_mapped_and_read_agree(tmp_path: Path) -> None:
+    """The search through a mapping (in windows) and the one through reads find the same line,
+    which is the first with the largest number above the bar, as the parser reads it."""
+    import collector.loader as loader
+
+    data = pressure_log(4, runs=4)
+    f = tmp_path / "p.log"
+    f.write_bytes(data)
+    lines = split_newlines(data.decode())
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line.encode()))
+    rng = random.Random(9)
+    with f.open("rb") as fh:
+        fd = fh.fileno()
+        for window in (loader.WINDOW, 4096, 65536):
+            loader.WINDOW = window
+            try:
+                for _ in range(30):
+                    i, j = sorted(rng.sample(range(len(offsets)), 2))
+                    bar = rng.choice([-1, 0, 1000, 10**5, 10**6])
+                    want = None
+                    for k in range(i, j):
+                        n = loader._pressure(lines[k].encode())
+                        if n is not None and n > bar and (want is None or n > want[0]):
+                            want = (n, offsets[k], lines[k].encode())
+                    assert loader._largest_above(fd, offsets[i], offsets[j], bar) == want
+                    assert loader._largest_above_read(fd, offsets[i], offsets[j], bar) == want
+            finally:
+                loader.WINDOW = 32 << 20
