@@ -14,13 +14,14 @@ removed afterwards, each log deleted once measured):
   one in ten a `Memory metrics: N events in-flight` line) until 10% resp. 50% of all lines are
   such warnings; now and then a retried connection error; each run cut off by the OOM kill.
 
-With the file in the page cache it then times, on the same file, best of --repeat:
+With the file in the page cache it then times, on the same file, in --repeat rounds of one run
+of each (so a change in the machine's load hits all of them), the best of each kept:
 
 * the collector as the CLI runs it: `python -m collector summarize --log FILE --out DIR --quiet`
   (start-up, reading, diagnosis and the three reports), ripgrep doing the search when installed;
   peak RSS of that process from wait4;
-* the same with `INGESTER_COLLECTOR_NO_RG=1` (the GNU grep fallback), one run;
-* with --pure, the same with `INGESTER_COLLECTOR_NO_GREP=1` (no external search), one run;
+* the same with `INGESTER_COLLECTOR_NO_RG=1` (the GNU grep fallback), in the first round only;
+* with --pure, the same with `INGESTER_COLLECTOR_NO_GREP=1` (no external search), likewise;
 * `grep -c -E 'EXIT-TRACE|CRITICAL|FATAL PANIC|panicked' FILE`;
 * the runbook's greps one after another: `grep 'EXIT-TRACE'`, `grep 'CRITICAL'`,
   `grep -A 20 'FATAL PANIC'`, `grep 'Starting rsky-ingester' | nl`;
@@ -275,11 +276,6 @@ def _timed(argv: list[str], *, shell: bool = False) -> tuple[float, int]:
     return elapsed, usage.ru_maxrss
 
 
-def best(fn: Callable[[], tuple[float, int]], repeat: int) -> tuple[float, int]:
-    results = [fn() for _ in range(repeat)]
-    return min(r[0] for r in results), max(r[1] for r in results)
-
-
 def _env_timed(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
     old = dict(os.environ)
     os.environ.update(env)
@@ -297,30 +293,39 @@ def measure(path: Path, repeat: int, *, pure: bool = False) -> dict[str, float]:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "collector")],
                    stdout=subprocess.DEVNULL, check=True)
     q = str(path).replace("'", "'\\''")
-    r: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as out:
-        collector = [sys.executable, "-m", "collector", "summarize", "--log", str(path),
-                     "--out", out, "--quiet"]
-        r["collector_s"], rss = best(lambda: _timed(collector), repeat)
-        r["collector_rss_mib"] = rss / 1024
-        r["grep_fallback_s"], rss = best(lambda: _env_timed(collector, {"INGESTER_COLLECTOR_NO_RG": "1"}), 1)
-        r["grep_fallback_rss_mib"] = rss / 1024
-        if pure:
-            r["pure_s"], rss = best(lambda: _env_timed(collector, {"INGESTER_COLLECTOR_NO_GREP": "1"}), 1)
-            r["pure_rss_mib"] = rss / 1024
-    r["grep_c_s"], _ = best(
-        lambda: _timed(["grep", "-c", "-E", "EXIT-TRACE|CRITICAL|FATAL PANIC|panicked", str(path)]),
-        repeat,
-    )
     runbook = (
         f"grep 'EXIT-TRACE' '{q}'; grep 'CRITICAL' '{q}'; grep -A 20 'FATAL PANIC' '{q}'; "
         f"grep 'Starting rsky-ingester' '{q}' | nl"
     )
-    r["runbook_s"], _ = best(lambda: _timed([runbook], shell=True), repeat)  # noqa: S604 - as typed
     # The runbook's analysis also has a "Timing Analysis" step over the same file; the collector
     # answers that question too, so the full sequence is the fairer peer. Both are printed.
     timing = f"grep -E 'Starting rsky-ingester|EXIT-TRACE|CRITICAL' '{q}' | awk '{{print $1, $2, $NF}}'"
-    r["runbook_full_s"], _ = best(lambda: _timed([f"{runbook}; {timing}"], shell=True), repeat)  # noqa: S604
+    with tempfile.TemporaryDirectory() as out:
+        collector = [sys.executable, "-m", "collector", "summarize", "--log", str(path),
+                     "--out", out, "--quiet"]
+        runs: dict[str, Callable[[], tuple[float, int]]] = {
+            "collector": lambda: _timed(collector),
+            "grep_c": lambda: _timed(["grep", "-c", "-E", "EXIT-TRACE|CRITICAL|FATAL PANIC|panicked",
+                                      str(path)]),
+            "runbook": lambda: _timed([runbook], shell=True),  # noqa: S604 - as typed
+            "runbook_full": lambda: _timed([f"{runbook}; {timing}"], shell=True),  # noqa: S604
+        }
+        once: dict[str, Callable[[], tuple[float, int]]] = {
+            "grep_fallback": lambda: _env_timed(collector, {"INGESTER_COLLECTOR_NO_RG": "1"}),
+        }
+        if pure:
+            once["pure"] = lambda: _env_timed(collector, {"INGESTER_COLLECTOR_NO_GREP": "1"})
+        # Rounds of one run each, best kept: a change in the machine's load hits every command
+        # alike, not the one that happened to run then.
+        times: dict[str, list[float]] = {k: [] for k in [*runs, *once]}
+        rss: dict[str, int] = {k: 0 for k in times}
+        for i in range(repeat):
+            for name, fn in [*runs.items(), *(once.items() if i == 0 else [])]:
+                elapsed, peak = fn()
+                times[name].append(elapsed)
+                rss[name] = max(rss[name], peak)
+    r = {f"{k}_s": min(v) for k, v in times.items()}
+    r.update({f"{k}_rss_mib": v / 1024 for k, v in rss.items()})
     return r
 
 
@@ -350,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="log size in MiB (repeatable; default 100 and 1024)")
     parser.add_argument("--mix", action="append", choices=sorted(MIXES),
                         help="which logs (repeatable; default all: " + ", ".join(MIXES) + ")")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per command (best is kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (the best run is kept)")
     parser.add_argument("--dir", type=Path, default=OUT, help="where the logs are generated (cached)")
     parser.add_argument("--scratch", action="store_true",
                         help="generate into a temporary directory; delete each log once measured")
