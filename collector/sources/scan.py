@@ -5,6 +5,12 @@ lines holding one of `NEEDLES` with `bytes.find` (C speed) and hands the parser 
 the lines a block may need after them (`FOLLOW`), the line before each banner (the previous run's
 last timestamp) and the file's last line. Feeding the parser these lines gives the same records as
 feeding it every line; the test suite checks that on every fixture.
+
+With ripgrep or grep (`loader.GrepCandidates`) the high-frequency `BULK` lines are read one by
+one only up to `BULK_EXACT` of them; past that, each stretch between two other candidate lines
+hands out only its first and last BULK line and the one with the largest number (`above` finds
+it at C speed). Every other record is the same, and so are the runs built from them; the tests
+check that too.
 """
 
 from __future__ import annotations
