@@ -258,8 +258,9 @@ def ensure_log(size_mb: int, mix: str = "mix", where: Path = OUT) -> Path:
     return path
 
 
-def _timed(argv: list[str], *, shell: bool = False) -> tuple[float, int]:
-    """Wall seconds and the child's peak RSS in KiB (wait4 on that child only)."""
+def _timed(argv: list[str], *, shell: bool = False) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS in KiB and CPU seconds (user + system) of the child, from wait4
+    (the child with the children it waited for: ripgrep, grep, the collector's helper)."""
     # Output goes to a real file: GNU grep stops at the first match when stdout is /dev/null.
     with tempfile.TemporaryFile() as sink:
         started = time.perf_counter()
@@ -273,10 +274,10 @@ def _timed(argv: list[str], *, shell: bool = False) -> tuple[float, int]:
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
-def _env_timed(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
+def _env_timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, float]:
     old = dict(os.environ)
     os.environ.update(env)
     try:
@@ -303,14 +304,14 @@ def measure(path: Path, repeat: int, *, pure: bool = False) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as out:
         collector = [sys.executable, "-m", "collector", "summarize", "--log", str(path),
                      "--out", out, "--quiet"]
-        runs: dict[str, Callable[[], tuple[float, int]]] = {
+        runs: dict[str, Callable[[], tuple[float, int, float]]] = {
             "collector": lambda: _timed(collector),
             "grep_c": lambda: _timed(["grep", "-c", "-E", "EXIT-TRACE|CRITICAL|FATAL PANIC|panicked",
                                       str(path)]),
             "runbook": lambda: _timed([runbook], shell=True),  # noqa: S604 - as typed
             "runbook_full": lambda: _timed([f"{runbook}; {timing}"], shell=True),  # noqa: S604
         }
-        once: dict[str, Callable[[], tuple[float, int]]] = {
+        once: dict[str, Callable[[], tuple[float, int, float]]] = {
             "grep_fallback": lambda: _env_timed(collector, {"INGESTER_COLLECTOR_NO_RG": "1"}),
         }
         if pure:
@@ -318,13 +319,16 @@ def measure(path: Path, repeat: int, *, pure: bool = False) -> dict[str, float]:
         # Rounds of one run each, best kept: a change in the machine's load hits every command
         # alike, not the one that happened to run then.
         times: dict[str, list[float]] = {k: [] for k in [*runs, *once]}
+        cpu: dict[str, list[float]] = {k: [] for k in times}
         rss: dict[str, int] = {k: 0 for k in times}
         for i in range(repeat):
             for name, fn in [*runs.items(), *(once.items() if i == 0 else [])]:
-                elapsed, peak = fn()
+                elapsed, peak, used = fn()
                 times[name].append(elapsed)
+                cpu[name].append(used)
                 rss[name] = max(rss[name], peak)
     r = {f"{k}_s": min(v) for k, v in times.items()}
+    r.update({f"{k}_cpu_s": min(v) for k, v in cpu.items()})
     r.update({f"{k}_rss_mib": v / 1024 for k, v in rss.items()})
     return r
 
@@ -332,7 +336,7 @@ def measure(path: Path, repeat: int, *, pure: bool = False) -> dict[str, float]:
 HEADER = (
     f"{'MiB':>5} {'mix':<9} {'collector':>9} {'RSS MiB':>7} {'grep -c':>7} {'runbook':>7} "
     f"{'rb+timing':>9} {'/grep-c':>7} {'/runbook':>8} {'/rb+tim':>7} {'grep-fb':>7} {'/grep-c':>7} "
-    f"{'fb RSS':>6}"
+    f"{'fb RSS':>6} | CPU s: {'coll':>5} {'grep-c':>6} {'runbk':>5} {'/grep-c':>7} {'/runbk':>6}"
 )
 
 
@@ -342,7 +346,9 @@ def row(size: int, mix: str, r: dict[str, float]) -> str:
         f"{size:>5} {mix:<9} {c:>8.2f}s {r['collector_rss_mib']:>7.1f} {r['grep_c_s']:>6.2f}s "
         f"{r['runbook_s']:>6.2f}s {r['runbook_full_s']:>8.2f}s {c / r['grep_c_s']:>6.2f}x "
         f"{c / r['runbook_s']:>7.2f}x {c / r['runbook_full_s']:>6.2f}x {r['grep_fallback_s']:>6.2f}s "
-        f"{r['grep_fallback_s'] / r['grep_c_s']:>6.2f}x {r['grep_fallback_rss_mib']:>6.1f}"
+        f"{r['grep_fallback_s'] / r['grep_c_s']:>6.2f}x {r['grep_fallback_rss_mib']:>6.1f} |        "
+        f"{r['collector_cpu_s']:>5.2f} {r['grep_c_cpu_s']:>6.2f} {r['runbook_cpu_s']:>5.2f} "
+        f"{r['collector_cpu_s'] / r['grep_c_cpu_s']:>6.2f}x {r['collector_cpu_s'] / r['runbook_cpu_s']:>5.2f}x"
     )
     if "pure_s" in r:
         line += f"  pure Python {r['pure_s']:.2f}s ({r['pure_rss_mib']:.1f} MiB)"
@@ -364,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.size_mb or [100, 1024]
     mixes = args.mix or list(MIXES)
     print("collector = python -m collector summarize --log FILE --out DIR --quiet (ripgrep search); "
-          "grep-fb = the same with the GNU grep fallback; ratios are collector / peer; "
+          "grep-fb = the same with the GNU grep fallback; ratios are collector / peer; CPU = user + "
+          "system of the process and the ones it waited for; "
           "targets at 1 GiB: /grep-c <= 2, /runbook < 1, RSS < 150 MiB", flush=True)
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
