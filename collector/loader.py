@@ -669,8 +669,8 @@ def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, 
     """(number, line offset, line) of the first line in [start, end) whose Pressure number (as
     the parser reads it) is the largest there and above `best`; None if none is above.
 
-    The file is searched through read-only mappings of at most WINDOW bytes, each piece's pages
-    given back after it (they stay in the page cache): no copy, and memory stays bounded."""
+    The file is searched through read-only mappings of at most WINDOW bytes, each unmapped
+    after it (its pages stay in the page cache): no copy, and memory stays bounded."""
     if end <= start:
         return None
     best_at: tuple[int, int, bytes] | None = None
@@ -706,7 +706,6 @@ WINDOW = 32 << 20  # the most of the file mapped at a time
 
 def _largest_in(view: mmap.mmap, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
     best_at: tuple[int, int, bytes] | None = None
-    page = mmap.PAGESIZE
     pos = start
     while pos < end:
         lim = end if end - pos <= CHUNK else view.rfind(b"\n", pos, pos + CHUNK) + 1 or end
@@ -725,9 +724,6 @@ def _largest_in(view: mmap.mmap, start: int, end: int, best: int) -> tuple[int, 
                     break  # a higher bar: a new search from here
             else:
                 p = lim
-        lo, hi = pos // page * page, lim // page * page
-        if hi > lo and hasattr(mmap, "MADV_DONTNEED"):
-            view.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
         pos = lim
     return best_at
 

@@ -159,6 +159,11 @@ def test_every_needle_holds_a_probe() -> None:
 
     for needle in NEEDLES:
         assert any(p in needle for p in PROBES), needle
+    # the summarised kinds are needles of their own, left out of the search for the others
+    from collector.sources.scan import BULK, RARE_PROBES
+
+    assert set(BULK) <= set(NEEDLES) and not set(BULK) & set(RARE_PROBES)
+    assert len(RARE_PROBES) == len(PROBES) - len(BULK)
     # grep's Aho-Corasick loop stops at each byte that starts a probe: keep those bytes rare
     # (no space, none of the common letters of English text and tracing targets)
     assert all(p[:1] not in b" etaoinsrhldcumfpgwybk_:-." for p in PROBES)
