@@ -712,7 +712,7 @@ def _largest_in(view: mmap.mmap, start: int, end: int, best: int) -> tuple[int, 
         p = pos
         while p < lim:
             for m in above(best).finditer(view, p, lim):
-                if int(m.group(1)) <= best:
+                if _number(m.group(1)) <= best:
                     continue  # just under the bar: the search's own pattern rounds it down
                 ls = view.rfind(b"\n", pos, m.start()) + 1 or pos
                 le = view.find(b"\n", m.end(), lim)
@@ -735,7 +735,7 @@ def _largest_above_read(fd: int, start: int, end: int, best: int) -> tuple[int, 
         p = 0
         while p < lim:
             for m in above(best).finditer(buf, p, lim):
-                if int(m.group(1)) <= best:
+                if _number(m.group(1)) <= best:
                     continue
                 ls = buf.rfind(b"\n", 0, m.start()) + 1
                 line = buf[ls : buf.find(b"\n", m.end(), lim) + 1 or lim]
@@ -851,9 +851,18 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _number(digits: bytes) -> int:
+    """int() of a digit string; one too long for int() (a hostile log) counts as larger than any."""
+    return int(digits) if len(digits) < 4000 else 1 << 64
+
+
 def _pressure(line: bytes) -> int | None:
     """The number the parser reads from a line's Pressure record (None: none, or no record)."""
-    for rec in LogParser("-").feed(1, line.decode("utf-8", errors="replace")):
+    try:
+        recs = LogParser("-").feed(1, line.decode("utf-8", errors="replace"))
+    except ValueError:  # a number too long for int(): the parser reading the line says so
+        return None
+    for rec in recs:
         if isinstance(rec, Pressure):
             return rec.events_in_memory
     return None
