@@ -8,7 +8,7 @@ once per size and mix into --dir (default benchmarks/out/, cached; --scratch: a 
 removed afterwards, each log deleted once measured):
 
 * `mix`: thousands of runs of ordinary lines ending in every kind of exit: [EXIT-TRACE]
-  breadcrumbs, CRITICAL lines, panic banners, `Error:` lines (about 1 line in 6000 a Pressure line);
+  breadcrumbs, CRITICAL lines, panic banners, `Error:` lines (about 1 line in 5000 a Pressure line);
 * `signal10`, `signal50`: the documented OOM. Runs of 6000-14000 lines where the write task's
   `received batch` lines are followed by `Backpressure active: .. events_in_memory=N` (N climbing;
   one in ten a `Memory metrics: N events in-flight` line) until 10% resp. 50% of all lines are
@@ -19,7 +19,8 @@ of each (so a change in the machine's load hits all of them), the best of each k
 
 * the collector as the CLI runs it: `python -m collector summarize --log FILE --out DIR --quiet`
   (start-up, reading, diagnosis and the three reports), ripgrep doing the search when installed;
-  peak RSS of that process from wait4;
+  peak RSS and CPU seconds from wait4 (the largest of it and the processes it waited for:
+  ripgrep, its helper; CPU summed);
 * the same with `INGESTER_COLLECTOR_NO_RG=1` (the GNU grep fallback), in the first round only;
 * with --pure, the same with `INGESTER_COLLECTOR_NO_GREP=1` (no external search), likewise;
 * `grep -c -E 'EXIT-TRACE|CRITICAL|FATAL PANIC|panicked' FILE`;
