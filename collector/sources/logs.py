@@ -489,6 +489,11 @@ class LogParser:
         """True while a panic or `Error:` block is open: the lines that follow may belong to it."""
         return self._block is not None
 
+    def summarisable(self) -> bool:
+        """True when a line that yields only a `Pressure` record would change nothing here but
+        `_prev_*` (no open block, no Compose exit waiting for the next run's first line)."""
+        return self._block is None and not self._after_compose_exit
+
     def finish(self, total_lines: int | None = None) -> list[LogRecord]:
         """Flush what is pending and close the stream."""
         out: list[LogRecord] = []
