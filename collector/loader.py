@@ -12,12 +12,14 @@ import contextlib
 import fcntl
 import hashlib
 import itertools
+import mmap
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -35,8 +37,17 @@ from collector.sources.common import Problem
 from collector.sources.dmesg import KernelOom, parse_dmesg
 from collector.sources.events import DockerEvent, parse_events
 from collector.sources.inspect import Inspect, parse_inspect
-from collector.sources.logs import LogParser, LogRecord
-from collector.sources.scan import OPENERS, PROBES, CandidateScanner
+from collector.sources.logs import LogParser, LogRecord, Pressure
+from collector.sources.scan import (
+    BULK,
+    BULK_EXACT,
+    NUMBER_AT,
+    OPENERS,
+    PROBES,
+    RARE_PROBES,
+    CandidateScanner,
+    above,
+)
 from collector.sources.stats import StatsSample, parse_stats
 
 CHUNK = 8 << 20
@@ -95,6 +106,7 @@ class LogInput:
             ):
                 scanner = GrepCandidates(self.path, digest)
                 scanner.follow = parser.in_block
+                scanner.summarisable = parser.summarisable
             else:
                 scanner = CandidateScanner(chunks)
             undecodable = 0
@@ -141,15 +153,36 @@ class GrepCandidates:
     Lines after a hit are read back by offset only while `follow()` (the parser's
     `LogParser.in_block`) says a panic or `Error:` block is still open, so the parser sees every
     line it would use; the line before an opener and the file's last line are read back likewise.
+
+    The high-frequency `scan.BULK` lines come from a search of their own that stops after
+    `bulk_exact` lines; those are read one by one. Past them, in each stretch between two lines
+    handed out, the file itself is searched at C speed for the first and last BULK line and the
+    largest Pressure number (`scan.above`, each hit checked by the parser), and only those lines
+    are handed out, while `summarisable()` (the parser's `LogParser.summarisable`) holds; else
+    every BULK line of the stretch is. So the cost no longer grows with how many lines are
+    Pressure lines, and every run keeps its first and last time and its largest number.
     """
 
-    def __init__(self, path: Path, digest: hashlib._Hash | None = None, parts: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        digest: hashlib._Hash | None = None,
+        parts: int | None = None,
+        bulk_exact: int = BULK_EXACT,
+    ) -> None:
         self.path = path
         self.lines = 0
         self.failures: list[str] = []
         self.follow: Callable[[], bool] = lambda: True
+        self.summarisable: Callable[[], bool] = lambda: False
+        self.summarised = 0  # stretches read by the summarising search
+        # a stretch at least this long is searched half here, half in a forked helper process
+        self.helper_min = HELPER_MIN
+        self._helper: _Helper | None = None
+        self._no_helper = False  # none to be had (no fork, one CPU, or it went away)
         self._digest = digest
         self._parts = parts
+        self._bulk_exact = bulk_exact
 
     # -- reading back by offset -----------------------------------------------------------------
     @staticmethod
@@ -217,17 +250,34 @@ class GrepCandidates:
         cuts.append(size)
         return list(itertools.pairwise(cuts))
 
-    def _spawn(
-        self, fd: int, start: int, end: int, size: int, stdout: int | BinaryIO
-    ) -> tuple[subprocess.Popen[bytes], threading.Thread | None]:
+    def _argv(self, probes: tuple[bytes, ...]) -> list[str]:
         tool = self._tool()
         argv = [str(tool), "-a", "-n", "-b", "-F"]
         if tool != GREP:
             # Raw bytes like grep (no BOM transcoding), no user config, no colours; read() rather
             # than mmap so its memory stays bounded like grep's.
             argv += ["--no-config", "--no-mmap", "--encoding", "none", "--color", "never", "--no-filename"]
-        for probe in PROBES:
+        for probe in probes:
             argv += ["-e", probe.decode()]
+        return argv
+
+    def _spawn_bulk(self) -> subprocess.Popen[bytes] | None:
+        if self._bulk_exact <= 0:
+            return None
+        argv = [*self._argv(BULK), "-m", str(self._bulk_exact), "--", str(self.path)]
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "LC_ALL": "C"})
+
+    def _spawn(
+        self,
+        fd: int,
+        start: int,
+        end: int,
+        size: int,
+        stdout: int | BinaryIO,
+        probes: tuple[bytes, ...] = RARE_PROBES,
+    ) -> tuple[subprocess.Popen[bytes], threading.Thread | None]:
+        argv = self._argv(probes)
         env = {**os.environ, "LC_ALL": "C"}
         if start == 0 and end == size:
             proc = subprocess.Popen([*argv, "--", str(self.path)], stdout=stdout,
@@ -267,11 +317,27 @@ class GrepCandidates:
             # the first part's hits are read as they come; the others' wait in files
             spools: list[BinaryIO | None] = [None]
             spools += [stack.enter_context(tempfile.TemporaryFile()) for _ in bounds[1:]]
+            bulk: subprocess.Popen[bytes] | None = None
             try:
-                for (start, end), spool in zip(bounds, spools, strict=True):
-                    procs.append(self._spawn(fd, start, end, size, spool or subprocess.PIPE))
-                yield from self._walk(fd, size, bounds, procs, spools)
+                if len(bounds) == 1 and self._bulk_exact > 0:
+                    # one search for every needle; it gives way to one without BULK once
+                    # `bulk_exact` BULK lines have come (`_walk`)
+                    procs.append(self._spawn(fd, 0, size, size, subprocess.PIPE, PROBES))
+                else:
+                    for (start, end), spool in zip(bounds, spools, strict=True):
+                        procs.append(self._spawn(fd, start, end, size, spool or subprocess.PIPE))
+                    bulk = self._spawn_bulk()
+                yield from self._walk(fd, size, bounds, procs, spools, bulk)
             finally:
+                if self._helper is not None:
+                    self._helper.close()
+                self._helper = None
+                if bulk is not None:
+                    if bulk.stdout is not None:
+                        bulk.stdout.close()
+                    if bulk.poll() is None:
+                        bulk.kill()
+                    bulk.wait()
                 for proc, feeder in procs:
                     if proc.stdout is not None:
                         proc.stdout.close()
@@ -290,6 +356,7 @@ class GrepCandidates:
         bounds: list[tuple[int, int]],
         procs: list[tuple[subprocess.Popen[bytes], threading.Thread | None]],
         spools: list[BinaryIO | None],
+        bulk: subprocess.Popen[bytes] | None,
     ) -> Iterator[tuple[int, bytes]]:
         sent = 0  # the last line number handed out
         window = _Window(fd)
@@ -297,52 +364,197 @@ class GrepCandidates:
         nxt, nxt_off = 1, 0  # the line after the last one handed out, and its offset
         follow = self.follow
         base = 0  # lines in the parts before this one
-        for (start, end), (proc, _), spool in zip(bounds, procs, spools, strict=True):
+        # the BULK lines read one by one, then (dense) the stretches searched in the file
+        bulk_hits: Iterator[bytes] = iter(bulk.stdout) if bulk is not None and bulk.stdout else iter(())
+        pending: tuple[int, int, bytes] | None = None
+        bulk_seen = 0
+        # one search for every needle (one part): its BULK lines are counted, and past
+        # `bulk_exact` of them it gives way to one for the other needles (below)
+        switch = bulk is None and len(bounds) == 1 and self._bulk_exact > 0
+        dense = bulk is None and not switch
+
+        def next_bulk() -> tuple[int, int, bytes] | None:
+            nonlocal bulk_seen
+            out = next(bulk_hits, None)
+            if out is None:
+                if bulk is not None and bulk.wait() > 1:
+                    self.failures.append(f"grep exited {bulk.returncode}: lines may be missing")
+                return None
+            num_b, off_b, content = out.split(b":", 2)
+            bulk_seen += 1
+            return int(num_b), int(off_b), content
+
+        def hand(num: int, off: int, content: bytes, final: bool = False) -> Iterator[tuple[int, bytes]]:
+            """Everything up to line `num` (at offset `off`), then that line (unless `final`)."""
+            nonlocal sent, nxt, nxt_off, dense, pending
+            while pending is not None and pending[0] < num:
+                b_num, b_off, b_content = pending
+                pending = next_bulk()
+                if pending is None and bulk_seen >= self._bulk_exact:
+                    yield from hand(b_num, b_off, b_content)
+                    dense = True  # more BULK lines may follow: search the file from here on
+                else:
+                    yield from hand(b_num, b_off, b_content)
+            # lines an open block still needs before this hit
+            while sent < nxt < num and follow():
+                line = window.line_at(nxt_off)
+                if not line:
+                    break
+                sent = nxt
+                yield sent, line
+                nxt, nxt_off = sent + 1, nxt_off + len(line)
+            if dense and sent < nxt < num and nxt_off < off:
+                for k_num, k_off, k_line in self._stretch(fd, nxt_off, nxt, off, num):
+                    if k_num > sent:
+                        sent = k_num
+                        yield k_num, k_line
+                        nxt, nxt_off = k_num + 1, k_off + len(k_line)
+            if final:
+                return
+            if num - 1 > sent and (opener_a in content or opener_b in content):
+                sent = num - 1
+                yield sent, window.line_before(off)
+            if num > sent:
+                sent = num
+                yield num, content
+                nxt, nxt_off = num + 1, off + len(content)
+
+        pending = next_bulk()
+        if bulk is not None and pending is None and bulk_seen >= self._bulk_exact:
+            dense = True
+        bulk_a, bulk_b = BULK
+        for k, ((start, end), spool) in enumerate(zip(bounds, spools, strict=True)):
+            proc = procs[k][0]
             if spool is None:
                 assert proc.stdout is not None
-                hits: Iterable[bytes] = proc.stdout
+                hits: Iterator[bytes] = iter(proc.stdout)
             else:
                 proc.wait()
                 spool.seek(0)
-                hits = spool
-            rel_num, rel_off, content = 0, 0, b""
+                hits = iter(spool)
+            s_num, s_off = base, start  # the search's line numbers and offsets start after these
+            last_num, last_end = base, start
             for out in hits:
                 num_b, off_b, content = out.split(b":", 2)
-                rel_num, rel_off = int(num_b), int(off_b)
-                num = base + rel_num
-                # lines an open block still needs before this hit
-                while sent < nxt < num and follow():
-                    line = window.line_at(nxt_off)
-                    if not line:
+                last_num, off = s_num + int(num_b), s_off + int(off_b)
+                last_end = off + len(content)
+                if dense or pending is not None:
+                    yield from hand(last_num, off, content)
+                else:  # `hand` inlined: this loop runs once per hit
+                    num = last_num
+                    while sent < nxt < num and follow():
+                        line = window.line_at(nxt_off)
+                        if not line:
+                            break
+                        sent = nxt
+                        yield sent, line
+                        nxt, nxt_off = sent + 1, nxt_off + len(line)
+                    if num - 1 > sent and (opener_a in content or opener_b in content):
+                        sent = num - 1
+                        yield sent, window.line_before(off)
+                    if num > sent:
+                        sent = num
+                        yield num, content
+                        nxt, nxt_off = num + 1, last_end
+                if switch and (bulk_a in content or bulk_b in content):
+                    bulk_seen += 1
+                    if bulk_seen >= self._bulk_exact:
+                        # from the next line on: the other needles only, the rest summarised
+                        switch, dense = False, True
+                        if proc.stdout is not None:
+                            proc.stdout.close()
+                        proc.kill()
+                        proc.wait()
+                        if last_end >= end:
+                            break
+                        procs[k] = self._spawn(fd, last_end, end, size, subprocess.PIPE)
+                        proc = procs[k][0]
+                        assert proc.stdout is not None
+                        hits = iter(proc.stdout)
+                        s_num, s_off = last_num, last_end
+                        for out in hits:  # the rest of this part, from the new search
+                            num_b, off_b, content = out.split(b":", 2)
+                            last_num, off = s_num + int(num_b), s_off + int(off_b)
+                            last_end = off + len(content)
+                            yield from hand(last_num, off, content)
                         break
-                    sent = nxt
-                    yield sent, line
-                    nxt, nxt_off = sent + 1, nxt_off + len(line)
-                if num - 1 > sent and (opener_a in content or opener_b in content):
-                    sent = num - 1
-                    yield sent, window.line_before(start + rel_off)
-                if num > sent:
-                    sent = num
-                    yield num, content
-                    nxt, nxt_off = num + 1, start + rel_off + len(content)
-            rel_end = rel_off + len(content)
-            if spool is None:
-                proc.stdout.close()  # type: ignore[union-attr]
+            if spool is None and proc.stdout is not None:
+                proc.stdout.close()
             if proc.wait() > 1:
                 self.failures.append(f"grep exited {proc.returncode}: lines may be missing")
-            tail, open_end = self._newlines(fd, min(start + rel_end, end), end)
-            base += rel_num + tail + (1 if open_end else 0)
-        # lines an open block needs at the very end
-        while nxt > sent and nxt_off < size and follow():
-            line = window.line_at(nxt_off)
-            if not line:
-                break
-            sent = nxt
-            yield sent, line
-            nxt, nxt_off = sent + 1, nxt_off + len(line)
+            tail, open_end = self._newlines(fd, min(last_end, end), end)
+            base = last_num + tail + (1 if open_end else 0)
+        # BULK lines after the last other hit, and what an open block needs at the very end
+        ends_nl = size == 0 or os.pread(fd, 1, size - 1) == b"\n"
+        yield from hand(base + 1 if ends_nl else base, size, b"", final=True)
         self.lines = base
         if base > sent:
             yield base, self._last_line(fd, size)
+
+    def _stretch(self, fd: int, a: int, na: int, b: int, nb: int) -> list[tuple[int, int, bytes]]:
+        """The BULK lines to hand out from [a, b): line `na` starts at `a`, line `nb` at `b`.
+
+        While the parser says such lines change nothing but their own record, only the first,
+        the last and one with the largest number (as the parser reads it) are kept; else all of
+        them. Sorted (line number, offset, line)."""
+        keep: dict[int, bytes] = {}  # offset -> line
+        if not self.summarisable():
+            for pos, buf, lim in _pieces(fd, a, b):
+                for needle in BULK:
+                    p = buf.find(needle, 0, lim)
+                    while p >= 0:
+                        ls = buf.rfind(b"\n", 0, p) + 1
+                        le = buf.find(b"\n", p, lim) + 1 or lim
+                        keep[pos + ls] = buf[ls:le]
+                        p = buf.find(needle, le, lim)
+        else:
+            last = _line_of(fd, _search_back(fd, BULK, a, b), b)
+            if last is None:
+                return []
+            self.summarised += 1
+            keep[last[0]] = last[1]
+            first = _line_of(fd, _search_forward(fd, BULK, a, b), b)
+            if first is not None:
+                keep[first[0]] = first[1]
+            # Start from the stretch's last number: a climbing series then needs one search
+            # with one pattern; each larger number found raises the bar.
+            best, best_at = -1, None
+            tail = _line_of(fd, _search_back(fd, NUMBER_AT, a, b), b)
+            if tail is not None:
+                value = _pressure(tail[1])
+                if value is not None:
+                    best, best_at = value, tail
+            start = first[0] if first is not None else a
+            end = tail[0] if tail is not None else b
+            # the second half searched by the helper process meanwhile, when it is worth it
+            mid = start
+            helper = self._helper
+            if end - start >= self.helper_min and not self._no_helper:
+                if helper is None:
+                    helper = self._helper = _Helper.start(fd)
+                    self._no_helper = helper is None
+                if helper is not None:
+                    mid = _line_start_after(fd, (start + end) // 2, end)
+                    if not helper.ask(mid, end, best):
+                        mid = start
+            found = _largest_above(fd, start, mid if mid > start else end, best)
+            if found is not None:
+                best, best_at = found[0], (found[1], found[2])
+            if mid > start and helper is not None:
+                theirs = helper.answer()
+                if theirs is None:  # the helper went away: search its half here
+                    self._no_helper = True
+                    theirs = _largest_above(fd, mid, end, best)
+                if theirs is not None and theirs[0] > best:
+                    best, best_at = theirs[0], (theirs[1], theirs[2])
+            if best_at is not None:
+                keep[best_at[0]] = best_at[1]
+        out: list[tuple[int, int, bytes]] = []
+        for o in sorted(keep):
+            near_a = o - a <= b - o
+            n = na + self._newlines(fd, a, o)[0] if near_a else nb - self._newlines(fd, o, b)[0]
+            out.append((n, o, keep[o]))
+        return out
 
     @staticmethod
     def _last_line(fd: int, size: int) -> bytes:
@@ -386,6 +598,274 @@ class _Window:
 
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_NEAR = 1 << 16  # the first window a search from one end of a range looks in
+
+
+def _pieces(fd: int, a: int, b: int) -> Iterator[tuple[int, bytes, int]]:
+    """[a, b) in buffers of about CHUNK cut after a newline: (offset, buffer, usable length)."""
+    pos = a
+    while pos < b:
+        buf = os.pread(fd, min(CHUNK, b - pos), pos)
+        if not buf:
+            return
+        lim = len(buf)
+        if pos + lim < b:
+            cut = buf.rfind(b"\n") + 1
+            while cut == 0 and pos + len(buf) < b:  # one line longer than CHUNK
+                more = os.pread(fd, min(CHUNK, b - pos - len(buf)), pos + len(buf))
+                if not more:
+                    break
+                buf += more
+                cut = buf.rfind(b"\n") + 1
+            lim = cut or len(buf)
+        yield pos, buf, lim
+        pos += lim
+
+
+def _search_back(fd: int, needles: tuple[bytes, ...], a: int, b: int) -> int:
+    """Offset of the last of `needles` in [a, b), or -1: windows growing from b, so a needle
+    absent from the range costs one pass at most, not one per needle."""
+    width, hi = _NEAR, b
+    longest = max(len(n) for n in needles)
+    while hi > a:
+        lo = max(a, hi - width)
+        top = min(b, hi + longest - 1)
+        buf = os.pread(fd, top - lo, lo)
+        found = max(buf.rfind(n) for n in needles)
+        if found >= 0:
+            return lo + found
+        hi, width = lo, min(width * 8, CHUNK)
+    return -1
+
+
+def _search_forward(fd: int, needles: tuple[bytes, ...], a: int, b: int) -> int:
+    """Offset of the first of `needles` in [a, b), or -1 (windows growing from a)."""
+    width, lo = _NEAR, a
+    longest = max(len(n) for n in needles)
+    while lo < b:
+        hi = min(b, lo + width)
+        base = max(a, lo - longest + 1)
+        buf = os.pread(fd, hi - base, base)
+        found = [p for p in (buf.find(n) for n in needles) if p >= 0]
+        if found:
+            return base + min(found)
+        lo, width = hi, min(width * 8, CHUNK)
+    return -1
+
+
+def _line_of(fd: int, offset: int, b: int) -> tuple[int, bytes] | None:
+    """(start, line) of the line holding `offset` (lines end by b), or None for -1."""
+    if offset < 0:
+        return None
+    start = offset - len(GrepCandidates._line_before(fd, offset + 1)) + 1
+    line = GrepCandidates._line_at(fd, start)
+    return start, line[: b - start]
+
+
+HELPER_MIN = 512 << 10
+
+
+def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
+    """(number, line offset, line) of the first line in [start, end) whose Pressure number (as
+    the parser reads it) is the largest there and above `best`; None if none is above.
+
+    The file is searched through read-only mappings of at most WINDOW bytes, each unmapped
+    after it (its pages stay in the page cache): no copy, and memory stays bounded."""
+    if end <= start:
+        return None
+    best_at: tuple[int, int, bytes] | None = None
+    pos = start
+    while pos < end:
+        base = pos // mmap.ALLOCATIONGRANULARITY * mmap.ALLOCATIONGRANULARITY
+        stop = min(end, base + WINDOW)
+        try:
+            if hasattr(mmap, "MAP_POPULATE"):  # page tables filled at once, not page by page
+                view = mmap.mmap(fd, stop - base, offset=base, prot=mmap.PROT_READ,
+                                 flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)
+            else:  # pragma: no cover - not Linux
+                view = mmap.mmap(fd, stop - base, offset=base, access=mmap.ACCESS_READ)
+        except (OSError, ValueError, OverflowError):
+            found = _largest_above_read(fd, pos, end, best)
+            return found if found is not None else best_at
+        try:
+            lim = stop - base
+            if stop < end:  # up to the window's last newline; the rest in the next window
+                cut = view.rfind(b"\n", pos - base, lim) + 1
+                lim = cut if cut > 0 else lim
+            found = _largest_in(view, pos - base, lim, best)
+        finally:
+            view.close()
+        if found is not None:
+            best, best_at = found[0], (found[0], found[1] + base, found[2])
+        pos = base + lim
+    return best_at
+
+
+WINDOW = 32 << 20  # the most of the file mapped at a time
+
+
+def _largest_in(view: mmap.mmap, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
+    best_at: tuple[int, int, bytes] | None = None
+    pos = start
+    while pos < end:
+        lim = end if end - pos <= CHUNK else view.rfind(b"\n", pos, pos + CHUNK) + 1 or end
+        p = pos
+        while p < lim:
+            for m in above(best).finditer(view, p, lim):
+                if _number(m.group(1)) <= best:
+                    continue  # just under the bar: the search's own pattern rounds it down
+                ls = view.rfind(b"\n", pos, m.start()) + 1 or pos
+                le = view.find(b"\n", m.end(), lim)
+                line = view[ls : le + 1 if le >= 0 else lim]
+                value = _pressure(line)  # as the parser reads the line (its first number)
+                if value is not None and value > best:
+                    best, best_at = value, (value, ls, line)
+                    p = m.end()
+                    break  # a higher bar: a new search from here
+            else:
+                p = lim
+        pos = lim
+    return best_at
+
+
+def _largest_above_read(fd: int, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
+    """`_largest_above` where the file cannot be mapped: read a piece at a time."""
+    best_at: tuple[int, int, bytes] | None = None
+    for pos, buf, lim in _pieces(fd, start, end):
+        p = 0
+        while p < lim:
+            for m in above(best).finditer(buf, p, lim):
+                if _number(m.group(1)) <= best:
+                    continue
+                ls = buf.rfind(b"\n", 0, m.start()) + 1
+                line = buf[ls : buf.find(b"\n", m.end(), lim) + 1 or lim]
+                value = _pressure(line)
+                if value is not None and value > best:
+                    best, best_at = value, (value, pos + ls, line)
+                    p = m.end()
+                    break
+            else:
+                p = lim
+    return best_at
+
+
+def _line_start_after(fd: int, pos: int, end: int) -> int:
+    nl = _find_newline(fd, pos, end)
+    return end if nl < 0 or nl + 1 > end else nl + 1
+
+
+_REQ = struct.Struct("<qqq")
+_ANS = struct.Struct("<qqq")
+
+
+class _Helper:
+    """A forked copy of this process that runs `_largest_above` on the ranges it is sent (the
+    machine's second CPU), answering in order. Started once per log, when a long stretch comes."""
+
+    def __init__(self, pid: int, req: int, ans: int) -> None:
+        self.pid, self.req, self.ans = pid, req, ans
+
+    @classmethod
+    def start(cls, fd: int) -> _Helper | None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cpus = os.cpu_count() or 1
+        if not hasattr(os, "fork") or cpus < 2:
+            return None
+        req_r, req_w = os.pipe()
+        ans_r, ans_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            for x in (req_r, req_w, ans_r, ans_w):
+                os.close(x)
+            return None
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            code = 0
+            try:
+                # only what it needs: a pipe end held here would keep a search waiting for EOF
+                lo = 3
+                for keep in sorted({fd, req_r, ans_w}):
+                    os.closerange(lo, keep)
+                    lo = keep + 1
+                os.closerange(lo, max(lo, min(os.sysconf("SC_OPEN_MAX"), 1 << 16)))
+                _serve(fd, req_r, ans_w)
+            except BaseException:  # the parent sees EOF and searches itself
+                code = 1
+            os._exit(code)
+        os.close(req_r)
+        os.close(ans_w)
+        return cls(pid, req_w, ans_r)
+
+    def ask(self, start: int, end: int, best: int) -> bool:
+        try:
+            os.write(self.req, _REQ.pack(start, end, best))
+        except OSError:
+            return False
+        return True
+
+    def answer(self) -> tuple[int, int, bytes] | None:
+        head = _read_exact(self.ans, _ANS.size)
+        if head is None:
+            return None
+        value, offset, size = _ANS.unpack(head)
+        line = _read_exact(self.ans, size) if size else b""
+        if line is None:
+            return None
+        return (value, offset, line) if value >= 0 else (-1, -1, b"")
+
+    def close(self) -> None:
+        for x in (self.req, self.ans):
+            with contextlib.suppress(OSError):
+                os.close(x)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _serve(fd: int, req: int, ans: int) -> None:  # pragma: no cover - runs in the helper
+    while (head := _read_exact(req, _REQ.size)) is not None:
+        start, end, best = _REQ.unpack(head)
+        found = _largest_above(fd, start, end, best)
+        if found is None:
+            os.write(ans, _ANS.pack(-1, -1, 0))
+        else:
+            value, offset, line = found
+            _write_all(ans, _ANS.pack(value, offset, len(line)) + line)
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    parts: list[bytes] = []
+    while n:
+        block = os.read(fd, n)
+        if not block:
+            return None
+        parts.append(block)
+        n -= len(block)
+    return b"".join(parts)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _number(digits: bytes) -> int:
+    """int() of a digit string; one too long for int() (a hostile log) counts as larger than any."""
+    return int(digits) if len(digits) < 4000 else 1 << 64
+
+
+def _pressure(line: bytes) -> int | None:
+    """The number the parser reads from a line's Pressure record (None: none, or no record)."""
+    try:
+        recs = LogParser("-").feed(1, line.decode("utf-8", errors="replace"))
+    except ValueError:  # a number too long for int(): the parser reading the line says so
+        return None
+    for rec in recs:
+        if isinstance(rec, Pressure):
+            return rec.events_in_memory
+    return None
 
 
 def _find_newline(fd: int, pos: int, size: int) -> int:

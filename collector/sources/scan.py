@@ -5,10 +5,18 @@ lines holding one of `NEEDLES` with `bytes.find` (C speed) and hands the parser 
 the lines a block may need after them (`FOLLOW`), the line before each banner (the previous run's
 last timestamp) and the file's last line. Feeding the parser these lines gives the same records as
 feeding it every line; the test suite checks that on every fixture.
+
+With ripgrep or grep (`loader.GrepCandidates`) the high-frequency `BULK` lines are read one by
+one only up to `BULK_EXACT` of them; past that, each stretch between two other candidate lines
+hands out only its first and last BULK line and the one with the largest number (`above` finds
+it at C speed). Every other record is the same, and so are the runs built from them; the tests
+check that too.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Iterator
 
 from collector.sources.logs import BLOCK_SPAN
@@ -24,6 +32,48 @@ PROBES: tuple[bytes, ...] = tuple(
     {b" exited with code ": b"xited with code ", b" ingester exited: ": b"xited: "}.get(n, n)
     for n in NEEDLES
 )
+# High-frequency kinds: under Redis backpressure the write task logs a `Backpressure active` warning
+# after nearly every `received batch` line. Their lines produce only `Pressure` records, which the
+# rules read per run as first and last time and largest `events_in_memory`; so past the first
+# `BULK_EXACT` of them (read line by line like any needle) the external-search reader keeps, in
+# each stretch between two other candidate lines, only the first, the last and the one with the
+# largest number (`loader.GrepCandidates`). Nothing else may be derived from these lines (no
+# per-line count) without also changing that reader.
+BULK: tuple[bytes, ...] = (b"Backpressure active", b"Memory metrics:")
+BULK_EXACT = 2000
+RARE_PROBES: tuple[bytes, ...] = tuple(p for p, n in zip(PROBES, NEEDLES, strict=True) if n not in BULK)
+# Where the number of a Pressure line is (`logs._EVENTS_IN_MEMORY`); `above` searches for both.
+NUMBER_AT = (b"events_in_memory=", b"Memory metrics: ")
+
+
+def above(value: int) -> re.Pattern[bytes]:
+    """A search that finds every Pressure number greater than `value` (-1: any number) as
+    group 1, and some other numbers (up to 1% under `value`; leading zeros; `y=` in other
+    words): the caller compares each hit, then lets the parser read the line. Only three leading
+    digits are exact, so a few patterns (compiled once) serve a whole log."""
+    digits = str(value).encode() if value >= 0 else b""
+    if len(digits) > SIGNIFICANT:
+        head = int(digits[:SIGNIFICANT]) - 1  # >= 99: the first digit is not 0
+        digits = str(head).encode() + b"9" * (len(digits) - SIGNIFICANT)
+    return _above(digits)
+
+
+SIGNIFICANT = 3
+
+
+@functools.lru_cache(maxsize=1024)
+def _above(digits: bytes) -> re.Pattern[bytes]:
+    n = len(digits)
+    alts = [rb"\d{%d,}" % (n + 1)]
+    for i in range(n):
+        d = digits[i] - 48
+        if d < 9:
+            rest = rb"\d{%d}" % (n - i - 1) if n - i - 1 else b""
+            alts.append(digits[:i] + b"[%d-9]" % (d + 1) + rest)
+    # "y" (of "memory=", "Memory metrics: ") is a rarer first byte than "e": a faster search
+    return re.compile(rb"y(?:=| metrics: )(" + b"|".join(alts) + rb")(?!\d)")
+
+
 # Hits that may open a run: the line before them carries the previous run's last timestamp.
 OPENERS = (BANNER, b"EXIT-TRACE")
 # Lines after a hit that may belong to the block it starts.

@@ -3,14 +3,19 @@ every line, whatever the chunking."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from collector.sources.logs import LogParser, LogRecord, parse_log
+from collector.sources.logs import LogParser, LogRecord, Pressure, parse_log
 from collector.sources.scan import CandidateScanner
 from tests.unit.conftest import BUNDLES, LOGS
+
+if TYPE_CHECKING:
+    from collector.loader import GrepCandidates
 
 ALL_LOGS = sorted([*LOGS.glob("*.log"), *BUNDLES.glob("*/logs/*.log")])
 
@@ -81,36 +86,70 @@ def search_tool(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     return str(request.param)
 
 
-def _grep(data: bytes, tmp_path: Path, parts: int) -> tuple[list[LogRecord], int]:
+def _grep(
+    data: bytes,
+    tmp_path: Path,
+    parts: int,
+    *,
+    bulk_exact: int | None = None,
+    summarise: bool = False,
+    helper_min: int | None = None,
+) -> tuple[list[LogRecord], int]:
+    g, out = _grep_run(data, tmp_path, parts, bulk_exact=bulk_exact, summarise=summarise,
+                       helper_min=helper_min)
+    return out, g.lines
+
+
+def _grep_run(
+    data: bytes,
+    tmp_path: Path,
+    parts: int,
+    *,
+    bulk_exact: int | None = None,
+    summarise: bool = False,
+    helper_min: int | None = None,
+) -> tuple[GrepCandidates, list[LogRecord]]:
     from collector.loader import GrepCandidates
+    from collector.sources.scan import BULK_EXACT
 
     f = tmp_path / "g.log"
     f.write_bytes(data)
     parser = LogParser("x.log")
-    g = GrepCandidates(f, parts=parts)
+    g = GrepCandidates(f, parts=parts, bulk_exact=BULK_EXACT if bulk_exact is None else bulk_exact)
     g.follow = parser.in_block
+    if summarise:  # as the loader wires it; else every Pressure line is handed out
+        g.summarisable = parser.summarisable
+    if helper_min is not None:
+        g.helper_min = helper_min
     out: list[LogRecord] = []
     for number, raw in g:
         out.extend(parser.feed(number, raw.decode("utf-8", errors="replace")))
     out.extend(parser.finish(g.lines))
     assert not g.failures
-    return out, g.lines
+    return g, out
 
 
-# parts > 1 cuts even a small file, so every fixture crosses part boundaries
+# parts > 1 cuts even a small file, so every fixture crosses part boundaries; bulk_exact 0 and 1
+# read the Pressure lines from the file itself instead of from their own search
 @pytest.mark.parametrize("path", GREP_CASES, ids=[p.name for p in GREP_CASES])
 @pytest.mark.parametrize("parts", [1, 2, 3])
-def test_grep_candidates_same_records(path: Path, parts: int, tmp_path: Path, search_tool: str) -> None:
+@pytest.mark.parametrize("bulk_exact", [None, 0, 1])
+def test_grep_candidates_same_records(
+    path: Path, parts: int, bulk_exact: int | None, tmp_path: Path, search_tool: str
+) -> None:
     data = path.read_bytes()
-    got, lines = _grep(data, tmp_path, parts)
+    got, lines = _grep(data, tmp_path, parts, bulk_exact=bulk_exact)
     assert _key(got) == _key(slow(data))
     assert lines == len(split_newlines(data.decode("utf-8", errors="replace")))
 
 
 @pytest.mark.parametrize("data", EDGE)
 @pytest.mark.parametrize("parts", [1, 2, 4])
-def test_grep_candidates_edges(data: bytes, parts: int, tmp_path: Path, search_tool: str) -> None:
-    got, lines = _grep(data, tmp_path, parts)
+@pytest.mark.parametrize("bulk_exact", [None, 0])
+def test_grep_candidates_edges(
+    data: bytes, parts: int, bulk_exact: int | None, tmp_path: Path, search_tool: str
+) -> None:
+    got, lines = _grep(data, tmp_path, parts, bulk_exact=bulk_exact)
     assert _key(got) == _key(slow(data))
     assert lines == len(split_newlines(data.decode("utf-8", errors="replace")))
 
@@ -120,6 +159,11 @@ def test_every_needle_holds_a_probe() -> None:
 
     for needle in NEEDLES:
         assert any(p in needle for p in PROBES), needle
+    # the summarised kinds are needles of their own, left out of the search for the others
+    from collector.sources.scan import BULK, RARE_PROBES
+
+    assert set(BULK) <= set(NEEDLES) and not set(BULK) & set(RARE_PROBES)
+    assert len(RARE_PROBES) == len(PROBES) - len(BULK)
     # grep's Aho-Corasick loop stops at each byte that starts a probe: keep those bytes rare
     # (no space, none of the common letters of English text and tracing targets)
     assert all(p[:1] not in b" etaoinsrhldcumfpgwybk_:-." for p in PROBES)
@@ -151,3 +195,195 @@ def test_line_reading_cache_changes_nothing(path: Path) -> None:
         assert split_line(raw) == _uncached(raw)
         other = "2026-12-01T00:00:59.5Z " + raw.split(" ", 1)[-1]
         assert split_line(other) == _uncached(other)
+
+
+# -- the summarising path: Pressure lines past the first few, kept per stretch -------------------
+ESC = "\x1b"
+
+
+def _tracing(ts: str, level: str, msg: str, target: str = "rsky_ingester::firehose") -> str:
+    colour = {"INFO": "32", "WARN": "33", "ERROR": "31"}[level]
+    return (f"{ts} {ESC}[2m{ts[:26]}Z{ESC}[0m {ESC}[{colour}m{level:>5}{ESC}[0m "
+            f"{ESC}[2m{target}{ESC}[0m{ESC}[2m:{ESC}[0m {msg}\n")
+
+
+def pressure_log(seed: int, runs: int = 6) -> bytes:
+    """Runs full of backpressure warnings and memory metrics with numbers that climb, fall and
+    repeat, around everything that may break a stretch: CRITICAL lines, a panic banner and an
+    `Error:` block with Pressure lines inside them, two numbers on one line, leading zeros,
+    Compose's attached stream after an `exited with code`, a last line without a newline."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    t = 0
+    for run in range(runs):
+        def ts(t: int = 0) -> str:
+            return f"2026-11-29T10:{t // 600 % 60:02d}:{t // 10 % 60:02d}.{t % 10}00000000Z"
+
+        out.append(_tracing(ts(t), "INFO", "Starting rsky-ingester", "ingester"))
+        n = rng.randrange(10**rng.randint(1, 7))
+        shape = run % 3  # climbing, falling, random
+        for i in range(rng.randint(50, 400)):
+            t += 1
+            r = rng.random()
+            if shape == 0:
+                n += rng.randrange(0, 3000)
+            elif shape == 1:
+                n = max(0, n - rng.randrange(0, 3000))
+            else:
+                n = rng.choice([n, rng.randrange(10**rng.randint(1, 8))])
+            if r < 0.45:
+                out.append(_tracing(ts(t), "WARN", "Backpressure active: stream_len=1564120, "
+                                    f"high_water=100000, events_in_memory={n}"))
+            elif r < 0.5:
+                out.append(_tracing(ts(t), "INFO", f"Memory metrics: {n} events in-flight",
+                                    "rsky_ingester::batcher"))
+            elif r < 0.51:
+                out.append(_tracing(ts(t), "WARN", f"Backpressure active: events_in_memory=0{n} "
+                                    f"events_in_memory={n * 10 + 9}"))
+            elif r < 0.515:
+                out.append(_tracing(ts(t), "ERROR", f"CRITICAL: Labeler task {i} completed unexpectedly."))
+            elif r < 0.517:
+                out.append(_tracing(ts(t), "WARN", "Backpressure active: no number here"))
+            else:
+                out.append(_tracing(ts(t), "INFO", "Write task received batch of 500 events"))
+            if i == 120 and run % 2:
+                out.append(f"{ts(t)} {'=' * 80}\n{ts(t)} FATAL PANIC OCCURRED\n")
+                out.append(_tracing(ts(t), "WARN", f"Backpressure active: events_in_memory={n + 7}"))
+                out.append(f"{ts(t)} Location: src/x.rs:1:2\n{ts(t)} Message: boom\n")
+        if run % 3 == 2:
+            out.append(f"{ts(t)} Error: CRITICAL: All firehose tasks exited.\n")
+            out.append(_tracing(ts(t), "WARN", f"Backpressure active: events_in_memory={n + 1}"))
+            out.append(f"{ts(t)} \n{ts(t)} Caused by:\n{ts(t)}     0: inner\n")
+        t += 5
+    # Compose's stream: the exit, then the next run's first lines are its Pressure lines
+    out.append("rust-ingester exited with code 137\n")
+    # (a line of another shape first: the next run starts at the first Compose line after it)
+    out.append(_tracing("2026-11-29T10:59:00.000000000Z", "WARN", "Backpressure active: events_in_memory=1"))
+    for _ in range(30):
+        out.append(f"rust-ingester  | 2026-11-29T11:00:{_:02d}.5Z  WARN rsky_ingester::firehose: "
+                   f"Backpressure active: events_in_memory={rng.randrange(10**6)}\n")
+    out.append(_tracing("2026-11-29T11:00:00.000000000Z", "WARN", "Backpressure active: "
+                        "events_in_memory=42").rstrip("\n"))
+    return "".join(out).encode()
+
+
+def _pressure_groups(recs: list[LogRecord]) -> list[list[Pressure]]:
+    groups: list[list[Pressure]] = [[]]
+    for r in recs:
+        if isinstance(r, Pressure):
+            groups[-1].append(r)
+        elif groups[-1]:
+            groups.append([])
+    return [g for g in groups if g]
+
+
+def check_summarised(got: list[LogRecord], want: list[LogRecord]) -> None:
+    """What the summarising reader promises, against the records of every line."""
+    from collector.runs import split_runs
+
+    # every other record as if every line was read, in the same order
+    assert _key([r for r in got if not isinstance(r, Pressure)]) == _key(
+        [r for r in want if not isinstance(r, Pressure)]
+    )
+    # only Pressure records of real lines, with their line numbers
+    every = {(r.line, r) for r in want if isinstance(r, Pressure)}
+    kept = [(r.line, r) for r in got if isinstance(r, Pressure)]
+    assert all(k in every for k in kept)
+    # of each stretch of Pressure records: the first, the last, and one with the largest number
+    lines = {line for line, _ in kept}
+    for group in _pressure_groups(want):
+        assert group[0].line in lines and group[-1].line in lines
+        top = max((r.events_in_memory for r in group if r.events_in_memory is not None), default=None)
+        if top is not None:
+            assert any(r.events_in_memory == top for r in group if r.line in lines)
+    # so the runs the rules see are the same
+    assert list(split_runs(got)) == list(split_runs(want))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("parts", [1, 2])
+@pytest.mark.parametrize("bulk_exact", [0, 3])
+@pytest.mark.parametrize("helper", [True, False], ids=["helper", "alone"])
+def test_summarised_pressure(
+    seed: int, parts: int, bulk_exact: int, helper: bool, tmp_path: Path, search_tool: str
+) -> None:
+    data = pressure_log(seed)
+    g, got = _grep_run(data, tmp_path, parts, bulk_exact=bulk_exact, summarise=True,
+                       helper_min=1 if helper else 1 << 40)
+    want = slow(data)
+    check_summarised(got, want)
+    assert g.lines == len(split_newlines(data.decode()))
+    # it did summarise: most Pressure lines were never handed out
+    n_got = sum(isinstance(r, Pressure) for r in got)
+    n_want = sum(isinstance(r, Pressure) for r in want)
+    assert g.summarised > 0 and n_got * 4 < n_want
+
+
+@pytest.mark.parametrize("path", GREP_CASES, ids=[p.name for p in GREP_CASES])
+def test_summarised_fixtures(path: Path, tmp_path: Path, search_tool: str) -> None:
+    data = path.read_bytes()
+    _, got = _grep_run(data, tmp_path, 2, bulk_exact=0, summarise=True, helper_min=1)
+    check_summarised(got, slow(data))
+
+
+def test_summarising_check_can_fail() -> None:
+    """Dropping a stretch's largest number, its last line or another record is caught."""
+    want = slow(pressure_log(1))
+    groups = _pressure_groups(want)
+    group = max(groups, key=len)
+    top = max(group, key=lambda r: r.events_in_memory or -1)
+    for drop in (top, group[-1]):
+        got = [r for r in want if not (isinstance(r, Pressure) and r in group and r is not group[0])]
+        got = [r for r in want if r is not drop and (r in got or r in (group[0], group[-1], top))]
+        with pytest.raises(AssertionError):
+            check_summarised(got, want)
+    with pytest.raises(AssertionError):
+        check_summarised([r for r in want if type(r).__name__ != "Critical"], want)
+
+
+def test_above_finds_every_larger_number() -> None:
+    from collector.sources.scan import above
+
+    rng = random.Random(5)
+    for bar in [-1, 0, 9, 10, 99, 100, 999, 1000, 4721, 10999, 999999, 14123456, 10**12]:
+        rx = above(bar)
+        near = range(max(0, bar - 3000), bar + 3000)
+        for v in [*range(0, 2000), *near, *(rng.randrange(10**rng.randint(1, 14)) for _ in range(2000))]:
+            for text in (f"events_in_memory={v}\n", f"Memory metrics: {v} events", f"events_in_memory=00{v},"):
+                m = rx.search(text.encode())
+                if v > bar:
+                    assert m is not None and int(m.group(1)) == v, (bar, text)
+                elif m is not None:
+                    assert int(m.group(1)) >= bar * 0.99 or text.count("=00"), (bar, text)
+
+
+def test_largest_above_mapped_and_read_agree(tmp_path: Path) -> None:
+    """The search through a mapping (in windows) and the one through reads find the same line,
+    which is the first with the largest number above the bar, as the parser reads it."""
+    import collector.loader as loader
+
+    data = pressure_log(4, runs=4)
+    f = tmp_path / "p.log"
+    f.write_bytes(data)
+    lines = split_newlines(data.decode())
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line.encode()))
+    rng = random.Random(9)
+    with f.open("rb") as fh:
+        fd = fh.fileno()
+        for window in (loader.WINDOW, 4096, 65536):
+            loader.WINDOW = window
+            try:
+                for _ in range(30):
+                    i, j = sorted(rng.sample(range(len(offsets)), 2))
+                    bar = rng.choice([-1, 0, 1000, 10**5, 10**6])
+                    want = None
+                    for k in range(i, j):
+                        n = loader._pressure(lines[k].encode())
+                        if n is not None and n > bar and (want is None or n > want[0]):
+                            want = (n, offsets[k], lines[k].encode())
+                    assert loader._largest_above(fd, offsets[i], offsets[j], bar) == want
+                    assert loader._largest_above_read(fd, offsets[i], offsets[j], bar) == want
+            finally:
+                loader.WINDOW = 32 << 20
