@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from collector.exitcodes import Exit
 from collector.runner import (
     HostVerdict,
-    RunExit,
     RunOutcome,
     one_line,
     rotate,
@@ -396,13 +395,13 @@ def test_verdicts_come_from_the_stats_event() -> None:
     assert [v.host for v in verdicts] == ["a", "b"]
     assert verdicts[1] == HostVerdict("b", False, ("uptime",), "b: FAIL (uptime)", "r")
     outcome = RunOutcome("failed", 2, verdicts, ("b",), Path("/x"))
-    assert outcome.exit_code is RunExit.FAILED
+    assert outcome.exit_code is Exit.VERIFY_FAILED
     assert one_line(outcome) == "verify FAIL: a PASS; b FAIL (uptime) — artifacts /x"
 
 
 def test_a_host_without_verdict_is_an_error() -> None:
     outcome = RunOutcome("failed", 2, (), ("h",), Path("/x"))
-    assert outcome.exit_code is RunExit.NO_VERDICT
+    assert outcome.exit_code is Exit.NO_VERDICT
     assert one_line(outcome) == "verify ERROR: h no verdict — artifacts /x"
 
 
