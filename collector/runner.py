@@ -93,7 +93,7 @@ def locate(project: Path | None = None, cwd: Path | None = None) -> Project:
             raise NotInstalledError(f"{explicit}: no {PLAYBOOK} there; {INSTALL_HINT}")
         return found
     here = (cwd or Path.cwd()).resolve()
-    if (here / "galaxy.yml").is_file():
+    if (here / "galaxy.yml").is_file() or (here / "MANIFEST.json").is_file():  # a checkout, an installed copy
         found = _checkout(here)
         if found is not None:
             return found
