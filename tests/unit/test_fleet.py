@@ -252,3 +252,17 @@ def test_verify_fleet_says_which_criterion_fails_where(tmp_path: Path, capsys: p
     code, out, _ = _run(["fleet", "--verify", str(dest), "--outcomes", str(outcomes)], capsys)
     assert code == Exit.NO_VERDICT
     assert "prod-d: unreachable" in out
+
+
+def test_the_validator_catches_a_wrong_shape(dest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["fleet", str(dest), "--quiet"])
+    doc = json.loads((dest / "fleet.json").read_text())
+    assert validate(doc) == []
+    assert validate([]) == ["$: expected an object"]
+    assert validate({**doc, "kind": "other"}) == ["$.kind: 'other' is not one of capture, verify"]
+    broken = {**doc, "schema_version": 2, "hosts": [{**doc["hosts"][0], "status": "fine", "exit_code": "10"}]}
+    del broken["counts"]
+    problems = validate(broken)
+    assert "$.counts: missing" in problems and "$.schema_version: not 1" in problems
+    assert any(p.startswith("$.hosts[0].exit_code: str") for p in problems)
+    assert any(p.startswith("$.hosts[0].status: 'fine'") for p in problems)
