@@ -232,7 +232,7 @@ def _gather(dest: Path, kind: str, outcomes: dict[str, Outcome]) -> dict[str, Fo
         if folders:
             found[host_dir.name] = _found_at(host_dir.name, _newest(folders, name), name, md, bundle=kind == CAPTURE)
     for host, outcome in outcomes.items():
-        if outcome.status == "ok" and outcome.report:
+        if outcome.status != "unreachable" and outcome.report:
             given = Path(outcome.report)
             folder = given if given.is_dir() else given.parent
             found[host] = _found_at(host, folder, name, md, bundle=kind == CAPTURE)

@@ -190,7 +190,10 @@ def _not_judged(found: Found | None, outcome: Outcome | None, what: str) -> Host
     host = (found.host if found else None) or ""
     if outcome is not None and outcome.status == "unreachable":
         return Host(host, "unreachable", Exit.NO_VERDICT, "!unreachable", "unreachable", msg=outcome.msg)
-    if outcome is not None and outcome.status == "failed":
+    # A play that failed after its report was written (verify.yml's closing assert, a step after
+    # the diagnosis) still has a verdict: the outcome's own report counts, never an older one.
+    judged_first = outcome is not None and outcome.report is not None and found is not None and found.data is not None
+    if outcome is not None and outcome.status == "failed" and not judged_first:
         step = outcome.failed_step or "an unknown step"
         return Host(
             host,
@@ -244,6 +247,7 @@ def capture_host(host: str, found: Found | None, outcome: Outcome | None) -> Hos
         top_cause=_top_cause(report),
         confidence=v.get("confidence"),
         bundle=(outcome.bundle if outcome else None) or found.bundle,
+        failed_step=outcome.failed_step if outcome else None,
         msg=outcome.msg if outcome else None,
     )
 
@@ -269,6 +273,7 @@ def verify_host(host: str, found: Found | None, outcome: Outcome | None) -> Host
         report=(outcome.report if outcome else None) or found.report,
         failed_criteria=failing,
         criteria=criteria,
+        failed_step=outcome.failed_step if outcome else None,
         msg=outcome.msg if outcome else None,
     )
 

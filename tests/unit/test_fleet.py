@@ -266,3 +266,27 @@ def test_the_validator_catches_a_wrong_shape(dest: Path, capsys: pytest.CaptureF
     assert "$.counts: missing" in problems and "$.schema_version: not 1" in problems
     assert any(p.startswith("$.hosts[0].exit_code: str") for p in problems)
     assert any(p.startswith("$.hosts[0].status: 'fine'") for p in problems)
+
+
+def test_a_failed_play_keeps_its_own_verdict_never_an_older_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "captures"
+    _verify(dest, "prod-a", False, ["activity"])
+    _capture(dest, "prod-b", "config-error")  # an older capture of prod-b; this run failed before a report
+    report = dest / "prod-a" / "verify" / STAMP / "verify.md"
+    outcomes = tmp_path / "o.json"
+    assert_msg = "verify failed on prod-a: activity"
+    outcomes.write_text(
+        json.dumps({"prod-a": {"status": "failed", "failed_step": "assert", "msg": assert_msg, "report": str(report)}})
+    )
+    code, _, _ = _run(["fleet", "--verify", str(dest), "--outcomes", str(outcomes), "--quiet"], capsys)
+    row = json.loads((dest / "fleet-verify.json").read_text())["hosts"][0]
+    assert code == Exit.VERIFY_FAILED
+    assert (row["status"], row["verdict"], row["failed_step"], row["msg"]) == ("ok", "fail", "assert", assert_msg)
+
+    outcomes.write_text(json.dumps({"prod-b": {"status": "failed", "failed_step": "preflight", "msg": "no docker"}}))
+    code, _, _ = _run(["fleet", str(dest), "--outcomes", str(outcomes), "--quiet"], capsys)
+    row = json.loads((dest / "fleet.json").read_text())["hosts"][0]
+    assert code == Exit.NO_VERDICT
+    assert (row["status"], row["verdict"], row["cause"]) == ("failed", None, "capture failed at preflight")
