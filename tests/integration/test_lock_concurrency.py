@@ -97,6 +97,21 @@ class BackgroundCapture:
             time.sleep(0.3)
         raise AssertionError(f"the capture window never went live:\n{self.out[-4000:]}")
 
+    def wait_for_line(self, pattern: re.Pattern[str], timeout: float = 400) -> str:
+        """Wait until the play prints a line matching ``pattern``; return that line."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            lines = self.lines[:]
+            for line in lines[seen:]:
+                if pattern.search(line):
+                    return line
+            seen = len(lines)
+            if not self.running() and not self.reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"capture.yml never printed {pattern.pattern!r}:\n{self.out[-4000:]}")
+
     def finish(self, timeout: float = 600) -> int:
         try:
             rc = self.proc.wait(timeout=timeout)
@@ -258,11 +273,26 @@ def test_second_capture_refuses_while_one_runs(stack_factory: Any, tmp_path: Pat
     assert len(bundles) == 1, f"expected the first capture's bundle only: {bundles}"
 
 
-def kill_a_live_capture(stack: Stack, state: Path, inventory: Path, original: bytes) -> bytes:
-    """Start a capture, SIGKILL it and every host-side process of its own once the window is live."""
+# The debug build starts after the lock is taken and before anything is swapped.
+BUILD_TASK = re.compile(r"^TASK \[.*Build the debug image")
+
+
+def kill_a_capture(stack: Stack, state: Path, inventory: Path, original: bytes, when: str) -> None:
+    """Start a capture; SIGKILL it and every host-side process of its own at ``when``.
+
+    ``window``: once the window is live (the compose file stays swapped). ``build``: as the
+    debug build starts, after the lock was taken, before the swap and the window.
+    """
     capture = BackgroundCapture(inventory)
     try:
-        swapped = capture.wait_live(stack, original)
+        if when == "window":
+            swapped = capture.wait_live(stack, original)
+        else:
+            capture.wait_for_line(BUILD_TASK)
+            # Kill once the build step runs on the host (more than the play itself is alive).
+            deadline = time.monotonic() + 60
+            while len(capture.processes(state)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
     except BaseException:
         capture.kill_all(state)
         raise
@@ -272,8 +302,11 @@ def kill_a_live_capture(stack: Stack, state: Path, inventory: Path, original: by
     assert len(killed) > 1, f"only the play was found to kill: {killed}"
     left = [p for p in capture.processes(state) if _alive(p)]
     assert not left, f"processes of the killed capture still run: {left}"
-    assert stack.compose_path.read_bytes() == swapped
-    return swapped
+    if when == "window":
+        assert stack.compose_path.read_bytes() == swapped
+    else:
+        assert not PROGRESS.search(capture.out), "the window had started: killed too late"
+        assert stack.compose_path.read_bytes() == original, "killed after the swap: too late for this case"
 
 
 def documented_override(out: str) -> str | None:
@@ -286,7 +319,7 @@ def documented_override(out: str) -> str | None:
 
 def test_rollback_after_a_killed_capture(stack_factory: Any, tmp_path: Path) -> None:
     stack, _, state, inventory, original = setup(stack_factory, tmp_path)
-    kill_a_live_capture(stack, state, inventory, original)
+    kill_a_capture(stack, state, inventory, original, "window")
 
     rollback = run_playbook("playbooks/rollback.yml", inventory)
 
@@ -304,9 +337,10 @@ def test_rollback_after_a_killed_capture(stack_factory: Any, tmp_path: Path) -> 
     assert stack.inspect()["State"]["Running"]
 
 
-def test_new_capture_after_a_killed_capture(stack_factory: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["window", "build"], ids=["killed-in-window", "killed-in-build"])
+def test_new_capture_after_a_killed_capture(stack_factory: Any, tmp_path: Path, when: str) -> None:
     stack, dest, state, inventory, original = setup(stack_factory, tmp_path)
-    kill_a_live_capture(stack, state, inventory, original)
+    kill_a_capture(stack, state, inventory, original, when)
     short = {"capture_window_seconds": 8}
 
     again = run_playbook("capture.yml", inventory, extra_vars=short)
