@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tests.standin.stack import PROD_IMAGE, Stack
 
@@ -44,9 +44,13 @@ class Layout:
     name: str
     secrets: tuple[Secret, ...]
     render: Callable[[Stack], str]
+    # Files beside the compose file (env_file, .env), by name.
+    files: dict[str, str] = field(default_factory=dict)
 
     def install(self, stack: Stack) -> bytes:
-        """Write this layout's compose file over the stack's; return the bytes written."""
+        """Write this layout's compose file (and its files) over the stack's; return its bytes."""
+        for name, text in self.files.items():
+            (stack.project_dir / name).write_text(text)
         data = self.render(stack).encode("utf-8")
         stack.compose_path.write_bytes(data)
         return data
@@ -268,4 +272,39 @@ URL_PASSWORDS = Layout(
     render=_url_passwords,
 )
 
-ALL = (ENV_UNDER_IMAGE, SPACED_PROFILE, QUOTED, URL_PASSWORDS)
+# ------------------------------------------- env_file and .env interpolation (no secret in the file) ---
+
+ENV_FILE_ADMIN = "Albatross Quince Mirage 88"
+ENV_FILE_REDIS = "Gannet-r3dis-pw"
+
+
+def _env_file(stack: Stack) -> str:
+    env = {"REDIS_URL": "redis://:${REDIS_PASSWORD}@redis:6379", **_STANDIN_ENV}
+    ingester = [
+        "  ingester:",
+        f"    image: {PROD_IMAGE}",
+        "    env_file: [ingester.env]",
+        "    environment:",
+        *_map_env(env),
+        f"    container_name: {stack.container}",
+        "    restart: unless-stopped",
+        "    network_mode: none",
+        "    mem_limit: 64m",
+    ]
+    return _compose(stack, ingester)
+
+
+ENV_FILE = Layout(
+    name="env-file-and-interpolation",
+    secrets=(
+        Secret("spaced password from an env_file", ENV_FILE_ADMIN, ("Quince Mirage", "Quince", "Mirage")),
+        Secret("Redis password interpolated from .env", ENV_FILE_REDIS),
+    ),
+    render=_env_file,
+    files={
+        ".env": f"REDIS_PASSWORD={ENV_FILE_REDIS}\n",
+        "ingester.env": f"ADMIN_PASSWORD={ENV_FILE_ADMIN}\nINGESTER_SITE=backfill-1\n",
+    },
+)
+
+ALL = (ENV_UNDER_IMAGE, SPACED_PROFILE, QUOTED, URL_PASSWORDS, ENV_FILE)

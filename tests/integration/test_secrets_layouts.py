@@ -113,8 +113,8 @@ def test_no_secret_in_any_output(
     stack.wait_running()
     inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state)
 
-    # The secrets are really there to leak: in the compose file, and in the running container.
-    text = original.decode()
+    # The secrets are really there to leak: in the compose files, and in the running container.
+    text = "".join([original.decode(), *layout.files.values()])
     missing = [s.what for s in layout.secrets if not any(n in text for n in s.needles())]
     assert not missing, missing
     inspected = repr(stack.inspect()["Config"])
