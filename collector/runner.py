@@ -182,6 +182,9 @@ def run_verify(
             envvars=env,
             project_dir=str(REPO),
             quiet=True,
+            # The env/ folder would keep the extra variables and environment on disk beside the
+            # artifacts; nothing of a run is written there but its events and output.
+            suppress_env_files=True,
         )
     except Exception as exc:  # ansible-runner raises plain exceptions for setup problems
         raise RunnerError(f"ansible-runner could not run {playbook}: {exc}") from exc

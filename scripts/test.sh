@@ -9,8 +9,11 @@ cd "$here"
 bash scripts/setup.sh test
 
 echo "== lint"
-.venv/bin/ruff check collector tests benchmarks
+.venv/bin/ruff check collector tests benchmarks plugins
+# The host side runs on the targets' Python: 3.8 and newer, standard library only.
+.venv/bin/vermin -q -t=3.8- --no-tips --violations --eval-annotations plugins
 .venv/bin/mypy
+(cd collections && ../.venv/bin/mypy --config-file ../plugins/mypy.ini -p ansible_collections.rsky.ingester_capture.plugins)
 .venv/bin/yamllint -s .
 .venv/bin/ansible-lint --offline -q
 

@@ -197,7 +197,7 @@ def test_check_mode_changes_nothing(stack_factory: Any, tmp_path: Path, capture_
     before_id = stack.container_id()
     inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state)
 
-    result = run_playbook("capture.yml", inventory, "--check")
+    result = run_playbook("capture.yml", inventory, "--check", "--diff")
 
     assert result.rc == 0, result.out[-4000:]
     assert sha(stack.compose_path) == before_sha

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import REPO, PlayResult, run_playbook, write_inventory
+from tests.integration.conftest import (
+    REPO,
+    VENV_BIN,
+    PlayResult,
+    ansible_env,
+    run_playbook,
+    start_play,
+    wait_for_window,
+    write_inventory,
+)
 from tests.standin.stack import PROD_IMAGE, Stack
 
 pytestmark = pytest.mark.integration
+
+ANSIBLE = str(VENV_BIN / "ansible")
 
 
 def sha(data: bytes) -> str:
@@ -244,19 +257,98 @@ def test_capture_then_rollback(stack_factory: Any, tmp_path: Path) -> None:
     assert stack.compose_path.read_bytes() == original
 
 
+def lock_module(stack: Stack, state_root: Path, **args: Any) -> subprocess.CompletedProcess[str]:
+    """Run the collection's capture_lock module, as capture.yml and rollback.yml do."""
+    args = {
+        "project_dir": str(stack.project_dir),
+        "compose_file": stack.compose_file,
+        "service": stack.service,
+        "state_dir": str(state_root),
+        **args,
+    }
+    argv = [
+        ANSIBLE,
+        "localhost",
+        "-c",
+        "local",
+        "-i",
+        "localhost,",
+        "-e",
+        "ansible_python_interpreter=/usr/bin/python3",
+    ]
+    return subprocess.run(
+        [*argv, "-m", "rsky.ingester_capture.capture_lock", "-a", json.dumps(args)],
+        cwd=REPO,
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_refuses_while_a_capture_holds_the_lock(swapped: tuple[Stack, bytes, Path, Path]) -> None:
     stack, original, folder, inventory = swapped
     before = stack.compose_path.read_bytes()
-    # Hold the lock the way the capture agent does: flock(2) on the state folder's lock file.
-    with (folder / "lock").open("w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    owner = "testhost@capture-under-test"
+    taken = lock_module(stack, folder.parent, owner=owner, purpose="capture", ttl=600)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    assert json.loads((folder / "lock").read_text())["owner"] == "testhost@capture-under-test"
 
-        refused = run_playbook("playbooks/rollback.yml", inventory)
+    refused = run_playbook("playbooks/rollback.yml", inventory)
 
-        assert refused.rc != 0
-        assert "A capture holds" in refused.out
-        assert stack.compose_path.read_bytes() == before
+    assert refused.rc != 0
+    assert "A capture holds" in refused.out
+    assert stack.compose_path.read_bytes() == before
+    assert json.loads((folder / "lock").read_text())["owner"] == "testhost@capture-under-test", "rollback took the lock"
 
+    # The capture ends and releases it, the way capture.yml does; then the rollback goes ahead.
+    released = lock_module(stack, folder.parent, owner=owner, state="released")
+    assert released.returncode == 0, released.stdout + released.stderr
     result = run_playbook("playbooks/rollback.yml", inventory)
     assert result.rc == 0, result.out[-4000:]
     assert stack.compose_path.read_bytes() == original
+    assert not (folder / "lock").exists(), "rollback must release the lock it took"
+
+
+def test_a_lock_left_by_a_dead_capture_is_stale(stack_factory: Any, tmp_path: Path) -> None:
+    stack: Stack = stack_factory("task-error", exit_after_ms=3000)
+    stack.up()
+    original = stack.compose_path.read_bytes()
+    state = tmp_path / "state"
+    inventory = write_inventory(
+        tmp_path / "inv.yml",
+        stack,
+        dest=tmp_path / "captures",
+        state=state,
+        capture_stop_after_restarts=0,
+        capture_window_seconds=120,
+        capture_heartbeat_timeout_seconds=600,
+    )
+    play = start_play(inventory)
+    progress = wait_for_window(state)
+    worker = int(json.loads(progress.read_text())["pid"])
+    lock = json.loads((state_folder(stack, state) / "lock").read_text())
+    assert lock["pid"] == worker, lock
+    # The capture dies for good: the play and its window worker are killed, nothing cleans up.
+    followers = _children(worker)
+    play.kill()
+    play.wait()
+    os.kill(worker, signal.SIGKILL)
+    for pid in followers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert (state_folder(stack, state) / "lock").exists(), "the dead capture's lock is left behind"
+
+    result = run_playbook("playbooks/rollback.yml", inventory)
+
+    assert result.rc == 0, result.out[-4000:]
+    assert stack.compose_path.read_bytes() == original
+    assert image_of(stack) == PROD_IMAGE
+    assert not (state_folder(stack, state) / "lock").exists()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(x) for x in (task / "children").read_text().split()]
+    return found

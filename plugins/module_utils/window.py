@@ -1,0 +1,471 @@
+"""The capture window: a detached worker that owns the followers (Python 3.8+, stdlib only).
+
+Docker forgets (256 events, log rotation, recreated containers lose their logs), so for the
+whole window one process on the host follows the container's events, samples its stats, keeps
+the runbook's attached ``docker compose up`` tee, and at the end reads every run's logs merged
+by timestamp. It stops on every path: the deadline, N restarts, a signal, a stop request, or the
+play no longer polling (no heartbeat), and it never leaves the service stopped.
+
+The worker runs from a copy of the module's own payload (the zip Ansible sent, or the collection
+on disk), so it needs nothing installed on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any, Dict, List, Optional, Union
+
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
+    compose_argv,
+    inspect,
+    logs_merged,
+    run,
+)
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import (
+    read_json,
+    record,
+    record_note,
+    write_atomic,
+    write_json,
+)
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import now_iso
+
+PROGRESS_FILE = ".window.json"
+HEARTBEAT_FILE = ".heartbeat"
+STOP_FILE = ".stop"
+CONFIG_FILE = ".window-config.json"
+PAYLOAD_FILE = ".window-payload.zip"
+LOG_FILE = ".window-agent.log"
+# Seconds the lock holds after the window, while the play collects, seals, fetches and diagnoses.
+LOCK_AFTER_WINDOW = 1800
+# The worker's own argv: python -c BOOT <sys.path entry> <work folder>.
+BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from ansible_collections.rsky.ingester_capture.plugins.module_utils.window import worker_main; "
+    "sys.exit(worker_main(sys.argv[2]))"
+)
+
+
+class WindowError(Exception):
+    """The window could not start or run; the message says why."""
+
+
+class Window:
+    """Owns the followers for one capture window and stops them on every path."""
+
+    def __init__(self, out: Path, config: Dict[str, Any]) -> None:
+        self.out = out
+        self.cfg = config
+        self.compose = Path(config["compose_path"])
+        self.container = str(config["container"])
+        self.service = str(config["service"])
+        self.recreate_first = bool(config["recreate"])
+        self.children = []  # type: List[subprocess.Popen[bytes]]
+        self.lock = threading.Lock()
+        self.starts = 0
+        self.dies = []  # type: List[Dict[str, Any]]
+        self.ooms = 0
+        self.kills = 0
+        self.stop_reason = ""
+        self.stopping = threading.Event()
+        self.started_epoch = time.time()
+        self.phase = "starting"
+        self.notes = []  # type: List[str]
+        self.error = ""
+        self.old_id = ""
+
+    # progress ---------------------------------------------------------------------------------
+    def restarts(self) -> int:
+        # With a recreate, the first start is ours; every later one is a restart. In observe mode
+        # the container was already running, so every start seen is a restart.
+        return max(0, self.starts - 1) if self.recreate_first else self.starts
+
+    def progress(self) -> Dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "pid": os.getpid(),
+            "started_epoch": self.started_epoch,
+            "elapsed": round(time.time() - self.started_epoch, 1),
+            "window_seconds": self.cfg["seconds"],
+            "restarts": self.restarts(),
+            "exit_codes": [d.get("exit_code") for d in self.dies],
+            "oom_events": self.ooms,
+            "kill_events": self.kills,
+            "ended_by": self.stop_reason or None,
+            "error": self.error or None,
+            "notes": self.notes,
+        }
+
+    def save(self) -> None:
+        write_json(self.out / PROGRESS_FILE, self.progress(), mode=0o644)
+
+    # followers --------------------------------------------------------------------------------
+    def spawn(self, argv: List[str], sink: Union[IO[bytes], int]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        self.children.append(proc)
+        return proc
+
+    def follow_events(self) -> None:
+        argv = [
+            "docker",
+            "events",
+            "--format",
+            "{{json .}}",
+            "--filter",
+            "type=container",
+            "--filter",
+            "container=%s" % self.container,
+            "--since",
+            str(int(self.started_epoch) - 1),
+        ]
+        started = now_iso()
+        proc = self.spawn(argv, subprocess.PIPE)
+        assert proc.stdout is not None
+        with (self.out / "events.jsonl").open("ab") as sink:
+            for raw in proc.stdout:
+                sink.write(raw)
+                sink.flush()
+                self._count(raw)
+        code = proc.wait()
+        # The stream never ends by itself: the worker stops it at the end of the window.
+        record(
+            self.out,
+            {
+                "file": "events.jsonl",
+                "argv": argv,
+                "exit_code": 0 if self.stopping.is_set() else code,
+                "started": started,
+                "ended": now_iso(),
+                "timed_out": False,
+                "note": "streamed live for the whole window",
+            },
+        )
+
+    def _count(self, raw: bytes) -> None:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            return
+        if self.old_id and event.get("id") == self.old_id:
+            return  # the production container being stopped by the recreate: ours
+        action = str(event.get("Action") or event.get("status") or "")
+        attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        with self.lock:
+            if action == "start":
+                self.starts += 1
+            elif action == "die":
+                code = str(attrs.get("exitCode"))
+                self.dies.append(
+                    {"exit_code": int(code) if code.lstrip("-").isdigit() else code, "time": event.get("time")}
+                )
+            elif action == "oom":
+                self.ooms += 1
+            elif action.startswith("kill"):
+                self.kills += 1
+
+    def sample_stats(self) -> None:
+        argv = ["docker", "stats", "--no-stream", "--format", "{{json .}}", self.container]
+        started = now_iso()
+        samples = 0
+        interval = float(self.cfg["stats_interval"])
+        with (self.out / "stats.jsonl").open("a", encoding="utf-8") as sink:
+            while not self.stopping.is_set():
+                code, out, _ = run(argv, timeout=20)
+                if code == 0 and out.strip():
+                    try:
+                        stats = json.loads(out.strip().splitlines()[-1])
+                    except ValueError:
+                        stats = {"raw": out.strip()}
+                    sink.write(json.dumps({"ts": now_iso(), "epoch": time.time(), "stats": stats}) + "\n")
+                    sink.flush()
+                    samples += 1
+                self.stopping.wait(interval)
+        record(
+            self.out,
+            {
+                "file": "stats.jsonl",
+                "argv": argv,
+                "exit_code": 0,
+                "started": started,
+                "ended": now_iso(),
+                "timed_out": False,
+                "samples": samples,
+                "note": "one sample every %s s" % interval,
+            },
+        )
+
+    def start_tee(self) -> None:
+        # The runbook's `docker compose up SERVICE | tee FILE`: attached, so it re-attaches after
+        # each restart and misses what was printed in between. Kept as evidence of that loss.
+        argv = compose_argv(self.compose, "up", "--no-deps", "--no-recreate", "--no-build", "--no-color", self.service)
+        sink = self.out / "logs" / "tee.log"
+        sink.parent.mkdir(parents=True, exist_ok=True)
+        self.spawn(argv, sink.open("wb"))
+        record(
+            self.out,
+            {
+                "file": "logs/tee.log",
+                "argv": argv,
+                "exit_code": None,
+                "started": now_iso(),
+                "ended": None,
+                "timed_out": False,
+                "note": "attached stream, as the runbook tees it; loses lines at each re-attach",
+            },
+        )
+
+    def recreate(self) -> None:
+        """The runbook's step 3: stop and remove the service, bring it up on the swapped image."""
+        for rest in (
+            ("stop", "--timeout", str(self.cfg["stop_timeout"]), self.service),
+            ("rm", "-f", self.service),
+            ("up", "-d", "--no-deps", "--no-build", "--pull", "never", self.service),
+        ):
+            code, out, err = run(compose_argv(self.compose, *rest), timeout=180)
+            if code != 0:
+                raise WindowError("'docker compose %s' failed: %s" % (" ".join(rest), (err or out).strip()[:300]))
+
+    def ensure_not_stopped(self) -> None:
+        """Never leave the service stopped: bring it up if the capture left it exited."""
+        found, _ = inspect(self.container)
+        state = (found or {}).get("State") or {}
+        if state.get("Running") or state.get("Restarting"):
+            return
+        code, _, err = run(
+            compose_argv(self.compose, "up", "-d", "--no-deps", "--no-build", "--pull", "never", self.service),
+            timeout=180,
+        )
+        self.notes.append(
+            "the service was found stopped at the end of the window and was started again"
+            if code == 0
+            else "the service was found stopped and could not be started: %s" % err.strip()[:200]
+        )
+
+    # lifecycle --------------------------------------------------------------------------------
+    def should_stop(self) -> str:
+        if (self.out / STOP_FILE).exists():
+            return "stopped"
+        if time.time() - self.started_epoch >= float(self.cfg["seconds"]):
+            return "deadline"
+        if self.cfg["stop_after"] and self.restarts() >= int(self.cfg["stop_after"]):
+            return "restarts"
+        hb = self.out / HEARTBEAT_FILE
+        last = hb.stat().st_mtime if hb.exists() else self.started_epoch
+        timeout = float(self.cfg["heartbeat_timeout"])
+        if timeout and time.time() - last > timeout:
+            return "aborted: the controller stopped polling (play interrupted or host unreachable)"
+        return ""
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        if self.cfg.get("lock_state") and self.cfg.get("lock_owner"):
+            until = time.time() + float(self.cfg["seconds"]) + 900
+            host_state.lock_attach(Path(self.cfg["lock_state"]), str(self.cfg["lock_owner"]), os.getpid(), until)
+        if self.recreate_first:
+            found, _ = inspect(self.container, attempts=1)
+            self.old_id = str((found or {}).get("Id") or "")
+        threads = [threading.Thread(target=self.follow_events, daemon=True)]
+        threads[0].start()
+        time.sleep(0.5)  # the event stream is attached before anything happens to the container
+        try:
+            if self.recreate_first:
+                self.phase = "recreating"
+                self.save()
+                self.recreate()
+            self.started_epoch = time.time()
+            self.phase = "capturing"
+            self.save()
+            self.start_tee()
+            stats = threading.Thread(target=self.sample_stats, daemon=True)
+            stats.start()
+            threads.append(stats)
+            while not self.stop_reason:
+                reason = self.should_stop()
+                if reason:
+                    if reason == "restarts":
+                        time.sleep(1.0)  # let the new run print its first lines
+                    self.stop_reason = reason
+                    break
+                self.save()
+                time.sleep(0.5)
+        except WindowError as exc:
+            self.error = str(exc)
+            self.stop_reason = "failed"
+        except Exception as exc:  # the window must clean up whatever went wrong
+            self.error = "%s: %s" % (type(exc).__name__, exc)
+            self.stop_reason = "failed"
+        finally:
+            self.finish(threads)
+        return 0 if not self.error else 1
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.stop_reason = "aborted: signal %s" % signal.Signals(signum).name
+
+    def split_setup_events(self) -> None:
+        """Move the old container's events (our own stop and rm) out of events.jsonl, into
+        events-setup.jsonl: they are the capture's doing, not evidence about the ingester."""
+        events = self.out / "events.jsonl"
+        if not events.exists():
+            return
+        marker = ('"id":"%s"' % self.old_id).encode()
+        kept = []  # type: List[bytes]
+        setup = []  # type: List[bytes]
+        for line in events.read_bytes().splitlines(True):
+            (setup if marker in line.replace(b" ", b"") else kept).append(line)
+        write_atomic(events, b"".join(kept), 0o644)
+        write_atomic(self.out / "events-setup.jsonl", b"".join(setup), 0o644)
+        record_note(
+            self.out,
+            "events-setup.jsonl",
+            "events of the production container while the capture stopped and removed it",
+        )
+
+    def finish(self, threads: List[threading.Thread]) -> None:
+        self.phase = "finishing"
+        self.save()
+        self.stopping.set()
+        window_end = time.time()
+        for proc in self.children:
+            # SIGKILL the attached compose: SIGINT or SIGTERM would make it stop the service.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for proc in self.children:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        for thread in threads:
+            thread.join(timeout=30)
+        if self.recreate_first and not self.error.startswith("'docker compose stop"):
+            self.ensure_not_stopped()
+        if self.old_id:
+            self.split_setup_events()
+        since = None if self.recreate_first else self.cfg.get("logs_since")
+        logs_merged(self.out, "logs/ingester.log", self.container, since=since)
+        self.phase = "done"
+        progress = self.progress()
+        progress.update(
+            {
+                "window_start_epoch": self.started_epoch,
+                "window_end_epoch": window_end,
+                "mode": "capture" if self.recreate_first else "observe",
+                "dies": self.dies,
+            }
+        )
+        write_json(self.out / "window.json", progress, mode=0o644)
+        record_note(self.out, "window.json", "")
+        self.save()
+        if self.cfg.get("lock_state") and self.cfg.get("lock_owner"):
+            lock_state, owner = Path(self.cfg["lock_state"]), str(self.cfg["lock_owner"])
+            if self.stop_reason.startswith("aborted"):
+                # Nobody is left to release it: the play that owns it is gone.
+                host_state.lock_release(lock_state, owner)
+            else:
+                host_state.lock_detach(lock_state, owner, time.time() + LOCK_AFTER_WINDOW)
+
+
+def worker_main(out: str) -> int:
+    """The detached worker's entry point: run the window described by out/.window-config.json."""
+    folder = Path(out)
+    return Window(folder, read_json(folder / CONFIG_FILE)).run()
+
+
+# --- the module's side: start, status, stop ---------------------------------------------------
+
+
+def _payload_root() -> str:
+    """The sys.path entry this code was imported from: Ansible's payload zip, or a folder."""
+    here = os.path.abspath(__file__)
+    marker = os.sep + "ansible_collections" + os.sep
+    return here[: here.index(marker)] if marker in here else str(Path(here).parents[5])
+
+
+def read_progress(out: Path) -> Dict[str, Any]:
+    return read_json(out / PROGRESS_FILE)
+
+
+def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optional[str] = None) -> Dict[str, Any]:
+    """Start the detached worker and wait until it captures (or failed); its progress."""
+    if (out / PROGRESS_FILE).exists():
+        raise WindowError("a window already ran in %s" % out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = _payload_root()
+    if os.path.isfile(root):
+        # Ansible removes its payload when the module returns: the worker runs from a copy.
+        shutil.copyfile(root, str(out / PAYLOAD_FILE))
+        root = str(out / PAYLOAD_FILE)
+    write_json(out / CONFIG_FILE, config)
+    (out / HEARTBEAT_FILE).touch()
+    log = (out / LOG_FILE).open("ab")
+    # A new session: the window outlives this module and Ansible's connection, but not the
+    # heartbeat: it stops by itself when the play stops polling.
+    proc = subprocess.Popen(
+        [python or sys.executable, "-c", BOOT, root, str(out)],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+        cwd=str(out),
+    )
+    deadline = time.time() + start_timeout
+    while time.time() < deadline:
+        progress = read_progress(out)
+        if progress.get("phase") in {"capturing", "finishing", "done"}:
+            progress["worker_pid"] = proc.pid
+            return progress
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    progress = read_progress(out)
+    if proc.poll() is None and not progress.get("error"):
+        raise WindowError(
+            "the capture window did not start within %s s (phase %s)" % (start_timeout, progress.get("phase"))
+        )
+    tail = (out / LOG_FILE).read_bytes()[-500:].decode(errors="replace").strip()
+    raise WindowError("the capture window failed to start: %s" % (progress.get("error") or tail))
+
+
+def status(out: Path, poll: float) -> Dict[str, Any]:
+    """Wait up to ``poll`` seconds (the heartbeat kept fresh), then the progress.
+
+    Only the end of the window cuts a poll short: the play counts on every poll lasting the full
+    period to cover the window with a bounded number of polls."""
+    (out / HEARTBEAT_FILE).touch()
+    deadline = time.time() + poll
+    while time.time() < deadline:
+        if read_progress(out).get("phase") == "done":
+            break
+        time.sleep(0.5)
+        (out / HEARTBEAT_FILE).touch()
+    progress = read_progress(out)
+    progress["done"] = progress.get("phase") == "done"
+    return progress
+
+
+def stop(out: Path, wait: float) -> Dict[str, Any]:
+    """Ask the worker to stop and wait for it to finish; the progress."""
+    if not out.exists():
+        return {"done": True, "phase": None}
+    (out / STOP_FILE).touch()
+    progress = read_progress(out)
+    deadline = time.time() + wait
+    while progress.get("phase") not in {"done", None} and time.time() < deadline:
+        time.sleep(0.5)
+        progress = read_progress(out)
+    progress["done"] = progress.get("phase") in {"done", None}
+    return progress

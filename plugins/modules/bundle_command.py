@@ -1,0 +1,100 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
+"""Run one step of the runbook (git pull, docker build) with its output kept in the bundle."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bundle_command
+short_description: Run one runbook command with its output appended to a bundle file
+description:
+  - Runs O(argv) without a shell, appends its output to O(file) in the capture's work folder, records the command,
+    exit code and times for the manifest, and returns the last lines, redacted like the bundle.
+  - Used for the debug build (C(git pull --ff-only), C(docker build)).
+version_added: 0.1.0
+author: ingester-capture contributors
+extends_documentation_fragment:
+  - rsky.ingester_capture.work
+  - rsky.ingester_capture.target
+options:
+  file:
+    description: The bundle file the output is appended to, relative to O(work_dir).
+    type: str
+    default: build.log
+  argv:
+    description: The command and its arguments.
+    type: list
+    elements: str
+    required: true
+  chdir:
+    description: Folder to run it in.
+    type: path
+  timeout:
+    description: Seconds before the command is stopped.
+    type: int
+    default: 3600
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the command is not run.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Build the debug image
+  rsky.ingester_capture.bundle_command:
+    project_dir: /mnt/nvme/bsky/atproto
+    work_dir: /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture
+    argv: [docker, build, -f, ../rsky/rsky-ingester/Dockerfile, -t, "rsky-ingester:debug", ../rsky]
+    chdir: /mnt/nvme/bsky/atproto
+"""
+
+RETURN = r"""
+rc:
+  description: The command's exit code (-1 when it timed out, 127 when it could not run).
+  returned: unless in check mode
+  type: int
+tail:
+  description: The last 2000 characters of the bundle file, redacted.
+  returned: unless in check mode
+  type: str
+"""
+
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run_to_file
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
+
+
+def main() -> None:
+    spec = host_state.target_argument_spec()
+    spec.update(
+        work_dir={"type": "path", "required": True},
+        file={"type": "str", "default": "build.log"},
+        argv={"type": "list", "elements": "str", "required": True},
+        chdir={"type": "path"},
+        timeout={"type": "int", "default": 3600},
+        container={"type": "str", "default": "rust-ingester"},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    state, compose = host_state.target_paths(p)
+    redactor = Redactor.for_target(state, compose, [p["container"]])
+    if module.check_mode:
+        module.exit_json(changed=True, msg=redactor.line("would run: %s" % " ".join(p["argv"])))
+    out = Path(p["work_dir"])
+    code = run_to_file(out, p["file"], p["argv"], timeout=p["timeout"], append=True, cwd=p["chdir"])
+    tail = (out / p["file"]).read_bytes()[-2000:].decode(errors="replace")
+    if state.is_dir():
+        redactor.save(state / MAP_FILE)
+    result = {"changed": True, "rc": code, "tail": redactor.line(tail), "cmd": redactor.value(p["argv"])}
+    if code != 0:
+        module.fail_json(msg=redactor.line("%s exited %d" % (p["argv"][0], code)), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

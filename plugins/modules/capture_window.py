@@ -1,0 +1,199 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
+"""Start, follow and stop the capture window (a detached worker on the host)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: capture_window
+short_description: Start, follow and stop the capture window on the host
+description:
+  - V(started) starts a detached worker that owns the followers for the whole window (the container's events, each
+    run's logs, stats samples, the runbook's attached C(docker compose up) tee) and, in capture mode, first recreates
+    the service on the swapped image. It returns once the worker captures.
+  - V(status) waits up to O(poll) seconds, keeping the worker's heartbeat fresh, and returns its progress.
+  - V(stopped) asks the worker to end and waits until it has written the merged log and C(window.json).
+  - The worker ends by itself at the deadline, after O(stop_after) restarts, on a signal, or when nobody asked for
+    its status for O(heartbeat_timeout) seconds (an interrupted play), so nothing is left running. It never leaves
+    the service stopped.
+version_added: 0.1.0
+author: ingester-capture contributors
+extends_documentation_fragment:
+  - rsky.ingester_capture.work
+  - rsky.ingester_capture.target
+options:
+  state:
+    description: V(started), V(status) or V(stopped).
+    type: str
+    choices: [started, status, stopped]
+    default: status
+  recreate:
+    description: Capture mode; stop, remove and bring the service up on the swapped image first. Observe mode if false.
+    type: bool
+    default: false
+  seconds:
+    description: Longest the window runs.
+    type: int
+    default: 300
+  stop_after:
+    description: End the window after this many restarts (0 for the full window).
+    type: int
+    default: 3
+  stats_interval:
+    description: Seconds between stats samples.
+    type: float
+    default: 5
+  stop_timeout:
+    description: Seconds C(docker compose stop) waits before SIGKILL on the recreate.
+    type: int
+    default: 10
+  heartbeat_timeout:
+    description: The worker stops by itself after this many seconds without a status request.
+    type: int
+    default: 60
+  logs_since:
+    description: Observe mode; read the logs from this time on (default all).
+    type: str
+  lock_owner:
+    description: The owner of the capture lock; the worker names itself in the lock and frees it when aborted.
+    type: str
+  start_timeout:
+    description: Seconds to wait for the worker to start capturing.
+    type: int
+    default: 300
+  poll:
+    description: Seconds a V(status) request waits, or a V(stopped) request waits for the end.
+    type: int
+    default: 15
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing is started; V(status) and V(stopped) report nothing.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Start the window
+  rsky.ingester_capture.capture_window:
+    state: started
+    project_dir: /mnt/nvme/bsky/atproto
+    work_dir: /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture
+    recreate: true
+    seconds: 300
+
+- name: Follow it
+  rsky.ingester_capture.capture_window:
+    state: status
+    project_dir: /mnt/nvme/bsky/atproto
+    work_dir: /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture
+  register: progress
+"""
+
+RETURN = r"""
+phase:
+  description: V(starting), V(recreating), V(capturing), V(finishing) or V(done).
+  returned: always
+  type: str
+done:
+  description: Whether the window is over.
+  returned: always
+  type: bool
+elapsed:
+  description: Seconds since the window started.
+  returned: when a window runs
+  type: float
+restarts:
+  description: Restarts seen so far.
+  returned: when a window runs
+  type: int
+exit_codes:
+  description: Exit codes of the runs that ended, in order.
+  returned: when a window runs
+  type: list
+  elements: raw
+oom_events:
+  description: OOM events seen.
+  returned: when a window runs
+  type: int
+ended_by:
+  description: V(deadline), V(restarts), V(stopped), V(failed) or V(aborted ...).
+  returned: when the window is over
+  type: str
+notes:
+  description: What the worker did besides capturing (for example, started a stopped service again).
+  returned: when a window runs
+  type: list
+  elements: str
+"""
+
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, window
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor
+
+
+def main() -> None:
+    spec = host_state.target_argument_spec()
+    spec.update(
+        state={"type": "str", "choices": ["started", "status", "stopped"], "default": "status"},
+        work_dir={"type": "path", "required": True},
+        container={"type": "str", "default": "rust-ingester"},
+        recreate={"type": "bool", "default": False},
+        seconds={"type": "int", "default": 300},
+        stop_after={"type": "int", "default": 3},
+        stats_interval={"type": "float", "default": 5},
+        stop_timeout={"type": "int", "default": 10},
+        heartbeat_timeout={"type": "int", "default": 60},
+        logs_since={"type": "str"},
+        lock_owner={"type": "str"},
+        start_timeout={"type": "int", "default": 300},
+        poll={"type": "int", "default": 15},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    out = Path(p["work_dir"])
+    state, compose = host_state.target_paths(p)
+    if module.check_mode:
+        module.exit_json(changed=p["state"] == "started", phase=None, done=True, msg="check mode: no window")
+    try:
+        if p["state"] == "started":
+            progress = window.start(
+                out,
+                {
+                    "compose_path": str(compose),
+                    "service": p["service"],
+                    "container": p["container"],
+                    "recreate": p["recreate"],
+                    "seconds": p["seconds"],
+                    "stop_after": p["stop_after"],
+                    "stats_interval": p["stats_interval"],
+                    "stop_timeout": p["stop_timeout"],
+                    "heartbeat_timeout": p["heartbeat_timeout"],
+                    "logs_since": p["logs_since"],
+                    "lock_state": str(state) if p["lock_owner"] else "",
+                    "lock_owner": p["lock_owner"] or "",
+                },
+                p["start_timeout"],
+            )
+            changed = bool(p["recreate"])
+        elif p["state"] == "status":
+            progress = window.status(out, p["poll"])
+            changed = False
+        else:
+            progress = window.stop(out, p["poll"])
+            changed = False
+    except (window.WindowError, OSError) as exc:
+        redactor = Redactor.for_target(state, compose)
+        module.fail_json(msg=redactor.line(str(exc)), **redactor.value(window.read_progress(out)))
+    failed = bool(progress.get("error")) and p["state"] == "started"
+    redactor = Redactor.load(state / "redaction-map.json")
+    result = redactor.value(progress)
+    if failed:
+        module.fail_json(msg="the capture window did not start: %s" % result.get("error"), **result)
+    module.exit_json(changed=changed, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
+"""Read-only checks before a capture changes anything."""
+
+# The version check comes first and uses no newer syntax, so that an old interpreter gets one
+# line that says what it found, not a traceback.
+import json
+import sys
+
+MIN_PYTHON = (3, 8)
+
+
+def python_problem(version_info=None, executable=None):
+    """One line when the interpreter is too old, else None."""
+    found = tuple(version_info or sys.version_info)[:3]
+    if found[:2] >= MIN_PYTHON:
+        return None
+    return "Python %s at %s is too old for ingester-capture: the host needs Python %d.%d or newer" % (
+        ".".join(str(x) for x in found),
+        executable or sys.executable,
+        MIN_PYTHON[0],
+        MIN_PYTHON[1],
+    )
+
+
+if __name__ == "__main__" and python_problem() is not None:
+    print(json.dumps({"failed": True, "msg": python_problem()}))
+    sys.exit(1)
+
+DOCUMENTATION = r"""
+module: preflight
+short_description: Read-only checks before a capture changes anything
+description:
+  - Checks the host's Python (3.8 or newer), the Docker engine, Compose v2, the compose file and that it validates
+    (every profile), the service, free disk for the bundle and, in capture mode, the build inputs.
+  - Lists every problem found in one message; changes nothing.
+  - Returns this target's state folder, so no playbook computes the state key itself.
+version_added: 0.1.0
+author: ingester-capture contributors
+extends_documentation_fragment:
+  - rsky.ingester_capture.target
+options:
+  container:
+    description: The service's container_name.
+    type: str
+    default: rust-ingester
+  mode:
+    description: V(capture) also checks the debug build inputs; V(observe) does not.
+    type: str
+    choices: [capture, observe]
+    default: capture
+  build_context:
+    description: Build context of the debug image, relative to O(project_dir).
+    type: str
+    default: ../rsky
+  dockerfile:
+    description: Dockerfile of the debug image, relative to O(project_dir).
+    type: str
+    default: ../rsky/rsky-ingester/Dockerfile
+  git_pull:
+    description: Whether the capture will C(git pull); then O(git_dir) must be a git checkout.
+    type: bool
+    default: false
+  git_dir:
+    description: The checkout to pull; empty for O(project_dir).
+    type: str
+    default: ""
+  min_free_bytes:
+    description: Free disk needed under O(state_dir).
+    type: int
+    default: 536870912
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+notes:
+  - An interpreter older than Python 3.8 is refused with one line naming the version found and the one needed.
+"""
+
+EXAMPLES = r"""
+- name: Check the host before a capture
+  rsky.ingester_capture.preflight:
+    project_dir: /mnt/nvme/bsky/atproto
+    compose_file: docker-compose.prod-rust.yml
+    service: ingester
+    container: rust-ingester
+    mode: observe
+  register: preflight
+"""
+
+RETURN = r"""
+problems:
+  description: Every problem found; empty when the host is ready.
+  returned: always
+  type: list
+  elements: str
+facts:
+  description: Docker and Compose versions, the service's image, free bytes, whether the container exists.
+  returned: always
+  type: dict
+state_dir:
+  description: This target's state folder on the host.
+  returned: always
+  type: str
+  sample: /var/lib/ingester-capture/0123456789ab
+compose_path:
+  description: The compose file.
+  returned: always
+  type: str
+python:
+  description: The host's Python version.
+  returned: always
+  type: str
+  sample: 3.11.2
+"""
+
+import shutil
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import compose_argv, inspect, run
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor
+
+
+def check(params, state, compose):  # type: ignore[no-untyped-def]
+    """(problems, facts) of the host; read-only."""
+    problems = []
+    facts = {}
+    project = Path(params["project_dir"])
+    code, out, err = run(["docker", "version", "--format", "{{json .Server}}"])
+    if code != 0:
+        problems.append("docker engine not reachable: %s" % (err or out).strip()[:200])
+    else:
+        try:
+            facts["docker_version"] = json.loads(out).get("Version")
+        except (ValueError, AttributeError):
+            pass
+    code, out, _ = run(["docker", "compose", "version", "--short"])
+    if code != 0 or not out.strip().lstrip("v").startswith("2"):
+        problems.append("Docker Compose v2 is missing ('docker compose version' failed or is not 2.x)")
+    else:
+        facts["compose_version"] = out.strip()
+    if not compose.is_file():
+        problems.append("compose file not found: %s" % compose)
+    else:
+        code, out, err = run(compose_argv(compose, "--profile", "*", "config", "--services"))
+        services = out.split()
+        if code != 0:
+            problems.append("compose config does not validate: %s" % err.strip()[:300])
+        elif params["service"] not in services:
+            problems.append(
+                "service '%s' is not in %s (services: %s)" % (params["service"], compose.name, ", ".join(services))
+            )
+        else:
+            code, _, err = run(compose_argv(compose, "config", "-q"))
+            if code != 0:
+                problems.append("compose config does not validate: %s" % err.strip()[:300])
+            facts["image"] = host_state.current_image(compose, params["service"])
+    if params["mode"] == "capture":
+        context = (project / params["build_context"]).resolve()
+        dockerfile = (project / params["dockerfile"]).resolve()
+        if not context.is_dir():
+            problems.append("build context not found: %s" % context)
+        if not dockerfile.is_file():
+            problems.append("Dockerfile not found: %s" % dockerfile)
+        if params["git_pull"]:
+            git_dir = params["git_dir"] or str(project)
+            code, _, err = run(["git", "-C", git_dir, "rev-parse", "--is-inside-work-tree"])
+            if code != 0:
+                problems.append("not a git checkout: %s (%s)" % (git_dir, err.strip()[:200]))
+    probe = Path(params["state_dir"])
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(str(probe)).free
+    facts["free_bytes"] = free
+    if free < params["min_free_bytes"]:
+        problems.append(
+            "not enough disk for the bundle on %s: %d bytes free, need %d" % (probe, free, params["min_free_bytes"])
+        )
+    container, error = inspect(params["container"])
+    facts["container_exists"] = container is not None
+    facts["container_error"] = error or None
+    if container is not None:
+        config = container.get("Config") or {}
+        facts["container_id"] = container.get("Id")
+        facts["container_image"] = config.get("Image")
+        facts["container_service"] = (config.get("Labels") or {}).get("com.docker.compose.service")
+    return problems, facts
+
+
+def main():  # type: ignore[no-untyped-def]
+    spec = host_state.target_argument_spec()
+    spec.update(
+        container={"type": "str", "default": "rust-ingester"},
+        mode={"type": "str", "choices": ["capture", "observe"], "default": "capture"},
+        build_context={"type": "str", "default": "../rsky"},
+        dockerfile={"type": "str", "default": "../rsky/rsky-ingester/Dockerfile"},
+        git_pull={"type": "bool", "default": False},
+        git_dir={"type": "str", "default": ""},
+        min_free_bytes={"type": "int", "default": 536870912},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    state, compose = host_state.target_paths(module.params)
+    problems, facts = check(module.params, state, compose)
+    redactor = Redactor.for_target(state, compose if compose.is_file() else None)
+    result = redactor.value(
+        {
+            "changed": False,
+            "problems": problems,
+            "facts": facts,
+            "state_dir": str(state),
+            "compose_path": str(compose),
+            "python": ".".join(str(x) for x in sys.version_info[:3]),
+        }
+    )
+    if problems:
+        module.fail_json(
+            msg="Pre-flight failed; nothing was changed: %s" % "; ".join(result["problems"]),
+            **{k: v for k, v in result.items() if k != "changed"},
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
+"""Redact the bundle on the host, cap its size, write the manifest and the tarball."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: seal
+short_description: Redact the bundle on the host, cap its size, write manifest.json and the tarball
+description:
+  - Every file of the capture's work folder is redacted in place before anything leaves the host. Secrets are learned
+    from the compose config of every profile (C(docker compose --profile '*' config --format json)), the container's
+    C(docker inspect) environment, the compose file and by pattern (URL passwords, secret-named variables,
+    O(patterns)); the same secret gets the same placeholder everywhere, and the mapping stays on the host.
+  - Logs are cut, newest part kept, until the bundle fits O(max_bytes); C(manifest.json) says what was cut, what
+    made each file, and the built commit (C(build.commit), C(git rev-parse HEAD) of O(build_context)).
+version_added: 0.1.0
+author: ingester-capture contributors
+extends_documentation_fragment:
+  - rsky.ingester_capture.work
+  - rsky.ingester_capture.target
+options:
+  tarball:
+    description: The tarball to write.
+    type: path
+    required: true
+  patterns:
+    description: Extra regular expressions to redact; a group, if any, is what is replaced.
+    type: list
+    elements: str
+    default: []
+  max_bytes:
+    description: Bundle size cap (0 for none).
+    type: int
+    default: 536870912
+  host:
+    description: The host's name for the manifest.
+    type: str
+    default: ""
+  mode:
+    description: The pass's mode for the manifest.
+    type: str
+    choices: [capture, observe]
+    default: capture
+  build_context:
+    description: The debug image's build context, relative to O(project_dir); its git HEAD is recorded. Empty for none.
+    type: str
+    default: ""
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing is written.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Seal the bundle
+  rsky.ingester_capture.seal:
+    project_dir: /mnt/nvme/bsky/atproto
+    work_dir: /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture
+    tarball: /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture.tar.gz
+"""
+
+RETURN = r"""
+tarball:
+  description: The tarball written.
+  returned: unless in check mode
+  type: str
+files:
+  description: Files in the bundle.
+  returned: unless in check mode
+  type: int
+bytes:
+  description: Their total size.
+  returned: unless in check mode
+  type: int
+truncated:
+  description: Files that were cut to fit.
+  returned: unless in check mode
+  type: list
+  elements: str
+placeholders:
+  description: Distinct secrets replaced.
+  returned: unless in check mode
+  type: int
+commit:
+  description: The built commit, or null.
+  returned: unless in check mode
+  type: str
+"""
+
+import platform
+import tarfile
+from pathlib import Path
+from typing import Any, Dict
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, source
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import (
+    cap_size,
+    manifest,
+    record_note,
+    write_json,
+)
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import (
+    MAP_FILE,
+    RedactError,
+    Redactor,
+    redact_bundle,
+)
+
+
+def build_commit(project_dir: str, build_context: str) -> Dict[str, Any]:
+    if not build_context:
+        return {"commit": None, "context": None}
+    context = (Path(project_dir) / build_context).resolve()
+    code, out, err = run(["git", "-C", str(context), "rev-parse", "HEAD"])
+    commit = out.strip() if code == 0 and out.strip() else None
+    return {"commit": commit, "context": str(context), "error": None if commit else (err.strip()[:200] or None)}
+
+
+def write_source(out: Path, build: Dict[str, Any]) -> None:
+    """source/index.json and the snippets the merged log cites (redacted with the rest)."""
+    log = out / "logs" / "ingester.log"
+    if not build.get("context") or not log.is_file():
+        return
+    with log.open(encoding="utf-8", errors="replace") as lines:
+        index, files = source.build_index(Path(build["context"]), build.get("commit"), lines)
+    for rel, text in files.items():
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        record_note(out, rel, "lines of the build context cited by the log")
+    write_json(out / "source" / "index.json", index, mode=0o644)
+    record_note(out, "source/index.json", "where each snippet comes from (schema_version 1)")
+
+
+def main() -> None:
+    spec = host_state.target_argument_spec()
+    spec.update(
+        work_dir={"type": "path", "required": True},
+        tarball={"type": "path", "required": True},
+        container={"type": "str", "default": "rust-ingester"},
+        patterns={"type": "list", "elements": "str", "default": [], "no_log": True},
+        max_bytes={"type": "int", "default": 536870912},
+        host={"type": "str", "default": ""},
+        mode={"type": "str", "choices": ["capture", "observe"], "default": "capture"},
+        build_context={"type": "str", "default": ""},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if module.check_mode:
+        module.exit_json(changed=False, msg="check mode: nothing sealed")
+    p = module.params
+    out = Path(p["work_dir"])
+    state, compose = host_state.target_paths(p)
+    try:
+        redactor = Redactor.for_target(state, compose, [p["container"]], p["patterns"])
+    except RedactError as exc:
+        module.fail_json(msg=str(exc))
+    build = build_commit(p["project_dir"], p["build_context"])
+    write_source(out, build)
+    redactions = redact_bundle(out, redactor)
+    redactor.save(state / MAP_FILE)
+    truncated = cap_size(out, p["max_bytes"])
+    document = manifest(
+        out,
+        host=p["host"] or platform.node(),
+        mode=p["mode"],
+        truncated=truncated,
+        redactions=redactions,
+        redaction={
+            "placeholders": len(redactor.mapping),
+            "replacements": dict(redactor.counts),
+            "mapping_kept_on_host": True,
+        },
+        max_bytes=p["max_bytes"],
+        build=redactor.value(build),
+    )
+    write_json(out / "manifest.json", document, mode=0o644)
+    for hidden in out.glob(".*"):
+        if hidden.is_file():
+            hidden.unlink()
+    tar_path = Path(p["tarball"])
+    tar_path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(str(tar_path), "w:gz") as tar:
+        tar.add(str(out), arcname=".")
+    module.exit_json(
+        changed=True,
+        tarball=str(tar_path),
+        files=len(document["files"]),
+        bytes=sum(f["size"] for f in document["files"]),
+        truncated=sorted(truncated),
+        placeholders=len(redactor.mapping),
+        commit=build["commit"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
+"""Save the production container's logs and inspect output before anything changes."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: snapshot
+short_description: Save the production container's logs and inspect output before anything changes
+description:
+  - Writes C(logs/pre-swap.log) (C(docker logs --timestamps), stdout and stderr merged by timestamp) and
+    C(inspect-pre.json) into the capture's work folder. The container is not touched.
+  - A failed C(docker inspect) is tried again; when the container still cannot be read, docker's own error is kept in
+    the result and in the manifest.
+version_added: 0.1.0
+author: ingester-capture contributors
+extends_documentation_fragment:
+  - rsky.ingester_capture.work
+options:
+  state_dir:
+    description: This target's state folder (from the preflight module); its redaction map hides known secrets.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing is read or written.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Snapshot production
+  rsky.ingester_capture.snapshot:
+    work_dir: /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture
+    container: rust-ingester
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the container could be inspected.
+  returned: always
+  type: bool
+inspect_error:
+  description: Docker's error when it could not.
+  returned: when O(container) could not be inspected
+  type: str
+id:
+  description: Container id.
+  returned: when it exists
+  type: str
+image:
+  description: Its image.
+  returned: when it exists
+  type: str
+restart_count:
+  description: Docker's RestartCount.
+  returned: when it exists
+  type: int
+status:
+  description: Docker's State.Status.
+  returned: when it exists
+  type: str
+log_lines:
+  description: Lines saved per stream (stdout, stderr).
+  returned: when it exists
+  type: dict
+"""
+
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import inspect, logs_merged, run_to_file
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import record
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "work_dir": {"type": "path", "required": True},
+            "container": {"type": "str", "default": "rust-ingester"},
+            "state_dir": {"type": "path"},
+        },
+        supports_check_mode=True,
+    )
+    if module.check_mode:
+        module.exit_json(changed=False, exists=False, msg="check mode: nothing saved")
+    out = Path(module.params["work_dir"])
+    name = module.params["container"]
+    found, error = inspect(name)
+    redactor = Redactor.load(Path(module.params["state_dir"]) / MAP_FILE if module.params["state_dir"] else None)
+    if found is None:
+        record(
+            out,
+            {
+                "file": "logs/pre-swap.log",
+                "argv": ["docker", "inspect", "--type", "container", name],
+                "exit_code": None,
+                "missing": True,
+                "note": "container %s could not be inspected before the capture: %s" % (name, error),
+            },
+        )
+        module.exit_json(changed=False, exists=False, inspect_error=redactor.line(error))
+        return
+    logs = logs_merged(out, "logs/pre-swap.log", name)
+    run_to_file(out, "inspect-pre.json", ["docker", "inspect", name], stderr_to_stdout=False)
+    module.exit_json(
+        **redactor.value(
+            {
+                "changed": False,
+                "exists": True,
+                "id": found.get("Id"),
+                "image": (found.get("Config") or {}).get("Image"),
+                "restart_count": found.get("RestartCount"),
+                "status": (found.get("State") or {}).get("Status"),
+                "log_lines": logs["lines"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Every module of the collection documents itself: ansible-doc renders it, with defaults."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py"))
+ANSIBLE_DOC = str(Path(sys.executable).parent / "ansible-doc")
+
+
+def test_there_are_modules() -> None:
+    assert {"preflight", "capture_lock", "compose_image", "capture_window", "collect", "seal", "verify_probe"} <= set(
+        MODULES
+    )
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_ansible_doc_renders_the_module(name: str) -> None:
+    env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [ANSIBLE_DOC, "-t", "module", "--json", f"rsky.ingester_capture.{name}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)[f"rsky.ingester_capture.{name}"]
+    assert doc["doc"]["short_description"]
+    assert doc["return"], "RETURN must be documented"
+    assert doc["examples"].strip()
+    options = doc["doc"]["options"]
+    for option, spec in options.items():
+        assert spec.get("description"), f"{name}.{option} has no description"
+        assert spec.get("required") or "default" in spec or spec.get("type") in {"str", "path", "list", "dict"}, option
+    assert doc["doc"]["attributes"]["check_mode"]["support"] in {"full", "partial"}
+
+
+def test_preflight_refuses_an_old_python_in_one_line() -> None:
+    sys.path.insert(0, str(REPO / "collections"))
+    from ansible_collections.rsky.ingester_capture.plugins.modules.preflight import python_problem
+
+    line = python_problem((3, 7, 3), "/usr/bin/python3")
+    assert line == (
+        "Python 3.7.3 at /usr/bin/python3 is too old for ingester-capture: the host needs Python 3.8 or newer"
+    )
+    assert python_problem((3, 8, 0), "/usr/bin/python3") is None
