@@ -57,7 +57,12 @@ def _get(hostvars: Mapping[str, Any], key: str) -> Any:
 
 
 def _text(value: Any) -> str:
-    return " ".join(str(value or "").split())[:MSG_CHARS]
+    """One line; a long message keeps its start (what failed) and its end (docker's last words)."""
+    text = " ".join(str(value or "").split())
+    if len(text) <= MSG_CHARS:
+        return text
+    half = (MSG_CHARS - 3) // 2
+    return "%s … %s" % (text[:half], text[-half:])
 
 
 def _unreachable(hostvars: Mapping[str, Any], kind: str) -> Optional[str]:

@@ -46,6 +46,10 @@ def test_outcomes_ok_failed_unreachable_refused() -> None:
     assert got["b"]["status"] == "failed" and got["b"]["failed_step"] == "debug_image"
     assert got["b"]["msg"] == "Capture | Stop if the build failed: docker build of x failed; production is untouched."
     assert got["c"] == {"status": "unreachable", "msg": "ssh: refused"}
+    failing = {"ansible_failed_task": {"action": "ansible.builtin.fail"}, "ansible_failed_result": {"msg": "a" * 700}}
+    failing["ansible_failed_result"]["msg"] += "END"
+    long = fleet_outcomes({"x": failing}, ["x"])["x"]["msg"]
+    assert len(long) <= 600 and long.startswith("aaa") and long.endswith("END")
     assert got["d"]["status"] == "failed" and got["d"]["failed_step"] == "validate"
     assert got["e"]["status"] == "unreachable"
 
