@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -90,9 +91,46 @@ def run_to_file(
     return code
 
 
+# The compose project of this process's target (see use_project), in the environment so that
+# the capture window's detached worker, started from the module, runs its compose calls the same.
+PROJECT_ENV = "INGESTER_CAPTURE_COMPOSE_PROJECT"
+
+
+def use_project(compose: Path, name: str, working_dir: str = "", config_files: Sequence[str] = ()) -> None:
+    """Run every later ``docker compose`` of ``compose`` as project ``name`` (``-p``), with this
+    project directory and these config files (the running container's labels); "" keeps compose's
+    own choice. ``compose`` is the file the capture swaps: it stands for itself in the list."""
+    files = [str(f) for f in config_files if f] or [str(compose)]
+    if str(compose) not in files:
+        files = [str(compose)]
+    os.environ[PROJECT_ENV] = json.dumps(
+        {"main": str(compose), "name": name, "working_dir": working_dir or str(compose.parent), "files": files}
+    )
+
+
+def current_project() -> Dict[str, Any]:
+    """The project set by use_project in this process or its parent; {} when none."""
+    try:
+        found = json.loads(os.environ.get(PROJECT_ENV, "") or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def compose_argv(compose: Path, *rest: str) -> List[str]:
-    """``docker compose`` for one compose file, its folder as the project directory."""
-    return ["docker", "compose", "--project-directory", str(compose.parent), "-f", str(compose)] + list(rest)
+    """``docker compose`` for one compose file, its folder as the project directory; or, once
+    use_project named this target's project, ``-p NAME --project-directory DIR -f FILE...`` with
+    ``compose`` in place of the swapped file (a candidate beside it is validated the same way)."""
+    project = current_project()
+    if not project.get("main"):
+        return ["docker", "compose", "--project-directory", str(compose.parent), "-f", str(compose)] + list(rest)
+    argv = ["docker", "compose"]
+    if project.get("name"):
+        argv += ["-p", str(project["name"])]
+    argv += ["--project-directory", str(project.get("working_dir") or compose.parent)]
+    for name in project.get("files") or [project["main"]]:
+        argv += ["-f", str(compose) if name == project["main"] else str(name)]
+    return argv + list(rest)
 
 
 def inspect(

@@ -14,9 +14,13 @@ import platform
 import re
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import config_json
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
+    config_json,
+    current_project,
+    use_project,
+)
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import (
     read_json,
     sha256_bytes,
@@ -372,6 +376,8 @@ def apply_swap(state: Path, compose: Path, service: str, container: str, image: 
                 "sha256_orig": plan["sha256_orig"],
                 "sha256_swapped": sha256_bytes(plan["new_raw"]),
                 "swapped_at": now_iso(),
+                # The compose project the swap ran under, so a rollback recreates the same one.
+                "project": recorded_project(compose),
             },
         )
         if plan["changed"]:
@@ -509,12 +515,63 @@ def target_argument_spec() -> Dict[str, Any]:
         "compose_file": {"type": "str", "default": "docker-compose.prod-rust.yml"},
         "service": {"type": "str", "default": "ingester"},
         "state_dir": {"type": "path", "default": "/var/lib/ingester-capture"},
+        "project_name": {"type": "str", "default": ""},
+        "project_working_dir": {"type": "str", "default": ""},
+        "project_config_files": {"type": "list", "elements": "str", "default": []},
     }
 
 
+def recorded_project(compose: Path) -> Dict[str, Any]:
+    """The compose project this process runs its compose calls under, as swap.json keeps it."""
+    project = current_project()
+    return {
+        "name": str(project.get("name") or ""),
+        "working_dir": str(project.get("working_dir") or compose.parent),
+        "config_files": [str(f) for f in project.get("files") or [compose]],
+        "compose_path": str(compose),
+    }
+
+
+def swapped_file(config_files: Sequence[str], service: str) -> Optional[Path]:
+    """Of a container's config files, the last that sets the service's image (compose merges in
+    order, so that is the one whose ``image:`` counts); None when none does."""
+    found = None
+    for name in config_files:
+        if current_image(Path(name), service) is not None:
+            found = Path(name)
+    return found
+
+
+def _swap_project(state: Path) -> Dict[str, Any]:
+    try:
+        swap = read_swap(state)
+    except StateError:
+        return {}
+    project = (swap or {}).get("project")
+    return project if isinstance(project, dict) and project.get("compose_path") else {}
+
+
 def target_paths(params: Dict[str, Any]) -> Tuple[Path, Path]:
-    """(this target's state folder, its compose file) from module parameters."""
-    return (
-        state_dir(params["state_dir"], params["project_dir"], params["compose_file"], params["service"]),
-        compose_path(params["project_dir"], params["compose_file"]),
-    )
+    """(this target's state folder, its compose file) from module parameters.
+
+    The state folder is always the inventory's target (docs/host-state.md). The compose calls run
+    under ``project_name``, ``project_working_dir`` and ``project_config_files`` when given (the
+    running container's labels, read by preflight); when they are not and a swap is recorded,
+    under the project the swap ran under, so a rollback recreates the same project."""
+    state = state_dir(params["state_dir"], params["project_dir"], params["compose_file"], params["service"])
+    compose = compose_path(params["project_dir"], params["compose_file"])
+    name = params.get("project_name") or ""
+    working_dir = params.get("project_working_dir") or ""
+    files: List[str] = [str(f) for f in params.get("project_config_files") or [] if f]
+    if not (name or working_dir or files):
+        recorded = _swap_project(state)
+        if recorded:
+            name = str(recorded.get("name") or "")
+            working_dir = str(recorded.get("working_dir") or "")
+            files = [str(f) for f in recorded.get("config_files") or []]
+            compose = Path(str(recorded["compose_path"]))
+    if files and str(compose) not in files:
+        compose = swapped_file(files, params["service"]) or Path(files[0])
+    if name or working_dir or files:
+        use_project(compose, name, working_dir, files)
+    return state, compose

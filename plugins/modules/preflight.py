@@ -108,6 +108,21 @@ compose_path:
   description: The compose file.
   returned: always
   type: str
+project:
+  description:
+    - The compose project the capture runs every compose call under. When the container exists, its compose labels
+      (C(com.docker.compose.project), C(.working_dir), C(.config_files)) win over the inventory's values, since that
+      is the project C(docker compose up) would collide with.
+    - C(note) says in one line what differs from the inventory and which wins; empty when nothing does.
+  returned: always
+  type: dict
+  sample:
+    name: atproto
+    working_dir: /mnt/nvme/bsky/atproto
+    config_files: [/mnt/nvme/bsky/atproto/docker-compose.prod-rust.yml]
+    compose_path: /mnt/nvme/bsky/atproto/docker-compose.prod-rust.yml
+    source: container
+    note: ""
 python:
   description: The host's Python version.
   returned: always
@@ -120,7 +135,12 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import compose_argv, inspect, run
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
+    compose_argv,
+    inspect,
+    run,
+    use_project,
+)
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor
 
 
@@ -190,6 +210,61 @@ def check(params, state, compose):  # type: ignore[no-untyped-def]
     return problems, facts
 
 
+PROJECT_LABEL = "com.docker.compose.project"
+
+
+def inventory_project_name(params, compose):  # type: ignore[no-untyped-def]
+    """The project name compose derives from the inventory's file and folder ("" if it cannot say)."""
+    argv = ["docker", "compose", "--project-directory", params["project_dir"], "-f", str(compose)]
+    code, out, _ = run(argv + ["config", "--format", "json"])
+    try:
+        return str(json.loads(out).get("name") or "") if code == 0 else ""
+    except (ValueError, AttributeError):
+        return ""
+
+
+def compose_project(params, compose):  # type: ignore[no-untyped-def]
+    """The compose project of the running container (its labels), else the inventory's; with a
+    one-line note of what differs and which wins. Read-only."""
+    found, _ = inspect(params["container"], attempts=1)
+    labels = ((found or {}).get("Config") or {}).get("Labels") or {}
+    inventory = {
+        "name": params.get("project_name") or "",
+        "working_dir": params.get("project_working_dir") or str(compose.parent),
+        "config_files": list(params.get("project_config_files") or []) or [str(compose)],
+    }
+    if not labels.get(PROJECT_LABEL):
+        return dict(inventory, compose_path=str(compose), source="inventory", note="")
+    files = [f.strip() for f in str(labels.get(PROJECT_LABEL + ".config_files") or "").split(",") if f.strip()]
+    running = {
+        "name": str(labels[PROJECT_LABEL]),
+        "working_dir": str(labels.get(PROJECT_LABEL + ".working_dir") or inventory["working_dir"]),
+        "config_files": files or inventory["config_files"],
+    }
+    swapped = compose
+    if str(compose) not in running["config_files"]:
+        swapped = host_state.swapped_file(running["config_files"], params["service"]) or Path(running["config_files"][0])
+    if not inventory["name"]:
+        inventory["name"] = inventory_project_name(params, compose)
+    differs = [
+        "%s %s (inventory: %s)" % (what, _show(running[key]), _show(inventory[key]))
+        for key, what in (("name", "project"), ("working_dir", "working dir"), ("config_files", "config files"))
+        if running[key] != inventory[key]
+    ]
+    note = (
+        "Compose project of %s: the running container's labels win over the inventory (that is the project "
+        "'docker compose up' would collide with): %s; every compose call runs as -p %s, and the swap edits %s."
+        % (params["container"], "; ".join(differs), running["name"], swapped)
+        if differs
+        else ""
+    )
+    return dict(running, compose_path=str(swapped), source="container", note=note)
+
+
+def _show(value):  # type: ignore[no-untyped-def]
+    return ",".join(value) if isinstance(value, list) else (value or "(none)")
+
+
 def main():  # type: ignore[no-untyped-def]
     spec = host_state.target_argument_spec()
     spec.update(
@@ -203,6 +278,9 @@ def main():  # type: ignore[no-untyped-def]
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     state, compose = host_state.target_paths(module.params)
+    project = compose_project(module.params, compose)
+    compose = Path(project["compose_path"])
+    use_project(compose, project["name"], project["working_dir"], project["config_files"])
     problems, facts = check(module.params, state, compose)
     redactor = Redactor.for_target(state, compose if compose.is_file() else None)
     result = redactor.value(
@@ -212,6 +290,7 @@ def main():  # type: ignore[no-untyped-def]
             "facts": facts,
             "state_dir": str(state),
             "compose_path": str(compose),
+            "project": project,
             "python": ".".join(str(x) for x in sys.version_info[:3]),
         }
     )
