@@ -25,9 +25,13 @@ from typing import IO, Any, Dict, List, Optional, Union
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
+    UNREADABLE,
     compose_argv,
+    end_read,
     inspect,
-    logs_merged,
+    logs_argv,
+    merge_sources,
+    numbered_runs,
     run,
 )
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import (
@@ -37,7 +41,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest imp
     write_atomic,
     write_json,
 )
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import now_iso
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import iso, now_iso
 
 PROGRESS_FILE = ".window.json"
 HEARTBEAT_FILE = ".heartbeat"
@@ -45,6 +49,10 @@ STOP_FILE = ".stop"
 CONFIG_FILE = ".window-config.json"
 PAYLOAD_FILE = ".window-payload.zip"
 LOG_FILE = ".window-agent.log"
+# The live followers' raw reads, merged into logs/ingester.log at the end and then removed.
+FOLLOW_DIR = ".follow"
+# How far before a start event a follower reads: a run prints before Docker reports its start.
+FOLLOW_MARGIN = 2.0
 # Seconds the lock holds after the window, while the play collects, seals, fetches and diagnoses.
 LOCK_AFTER_WINDOW = 1800
 # The worker's own argv: python -c BOOT <sys.path entry> <work folder>.
@@ -82,6 +90,9 @@ class Window:
         self.notes = []  # type: List[str]
         self.error = ""
         self.old_id = ""
+        self.followers = []  # type: List[Dict[str, Any]]
+        self.tee_times = []  # type: List[int]
+        self.tee_thread = None  # type: Optional[threading.Thread]
 
     # progress ---------------------------------------------------------------------------------
     def restarts(self) -> int:
@@ -164,6 +175,9 @@ class Window:
         with self.lock:
             if action == "start":
                 self.starts += 1
+                nano = event.get("timeNano") or int(float(event.get("time") or time.time()) * 1e9)
+                if not self.stopping.is_set():
+                    self.follow_logs(int(nano) / 1e9 - FOLLOW_MARGIN, "start event")
             elif action == "die":
                 code = str(attrs.get("exitCode"))
                 self.dies.append(
@@ -173,6 +187,30 @@ class Window:
                 self.ooms += 1
             elif action.startswith("kill"):
                 self.kills += 1
+
+    def follow_logs(self, since: float, why: str) -> None:
+        """Follow one run's logs live from its start: rotation cannot take what was read."""
+        folder = self.out / FOLLOW_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        index = len(self.followers) + 1
+        base = folder / ("run-%03d" % index)
+        argv = logs_argv(self.container, since=iso(since), follow=True)
+        out_path, err_path = base.with_suffix(".stdout"), base.with_suffix(".stderr")
+        with out_path.open("wb") as stdout, err_path.open("wb") as stderr:
+            proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.children.append(proc)
+        self.followers.append(
+            {
+                "index": index,
+                "since": iso(since),
+                "started": now_iso(),
+                "why": why,
+                "argv": argv,
+                "proc": proc,
+                "stdout": out_path,
+                "stderr": err_path,
+            }
+        )
 
     def sample_stats(self) -> None:
         argv = ["docker", "stats", "--no-stream", "--format", "{{json .}}", self.container]
@@ -211,7 +249,9 @@ class Window:
         argv = compose_argv(self.compose, "up", "--no-deps", "--no-recreate", "--no-build", "--no-color", self.service)
         sink = self.out / "logs" / "tee.log"
         sink.parent.mkdir(parents=True, exist_ok=True)
-        self.spawn(argv, sink.open("wb"))
+        proc = self.spawn(argv, subprocess.PIPE)
+        self.tee_thread = threading.Thread(target=self._copy_tee, args=(proc, sink), daemon=True)
+        self.tee_thread.start()
         record(
             self.out,
             {
@@ -224,6 +264,16 @@ class Window:
                 "note": "attached stream, as the runbook tees it; loses lines at each re-attach",
             },
         )
+
+    def _copy_tee(self, proc: subprocess.Popen[bytes], sink: Path) -> None:
+        """Copy the attached stream byte for byte, noting when each line arrived: a line only
+        the tee caught (Docker rotated it away) goes into the merged log at that time."""
+        assert proc.stdout is not None
+        with sink.open("wb") as handle:
+            for raw in proc.stdout:
+                self.tee_times.append(time.time_ns())
+                handle.write(raw)
+                handle.flush()
 
     def recreate(self) -> None:
         """The runbook's step 3: stop and remove the service, bring it up on the swapped image."""
@@ -285,6 +335,9 @@ class Window:
                 self.save()
                 self.recreate()
             self.started_epoch = time.time()
+            if not self.recreate_first:
+                with self.lock:
+                    self.follow_logs(self.started_epoch - FOLLOW_MARGIN, "window start (already running)")
             self.phase = "capturing"
             self.save()
             self.start_tee()
@@ -332,6 +385,91 @@ class Window:
             "events of the production container while the capture stopped and removed it",
         )
 
+    def merge_logs(self, since: Optional[str]) -> Dict[str, Any]:
+        """logs/ingester.log from the live followers, the end-of-window read and the tee, each
+        line once; what each source gave, and every loss that can be counted."""
+        folder = self.out / FOLLOW_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        argv = logs_argv(self.container, since=since)
+        started = now_iso()
+        end_out, end_err = folder / "end.stdout", folder / "end.stderr"
+        code, timed_out, end_error = end_read(argv, end_out, end_err)
+        parts = []
+        followers = []
+        errors = []
+        for entry in self.followers:
+            proc = entry["proc"]
+            # A follower ends by itself when its run ends; the rest were stopped at the end.
+            returncode = proc.poll()
+            error = ""
+            if returncode not in (0, None, -signal.SIGKILL):
+                body = entry["stderr"].read_bytes().rstrip(b"\n")
+                head, _, tail = body.rpartition(b"\n")
+                error = tail.decode(errors="replace").strip()[:300]
+                entry["stderr"].write_bytes(head + b"\n" if head else b"")
+                errors.append(error)
+            parts.append(("follow", entry["stdout"], entry["stderr"]))
+            followers.append(
+                {
+                    "index": entry["index"],
+                    "since": entry["since"],
+                    "started": entry["started"],
+                    "why": entry["why"],
+                    "exit_code": returncode,
+                    "error": error or None,
+                }
+            )
+        parts.append(("end_read", end_out, end_err))
+        counts = merge_sources(
+            self.out / "logs" / "ingester.log", parts, (self.out / "logs" / "tee.log", list(self.tee_times))
+        )
+        unreadable = UNREADABLE in end_error or any(UNREADABLE in e for e in errors)
+        runs = numbered_runs(self.out / "logs" / "ingester.log")
+        lost = sum(r["missing"] for r in runs)
+        why = None
+        if lost:
+            why = (
+                "the logging driver keeps no copy Docker can read, and the attached stream missed them"
+                if unreadable
+                else "Docker's log rotation removed them before a follower read them, and the attached stream "
+                "missed them too"
+            )
+        logs = {
+            "sources": {
+                "follow": counts["read"].get("follow", 0),
+                "end_read": counts["read"].get("end_read", 0),
+                "tee_container_lines": counts["tee_lines"],
+                "tee_only": counts["kept"]["tee_only"],
+                "tee_repeats": counts["tee_repeats"],
+                "tee_only_at": counts["tee_only_at"],
+                "tee_missed_lines": counts["tee_missed"],
+            },
+            "merged_lines": counts["merged"],
+            "lines": {"stdout": counts["kept"]["stdout"], "stderr": counts["kept"]["stderr"]},
+            "only_source": "tee" if unreadable else None,
+            "docker_logs_error": (end_error or (errors[0] if errors else "")) or None,
+            "followers": followers,
+            "numbered_runs": runs,
+            "lost": {"lines": lost, "runs": [r["run"] for r in runs if r["missing"]], "why": why} if runs else None,
+        }
+        record(
+            self.out,
+            {
+                "file": "logs/ingester.log",
+                "argv": argv,
+                "exit_code": code,
+                "started": started,
+                "ended": now_iso(),
+                "timed_out": timed_out,
+                "lines": logs["lines"],
+                "logs": logs,
+                "note": "each run followed live from its start (docker logs --follow), the end-of-window read and "
+                "the lines only the attached stream caught, each line once, merged by timestamp",
+            },
+        )
+        shutil.rmtree(str(folder), ignore_errors=True)
+        return logs
+
     def finish(self, threads: List[threading.Thread]) -> None:
         self.phase = "finishing"
         self.save()
@@ -348,16 +486,17 @@ class Window:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
-        for thread in threads:
+        for thread in threads + ([self.tee_thread] if self.tee_thread else []):
             thread.join(timeout=30)
         if self.recreate_first and not self.error.startswith("'docker compose stop"):
             self.ensure_not_stopped()
         if self.old_id:
             self.split_setup_events()
         since = None if self.recreate_first else self.cfg.get("logs_since")
-        logs_merged(self.out, "logs/ingester.log", self.container, since=since)
+        logs = self.merge_logs(since)
         self.phase = "done"
         progress = self.progress()
+        progress["logs"] = logs
         progress.update(
             {
                 "window_start_epoch": self.started_epoch,
