@@ -41,7 +41,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest imp
     write_atomic,
     write_json,
 )
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import iso, now_iso
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import iso, iso_ns, now_iso
 
 PROGRESS_FILE = ".window.json"
 HEARTBEAT_FILE = ".heartbeat"
@@ -53,6 +53,8 @@ LOG_FILE = ".window-agent.log"
 FOLLOW_DIR = ".follow"
 # How far before a start event a follower reads: a run prints before Docker reports its start.
 FOLLOW_MARGIN = 2.0
+# What docker attach prints about itself (not the container's output).
+ATTACH_ERRORS = (b"Error response from daemon", b"You cannot attach", b"Error: ")
 # Seconds the lock holds after the window, while the play collects, seals, fetches and diagnoses.
 LOCK_AFTER_WINDOW = 1800
 # The worker's own argv: python -c BOOT <sys.path entry> <work folder>.
@@ -93,6 +95,8 @@ class Window:
         self.followers = []  # type: List[Dict[str, Any]]
         self.tee_times = []  # type: List[int]
         self.tee_thread = None  # type: Optional[threading.Thread]
+        self.copiers = []  # type: List[threading.Thread]
+        self.logs = None  # type: Optional[Dict[str, Any]]
 
     # progress ---------------------------------------------------------------------------------
     def restarts(self) -> int:
@@ -114,6 +118,7 @@ class Window:
             "ended_by": self.stop_reason or None,
             "error": self.error or None,
             "notes": self.notes,
+            "logs": self.logs,
         }
 
     def save(self) -> None:
@@ -189,7 +194,13 @@ class Window:
                 self.kills += 1
 
     def follow_logs(self, since: float, why: str) -> None:
-        """Follow one run's logs live from its start: rotation cannot take what was read."""
+        """Follow one run's logs live from its start: rotation cannot take what was read.
+
+        When the logging driver keeps nothing ``docker logs`` can read (pre-flight said so), the
+        run's output is taken from ``docker attach`` instead, each line stamped on arrival."""
+        if self.cfg.get("attach"):
+            self.attach_run(why)
+            return
         folder = self.out / FOLLOW_DIR
         folder.mkdir(parents=True, exist_ok=True)
         index = len(self.followers) + 1
@@ -211,6 +222,45 @@ class Window:
                 "stderr": err_path,
             }
         )
+
+    def attach_run(self, why: str) -> None:
+        folder = self.out / FOLLOW_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        index = len(self.followers) + 1
+        base = folder / ("run-%03d" % index)
+        argv = ["docker", "attach", "--no-stdin", "--sig-proxy=false", self.container]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        self.children.append(proc)
+        entry = {
+            "index": index,
+            "since": None,
+            "started": now_iso(),
+            "why": why,
+            "argv": argv,
+            "proc": proc,
+            "stdout": base.with_suffix(".stdout"),
+            "stderr": base.with_suffix(".stderr"),
+            "kind": "attach",
+            "cli_errors": [],
+        }  # type: Dict[str, Any]
+        self.followers.append(entry)
+        for pipe, path in ((proc.stdout, entry["stdout"]), (proc.stderr, entry["stderr"])):
+            thread = threading.Thread(target=self._stamp, args=(pipe, path, entry), daemon=True)
+            thread.start()
+            self.copiers.append(thread)
+
+    @staticmethod
+    def _stamp(pipe: IO[bytes], path: Path, entry: Dict[str, Any]) -> None:
+        """Copy an attached stream, each line prefixed with its arrival time, as docker logs would."""
+        with path.open("wb") as handle:
+            for raw in pipe:
+                if raw.startswith(ATTACH_ERRORS):
+                    entry["cli_errors"].append(raw.decode(errors="replace").strip()[:300])
+                    continue
+                handle.write(("%sZ " % iso_ns(time.time_ns())).encode() + raw)
+                handle.flush()
 
     def sample_stats(self) -> None:
         argv = ["docker", "stats", "--no-stream", "--format", "{{json .}}", self.container]
@@ -402,15 +452,18 @@ class Window:
             # A follower ends by itself when its run ends; the rest were stopped at the end.
             returncode = proc.poll()
             error = ""
-            if returncode not in (0, None, -signal.SIGKILL):
+            if entry.get("kind") == "attach":
+                error = "; ".join(entry["cli_errors"][:3])
+            elif returncode not in (0, None, -signal.SIGKILL):
                 body = entry["stderr"].read_bytes().rstrip(b"\n")
                 head, _, tail = body.rpartition(b"\n")
                 error = tail.decode(errors="replace").strip()[:300]
                 entry["stderr"].write_bytes(head + b"\n" if head else b"")
                 errors.append(error)
-            parts.append(("follow", entry["stdout"], entry["stderr"]))
+            parts.append((entry.get("kind", "follow"), entry["stdout"], entry["stderr"]))
             followers.append(
                 {
+                    "kind": entry.get("kind", "follow"),
                     "index": entry["index"],
                     "since": entry["since"],
                     "started": entry["started"],
@@ -423,7 +476,7 @@ class Window:
         counts = merge_sources(
             self.out / "logs" / "ingester.log", parts, (self.out / "logs" / "tee.log", list(self.tee_times))
         )
-        unreadable = UNREADABLE in end_error or any(UNREADABLE in e for e in errors)
+        unreadable = bool(self.cfg.get("attach")) or UNREADABLE in end_error or any(UNREADABLE in e for e in errors)
         runs = numbered_runs(self.out / "logs" / "ingester.log")
         lost = sum(r["missing"] for r in runs)
         why = None
@@ -437,6 +490,7 @@ class Window:
         logs = {
             "sources": {
                 "follow": counts["read"].get("follow", 0),
+                "attach": counts["read"].get("attach", 0),
                 "end_read": counts["read"].get("end_read", 0),
                 "tee_container_lines": counts["tee_lines"],
                 "tee_only": counts["kept"]["tee_only"],
@@ -446,7 +500,9 @@ class Window:
             },
             "merged_lines": counts["merged"],
             "lines": {"stdout": counts["kept"]["stdout"], "stderr": counts["kept"]["stderr"]},
-            "only_source": "tee" if unreadable else None,
+            # docker logs could not read the driver: the attached streams (the window's own
+            # `docker attach` of each run, and the tee) are all there is.
+            "only_source": ("attach" if self.cfg.get("attach") else "tee") if unreadable else None,
             "docker_logs_error": (end_error or (errors[0] if errors else "")) or None,
             "followers": followers,
             "numbered_runs": runs,
@@ -486,17 +542,16 @@ class Window:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
-        for thread in threads + ([self.tee_thread] if self.tee_thread else []):
+        for thread in threads + ([self.tee_thread] if self.tee_thread else []) + self.copiers:
             thread.join(timeout=30)
         if self.recreate_first and not self.error.startswith("'docker compose stop"):
             self.ensure_not_stopped()
         if self.old_id:
             self.split_setup_events()
         since = None if self.recreate_first else self.cfg.get("logs_since")
-        logs = self.merge_logs(since)
+        self.logs = self.merge_logs(since)
         self.phase = "done"
         progress = self.progress()
-        progress["logs"] = logs
         progress.update(
             {
                 "window_start_epoch": self.started_epoch,
