@@ -353,9 +353,32 @@ class Window:
         )
 
     # lifecycle --------------------------------------------------------------------------------
+    def disk_short(self) -> str:
+        """Why the window must stop for disk space, or "": the merge at the end needs about as
+        much room as the followers have written, plus the reserve."""
+        reserve = int(self.cfg.get("reserve_bytes") or 0)
+        if not reserve:
+            return ""
+        try:
+            free = shutil.disk_usage(str(self.out)).free
+            written = sum(p.stat().st_size for p in (self.out / FOLLOW_DIR).glob("*")) if (
+                self.out / FOLLOW_DIR
+            ).is_dir() else 0
+        except OSError:
+            return ""
+        if free >= reserve + written:
+            return ""
+        return (
+            "disk nearly full: %d bytes free under %s, the followers wrote %d and the merge, seal and reserve need "
+            "%d; the window stopped early and kept what it had" % (free, self.out, written, reserve + written)
+        )
+
     def should_stop(self) -> str:
         if (self.out / STOP_FILE).exists():
             return "stopped"
+        short = self.disk_short()
+        if short:
+            return short
         if time.time() - self.started_epoch >= float(self.cfg["seconds"]):
             return "deadline"
         if self.cfg["stop_after"] and self.restarts() >= int(self.cfg["stop_after"]):
@@ -549,7 +572,12 @@ class Window:
         if self.old_id:
             self.split_setup_events()
         since = None if self.recreate_first else self.cfg.get("logs_since")
-        self.logs = self.merge_logs(since)
+        try:
+            self.logs = self.merge_logs(since)
+        except OSError as exc:
+            # Out of space (or the folder went away): keep what was written, say so.
+            self.notes.append("the merged log could not be written: %s" % exc)
+            self.logs = {"error": str(exc)}
         self.phase = "done"
         progress = self.progress()
         progress.update(

@@ -54,6 +54,12 @@ options:
   logs_since:
     description: Observe mode; read the logs from this time on (default all).
     type: str
+  reserve_bytes:
+    description:
+      - The window stops early, keeping what it has, when the free space under O(work_dir) falls below this plus what
+        the followers have written so far (the merge at the end needs about as much again). 0 for no check.
+    type: int
+    default: 67108864
   attach:
     description:
       - The service's logging driver keeps nothing C(docker logs) can read (pre-flight's C(log_readable) false). Each run
@@ -125,7 +131,7 @@ oom_events:
   returned: when a window runs
   type: int
 ended_by:
-  description: V(deadline), V(restarts), V(stopped), V(failed) or V(aborted ...).
+  description: V(deadline), V(restarts), V(stopped), V(failed), V(disk nearly full ...) or V(aborted ...).
   returned: when the window is over
   type: str
 logs:
@@ -163,6 +169,7 @@ def main() -> None:
         heartbeat_timeout={"type": "int", "default": 60},
         logs_since={"type": "str"},
         attach={"type": "bool", "default": False},
+        reserve_bytes={"type": "int", "default": 67108864},
         lock_owner={"type": "str"},
         start_timeout={"type": "int", "default": 300},
         poll={"type": "int", "default": 15},
@@ -189,6 +196,7 @@ def main() -> None:
                     "heartbeat_timeout": p["heartbeat_timeout"],
                     "logs_since": p["logs_since"],
                     "attach": p["attach"],
+                    "reserve_bytes": p["reserve_bytes"],
                     "lock_state": str(state) if p["lock_owner"] else "",
                     "lock_owner": p["lock_owner"] or "",
                 },

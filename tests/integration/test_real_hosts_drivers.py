@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,3 +207,53 @@ def test_nearly_full_host_is_refused_before_anything_changes(
     assert stack.container_id() == before_id
     assert stack.inspect()["Config"]["Image"] == "rsky-ingester:latest"
     assert not list(state.rglob("compose.orig")) and not list(dest.rglob("*.tar.gz"))
+
+
+@pytest.fixture
+def small_state_dir(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB tmpfs as the host's state dir (root mounts it; unmounted at teardown)."""
+    mount = tmp_path / "small-state"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_disk_filling_mid_window_stops_it_cleanly_and_keeps_what_was_written(
+    stack_factory: Any, tmp_path: Path, small_state_dir: Path
+) -> None:
+    dest = tmp_path / "captures"
+    dest.mkdir()
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=1500, env={"STANDIN_NUMBERED": "3000"})
+    stack.up()
+    inventory = write_inventory(
+        tmp_path / "inv.yml",
+        stack,
+        dest=dest,
+        state=small_state_dir,
+        capture_stop_after_restarts=40,
+        capture_window_seconds=120,
+        capture_window_reserve_bytes=3_000_000,
+    )
+
+    result = run_playbook("capture.yml", inventory)
+
+    assert result.rc == 0, result.out[-4000:]
+    assert "disk nearly full" in result.out
+    bundle = only_bundle(dest)
+    window = json.loads((bundle / "window.json").read_text())
+    assert window["ended_by"].startswith("disk nearly full"), window["ended_by"]
+    assert window["restarts"] < 40
+    merged = (bundle / "logs" / "ingester.log").read_text(errors="replace").splitlines()
+    logs = json.loads((bundle / "manifest.json").read_text())["logs"]
+    assert logs["merged_lines"] == len(merged) > 0
+    assert len(seq_runs(merged)) >= 2
+    assert (bundle / "report.json").is_file()
+    state = stack.inspect()["State"]
+    assert state["Running"] or state["Restarting"], state
