@@ -319,6 +319,16 @@ def analyse(bundle: Bundle) -> tuple[dict[str, Any], list[Run], Diagnosis]:
             facts.lines[bundle.tee.source] = tee_lines
             if bundle.log is not None:
                 facts.tee_missed_lines = max(0, bundle.log.lines - tee_lines)
+    logs_account = bundle.manifest.logs if bundle.manifest is not None else None
+    if logs_account is not None:
+        # The window matched the tee line by line (Compose repeats lines when it re-attaches).
+        sources = logs_account.get("sources")
+        missed = sources.get("tee_missed_lines") if isinstance(sources, dict) else None
+        if isinstance(missed, int) and not isinstance(missed, bool):
+            facts.tee_missed_lines = missed
+        facts.log_account = {
+            k: logs_account.get(k) for k in ("sources", "lost", "only_source", "docker_logs_error", "numbered_runs")
+        }
     if bundle.manifest is not None:
         for entry in bundle.manifest.entries:
             got = hashes.get(entry.path)

@@ -97,6 +97,8 @@ class CaptureFacts:
     lines: dict[str, int] = field(default_factory=dict)
     tee_missed_lines: int | None = None
     tee_container_lines: int | None = None
+    # The manifest's `logs`: the merged log's sources and counted losses; None without one.
+    log_account: dict[str, Any] | None = None
     missing: list[tuple[str, str]] = field(default_factory=list)  # (file, cost)
     problems: list[Problem] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
@@ -351,6 +353,7 @@ def build_report(
             "lines": capture.lines,
             "tee_missed_lines": capture.tee_missed_lines,
             "tee_container_lines": capture.tee_container_lines,
+            "log_sources": capture.log_account,
             "missing": [{"file": f, "cost": c} for f, c in capture.missing],
             "damaged": [
                 {"file": f, "problems": msgs, "cost": capture.costs.get(f, "")} for f, msgs in sorted(damaged.items())

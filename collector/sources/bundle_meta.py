@@ -31,6 +31,8 @@ class Manifest:
     entries: tuple[ManifestEntry, ...]
     missing: tuple[str, ...] = ()
     source: str = field(default="manifest.json", compare=False)
+    # The capture window's account of the merged log: sources, counted losses (docs/bundle.md).
+    logs: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,13 @@ def parse_manifest(text: str, source: str = "manifest.json") -> Manifest | Probl
         if isinstance(listed_missing, list)
         else ()
     )
+    logs = obj.get("logs")
     return Manifest(
-        version if isinstance(version, int) else None, tuple(entries), missing, source
+        version if isinstance(version, int) else None,
+        tuple(entries),
+        missing,
+        source,
+        logs if isinstance(logs, dict) else None,
     )
 
 

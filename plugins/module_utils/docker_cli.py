@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -178,11 +179,217 @@ def config_json(compose: Path) -> Dict[str, Any]:
 
 def _keyed(path: Path, stream: int) -> Iterator[Tuple[int, int, int, bytes]]:
     last = 0
-    with path.open("rb") as handle:
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return
+    with handle:
         for seq, line in enumerate(handle):
             key = line_ns(line) or last
             last = key
             yield key, stream, seq, line if line.endswith(b"\n") else line + b"\n"
+
+
+def _tagged(path: Path, stream: int, index: int) -> Iterator[Tuple[int, int, int, bytes]]:
+    """The lines of one read in time order (stable), tagged with the read's index.
+
+    A follower that crosses a json-file rotation can hand back lines out of order, or twice: such
+    a read is sorted in memory; the usual, ordered read is streamed."""
+    last = 0
+    ordered = True
+    for key, _stream, _seq, _line in _keyed(path, stream):
+        if key < last:
+            ordered = False
+            break
+        last = key
+    if ordered:
+        for key, _stream, _seq, line in _keyed(path, stream):
+            yield key, stream, index, line
+        return
+    for key, _stream, _seq, line in sorted(_keyed(path, stream), key=lambda item: (item[0], item[2])):
+        yield key, stream, index, line
+
+
+# Docker's answer for a driver it cannot read back (none; syslog, fluentd... with the cache off).
+UNREADABLE = "does not support reading"
+# The attached stream's lines: `<container padded>  | <raw line>` (Compose v2, --no-color).
+TEE_SEP = b" | "
+# A tee line seen again this soon (ns) is Compose's replay at a re-attach, not a new line.
+TEE_REPEAT_NS = 5_000_000_000
+# The stand-in's numbered lines (STANDIN_NUMBERED): gaps in n are countable losses.
+SEQ_LINE = re.compile(rb"\[SEQ\] run=([0-9a-f]{8}) (?:n=(\d+)|done total=(\d+))")
+
+
+def logs_argv(container: str, since: Optional[str] = None, follow: bool = False) -> List[str]:
+    """argv of ``docker logs --timestamps`` (``--follow`` for a live follower)."""
+    argv = ["docker", "logs", "--timestamps"]
+    if follow:
+        argv.append("--follow")
+    if since:
+        argv += ["--since", since]
+    argv.append(container)
+    return argv
+
+
+def tee_content(raw: bytes) -> Optional[bytes]:
+    """The container's line inside an attached Compose line, or None for Compose's own lines."""
+    head = raw[:120]
+    at = head.find(TEE_SEP)
+    if at < 0:
+        return None
+    line = raw[at + len(TEE_SEP) :]
+    return line if line.endswith(b"\n") else line + b"\n"
+
+
+def _content(line: bytes) -> bytes:
+    """A ``docker logs --timestamps`` line without its timestamp."""
+    parts = line.split(b" ", 1)
+    return parts[1] if len(parts) == 2 and line_ns(line) else line
+
+
+def merge_sources(
+    target: Path,
+    docker_parts: Sequence[Tuple[str, Path, Path]],
+    tee: Optional[Tuple[Path, Sequence[int]]] = None,
+) -> Dict[str, Any]:
+    """Merge every copy of the container's output into target, each line once; the counts.
+
+    ``docker_parts``: (source name, stdout file, stderr file) of each ``docker logs --timestamps``
+    read (the live followers, the end-of-window read). A line is the same line when timestamp,
+    stream and bytes agree; copies of a line share its timestamp, so dropping a line already
+    seen at the same timestamp keeps each line once, in time order (stable).
+    ``tee``: the attached stream and the receipt time (ns) of each of its lines. A tee line that
+    no Docker read holds (Docker rotated it away before it was read) is kept too, stamped with
+    the time the window received it.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    per_source = {}  # type: Dict[str, int]
+    streams = []  # type: List[Iterator[Tuple[int, int, int, bytes]]]
+    names = []  # type: List[str]
+    for name, out_path, err_path in docker_parts:
+        for stream, path in ((0, out_path), (1, err_path)):
+            names.append(name)
+            index = len(names) - 1
+            streams.append(_tagged(path, stream, index))
+    docker_lines = 0
+    contents = {}  # type: Dict[bytes, int]
+    kept = {"stdout": 0, "stderr": 0, "tee_only": 0}
+    tmp = target.with_name("." + target.name + ".docker.tmp")
+    with tmp.open("wb") as handle:
+        current = -1
+        seen = set()  # type: set
+        for key, stream, index, line in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+            per_source[names[index]] = per_source.get(names[index], 0) + 1
+            if key != current:
+                current, seen = key, set()
+            ident = (stream, line)
+            if ident in seen:
+                continue
+            seen.add(ident)
+            handle.write(line)
+            docker_lines += 1
+            kept["stdout" if stream == 0 else "stderr"] += 1
+            if tee is not None:
+                body = _content(line)
+                contents[body] = contents.get(body, 0) + 1
+    tee_only = []  # type: List[Tuple[int, int, int, bytes]]
+    tee_lines = matched = repeats = 0
+    if tee is not None:
+        tee_path, times = tee
+        recent = {}  # type: Dict[bytes, int]
+        try:
+            with tee_path.open("rb") as fh:
+                for seq, raw in enumerate(fh):
+                    caught = tee_content(raw)
+                    if caught is None:
+                        continue
+                    tee_lines += 1
+                    left = contents.get(caught)
+                    if left:
+                        contents[caught] = left - 1
+                        matched += 1
+                        continue
+                    ns = times[seq] if seq < len(times) else (times[-1] if times else 0)
+                    if left is not None or ns - recent.get(caught, -TEE_REPEAT_NS) < TEE_REPEAT_NS:
+                        # Compose replays a run's first lines when it re-attaches: the same line again.
+                        repeats += 1
+                        continue
+                    recent[caught] = ns
+                    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
+                    line = ("%s.%09dZ " % (stamp, ns % 1_000_000_000)).encode() + caught
+                    tee_only.append((ns, 2, seq, line))
+        except OSError:
+            pass
+    kept["tee_only"] = len(tee_only)
+    if tee_only:
+        with target.open("wb") as handle:
+            for _key, _stream, _seq, line in heapq.merge(_keyed(tmp, 0), iter(tee_only), key=lambda i: i[0]):
+                handle.write(line)
+        tmp.unlink()
+    else:
+        tmp.replace(target)
+    return {
+        "merged": docker_lines + len(tee_only),
+        "kept": kept,
+        "read": per_source,
+        "tee_lines": tee_lines,
+        "tee_matched": matched,
+        "tee_repeats": repeats,
+        # Where they are in the tee (1-based line numbers, the first 50): evidence a person can open.
+        "tee_only_at": [seq + 1 for _ns, _stream, seq, _line in tee_only[:50]],
+        # Lines of the merged log the attached stream never showed.
+        "tee_missed": docker_lines - matched if tee is not None else None,
+    }
+
+
+def numbered_runs(path: Path) -> List[Dict[str, Any]]:
+    """Per run of the stand-in's numbered mode: first, last, expected, seen and missing n."""
+    runs = {}  # type: Dict[str, Dict[str, Any]]
+    order = []  # type: List[str]
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return []
+    with handle:
+        for line in handle:
+            match = SEQ_LINE.search(line, 0, 200)
+            if not match:
+                continue
+            run_id = match.group(1).decode()
+            entry = runs.get(run_id)
+            if entry is None:
+                entry = runs[run_id] = {"seen": set(), "total": None}
+                order.append(run_id)
+            if match.group(2) is not None:
+                entry["seen"].add(int(match.group(2)))
+            else:
+                entry["total"] = int(match.group(3))
+    result = []
+    for run_id in order:
+        entry = runs[run_id]
+        seen = entry["seen"]  # type: set
+        total = entry["total"]
+        top = total if total is not None else (max(seen) if seen else 0)
+        missing = [k for k in range(1, top + 1) if k not in seen]
+        ranges = []  # type: List[List[int]]
+        for k in missing:
+            if ranges and ranges[-1][1] == k - 1:
+                ranges[-1][1] = k
+            else:
+                ranges.append([k, k])
+        result.append(
+            {
+                "run": run_id,
+                "first": min(seen) if seen else None,
+                "last": max(seen) if seen else None,
+                "total": total,
+                "seen": len(seen),
+                "missing": len(missing),
+                "missing_ranges": ranges[:20],
+                "done_line": total is not None,
+            }
+        )
+    return result
 
 
 def logs_merged(out: Path, rel: str, container: str, since: Optional[str] = None) -> Dict[str, Any]:
@@ -190,40 +397,51 @@ def logs_merged(out: Path, rel: str, container: str, since: Optional[str] = None
     target = out / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_out, tmp_err = target.with_suffix(".stdout.tmp"), target.with_suffix(".stderr.tmp")
-    argv = ["docker", "logs", "--timestamps"]
-    if since:
-        argv += ["--since", since]
-    argv.append(container)
+    argv = logs_argv(container, since=since)
     started = now_iso()
-    timed_out = False
-    with tmp_out.open("wb") as o, tmp_err.open("wb") as e:
-        try:
-            code = subprocess.run(
-                argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL, timeout=600, check=False
-            ).returncode
-        except subprocess.TimeoutExpired:
-            code, timed_out = -1, True
-    lines = {"stdout": 0, "stderr": 0}
-    with target.open("wb") as handle:
-        for _, stream, _, line in heapq.merge(_keyed(tmp_out, 0), _keyed(tmp_err, 1)):
-            handle.write(line)
-            lines["stdout" if stream == 0 else "stderr"] += 1
+    code, timed_out, error = end_read(argv, tmp_out, tmp_err)
+    counts = merge_sources(target, [("end_read", tmp_out, tmp_err)])
+    lines = {"stdout": counts["kept"]["stdout"], "stderr": counts["kept"]["stderr"]}
     for tmp in (tmp_out, tmp_err):
         try:
             tmp.unlink()
         except OSError:
             pass
-    record(
-        out,
-        {
-            "file": rel,
-            "argv": argv,
-            "exit_code": code,
-            "started": started,
-            "ended": now_iso(),
-            "timed_out": timed_out,
-            "lines": lines,
-            "note": "stdout and stderr merged by timestamp",
-        },
-    )
-    return {"exit_code": code, "lines": lines}
+    entry = {
+        "file": rel,
+        "argv": argv,
+        "exit_code": code,
+        "started": started,
+        "ended": now_iso(),
+        "timed_out": timed_out,
+        "lines": lines,
+        "note": "stdout and stderr merged by timestamp",
+    }
+    if error:
+        entry["error"] = error
+    record(out, entry)
+    return {"exit_code": code, "lines": lines, "error": error}
+
+
+def end_read(argv: Sequence[str], out_path: Path, err_path: Path, timeout: float = 600) -> Tuple[int, bool, str]:
+    """Run a ``docker logs`` read into two files; (exit code, timed out, docker's error or "")."""
+    timed_out = False
+    with out_path.open("wb") as o, err_path.open("wb") as e:
+        try:
+            code = subprocess.run(
+                list(argv), stdout=o, stderr=e, stdin=subprocess.DEVNULL, timeout=timeout, check=False
+            ).returncode
+        except subprocess.TimeoutExpired:
+            code, timed_out = -1, True
+        except OSError as exc:
+            code = 127
+            e.write(("cannot run docker: %s\n" % exc).encode())
+    error = ""
+    if code != 0:
+        # On failure docker's error is the stderr file's last line (no timestamp): not log output.
+        body = err_path.read_bytes().rstrip(b"\n")
+        head, _, tail = body.rpartition(b"\n")
+        if not line_ns(tail):
+            error = tail.decode(errors="replace").strip()[:300]
+            err_path.write_bytes(head + b"\n" if head else b"")
+    return code, timed_out, error

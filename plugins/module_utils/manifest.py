@@ -201,4 +201,6 @@ def manifest(
         "redaction": redaction,
         "max_bundle_bytes": max_bytes,
         "build": build,
+        # The merged log's sources and counted losses (the capture window's record of it).
+        "logs": made.get("logs/ingester.log", {}).get("logs"),
     }

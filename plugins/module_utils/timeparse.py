@@ -25,6 +25,11 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def iso_ns(ns: int) -> str:
+    """Nanoseconds since the epoch as Docker prints them, without the Z: 2026-01-02T03:04:05.123456789."""
+    return "%s.%09d" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)), ns % 1_000_000_000)
+
+
 def stamp(epoch: Optional[float] = None) -> str:
     """A compact UTC timestamp for folder names: 20260102T030405Z."""
     return datetime.fromtimestamp(time.time() if epoch is None else epoch, timezone.utc).strftime("%Y%m%dT%H%M%SZ")

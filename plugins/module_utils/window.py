@@ -25,9 +25,13 @@ from typing import IO, Any, Dict, List, Optional, Union
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
+    UNREADABLE,
     compose_argv,
+    end_read,
     inspect,
-    logs_merged,
+    logs_argv,
+    merge_sources,
+    numbered_runs,
     run,
 )
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import (
@@ -37,7 +41,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest imp
     write_atomic,
     write_json,
 )
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import now_iso
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import iso, iso_ns, now_iso
 
 PROGRESS_FILE = ".window.json"
 HEARTBEAT_FILE = ".heartbeat"
@@ -45,6 +49,12 @@ STOP_FILE = ".stop"
 CONFIG_FILE = ".window-config.json"
 PAYLOAD_FILE = ".window-payload.zip"
 LOG_FILE = ".window-agent.log"
+# The live followers' raw reads, merged into logs/ingester.log at the end and then removed.
+FOLLOW_DIR = ".follow"
+# How far before a start event a follower reads: a run prints before Docker reports its start.
+FOLLOW_MARGIN = 2.0
+# What docker attach prints about itself (not the container's output).
+ATTACH_ERRORS = (b"Error response from daemon", b"You cannot attach", b"Error: ")
 # Seconds the lock holds after the window, while the play collects, seals, fetches and diagnoses.
 LOCK_AFTER_WINDOW = 1800
 # The worker's own argv: python -c BOOT <sys.path entry> <work folder>.
@@ -82,6 +92,11 @@ class Window:
         self.notes = []  # type: List[str]
         self.error = ""
         self.old_id = ""
+        self.followers = []  # type: List[Dict[str, Any]]
+        self.tee_times = []  # type: List[int]
+        self.tee_thread = None  # type: Optional[threading.Thread]
+        self.copiers = []  # type: List[threading.Thread]
+        self.logs = None  # type: Optional[Dict[str, Any]]
 
     # progress ---------------------------------------------------------------------------------
     def restarts(self) -> int:
@@ -103,6 +118,7 @@ class Window:
             "ended_by": self.stop_reason or None,
             "error": self.error or None,
             "notes": self.notes,
+            "logs": self.logs,
         }
 
     def save(self) -> None:
@@ -164,6 +180,9 @@ class Window:
         with self.lock:
             if action == "start":
                 self.starts += 1
+                nano = event.get("timeNano") or int(float(event.get("time") or time.time()) * 1e9)
+                if not self.stopping.is_set():
+                    self.follow_logs(int(nano) / 1e9 - FOLLOW_MARGIN, "start event")
             elif action == "die":
                 code = str(attrs.get("exitCode"))
                 self.dies.append(
@@ -173,6 +192,75 @@ class Window:
                 self.ooms += 1
             elif action.startswith("kill"):
                 self.kills += 1
+
+    def follow_logs(self, since: float, why: str) -> None:
+        """Follow one run's logs live from its start: rotation cannot take what was read.
+
+        When the logging driver keeps nothing ``docker logs`` can read (pre-flight said so), the
+        run's output is taken from ``docker attach`` instead, each line stamped on arrival."""
+        if self.cfg.get("attach"):
+            self.attach_run(why)
+            return
+        folder = self.out / FOLLOW_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        index = len(self.followers) + 1
+        base = folder / ("run-%03d" % index)
+        argv = logs_argv(self.container, since=iso(since), follow=True)
+        out_path, err_path = base.with_suffix(".stdout"), base.with_suffix(".stderr")
+        with out_path.open("wb") as stdout, err_path.open("wb") as stderr:
+            proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.children.append(proc)
+        self.followers.append(
+            {
+                "index": index,
+                "since": iso(since),
+                "started": now_iso(),
+                "why": why,
+                "argv": argv,
+                "proc": proc,
+                "stdout": out_path,
+                "stderr": err_path,
+            }
+        )
+
+    def attach_run(self, why: str) -> None:
+        folder = self.out / FOLLOW_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        index = len(self.followers) + 1
+        base = folder / ("run-%03d" % index)
+        argv = ["docker", "attach", "--no-stdin", "--sig-proxy=false", self.container]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        self.children.append(proc)
+        entry = {
+            "index": index,
+            "since": None,
+            "started": now_iso(),
+            "why": why,
+            "argv": argv,
+            "proc": proc,
+            "stdout": base.with_suffix(".stdout"),
+            "stderr": base.with_suffix(".stderr"),
+            "kind": "attach",
+            "cli_errors": [],
+        }  # type: Dict[str, Any]
+        self.followers.append(entry)
+        for pipe, path in ((proc.stdout, entry["stdout"]), (proc.stderr, entry["stderr"])):
+            thread = threading.Thread(target=self._stamp, args=(pipe, path, entry), daemon=True)
+            thread.start()
+            self.copiers.append(thread)
+
+    @staticmethod
+    def _stamp(pipe: IO[bytes], path: Path, entry: Dict[str, Any]) -> None:
+        """Copy an attached stream, each line prefixed with its arrival time, as docker logs would."""
+        with path.open("wb") as handle:
+            for raw in pipe:
+                if raw.startswith(ATTACH_ERRORS):
+                    entry["cli_errors"].append(raw.decode(errors="replace").strip()[:300])
+                    continue
+                handle.write(("%sZ " % iso_ns(time.time_ns())).encode() + raw)
+                handle.flush()
 
     def sample_stats(self) -> None:
         argv = ["docker", "stats", "--no-stream", "--format", "{{json .}}", self.container]
@@ -211,7 +299,9 @@ class Window:
         argv = compose_argv(self.compose, "up", "--no-deps", "--no-recreate", "--no-build", "--no-color", self.service)
         sink = self.out / "logs" / "tee.log"
         sink.parent.mkdir(parents=True, exist_ok=True)
-        self.spawn(argv, sink.open("wb"))
+        proc = self.spawn(argv, subprocess.PIPE)
+        self.tee_thread = threading.Thread(target=self._copy_tee, args=(proc, sink), daemon=True)
+        self.tee_thread.start()
         record(
             self.out,
             {
@@ -224,6 +314,16 @@ class Window:
                 "note": "attached stream, as the runbook tees it; loses lines at each re-attach",
             },
         )
+
+    def _copy_tee(self, proc: subprocess.Popen[bytes], sink: Path) -> None:
+        """Copy the attached stream byte for byte, noting when each line arrived: a line only
+        the tee caught (Docker rotated it away) goes into the merged log at that time."""
+        assert proc.stdout is not None
+        with sink.open("wb") as handle:
+            for raw in proc.stdout:
+                self.tee_times.append(time.time_ns())
+                handle.write(raw)
+                handle.flush()
 
     def recreate(self) -> None:
         """The runbook's step 3: stop and remove the service, bring it up on the swapped image."""
@@ -253,9 +353,32 @@ class Window:
         )
 
     # lifecycle --------------------------------------------------------------------------------
+    def disk_short(self) -> str:
+        """Why the window must stop for disk space, or "": the merge at the end needs about as
+        much room as the followers have written, plus the reserve."""
+        reserve = int(self.cfg.get("reserve_bytes") or 0)
+        if not reserve:
+            return ""
+        try:
+            free = shutil.disk_usage(str(self.out)).free
+            written = sum(p.stat().st_size for p in (self.out / FOLLOW_DIR).glob("*")) if (
+                self.out / FOLLOW_DIR
+            ).is_dir() else 0
+        except OSError:
+            return ""
+        if free >= reserve + written:
+            return ""
+        return (
+            "disk nearly full: %d bytes free under %s, the followers wrote %d and the merge, seal and reserve need "
+            "%d; the window stopped early and kept what it had" % (free, self.out, written, reserve + written)
+        )
+
     def should_stop(self) -> str:
         if (self.out / STOP_FILE).exists():
             return "stopped"
+        short = self.disk_short()
+        if short:
+            return short
         if time.time() - self.started_epoch >= float(self.cfg["seconds"]):
             return "deadline"
         if self.cfg["stop_after"] and self.restarts() >= int(self.cfg["stop_after"]):
@@ -285,6 +408,9 @@ class Window:
                 self.save()
                 self.recreate()
             self.started_epoch = time.time()
+            if not self.recreate_first:
+                with self.lock:
+                    self.follow_logs(self.started_epoch - FOLLOW_MARGIN, "window start (already running)")
             self.phase = "capturing"
             self.save()
             self.start_tee()
@@ -332,6 +458,97 @@ class Window:
             "events of the production container while the capture stopped and removed it",
         )
 
+    def merge_logs(self, since: Optional[str]) -> Dict[str, Any]:
+        """logs/ingester.log from the live followers, the end-of-window read and the tee, each
+        line once; what each source gave, and every loss that can be counted."""
+        folder = self.out / FOLLOW_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        argv = logs_argv(self.container, since=since)
+        started = now_iso()
+        end_out, end_err = folder / "end.stdout", folder / "end.stderr"
+        code, timed_out, end_error = end_read(argv, end_out, end_err)
+        parts = []
+        followers = []
+        errors = []
+        for entry in self.followers:
+            proc = entry["proc"]
+            # A follower ends by itself when its run ends; the rest were stopped at the end.
+            returncode = proc.poll()
+            error = ""
+            if entry.get("kind") == "attach":
+                error = "; ".join(entry["cli_errors"][:3])
+            elif returncode not in (0, None, -signal.SIGKILL):
+                body = entry["stderr"].read_bytes().rstrip(b"\n")
+                head, _, tail = body.rpartition(b"\n")
+                error = tail.decode(errors="replace").strip()[:300]
+                entry["stderr"].write_bytes(head + b"\n" if head else b"")
+                errors.append(error)
+            parts.append((entry.get("kind", "follow"), entry["stdout"], entry["stderr"]))
+            followers.append(
+                {
+                    "kind": entry.get("kind", "follow"),
+                    "index": entry["index"],
+                    "since": entry["since"],
+                    "started": entry["started"],
+                    "why": entry["why"],
+                    "exit_code": returncode,
+                    "error": error or None,
+                }
+            )
+        parts.append(("end_read", end_out, end_err))
+        counts = merge_sources(
+            self.out / "logs" / "ingester.log", parts, (self.out / "logs" / "tee.log", list(self.tee_times))
+        )
+        unreadable = bool(self.cfg.get("attach")) or UNREADABLE in end_error or any(UNREADABLE in e for e in errors)
+        runs = numbered_runs(self.out / "logs" / "ingester.log")
+        lost = sum(r["missing"] for r in runs)
+        why = None
+        if lost:
+            why = (
+                "the logging driver keeps no copy Docker can read, and the attached stream missed them"
+                if unreadable
+                else "Docker's log rotation removed them before a follower read them, and the attached stream "
+                "missed them too"
+            )
+        logs = {
+            "sources": {
+                "follow": counts["read"].get("follow", 0),
+                "attach": counts["read"].get("attach", 0),
+                "end_read": counts["read"].get("end_read", 0),
+                "tee_container_lines": counts["tee_lines"],
+                "tee_only": counts["kept"]["tee_only"],
+                "tee_repeats": counts["tee_repeats"],
+                "tee_only_at": counts["tee_only_at"],
+                "tee_missed_lines": counts["tee_missed"],
+            },
+            "merged_lines": counts["merged"],
+            "lines": {"stdout": counts["kept"]["stdout"], "stderr": counts["kept"]["stderr"]},
+            # docker logs could not read the driver: the attached streams (the window's own
+            # `docker attach` of each run, and the tee) are all there is.
+            "only_source": ("attach" if self.cfg.get("attach") else "tee") if unreadable else None,
+            "docker_logs_error": (end_error or (errors[0] if errors else "")) or None,
+            "followers": followers,
+            "numbered_runs": runs,
+            "lost": {"lines": lost, "runs": [r["run"] for r in runs if r["missing"]], "why": why} if runs else None,
+        }
+        record(
+            self.out,
+            {
+                "file": "logs/ingester.log",
+                "argv": argv,
+                "exit_code": code,
+                "started": started,
+                "ended": now_iso(),
+                "timed_out": timed_out,
+                "lines": logs["lines"],
+                "logs": logs,
+                "note": "each run followed live from its start (docker logs --follow), the end-of-window read and "
+                "the lines only the attached stream caught, each line once, merged by timestamp",
+            },
+        )
+        shutil.rmtree(str(folder), ignore_errors=True)
+        return logs
+
     def finish(self, threads: List[threading.Thread]) -> None:
         self.phase = "finishing"
         self.save()
@@ -348,14 +565,19 @@ class Window:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
-        for thread in threads:
+        for thread in threads + ([self.tee_thread] if self.tee_thread else []) + self.copiers:
             thread.join(timeout=30)
         if self.recreate_first and not self.error.startswith("'docker compose stop"):
             self.ensure_not_stopped()
         if self.old_id:
             self.split_setup_events()
         since = None if self.recreate_first else self.cfg.get("logs_since")
-        logs_merged(self.out, "logs/ingester.log", self.container, since=since)
+        try:
+            self.logs = self.merge_logs(since)
+        except OSError as exc:
+            # Out of space (or the folder went away): keep what was written, say so.
+            self.notes.append("the merged log could not be written: %s" % exc)
+            self.logs = {"error": str(exc)}
         self.phase = "done"
         progress = self.progress()
         progress.update(

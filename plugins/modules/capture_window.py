@@ -54,6 +54,20 @@ options:
   logs_since:
     description: Observe mode; read the logs from this time on (default all).
     type: str
+  reserve_bytes:
+    description:
+      - The window stops early, keeping what it has, when the free space under O(work_dir) falls below this plus what
+        the followers have written so far (the merge at the end needs about as much again). 0 for no check.
+    type: int
+    default: 67108864
+  attach:
+    description:
+      - The service's logging driver keeps nothing C(docker logs) can read (pre-flight's C(log_readable) false). Each run
+        is then read with C(docker attach) from its start event, every line stamped when it arrived, and the bundle
+        names the attached streams as the one source. Otherwise each run is followed with
+        C(docker logs --follow --timestamps --since) from its start event.
+    type: bool
+    default: false
   lock_owner:
     description: The owner of the capture lock; the worker names itself in the lock and frees it when aborted.
     type: str
@@ -117,9 +131,16 @@ oom_events:
   returned: when a window runs
   type: int
 ended_by:
-  description: V(deadline), V(restarts), V(stopped), V(failed) or V(aborted ...).
+  description: V(deadline), V(restarts), V(stopped), V(failed), V(disk nearly full ...) or V(aborted ...).
   returned: when the window is over
   type: str
+logs:
+  description: >-
+    When the window is over, the merged log's account (also in C(window.json) and the manifest's C(logs)), its sources
+    (live followers, attached runs, the end-of-window read, lines only the tee caught), the followers and, for the
+    stand-in's numbered lines, each run's first, last and missing counts.
+  returned: when the window is over
+  type: dict
 notes:
   description: What the worker did besides capturing (for example, started a stopped service again).
   returned: when a window runs
@@ -147,6 +168,8 @@ def main() -> None:
         stop_timeout={"type": "int", "default": 10},
         heartbeat_timeout={"type": "int", "default": 60},
         logs_since={"type": "str"},
+        attach={"type": "bool", "default": False},
+        reserve_bytes={"type": "int", "default": 67108864},
         lock_owner={"type": "str"},
         start_timeout={"type": "int", "default": 300},
         poll={"type": "int", "default": 15},
@@ -172,6 +195,8 @@ def main() -> None:
                     "stop_timeout": p["stop_timeout"],
                     "heartbeat_timeout": p["heartbeat_timeout"],
                     "logs_since": p["logs_since"],
+                    "attach": p["attach"],
+                    "reserve_bytes": p["reserve_bytes"],
                     "lock_state": str(state) if p["lock_owner"] else "",
                     "lock_owner": p["lock_owner"] or "",
                 },

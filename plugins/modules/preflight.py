@@ -33,6 +33,10 @@ short_description: Read-only checks before a capture changes anything
 description:
   - Checks the host's Python (3.8 or newer), the Docker engine, Compose v2, the compose file and that it validates
     (every profile), the service, free disk for the bundle and, in capture mode, the build inputs.
+  - Reads the service's logging driver (its C(logging) block, else the daemon's default) and says whether C(docker logs)
+    can read it back (C(json-file), C(local), C(journald); other drivers through the daemon's dual-logging cache unless
+    C(cache-disabled)). When it cannot (C(none), a driver with the cache disabled) the capture relies on the attached
+    stream alone and says so; C(journald) without a running systemd-journald is a problem.
   - Lists every problem found in one message; changes nothing.
   - Returns this target's state folder, so no playbook computes the state key itself.
 version_added: 0.1.0
@@ -69,6 +73,12 @@ options:
     description: Free disk needed under O(state_dir).
     type: int
     default: 536870912
+  expect_missing:
+    description:
+      - The service's container may be missing (a first deployment, or it was removed on purpose). Otherwise a container
+        that cannot be inspected is a problem, with docker's own error, because the capture would lose the production history.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -96,9 +106,16 @@ problems:
   type: list
   elements: str
 facts:
-  description: Docker and Compose versions, the service's image, free bytes, whether the container exists.
+  description: >-
+    Docker and Compose versions, the service's image, free bytes, whether the container exists (and docker's error when
+    it cannot be inspected), the logging driver, its options and whether C(docker logs) can read it.
   returned: always
   type: dict
+warnings_text:
+  description: What the capture will do differently on this host (for example, rely on the attached stream alone).
+  returned: always
+  type: list
+  elements: str
 state_dir:
   description: This target's state folder on the host.
   returned: always
@@ -132,6 +149,7 @@ python:
 
 import shutil
 from pathlib import Path
+from typing import Any, Dict  # noqa: F401 - type comments (this file parses on old interpreters)
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
@@ -143,10 +161,60 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli i
 )
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor
 
+READABLE_DRIVERS = ("json-file", "local", "journald")
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+
+
+def daemon_log_opts(path="/etc/docker/daemon.json"):  # type: ignore[no-untyped-def]
+    """The daemon's default log-opts (daemon.json), {} when there are none or it is unreadable."""
+    try:
+        with Path(path).open() as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    opts = data.get("log-opts") if isinstance(data, dict) else None
+    return opts if isinstance(opts, dict) else {}
+
+
+def log_driver(compose, service):  # type: ignore[no-untyped-def]
+    """(driver, options, where from) of the service's logs, or (None, {}, why not)."""
+    code, out, err = run(compose_argv(compose, "config", "--format", "json"))
+    logging = {}  # type: Dict[str, Any]
+    if code == 0:
+        try:
+            logging = ((json.loads(out).get("services") or {}).get(service) or {}).get("logging") or {}
+        except (ValueError, AttributeError):
+            logging = {}
+    options = dict(logging.get("options") or {})
+    if logging.get("driver"):
+        return str(logging["driver"]), options, "the service's logging block"
+    code, out, err = run(["docker", "info", "--format", "{{json .LoggingDriver}}"])
+    try:
+        driver = json.loads(out) if code == 0 else None
+    except ValueError:
+        driver = None
+    if not driver:
+        return None, options, "docker info failed: %s" % (err or out).strip()[:200]
+    merged = daemon_log_opts()
+    merged.update(options)
+    return str(driver), merged, "the daemon's default (no logging block)"
+
+
+def log_readability(driver, options):  # type: ignore[no-untyped-def]
+    """(docker logs can read it back, why) for a logging driver and its options."""
+    if driver in READABLE_DRIVERS:
+        return True, "docker logs reads the %s driver" % driver
+    if driver == "none":
+        return False, "the none driver keeps no logs"
+    if str(options.get("cache-disabled", "")).lower() == "true":
+        return False, "the %s driver with cache-disabled keeps no copy docker logs can read" % driver
+    return True, "docker logs reads the %s driver through the daemon's dual-logging cache" % driver
+
 
 def check(params, state, compose):  # type: ignore[no-untyped-def]
     """(problems, facts) of the host; read-only."""
     problems = []
+    warnings = []
     facts = {}
     project = Path(params["project_dir"])
     code, out, err = run(["docker", "version", "--format", "{{json .Server}}"])
@@ -178,6 +246,24 @@ def check(params, state, compose):  # type: ignore[no-untyped-def]
             if code != 0:
                 problems.append("compose config does not validate: %s" % err.strip()[:300])
             facts["image"] = host_state.current_image(compose, params["service"])
+            driver, options, origin = log_driver(compose, params["service"])
+            facts["log_driver"] = driver
+            facts["log_options"] = options
+            facts["log_driver_from"] = origin
+            if driver is not None:
+                readable, why = log_readability(driver, options)
+                facts["log_readable"] = readable
+                facts["log_reading"] = why
+                if not readable:
+                    warnings.append(
+                        "docker logs cannot read this service's logs (%s, from %s): the capture relies on the attached "
+                        "stream alone, which loses lines at every restart" % (why, origin)
+                    )
+                if driver == "journald" and not Path(JOURNAL_SOCKET).exists():
+                    problems.append(
+                        "the service logs to journald (%s) but no systemd-journald runs here (%s is missing): "
+                        "the container could not start" % (origin, JOURNAL_SOCKET)
+                    )
     if params["mode"] == "capture":
         context = (project / params["build_context"]).resolve()
         dockerfile = (project / params["dockerfile"]).resolve()
@@ -202,12 +288,18 @@ def check(params, state, compose):  # type: ignore[no-untyped-def]
     container, error = inspect(params["container"])
     facts["container_exists"] = container is not None
     facts["container_error"] = error or None
+    if container is None and not params["expect_missing"]:
+        problems.append(
+            "the service's container %s cannot be inspected (%s): its logs and history cannot be saved before the "
+            "capture; set capture_expect_missing=true if it is expected to be missing"
+            % (params["container"], error or "no answer")
+        )
     if container is not None:
         config = container.get("Config") or {}
         facts["container_id"] = container.get("Id")
         facts["container_image"] = config.get("Image")
         facts["container_service"] = (config.get("Labels") or {}).get("com.docker.compose.service")
-    return problems, facts
+    return problems, facts, warnings
 
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -275,18 +367,20 @@ def main():  # type: ignore[no-untyped-def]
         git_pull={"type": "bool", "default": False},
         git_dir={"type": "str", "default": ""},
         min_free_bytes={"type": "int", "default": 536870912},
+        expect_missing={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     state, compose = host_state.target_paths(module.params)
     project = compose_project(module.params, compose)
     compose = Path(project["compose_path"])
     use_project(compose, project["name"], project["working_dir"], project["config_files"])
-    problems, facts = check(module.params, state, compose)
+    problems, facts, warnings = check(module.params, state, compose)
     redactor = Redactor.for_target(state, compose if compose.is_file() else None)
     result = redactor.value(
         {
             "changed": False,
             "problems": problems,
+            "warnings_text": warnings,
             "facts": facts,
             "state_dir": str(state),
             "compose_path": str(compose),
