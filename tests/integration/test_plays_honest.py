@@ -1,0 +1,69 @@
+"""The plays tell the truth: no host matched or an unreachable host fails non-zero and says what to do.
+
+Real ``ansible-playbook`` runs with the repository's ansible.cfg; the unreachable host is a
+closed port on 127.0.0.1, so nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env, run_playbook
+
+pytestmark = pytest.mark.integration
+
+PLAYBOOKS = ["capture.yml", "playbooks/rollback.yml", "playbooks/verify.yml"]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again once the socket is gone
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_ad_hoc_inventory_fails_naming_capture_hosts(playbook: str) -> None:
+    # -i prod-host, : the host is not in the group ingester_hosts.
+    result = run_playbook(playbook, Path("prod-host,"))
+    assert result.rc != 0, result.out[-3000:]
+    assert "capture_hosts=" in result.out and "ingester_hosts" in result.out
+    assert "hosts in the inventory: prod-host" in result.out
+    assert "copy inventory/production.yml" in result.out
+    assert f"ansible-playbook -i inventory/prod.yml {playbook}" in result.out
+
+
+def test_bare_run_uses_no_example_host_and_says_what_to_do() -> None:
+    # ansible.cfg's default inventory: no host, no DNS name to fail on.
+    proc = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "capture.yml"],
+        cwd=REPO,
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert "example.internal" not in out
+    assert "copy inventory/production.yml" in out and "hosts in the inventory: none" in out
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_unreachable_example_inventory_fails_saying_what_to_check(playbook: str) -> None:
+    result = run_playbook(
+        playbook,
+        REPO / "inventory" / "production.yml",
+        extra_vars={"ansible_host": "127.0.0.1", "ansible_port": _closed_port()},
+        timeout=180,
+    )
+    assert result.rc != 0, result.out[-3000:]
+    assert "Cannot reach bsky-prod (ansible_host=127.0.0.1" in result.out
+    assert "What to do: copy inventory/production.yml" in result.out
+    assert "Nothing was changed." in result.out
