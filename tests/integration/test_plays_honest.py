@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env, run_playbook
+from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env, run_playbook, write_inventory
+from tests.standin.stack import MONITOR_TOKEN, REDIS_PASSWORD, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +69,34 @@ def test_unreachable_example_inventory_fails_saying_what_to_check(playbook: str)
     assert "Cannot reach bsky-prod (ansible_host=127.0.0.1" in result.out
     assert "What to do: copy inventory/production.yml" in result.out
     assert "Nothing was changed." in result.out
+
+
+@pytest.mark.parametrize("mode", ["auto", "capture", "observe"])
+def test_check_diff_shows_the_redacted_compose_diff_in_every_mode(
+    mode: str, stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
+) -> None:
+    dest, state = capture_paths
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=1500)
+    stack.up()
+    before = stack.compose_path.read_bytes()
+    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state, capture_mode=mode)
+
+    result = run_playbook("capture.yml", inventory, "--check", "--diff", "-v")
+
+    assert result.rc == 0, result.out[-4000:]
+    assert stack.compose_path.read_bytes() == before
+    assert not list(dest.rglob("*")), "check mode fetched a bundle"
+    for secret in (REDIS_PASSWORD, MONITOR_TOKEN):
+        assert secret not in result.out, "a secret reached the play output"
+    flat = " ".join(result.out.split())  # the YAML callback folds long messages
+    assert "Check mode: nothing was changed" in flat
+    swap_line = f"+    image: {stack.debug_image}"
+    if mode == "observe":
+        assert swap_line not in result.out
+        assert "nothing would change on the host" in flat
+    else:
+        assert swap_line in result.out, result.out[-4000:]
+        assert "-    image: rsky-ingester:latest" in result.out
+        assert "the compose diff is above" in flat
+        if mode == "auto":
+            assert "only if that is inconclusive" in flat
