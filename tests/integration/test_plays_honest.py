@@ -100,3 +100,41 @@ def test_check_diff_shows_the_redacted_compose_diff_in_every_mode(
         assert "the compose diff is above" in flat
         if mode == "auto":
             assert "only if that is inconclusive" in flat
+
+
+def test_runner_events_carry_each_hosts_verdict_bundle_and_report(
+    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
+) -> None:
+    import ansible_runner
+
+    dest, state = capture_paths
+    stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=1500)
+    stack.up()
+    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=dest, state=state, host="runnerhost")
+    private = tmp_path / "runner"
+    private.mkdir()
+    result = ansible_runner.run(
+        private_data_dir=str(private),
+        playbook=str(REPO / "capture.yml"),
+        inventory=str(inventory),
+        envvars={k: v for k, v in ansible_env().items() if k.startswith("ANSIBLE_") or k == "PATH"},
+        project_dir=str(REPO),
+        quiet=True,
+        suppress_env_files=True,
+    )
+    assert result.rc == 0, result.stdout.read()[-3000:]
+    stats = [e for e in result.events if e.get("event") == "playbook_on_stats"]
+    assert len(stats) == 1
+    data = stats[0]["event_data"]["artifact_data"]["capture_results"]
+    assert set(data) == {"runnerhost"}
+    entry = data["runnerhost"]
+    # The answer key: this stand-in scenario is the labeler task returning an error.
+    assert entry["verdict"] == "task-error"
+    assert Path(entry["bundle"]).is_dir() and Path(entry["bundle"]).parent.parent == dest
+    assert Path(entry["report"]).is_file() and Path(entry["tarball"]).is_file()
+    assert entry["rollback_needed"] is True
+    # Nothing leaked into the runner's artifacts.
+    for path in private.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert REDIS_PASSWORD not in text and MONITOR_TOKEN not in text, path
