@@ -42,7 +42,9 @@ def window_line(progress: Dict[str, Any], window_seconds: int) -> str:
 
 def build_line(progress: Dict[str, Any]) -> str:
     """The debug build's progress: elapsed time, Docker's current step, cargo's crate count."""
-    parts = ["building %s" % _clock(progress.get("elapsed"))]
+    if progress.get("reused"):
+        return str(progress.get("msg") or "image reused")
+    parts = [_clock(progress.get("elapsed"))]
     if progress.get("step"):
         parts.append(str(progress["step"]))
     if progress.get("compiled"):

@@ -7,6 +7,7 @@ closed port on 127.0.0.1, so nothing leaves the machine.
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,57 @@ def test_runner_events_carry_each_hosts_verdict_bundle_and_report(
         if path.is_file():
             text = path.read_text(errors="replace")
             assert REDIS_PASSWORD not in text and MONITOR_TOKEN not in text, path
+
+
+def _cron_job(entry: Path) -> str:
+    jobs = [ln for ln in entry.read_text().splitlines() if ln and not ln.startswith("#") and "=" not in ln[:8]]
+    assert len(jobs) == 1, entry.read_text()
+    return jobs[0].split(None, 6)[6].replace("\\%", "%")  # what cron hands to /bin/sh
+
+
+def test_scheduled_failure_reaches_mailto_and_the_log_and_the_runner_has_a_timeout(
+    stack_factory: Any, tmp_path: Path
+) -> None:
+    if Path("/run/systemd/system").is_dir():
+        pytest.skip("systemd runs here: schedule.yml would install a timer, not a cron entry")
+    Path("/etc/cron.d").mkdir(exist_ok=True)
+    stack: Stack = stack_factory("healthy", labeler_hosts="")
+    stack.up()
+    stack.wait_running()
+    inventory = write_inventory(tmp_path / "inv.yml", stack, dest=tmp_path / "captures", state=tmp_path / "state")
+    name = f"ict-verify-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "verify.log"
+    settings: dict[str, Any] = {
+        "schedule_name": name,
+        "schedule_artifacts_dir": str(tmp_path / "runs"),
+        "schedule_log_file": str(log),
+        "schedule_mailto": "oncall@example.invalid",
+        "schedule_extra_vars": {
+            "verify_window_seconds": 3,
+            "verify_sample_interval_seconds": 1,
+            "verify_min_uptime_hours": 0,
+        },
+    }
+    entry = Path("/etc/cron.d") / name
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/root"}
+    try:
+        installed = run_playbook("playbooks/schedule.yml", inventory, extra_vars=settings)
+        assert installed.rc == 0, installed.out[-3000:]
+        assert 'MAILTO="oncall@example.invalid"' in entry.read_text()
+        # No labeler hosts: the run fails on activity. Its line is in the log and on stdout,
+        # which is what cron mails to MAILTO.
+        run = subprocess.run(["/bin/sh", "-c", _cron_job(entry)], capture_output=True, text=True, timeout=300, env=env)
+        assert run.returncode == 1, log.read_text()
+        assert log.read_text().startswith("verify FAIL: testhost FAIL (activity)")
+        assert run.stdout.strip() == log.read_text().strip()
+
+        # A run longer than schedule_timeout_seconds is stopped and says so, in the log and the mail.
+        slow = run_playbook("playbooks/schedule.yml", inventory, extra_vars={**settings, "schedule_timeout_seconds": 1})
+        assert slow.rc == 0, slow.out[-3000:]
+        assert "timeout --kill-after=60 1 " in entry.read_text()
+        run = subprocess.run(["/bin/sh", "-c", _cron_job(entry)], capture_output=True, text=True, timeout=300, env=env)
+        assert run.returncode == 124
+        assert log.read_text().splitlines()[-1] == "verify-run: timed out after 1 s"
+        assert run.stdout.strip() == "verify-run: timed out after 1 s"
+    finally:
+        entry.unlink(missing_ok=True)
