@@ -143,7 +143,9 @@ def revision(context: str, git_dir: str) -> str:
     for directory in (context, git_dir):
         if not directory or not Path(directory).is_dir():
             continue
-        head = _git(directory, "rev-parse", "HEAD")
+        # A folder no file of the checkout is tracked in (an ignored or untracked copy inside some
+        # other repository) is not that commit's content.
+        head = _git(directory, "rev-parse", "HEAD") if _git(directory, "ls-files", "--", ".") else None
         if head:
             dirty = _git(directory, "status", "--porcelain", "--untracked-files=no")
             return head + ("+dirty" if dirty else "")
