@@ -94,6 +94,9 @@ class ActionModule(ActionBase):
             progress["msg"] = "%s did not end after %d polls (%d s)" % (module, polls, time.monotonic() - started)
         progress.pop("invocation", None)
         result.update(progress)
+        # The step's own exit code (a failed build) is for the play to judge, not a failure of
+        # following it: say so, or Ansible would fail the task on rc != 0.
+        result["failed"] = bool(progress.get("failed"))
         result["changed"] = False
         result["progress_lines"] = lines
         return result

@@ -179,7 +179,7 @@ def test_scheduled_failure_reaches_mailto_and_the_log_and_the_runner_has_a_timeo
         # No labeler hosts: the run fails on activity. Its line is in the log and on stdout,
         # which is what cron mails to MAILTO.
         run = subprocess.run(["/bin/sh", "-c", _cron_job(entry)], capture_output=True, text=True, timeout=300, env=env)
-        assert run.returncode == 1, log.read_text()
+        assert run.returncode != 0, log.read_text()
         assert log.read_text().startswith("verify FAIL: testhost FAIL (activity)")
         assert run.stdout.strip() == log.read_text().strip()
 
