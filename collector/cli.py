@@ -1,16 +1,12 @@
-"""Command line: `ingester-collector summarize BUNDLE_DIR` (or `--log FILE`).
+"""Command line: `ingester-collector summarize BUNDLE_DIR` (or `--log FILE`), `fleet DIR`,
+`verify ...` and `verify-run ...`.
 
-Writes report.json, report.md and report.html into the bundle (or `--out DIR`; for `--log`, the
-log's directory) and prints a short summary. With the loader, the only code that does I/O.
+`summarize` writes report.json, report.md and report.html into the bundle (or `--out DIR`; for
+`--log`, the log's directory) and prints a short summary. `fleet` summarises the per-host folders
+of one run (collector/fleet.py). With the loader, the only code that does I/O.
 
-Exit codes (`ExitCode`):
-    0   stable: no exit and no restart in the window
-    2   usage error (bad arguments)
-    3   the bundle or log cannot be read (one line on stderr, never a traceback)
-    10  a crash loop was diagnosed (any crash scenario: task-error, panic, task-returned-ok,
-        oom-kill, external-kill, config-error, cannot-start, impossible-path)
-    11  inconclusive: not enough evidence; the report says what to capture next
-    20  reserved for `verify` (the fix did not hold)
+Exit codes: the one table in collector/exitcodes.py (`Exit`). summarize returns 0 stable,
+2 usage, 3 unreadable input, 10 a crash loop was diagnosed, 11 inconclusive.
 """
 
 from __future__ import annotations
@@ -19,12 +15,18 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from enum import IntEnum
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from collector.diagnose import CRASH_SCENARIOS, Coverage, Diagnosis, MemoryInput, diagnose
 from collector.errors import BundleError
+from collector.exitcodes import Exit
+from collector.fleet import CAPTURE, VERIFY, FleetError, Found, Outcome, decide, fleet_json, parse_outcomes
+from collector.fleet import OUTPUTS as FLEET_OUTPUTS
+from collector.fleet import dumps as fleet_dumps
+from collector.fleet import render_markdown as render_fleet_markdown
+from collector.fleet import render_text as render_fleet_text
 from collector.loader import COSTS, Bundle, count_container_lines, load_bare_log, load_bundle
 from collector.report.charts import memory_chart, timeline
 from collector.report.model import CaptureFacts, build_report, history_json
@@ -39,21 +41,13 @@ SNIPPET_LIMIT = 256 << 10
 PROG = "ingester-collector"
 
 
-class ExitCode(IntEnum):
-    STABLE = 0
-    USAGE = 2
-    UNREADABLE = 3
-    CRASH_LOOP = 10
-    INCONCLUSIVE = 11
-    VERIFY_FAILED = 20  # reserved for the `verify` subcommand
-
-
-def exit_code_for(scenario: str) -> ExitCode:
+def exit_code_for(scenario: str) -> Exit:
+    """A verdict's scenario as an exit code: 0 stable, 10 a crash scenario, 11 anything else."""
     if scenario == "stable":
-        return ExitCode.STABLE
+        return Exit.OK
     if scenario in CRASH_SCENARIOS:
-        return ExitCode.CRASH_LOOP
-    return ExitCode.INCONCLUSIVE
+        return Exit.CRASH_LOOP
+    return Exit.INCONCLUSIVE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--format", choices=("text", "json"), default="text", help="stdout format")
     summ.add_argument("--quiet", action="store_true", help="print nothing; the exit code says it")
     summ.set_defaults(handler=_summarize)
+    fleet = sub.add_parser(
+        "fleet",
+        help="one table for every host of a capture.yml (or --verify: verify.yml) run",
+        description="Summarise the per-host folders under DIR (capture_dest): fleet.json and fleet.md "
+        "(--verify: fleet-verify.json and fleet-verify.md) beside them. Schema: docs/fleet.md.",
+    )
+    fleet.add_argument("dest", type=Path, metavar="DIR", help="the capture destination: <DIR>/<host>/...")
+    fleet.add_argument("--verify", action="store_true", help="summarise verify.yml's verify.json files")
+    fleet.add_argument("--outcomes", type=Path, help="the play's per-host outcomes (JSON, docs/fleet.md)")
+    fleet.add_argument("--out", type=Path, help="where to write the fleet files (default DIR)")
+    fleet.add_argument("--format", choices=("text", "json"), default="text", help="stdout format")
+    fleet.add_argument("--quiet", action="store_true", help="print nothing; the exit code says it")
+    fleet.set_defaults(handler=_fleet)
     verify = sub.add_parser(
         "verify",
         help="judge the success criteria from a verify probe's facts (used by playbooks/verify.yml)",
@@ -96,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=_verify)
     run = sub.add_parser(
         "verify-run",
-        help="run playbooks/verify.yml through ansible-runner: one line, exit 0 pass / 1 fail / 2 no verdict",
+        help="run verify.yml through ansible-runner: one line, exit 0 pass / 20 fail / 21 no verdict",
         add_help=False,
     )
     run.add_argument("rest", nargs=argparse.REMAINDER)
@@ -129,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(args_list)
     except _UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
+        return Exit.USAGE
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     handler: Handler = args.handler
@@ -137,20 +144,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except BundleError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
-        return ExitCode.UNREADABLE
+        return Exit.UNREADABLE
     except OSError as exc:
         name = exc.filename or ""
         print(f"{PROG}: {name}: {exc.strerror or exc}", file=sys.stderr)
-        return ExitCode.UNREADABLE
+        return Exit.UNREADABLE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return ExitCode.UNREADABLE
+        return Exit.INTERRUPTED
 
 
 def _summarize(args: argparse.Namespace) -> int:
     if (args.bundle is None) == (args.log is None):
         print(f"{PROG}: error: give a BUNDLE_DIR or --log FILE (one of them)", file=sys.stderr)
-        return ExitCode.USAGE
+        return Exit.USAGE
     if args.log is not None:
         bundle = load_bare_log(args.log)
         out_dir = args.out or args.log.resolve().parent
@@ -178,6 +185,97 @@ def _summarize(args: argparse.Namespace) -> int:
         _print(report, args.format, written, sys.stdout)
     del diag
     return exit_code_for(report["verdict"]["scenario"])
+
+
+FLEET_READ_LIMIT = 64 << 20
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    """A JSON file's value, or None and why it cannot be read (never an exception)."""
+    try:
+        with path.open("rb") as fh:
+            return json.loads(fh.read(FLEET_READ_LIMIT).decode("utf-8", errors="replace")), None
+    except OSError as exc:
+        return None, f"{path}: {exc.strerror or exc}"
+    except ValueError as exc:
+        return None, f"{path}: not JSON ({exc})"
+
+
+def _newest(folders: Sequence[Path], name: str) -> Path | None:
+    """The newest of the folders (UTC stamps sort by name) that holds `name`."""
+    have = [p for p in folders if (p / name).is_file()]
+    return max(have, key=lambda p: p.name) if have else None
+
+
+def _found_at(host: str, folder: Path | None, name: str, md: str, *, bundle: bool) -> Found:
+    if folder is None:
+        return Found(host)
+    data, error = _read_json(folder / name)
+    if data is not None and not isinstance(data, dict):
+        data, error = None, f"{folder / name}: not a JSON object"
+    tarball = folder.with_name(folder.name + ".tar.gz")
+    where = str(tarball if tarball.is_file() else folder) if bundle else None
+    return Found(host, str(folder / md), where, data, error)
+
+
+def _gather(dest: Path, kind: str, outcomes: dict[str, Outcome]) -> dict[str, Found]:
+    """Each host's newest report under DEST (or the one its outcome names)."""
+    name, md = ("report.json", "report.md") if kind == CAPTURE else ("verify.json", "verify.md")
+    hosts = sorted(p for p in dest.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found: dict[str, Found] = {}
+    for host_dir in hosts:
+        if kind == CAPTURE:
+            folders = [p for p in host_dir.iterdir() if p.is_dir() and p.name not in ("verify", "latest")]
+        else:
+            vdir = host_dir / "verify"
+            folders = [p for p in vdir.iterdir() if p.is_dir() and p.name != "latest"] if vdir.is_dir() else []
+        if folders:
+            found[host_dir.name] = _found_at(host_dir.name, _newest(folders, name), name, md, bundle=kind == CAPTURE)
+    for host, outcome in outcomes.items():
+        if outcome.status != "unreachable" and outcome.report:
+            given = Path(outcome.report)
+            folder = given if given.is_dir() else given.parent
+            found[host] = _found_at(host, folder, name, md, bundle=kind == CAPTURE)
+    return found
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    kind = VERIFY if args.verify else CAPTURE
+    if not args.dest.is_dir():
+        print(f"{PROG}: {args.dest}: not a folder (give the capture destination, capture_dest)", file=sys.stderr)
+        return Exit.UNREADABLE
+    outcomes: dict[str, Outcome] = {}
+    if args.outcomes is not None:
+        raw, error = _read_json(args.outcomes)
+        if error is not None:
+            print(f"{PROG}: outcomes {error}", file=sys.stderr)
+            return Exit.UNREADABLE
+        try:
+            outcomes = parse_outcomes(raw)
+        except FleetError as exc:
+            print(f"{PROG}: {args.outcomes}: {exc}", file=sys.stderr)
+            return Exit.UNREADABLE
+    found = _gather(args.dest, kind, outcomes)
+    if not found and not outcomes:
+        what = "<host>/<stamp>-<mode>/report.json" if kind == CAPTURE else "<host>/verify/<stamp>/verify.json"
+        print(f"{PROG}: {args.dest}: no per-host folders ({what}) to summarise", file=sys.stderr)
+        return Exit.UNREADABLE
+    summary = decide(kind, found, outcomes or None)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    doc = fleet_json(summary, dest=str(args.dest), generated_by=f"{PROG} (collector 0.1.0)", generated_at=stamp)
+    out_dir: Path = args.out or args.dest
+    json_name, md_name = FLEET_OUTPUTS[kind]
+    written: list[str] = []
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in ((json_name, fleet_dumps(doc)), (md_name, render_fleet_markdown(doc))):
+            (out_dir / name).write_text(text, encoding="utf-8")
+            written.append(str(out_dir / name))
+    except OSError as exc:
+        print(f"{PROG}: cannot write the fleet files to {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+    if not args.quiet:
+        sys.stdout.write(fleet_dumps(doc) if args.format == "json" else render_fleet_text(summary, doc, written))
+    return summary.exit_code
 
 
 def _print(report: dict[str, Any], fmt: str, written: str | None, out: TextIO) -> None:

@@ -5,10 +5,17 @@ artifacts: events, stdout, status); only the newest ``--keep`` runs are kept. Th
 from the run's events (the ``set_stats`` data verify.yml hands over), never from its stdout.
 
     python -m collector.runner -i inventory/production.yml [--artifacts DIR] [--keep N]
-        [--limit HOSTS] [-e key=value ...]
+        [--limit HOSTS] [-e key=value ...] [--project DIR]
 
-Exit codes (:class:`RunExit`): 0 every host passed, 1 a criterion failed on some host, 2 no
-verdict (the play failed before judging: unreachable host, bad input), 3 bad usage.
+verify.yml is found (:func:`locate`) in ``--project DIR`` (a checkout or an installed copy of the
+collection), else ``$INGESTER_CAPTURE_PROJECT``, else the working directory when it is a checkout
+(the scheduled job runs from one), else the installed collection ``rsky.ingester_capture`` on
+Ansible's collection path; never beside this file.
+
+Exit codes (the one table, :class:`collector.exitcodes.Exit`): 0 every host passed, 20 a
+criterion failed on some host, 21 no verdict (the play failed before judging: unreachable host,
+bad input on the host), 2 usage, 3 the inventory cannot be read, 4 the collection (or
+ansible-runner) is not installed.
 """
 
 from __future__ import annotations
@@ -21,27 +28,80 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-PLAYBOOK = REPO / "playbooks" / "verify.yml"
+from collector.exitcodes import Exit
+
+COLLECTION = ("rsky", "ingester_capture")
+PLAYBOOK = Path("playbooks") / "verify.yml"
+PROJECT_ENV = "INGESTER_CAPTURE_PROJECT"
 DEFAULT_ARTIFACTS = Path(os.environ.get("INGESTER_CAPTURE_RUNS", "/var/lib/ingester-capture/verify-runs"))
 STATS_KEY = "verify_verdicts"
-
-
-class RunExit(IntEnum):
-    """What the scheduled run exits with."""
-
-    PASSED = 0
-    FAILED = 1
-    NO_VERDICT = 2
-    USAGE = 3
+INSTALL_HINT = (
+    "install the collection (ansible-galaxy collection install rsky-ingester_capture-*.tar.gz, "
+    "or from a checkout: ansible-galaxy collection build && ansible-galaxy collection install ...) "
+    f"or pass --project CHECKOUT (or set {PROJECT_ENV})"
+)
 
 
 class RunnerError(RuntimeError):
     """ansible-runner could not be started or its artifacts could not be written."""
+
+
+class NotInstalledError(RunnerError):
+    """verify.yml or ansible-runner is not installed; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """Where verify.yml lives and how ansible must be pointed at it."""
+
+    root: Path  # the folder holding playbooks/ and roles/
+    playbook: Path
+    config: Path | None  # a checkout's ansible.cfg (its collections_path finds the collection)
+    collections_root: Path | None  # the folder holding ansible_collections/, for an installed copy
+
+
+def _checkout(root: Path) -> Project | None:
+    playbook = root / PLAYBOOK
+    if not playbook.is_file():
+        return None
+    cfg = root / "ansible.cfg"
+    parent = root.parent.parent.parent  # <path>/ansible_collections/rsky/ingester_capture
+    installed = root.parent.parent.name == "ansible_collections"
+    return Project(root, playbook, cfg if cfg.is_file() and not installed else None, parent if installed else None)
+
+
+def collection_paths() -> list[Path]:
+    """Ansible's collection search path (COLLECTIONS_PATHS, then sys.path, as ansible looks)."""
+    try:
+        import ansible.constants as ansible_constants  # deferred: only the lookup needs it
+    except ImportError as exc:
+        raise NotInstalledError(f"ansible-core is not installed ({exc}): pip install ansible-core") from exc
+    paths = [Path(p).expanduser() for p in ansible_constants.COLLECTIONS_PATHS or []]
+    paths += [Path(p) for p in sys.path if p]
+    return paths
+
+
+def locate(project: Path | None = None, cwd: Path | None = None) -> Project:
+    """verify.yml: --project, $INGESTER_CAPTURE_PROJECT, a checkout in cwd, the installed collection."""
+    explicit = project or (Path(os.environ[PROJECT_ENV]) if os.environ.get(PROJECT_ENV) else None)
+    if explicit is not None:
+        found = _checkout(explicit.resolve())
+        if found is None:
+            raise NotInstalledError(f"{explicit}: no {PLAYBOOK} there; {INSTALL_HINT}")
+        return found
+    here = (cwd or Path.cwd()).resolve()
+    if (here / "galaxy.yml").is_file() or (here / "MANIFEST.json").is_file():  # a checkout, an installed copy
+        found = _checkout(here)
+        if found is not None:
+            return found
+    for base in collection_paths():
+        root = base / "ansible_collections" / COLLECTION[0] / COLLECTION[1]
+        if (root / PLAYBOOK).is_file():
+            return Project(root.resolve(), (root / PLAYBOOK).resolve(), None, base.resolve())
+    raise NotInstalledError(f"the collection {'.'.join(COLLECTION)} ({PLAYBOOK}) is not installed: {INSTALL_HINT}")
 
 
 @dataclass(frozen=True)
@@ -66,12 +126,12 @@ class RunOutcome:
     artifacts: Path
 
     @property
-    def exit_code(self) -> RunExit:
-        """PASSED only when every host judged passed and no host failed before judging."""
+    def exit_code(self) -> Exit:
+        """OK only when every host judged passed and no host failed before judging."""
         judged = {v.host for v in self.verdicts}
         if not self.verdicts or any(h not in judged for h in self.failed_hosts):
-            return RunExit.NO_VERDICT
-        return RunExit.PASSED if all(v.passed for v in self.verdicts) else RunExit.FAILED
+            return Exit.NO_VERDICT
+        return Exit.OK if all(v.passed for v in self.verdicts) else Exit.VERIFY_FAILED
 
 
 def verdicts_from_events(events: Iterable[Mapping[str, Any]]) -> tuple[HostVerdict, ...]:
@@ -108,7 +168,7 @@ def failed_hosts_from_events(events: Iterable[Mapping[str, Any]]) -> tuple[str, 
 def one_line(outcome: RunOutcome) -> str:
     """The single line the scheduled run prints."""
     code = outcome.exit_code
-    word = {RunExit.PASSED: "PASS", RunExit.FAILED: "FAIL", RunExit.NO_VERDICT: "ERROR"}[code]
+    word = {Exit.OK: "PASS", Exit.VERIFY_FAILED: "FAIL", Exit.NO_VERDICT: "ERROR"}[code]
     parts = []
     for v in outcome.verdicts:
         parts.append(f"{v.host} PASS" if v.passed else f"{v.host} FAIL ({', '.join(v.failed)})")
@@ -158,20 +218,29 @@ def run_verify(
     keep: int,
     limit: str | None = None,
     extravars: Mapping[str, Any] | None = None,
-    playbook: Path = PLAYBOOK,
+    project: Project | None = None,
 ) -> RunOutcome:
     """Run verify.yml once with ansible-runner and read the verdicts from its events."""
-    import ansible_runner  # deferred: importing it is slow and only this path needs it
+    try:
+        import ansible_runner  # deferred: importing it is slow and only this path needs it
+    except ImportError as exc:
+        raise NotInstalledError(f"ansible-runner is not installed ({exc}): pip install ansible-runner") from exc
 
+    proj = project or locate()
     run_dir = _new_run_dir(artifacts_root)
     bin_dir = str(Path(sys.executable).parent)
     env = {
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+        "ANSIBLE_ROLES_PATH": str(proj.root / "roles"),
         "ANSIBLE_NOCOLOR": "1",
         # The venv's ansible-playbook, also when cron starts us with a bare PATH.
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
     }
+    if proj.config is not None:
+        env["ANSIBLE_CONFIG"] = str(proj.config)
+    if proj.collections_root is not None:
+        known = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
+        env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(p for p in (str(proj.collections_root), known) if p)
+    playbook = proj.playbook
     try:
         result = ansible_runner.run(
             private_data_dir=str(run_dir),
@@ -180,7 +249,7 @@ def run_verify(
             limit=limit,
             extravars=dict(extravars or {}),
             envvars=env,
-            project_dir=str(REPO),
+            project_dir=str(proj.root),
             quiet=True,
             # The env/ folder would keep the extra variables and environment on disk beside the
             # artifacts; nothing of a run is written there but its events and output.
@@ -210,36 +279,53 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-e", "--extra-vars", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS)
     parser.add_argument("--keep", type=int, default=20, help="run folders to keep (default 20)")
-    parser.add_argument("--playbook", type=Path, default=PLAYBOOK, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--project",
+        type=Path,
+        help=f"a checkout or installed copy of the collection holding {PLAYBOOK} "
+        f"(default: ${PROJECT_ENV}, a checkout in the working directory, the installed collection)",
+    )
+    parser.add_argument("--playbook", type=Path, help=argparse.SUPPRESS)
     return parser
 
 
 def verify_run_main(argv: Sequence[str]) -> int:
-    """``verify-run``: one scheduled verification; the exit code is the verdict (RunExit)."""
+    """``verify-run``: one scheduled verification; the exit code is the verdict (collector.exitcodes)."""
     parser = _parser()
     try:
         args = parser.parse_args(list(argv))
     except SystemExit as exc:
-        return RunExit.PASSED if exc.code == 0 else RunExit.USAGE
+        return Exit.OK if exc.code == 0 else Exit.USAGE
     if args.keep < 1:
         print("verify-run: --keep must be at least 1", file=sys.stderr)
-        return RunExit.USAGE
+        return Exit.USAGE
+    try:
+        extravars = _extra_vars(args.extra_vars)
+    except (RunnerError, ValueError) as exc:
+        print(f"verify-run: {exc}", file=sys.stderr)
+        return Exit.USAGE
     missing = [i for i in args.inventory if "," not in i and not Path(i).exists()]
     if missing:
         print(f"verify-run: inventory not found: {', '.join(missing)}", file=sys.stderr)
-        return RunExit.USAGE
+        return Exit.UNREADABLE
     try:
+        project = locate(args.project)
+        if args.playbook is not None:
+            project = Project(project.root, args.playbook.resolve(), project.config, project.collections_root)
         outcome = run_verify(
             inventory=args.inventory,
             artifacts_root=args.artifacts,
             keep=args.keep,
             limit=args.limit,
-            extravars=_extra_vars(args.extra_vars),
-            playbook=args.playbook,
+            extravars=extravars,
+            project=project,
         )
+    except NotInstalledError as exc:
+        print(f"verify-run: {exc}", file=sys.stderr)
+        return Exit.NOT_INSTALLED
     except (RunnerError, OSError, ValueError) as exc:
         print(f"verify-run: {exc}", file=sys.stderr)
-        return RunExit.NO_VERDICT
+        return Exit.NO_VERDICT
     print(one_line(outcome))
     return outcome.exit_code
 

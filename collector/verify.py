@@ -9,8 +9,8 @@ apart from :func:`main`: :func:`parse_facts` turns the probe's JSON into typed f
     python -m collector.verify evaluate --facts F --host H --out-dir D [--history H.jsonl] ...
     python -m collector.verify history H.jsonl
 
-Exit codes (:class:`ExitCode`): 0 every criterion passed, 1 at least one failed (named on
-stdout), 2 the input could not be read.
+Exit codes (the one table, :class:`collector.exitcodes.Exit`): 0 every criterion passed, 20 at
+least one failed (named on stdout), 2 usage, 3 the facts or the history could not be read.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from collector.exitcodes import Exit
 
 MIB = 1024 * 1024
 TEMPLATES = Path(__file__).parent / "report" / "templates"
@@ -40,14 +42,6 @@ _OOM_KILL = re.compile(r"oom-kill:.*?task_memcg=([^,\s]*),task=([^,\s]*),pid=(\d
 
 class VerifyError(ValueError):
     """The probe's facts, the history or a threshold cannot be read; the message says why."""
-
-
-class ExitCode(IntEnum):
-    """What ``python -m collector.verify`` exits with."""
-
-    PASSED = 0
-    FAILED = 1
-    BAD_INPUT = 2
 
 
 class Status(StrEnum):
@@ -880,24 +874,27 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
             sort_keys=True,
         )
     )
-    return ExitCode.PASSED if verdict.passed else ExitCode.FAILED
+    return Exit.OK if verdict.passed else Exit.VERIFY_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m collector.verify``: see the module docstring."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage or the help
+        return Exit.OK if exc.code == 0 else Exit.USAGE
     try:
         if args.command == "history":
             rows = [dict(h.raw) for h in parse_history(_read_history(args.file))]
             sys.stdout.write(render_history(rows))
-            return ExitCode.PASSED
+            return Exit.OK
         return _evaluate_cmd(args)
     except VerifyError as exc:
         print(f"verify: {exc}", file=sys.stderr)
-        return ExitCode.BAD_INPUT
+        return Exit.UNREADABLE
     except OSError as exc:
         print(f"verify: {exc}", file=sys.stderr)
-        return ExitCode.BAD_INPUT
+        return Exit.UNREADABLE
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ LogRecord = (
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]")
 _COMPOSE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*) +\| ?(.*)$", re.DOTALL)
-_COMPOSE_EXIT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*) exited with code (-?\d+)")
+_COMPOSE_EXIT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*) exited with code (-?\d{1,10})(?!\d)")
 _TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)"
 _DOCKER_TS = re.compile(r"^(" + _TS + r") ?(.*)$", re.DOTALL)
 # the journald log driver, read back with journalctl: `Nov 29 10:08:34 host ident[pid]: ` (short)
@@ -212,7 +212,8 @@ _EXITED = re.compile(r"\b(Firehose|Backfill|Labeler) ingester exited: (.*)$")
 _DEFAULT_PANIC = re.compile(r"^thread '([^']*)'(?: \(\d+\))? panicked at (.*)$")
 _OLD_PANIC = re.compile(r"^'(.*)', (\S+:\d+:\d+)$")
 _FRAME = re.compile(r"^\s+(?:\d+: |at )")
-_EVENTS_IN_MEMORY = re.compile(r"events_in_memory=(\d+)|Memory metrics: (\d+) events")
+# Bounded digit runs: a number too long for int() is no number (and never a traceback).
+_EVENTS_IN_MEMORY = re.compile(r"events_in_memory=(\d{1,30})(?!\d)|Memory metrics: (\d{1,30}) events")
 _CRITICALS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("host-error", re.compile(r"(\w+) ingester for (\S+) exited with error: (.*)")),
     ("host-ok", re.compile(r"(\w+) ingester for (\S+) exited successfully()")),
@@ -492,7 +493,8 @@ class LogParser:
     def summarisable(self) -> bool:
         """True when a line that yields only a `Pressure` record would change nothing here but
         `_prev_*` (no open block, no Compose exit waiting for the next run's first line)."""
-        return self._block is None and not self._after_compose_exit
+        # A run that has ended must see its next line: a late one opens the next run.
+        return self._block is None and not self._after_compose_exit and not self._terminal
 
     def finish(self, total_lines: int | None = None) -> list[LogRecord]:
         """Flush what is pending and close the stream."""

@@ -18,7 +18,7 @@ INDEX = "source/index.json"
 KINDS = ("panic", "run_fn", "dependency")
 # a location inside a cargo registry checkout: .../registry/src/<index>/<crate>-<version>/...
 _REGISTRY = re.compile(r"/registry/src/[^/]+/([A-Za-z0-9_.-]+?)-(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?)/")
-_LOCATION = re.compile(r"^(.*?):(\d+)(?::(\d+))?$")
+_LOCATION = re.compile(r"^(.*?):(\d{1,9})(?::(\d{1,9}))?$")
 
 
 @dataclass(frozen=True)

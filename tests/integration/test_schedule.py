@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from collector.exitcodes import Exit
 from tests.integration.conftest import REPO, PlayResult, run_playbook, write_inventory
 from tests.standin.stack import Stack
 
@@ -83,8 +84,8 @@ def test_install_twice_run_it_remove_twice(stack_factory: Any, tmp_path: Path, c
             env={"PATH": "/usr/bin:/bin", "HOME": "/root"},
         )
         log = (tmp_path / "verify.log").read_text()
-        # No labeler hosts: the scheduled run fails on activity, exactly one line, exit 1.
-        assert run.returncode == 1, log
+        # No labeler hosts: the scheduled run fails on activity, exactly one line, exit 20.
+        assert run.returncode == Exit.VERIFY_FAILED, log
         assert log.count("\n") == 1 and log.startswith("verify FAIL: testhost FAIL (activity)"), log
         assert len(list((tmp_path / "runs").iterdir())) == 1
 

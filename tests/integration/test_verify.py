@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from collector.exitcodes import Exit
 from collector.runner import verify_run_main
 from tests.integration.conftest import PlayResult, Sshd, run_playbook, write_inventory
 from tests.standin.stack import Stack
@@ -196,7 +197,7 @@ def test_runner_gives_the_playbooks_verdict_and_rotates(
 
     assert play.rc != 0
     assert play_failed == ["activity"]
-    assert rc == 1
+    assert rc == Exit.VERIFY_FAILED
     assert "\n" not in line
     assert line.startswith("verify FAIL: testhost FAIL (activity) — artifacts ")
     assert latest(dest)["failed"] == play_failed, "the runner's run wrote the same verdict"
@@ -259,11 +260,11 @@ def test_runner_without_a_verdict_says_so(tmp_path: Path, capsys: pytest.Capture
         "        verify_window_seconds: 1\n"
     )
     # A missing container is judged (and fails); an unreachable host gives no verdict; a missing
-    # inventory is a usage error, said in one line.
+    # inventory is unreadable input, said in one line.
     rc = verify_run_main(["-i", str(tmp_path / "missing.yml"), "--artifacts", str(tmp_path / "runs")])
     captured = capsys.readouterr()
 
-    assert rc == 3, captured.out
+    assert rc == Exit.UNREADABLE, captured.out
     assert captured.err.strip() == f"verify-run: inventory not found: {tmp_path / 'missing.yml'}"
 
     unreachable = tmp_path / "unreachable.yml"
@@ -279,12 +280,12 @@ def test_runner_without_a_verdict_says_so(tmp_path: Path, capsys: pytest.Capture
     rc = verify_run_main(["-i", str(unreachable), "--artifacts", str(tmp_path / "runs")])
     out = capsys.readouterr().out.strip()
 
-    assert rc == 2, out
+    assert rc == Exit.NO_VERDICT, out
     assert out.startswith("verify ERROR:")
 
     rc = verify_run_main(["-i", str(inventory), "--artifacts", str(tmp_path / "runs")])
     out = capsys.readouterr().out.strip()
-    assert rc == 1, out
+    assert rc == Exit.VERIFY_FAILED, out
     assert "testhost FAIL (" in out and "uptime" in out
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.cli import ExitCode, main
+from collector.cli import main
+from collector.exitcodes import Exit
 from tests.unit.conftest import BUNDLES
 
 SOURCE = BUNDLES / "hypothetical-task-panic"
@@ -115,10 +116,10 @@ def test_damaged_bundle(name: str, tmp_path: Path, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert "Traceback" not in err
     if expected == "unreadable":
-        assert code == ExitCode.UNREADABLE
+        assert code == Exit.UNREADABLE
         assert len(err.strip().splitlines()) == 1 and "schema_version" in err
         return
-    assert code in (ExitCode.STABLE, ExitCode.CRASH_LOOP, ExitCode.INCONCLUSIVE), err
+    assert code in (Exit.OK, Exit.CRASH_LOOP, Exit.INCONCLUSIVE), err
     report = json.loads((root / "report.json").read_text())
     cap = report["capture"]
     assert cap["missing"] or cap["damaged"] or name == "log-huge-line"
@@ -143,7 +144,7 @@ def test_unreadable_inputs(
     (tmp_path / "empty.log").write_bytes(b"")
     code = main([a.format(tmp=tmp_path) for a in argv])
     err = capsys.readouterr().err
-    assert code == ExitCode.UNREADABLE
+    assert code == Exit.UNREADABLE
     assert len(err.strip().splitlines()) == 1
     assert message in err
 
@@ -154,7 +155,7 @@ def test_unreadable_inputs(
                                                                           "xml", "a"]],
 )
 def test_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(argv) == ExitCode.USAGE
+    assert main(argv) == Exit.USAGE
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -165,6 +166,6 @@ def test_unwritable_output_still_prints_verdict(
     blocker.write_text("a file where the directory should be")
     code = main(["summarize", str(SOURCE), "--out", str(blocker / "sub")])
     out, err = capsys.readouterr()
-    assert code == ExitCode.CRASH_LOOP
+    assert code == Exit.CRASH_LOOP
     assert "verdict: panic" in out
     assert "cannot write reports" in err

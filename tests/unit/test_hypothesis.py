@@ -9,9 +9,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.cli import ExitCode, main
+from collector.cli import main
 from collector.diagnose import Coverage, MemoryInput, diagnose
 from collector.errors import BundleError
+from collector.exitcodes import Exit
 from collector.runs import split_runs
 from collector.sources.dmesg import parse_dmesg
 from collector.sources.events import parse_events
@@ -131,4 +132,4 @@ def test_cli_never_raises_on_random_bundles(files: dict[str, bytes]) -> None:
             code = main(["summarize", str(root), "--quiet"])
         except BundleError:  # pragma: no cover - main() must turn it into an exit code
             raise AssertionError("BundleError escaped main()") from None
-        assert code in set(ExitCode)
+        assert code in set(Exit)

@@ -191,5 +191,16 @@ def test_pressure_lines() -> None:
     assert [r.events_in_memory for r in recs if isinstance(r, Pressure)] == [4242, 99]
 
 
+def test_numbers_too_long_for_int_are_no_numbers() -> None:
+    # Python refuses int() on more than 4300 digits: a damaged line must not raise.
+    huge = "9" * 5000
+    recs = records(
+        f"WARN rsky_ingester::firehose: Backpressure active: stream_len=1, high_water=1, events_in_memory={huge}\n"
+        f"rust-ingester exited with code {huge}"
+    )
+    assert [r.events_in_memory for r in recs if isinstance(r, Pressure)] == [None]
+    assert not [r for r in recs if isinstance(r, ComposeExit)]
+
+
 def test_continuation_lines_are_ignored() -> None:
     assert kinds("INFO a: x\nRetrying in 5 seconds...\n\n   \n") == []

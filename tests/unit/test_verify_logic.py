@@ -11,16 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collector.exitcodes import Exit
 from collector.runner import (
     HostVerdict,
-    RunExit,
     RunOutcome,
     one_line,
     rotate,
     verdicts_from_events,
 )
 from collector.verify import (
-    ExitCode,
     Status,
     Thresholds,
     VerifyError,
@@ -359,15 +358,15 @@ def test_cli_exit_codes_and_outputs(tmp_path: Path, capsys: pytest.CaptureFixtur
         ]
     )
     printed = json.loads(capsys.readouterr().out)
-    assert rc == ExitCode.PASSED and printed["passed"] and printed["summary"] == "h: PASS (5/5 criteria)"
+    assert rc == Exit.OK and printed["passed"] and printed["summary"] == "h: PASS (5/5 criteria)"
     assert {p.name for p in out.iterdir()} == {"facts.json", "verify.json", "verify.md"}
     assert json.loads((out / "verify.json").read_text())["passed"] is True
 
     rc = main(["evaluate", "--facts", str(tmp_path / "facts.json"), "--host", "h"])
-    assert rc == ExitCode.FAILED and json.loads(capsys.readouterr().out)["failed"] == ["uptime"]
+    assert rc == Exit.VERIFY_FAILED and json.loads(capsys.readouterr().out)["failed"] == ["uptime"]
 
     (tmp_path / "bad.json").write_text("{")
-    assert main(["evaluate", "--facts", str(tmp_path / "bad.json")]) == ExitCode.BAD_INPUT
+    assert main(["evaluate", "--facts", str(tmp_path / "bad.json")]) == Exit.UNREADABLE
     assert capsys.readouterr().err.startswith("verify: facts ")
 
 
@@ -396,13 +395,13 @@ def test_verdicts_come_from_the_stats_event() -> None:
     assert [v.host for v in verdicts] == ["a", "b"]
     assert verdicts[1] == HostVerdict("b", False, ("uptime",), "b: FAIL (uptime)", "r")
     outcome = RunOutcome("failed", 2, verdicts, ("b",), Path("/x"))
-    assert outcome.exit_code is RunExit.FAILED
+    assert outcome.exit_code is Exit.VERIFY_FAILED
     assert one_line(outcome) == "verify FAIL: a PASS; b FAIL (uptime) — artifacts /x"
 
 
 def test_a_host_without_verdict_is_an_error() -> None:
     outcome = RunOutcome("failed", 2, (), ("h",), Path("/x"))
-    assert outcome.exit_code is RunExit.NO_VERDICT
+    assert outcome.exit_code is Exit.NO_VERDICT
     assert one_line(outcome) == "verify ERROR: h no verdict — artifacts /x"
 
 
