@@ -77,14 +77,15 @@ def build_seconds(stack: Stack) -> float:
     return time.perf_counter() - start
 
 
-def run_ours(stack: Stack, root: Path, window: int) -> tuple[float, float]:
+def run_ours(stack: Stack, root: Path, window: int) -> tuple[float, float, int]:
     dest, state = root / "captures", root / "state"
     root.mkdir(parents=True, exist_ok=True)
     inv = inventory(root / "inv.json", stack, dest, state, window)
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{VENV_BIN}:{os.environ['PATH']}")
     start = time.perf_counter()
     proc = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", str(inv), "capture.yml"],
+        # ingester_rebuild: build every time, as the peer does, so that subtracting the build is fair.
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(inv), "capture.yml", "-e", "ingester_rebuild=true"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -93,6 +94,7 @@ def run_ours(stack: Stack, root: Path, window: int) -> tuple[float, float]:
     total = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"capture.yml failed:\n{proc.stdout[-3000:]}")
+    tasks = proc.stdout.count("\nTASK [")
     bundle = sorted(p for p in dest.glob("*/*") if p.is_dir())[-1]
     window_json = json.loads((bundle / "window.json").read_text())
     elapsed = float(window_json["window_end_epoch"]) - float(window_json["window_start_epoch"])
@@ -101,7 +103,7 @@ def run_ours(stack: Stack, root: Path, window: int) -> tuple[float, float]:
     stack.compose_path.write_bytes(swap.read_bytes())
     shutil.rmtree(state)
     stack.compose("up", "-d", "--no-deps", "ingester")
-    return total, elapsed
+    return total, elapsed, tasks
 
 
 def run_runbook(stack: Stack, root: Path, window: int) -> tuple[float, float]:
@@ -166,16 +168,16 @@ def main() -> int:
         build = min(build_seconds(stack) for _ in range(2))
         ours, peer = [], []
         for i in range(args.repeat):
-            total, elapsed = run_ours(stack, root / f"ours{i}", args.window)
+            total, elapsed, tasks = run_ours(stack, root / f"ours{i}", args.window)
             ours.append(total - elapsed - build)
-            print(f"capture.yml   run {i + 1}: {line(total, elapsed, build)}")
+            print(f"capture.yml   run {i + 1}: {line(total, elapsed, build)}, {tasks} tasks shown")
             total, elapsed = run_runbook(stack, root / f"peer{i}", args.window)
             peer.append(total - elapsed - build)
             print(f"runbook steps run {i + 1}: {line(total, elapsed, build)}")
         best_ours, best_peer = min(ours), min(peer)
         print(
-            f"\noverhead: capture.yml {best_ours:.1f} s (target < 20 s), scripted runbook {best_peer:.1f} s, "
-            f"ratio {best_ours / best_peer:.1f}x"
+            f"\noverhead: capture.yml {best_ours:.1f} s (goal <= 8 s), scripted runbook {best_peer:.1f} s, "
+            f"ratio {best_ours / best_peer:.1f}x (goal <= 3x)"
         )
         print("(the scripted runbook has no pre-flight, snapshot, events, stats, redaction, bundle or diagnosis)")
     finally:

@@ -90,6 +90,7 @@ commit:
   type: str
 """
 
+import json
 import platform
 import tarfile
 from pathlib import Path
@@ -160,6 +161,11 @@ def main() -> None:
     except RedactError as exc:
         module.fail_json(msg=str(exc))
     build = build_commit(p["project_dir"], p["build_context"])
+    try:  # what debug_build did: the image, its labelled commit, and whether it was reused
+        made = json.loads((out / ".build.json").read_text())
+        build.update(image=made.get("image"), revision=made.get("revision"), reused=bool(made.get("reused")))
+    except (OSError, ValueError):
+        pass
     write_source(out, build)
     redactions = redact_bundle(out, redactor)
     redactor.save(state / MAP_FILE)

@@ -68,7 +68,7 @@ def test_install_twice_run_it_remove_twice(stack_factory: Any, tmp_path: Path, c
         assert recap(second)["changed"] == 0
         assert entry.read_text() == text
 
-        jobs = [ln for ln in text.splitlines() if ln and not ln.startswith("#") and "=" not in ln[:6]]
+        jobs = [ln for ln in text.splitlines() if ln and not ln.startswith("#") and "=" not in ln[:8]]
         assert len(jobs) == 1, text
         fields = jobs[0].split(None, 6)
         assert fields[:6] == ["4-59/15", "*", "*", "*", "*", "root"]

@@ -1,0 +1,102 @@
+# Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
+"""Follow a long step on the host (the capture window, the debug build): one progress line per poll.
+
+One task instead of a loop of included poll files: the action calls the step's module with
+``state: status`` until it reports ``done``, and prints each poll's progress on the controller.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Optional
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+display = Display()
+
+_TARGET = ("project_dir", "compose_file", "service", "state_dir")
+
+
+def _clock(seconds: Any) -> str:
+    total = int(float(seconds or 0))
+    return "%d:%02d" % (total // 60, total % 60)
+
+
+def window_line(progress: Dict[str, Any], window_seconds: int) -> str:
+    """The capture window's progress: elapsed of the window, restarts, exit codes, OOM events."""
+    line = "%s of %s, %s restart(s) seen" % (
+        _clock(progress.get("elapsed")),
+        _clock(window_seconds),
+        progress.get("restarts", 0),
+    )
+    if progress.get("exit_codes"):
+        line += ", exit codes " + ", ".join(str(c) for c in progress["exit_codes"])
+    if progress.get("oom_events"):
+        line += ", %s OOM event(s)" % progress["oom_events"]
+    if progress.get("done"):
+        line += " - window ended (%s)" % progress.get("ended_by", "?")
+    return line
+
+
+def build_line(progress: Dict[str, Any]) -> str:
+    """The debug build's progress: elapsed time, Docker's current step, cargo's crate count."""
+    if progress.get("reused"):
+        return str(progress.get("msg") or "image reused")
+    parts = [_clock(progress.get("elapsed"))]
+    if progress.get("step"):
+        parts.append(str(progress["step"]))
+    if progress.get("compiled"):
+        parts.append("%s crate(s) compiled" % progress["compiled"])
+    if progress.get("done"):
+        parts.append("build ended (exit %s)" % progress.get("rc"))
+    return ", ".join(parts)
+
+
+class ActionModule(ActionBase):
+    """Poll ``module`` with ``args`` plus ``state: status`` until done; one display line per poll."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("module", "args", "polls", "kind", "window_seconds") + _TARGET)
+
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        targs = self._task.args
+        module = str(targs.get("module") or "")
+        if not module.startswith("rsky.ingester_capture."):
+            raise AnsibleActionFail("follow: module must be one of rsky.ingester_capture's modules")
+        kind = str(targs.get("kind") or "window")
+        polls = int(targs.get("polls") or 100)
+        window_seconds = int(targs.get("window_seconds") or 0)
+        args = dict(targs.get("args") or {})
+        args["state"] = "status"
+        for key in _TARGET:
+            if targs.get(key) is not None:
+                args.setdefault(key, targs[key])
+        host = (task_vars or {}).get("inventory_hostname", "?")
+        lines: List[str] = []
+        progress: Dict[str, Any] = {}
+        started = time.monotonic()
+        for _ in range(polls):
+            progress = self._execute_module(module_name=module, module_args=args, task_vars=task_vars)
+            if progress.get("failed"):
+                result.update(progress)
+                return result
+            line = window_line(progress, window_seconds) if kind == "window" else build_line(progress)
+            lines.append(line)
+            display.display("[%s] %s %s" % (host, kind, line))
+            if progress.get("done"):
+                break
+        else:
+            progress["failed"] = True
+            progress["msg"] = "%s did not end after %d polls (%d s)" % (module, polls, time.monotonic() - started)
+        progress.pop("invocation", None)
+        result.update(progress)
+        # The step's own exit code (a failed build) is for the play to judge, not a failure of
+        # following it: say so, or Ansible would fail the task on rc != 0.
+        result["failed"] = bool(progress.get("failed"))
+        result["changed"] = False
+        result["progress_lines"] = lines
+        return result

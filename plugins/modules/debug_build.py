@@ -1,0 +1,325 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
+"""Build the debug image in the background, labelled with its commit; report where the build is."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: debug_build
+short_description: Build the debug image in the background, labelled with the built commit, or reuse it
+description:
+  - V(started) finds the commit being built (C(git rev-parse HEAD) of the build context's checkout, else of
+    O(git_dir)). If O(image) already exists with the label C(org.opencontainers.image.revision) of that commit and
+    O(rebuild) is false, it is reused and nothing is built. Otherwise it starts C(docker build --label
+    org.opencontainers.image.revision=<commit>) detached, its output appended to C(build.log) in the work folder, and
+    returns at once.
+  - V(status) waits up to O(poll) seconds for the build to end and returns where it is, read from its own log
+    (Docker's C(Step N/M), the BuildKit step, the number of crates cargo has compiled) and, once it ended, its exit code.
+  - A checkout with uncommitted changes is never reused (the commit does not say what was built).
+  - Everything returned is redacted like the bundle.
+version_added: 0.1.0
+author: ingester-capture contributors
+extends_documentation_fragment:
+  - rsky.ingester_capture.work
+  - rsky.ingester_capture.target
+options:
+  state:
+    description: V(started) or V(status).
+    type: str
+    choices: [started, status]
+    default: status
+  image:
+    description: The tag to build.
+    type: str
+  dockerfile:
+    description: Dockerfile, relative to O(project_dir).
+    type: str
+  context:
+    description: Build context, relative to O(project_dir).
+    type: str
+  git_dir:
+    description: The checkout whose commit is built when the context is not in a git checkout of its own.
+    type: path
+  rebuild:
+    description: Build even if an image of this commit exists.
+    type: bool
+    default: false
+  timeout:
+    description: Seconds before the build is stopped (exit 124).
+    type: int
+    default: 3600
+  poll:
+    description: Seconds a V(status) request waits for the build to end.
+    type: int
+    default: 15
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing is built; V(started) says whether the image would be reused or built.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Start the build
+  rsky.ingester_capture.debug_build:
+    state: started
+    project_dir: /mnt/nvme/bsky/atproto
+    work_dir: /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture
+    image: rsky-ingester:debug
+    dockerfile: ../rsky/rsky-ingester/Dockerfile
+    context: ../rsky
+"""
+
+RETURN = r"""
+revision:
+  description: The commit built (with C(+dirty) for uncommitted changes), empty if not in a git checkout.
+  returned: always
+  type: str
+reused:
+  description: Whether an image of this commit was reused instead of built.
+  returned: always
+  type: bool
+done:
+  description: Whether the build ended (or was not needed).
+  returned: always
+  type: bool
+rc:
+  description: The build's exit code once it ended (124 when it timed out).
+  returned: when done
+  type: int
+elapsed:
+  description: Seconds since the build started.
+  returned: when a build runs
+  type: float
+step:
+  description: The build's current step, for example C(Step 7/12 RUN cargo build --release).
+  returned: when a build runs
+  type: str
+compiled:
+  description: Crates cargo has compiled so far.
+  returned: when a build runs
+  type: int
+tail:
+  description: The last 2000 characters of build.log once the build ended, redacted.
+  returned: when done
+  type: str
+"""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import record, record_note
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
+
+LABEL = "org.opencontainers.image.revision"
+STATE_FILE = ".build.json"
+RC_FILE = ".build.rc"
+LOG = "build.log"
+_STEP = re.compile(rb"^(?:Step (\d+/\d+) : (.*)|#\d+ \[([^\]]+)\] (.*))$", re.MULTILINE)
+_COMPILING = re.compile(rb"^\s*Compiling \S+ v", re.MULTILINE)
+
+
+def _git(directory: str, *args: str) -> Optional[str]:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", directory] + list(args), capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def revision(context: str, git_dir: str) -> str:
+    """The commit the build context is at: its own checkout, else git_dir's; '+dirty' if changed."""
+    for directory in (context, git_dir):
+        if not directory or not Path(directory).is_dir():
+            continue
+        # A folder no file of the checkout is tracked in (an ignored or untracked copy inside some
+        # other repository) is not that commit's content.
+        head = _git(directory, "rev-parse", "HEAD") if _git(directory, "ls-files", "--", ".") else None
+        if head:
+            dirty = _git(directory, "status", "--porcelain", "--untracked-files=no")
+            return head + ("+dirty" if dirty else "")
+    return ""
+
+
+def image_revision(image: str) -> Optional[str]:
+    """The revision label of the image, '' if it has none, None if there is no such image."""
+    try:
+        proc = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{ json .Config.Labels }}", image],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    try:
+        labels = json.loads(proc.stdout.strip() or "null") or {}
+    except ValueError:
+        labels = {}
+    return str(labels.get(LABEL, ""))
+
+
+def progress(log: bytes) -> Dict[str, Any]:
+    """Where the build is, from its own output: the last step line and cargo's crate count."""
+    step = ""
+    for match in _STEP.finditer(log):
+        if match.group(1):
+            step = "Step %s %s" % (match.group(1).decode(), match.group(2).decode(errors="replace"))
+        else:
+            step = "[%s] %s" % (match.group(3).decode(errors="replace"), match.group(4).decode(errors="replace"))
+    return {"step": step[:160], "compiled": len(_COMPILING.findall(log))}
+
+
+def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any]:
+    p = module.params
+    project = p["project_dir"]
+    context = os.path.normpath(str(Path(project) / p["context"]))
+    rev = revision(context, p["git_dir"] or project)
+    existing = image_revision(p["image"])
+    reusable = bool(rev) and not rev.endswith("+dirty") and existing == rev and not p["rebuild"]
+    why = (
+        "image %s is already built from commit %s: reused, not rebuilt (-e ingester_rebuild=true rebuilds)"
+        % (p["image"], rev[:12])
+        if reusable
+        else "building %s from commit %s%s"
+        % (
+            p["image"],
+            rev[:12] or "(not a git checkout)",
+            " (rebuild asked)" if p["rebuild"] and existing == rev else "",
+        )
+    )
+    result = {"changed": not reusable, "revision": rev, "reused": reusable, "msg": redactor.line(why)}
+    if module.check_mode:
+        result.update(done=True, msg=redactor.line("would have: " + why))
+        return result
+    out.mkdir(parents=True, exist_ok=True)
+    if reusable:
+        with (out / LOG).open("ab") as handle:
+            handle.write(("%s\n" % why).encode())
+        record_note(out, LOG, why, reused=True, revision=rev, image=p["image"])
+        (out / STATE_FILE).write_text(json.dumps({"reused": True, "revision": rev, "image": p["image"], "msg": why}))
+        result.update(done=True, rc=0, tail=redactor.line(why))
+        return result
+    argv = ["docker", "build", "--label", "%s=%s" % (LABEL, rev), "-f", p["dockerfile"], "-t", p["image"], p["context"]]
+    script = "timeout --kill-after=30 %d %s >> %s 2>&1; echo $? > %s" % (
+        p["timeout"],
+        " ".join(shlex.quote(a) for a in argv),
+        shlex.quote(str(out / LOG)),
+        shlex.quote(str(out / RC_FILE)),
+    )
+    with (out / LOG).open("ab") as handle:
+        handle.write(("$ %s\n" % " ".join(argv)).encode())
+    if (out / RC_FILE).exists():
+        (out / RC_FILE).unlink()
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", script],
+        cwd=project,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    state = {"pid": proc.pid, "started": time.time(), "argv": argv, "revision": rev, "image": p["image"]}
+    (out / STATE_FILE).write_text(json.dumps(state))
+    result.update(done=False, elapsed=0.0, step="", compiled=0, cmd=redactor.value(argv))
+    return result
+
+
+def status(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any]:
+    try:
+        state = json.loads((out / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {"changed": False, "done": True, "reused": False, "rc": 0, "revision": "", "msg": "no build was started"}
+    if state.get("reused"):
+        msg = redactor.line(str(state.get("msg", "")))
+        return {"changed": False, "done": True, "reused": True, "rc": 0, "revision": state["revision"], "msg": msg}
+    deadline = time.time() + module.params["poll"]
+    rc_file = out / RC_FILE
+    while not rc_file.exists() and time.time() < deadline:
+        time.sleep(0.5)
+    log = b""
+    try:
+        log = (out / LOG).read_bytes()
+    except OSError:
+        pass
+    result = {
+        "changed": False,
+        "reused": False,
+        "revision": state["revision"],
+        "elapsed": round(time.time() - state["started"], 1),
+    }
+    result.update(progress(log))
+    result["step"] = redactor.line(result["step"])
+    if rc_file.exists():
+        try:
+            code = int(rc_file.read_text().strip() or "1")
+        except ValueError:
+            code = 1
+        if not (out / ".build.recorded").exists():
+            record(
+                out,
+                {
+                    "file": LOG,
+                    "argv": state["argv"],
+                    "exit_code": code,
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state["started"])),
+                    "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "timed_out": code == 124,
+                    "revision": state["revision"],
+                    "reused": False,
+                    "note": "built %s from commit %s"
+                    % (state["image"], state["revision"][:12] or "(not a git checkout)"),
+                },
+            )
+            (out / ".build.recorded").write_text("")
+        result.update(done=True, rc=code, tail=redactor.line(log[-2000:].decode(errors="replace")))
+    else:
+        result["done"] = False
+    return result
+
+
+def main() -> None:
+    spec = host_state.target_argument_spec()
+    spec.update(
+        state={"type": "str", "choices": ["started", "status"], "default": "status"},
+        work_dir={"type": "path", "required": True},
+        container={"type": "str", "default": "rust-ingester"},
+        image={"type": "str"},
+        dockerfile={"type": "str"},
+        context={"type": "str"},
+        git_dir={"type": "path"},
+        rebuild={"type": "bool", "default": False},
+        timeout={"type": "int", "default": 3600},
+        poll={"type": "int", "default": 15},
+    )
+    module = AnsibleModule(
+        argument_spec=spec,
+        supports_check_mode=True,
+        required_if=[("state", "started", ("image", "dockerfile", "context"))],
+    )
+    p = module.params
+    state_path, compose = host_state.target_paths(p)
+    redactor = Redactor.for_target(state_path, compose, [p["container"]])
+    out = Path(p["work_dir"])
+    result = start(module, out, redactor) if p["state"] == "started" else status(module, out, redactor)
+    if state_path.is_dir() and not module.check_mode:
+        redactor.save(state_path / MAP_FILE)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

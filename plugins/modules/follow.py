@@ -1,0 +1,69 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
+"""Documentation of the follow action (plugins/action/follow.py); the action runs on the controller."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: follow
+short_description: Follow a long step on the host, one progress line per poll
+description:
+  - Calls O(module) with O(args) and C(state=status) until it reports C(done), printing one line per poll on the
+    controller (elapsed time and restarts for the capture window; elapsed time, Docker's C(Step N/M) and cargo's
+    crate count for the debug build). One task, however long the step, and no included poll files.
+  - Runs as an action on the controller; every poll is one call of O(module) on the host.
+version_added: 0.1.0
+author: ingester-capture contributors
+extends_documentation_fragment:
+  - rsky.ingester_capture.target
+options:
+  module:
+    description: The module to poll, C(rsky.ingester_capture.capture_window) or C(rsky.ingester_capture.debug_build).
+    type: str
+    required: true
+  args:
+    description: Its arguments; C(state) is set to C(status).
+    type: dict
+    default: {}
+  kind:
+    description: How a poll's progress is printed.
+    type: str
+    choices: [window, build]
+    default: window
+  polls:
+    description: Most polls before the step counts as hung and the task fails.
+    type: int
+    default: 100
+  window_seconds:
+    description: The window's length, for the V(window) line.
+    type: int
+    default: 0
+attributes:
+  check_mode:
+    support: none
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Follow the window until it ends
+  rsky.ingester_capture.follow:
+    module: rsky.ingester_capture.capture_window
+    args:
+      work_dir: /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture
+      poll: 15
+    polls: 23
+    window_seconds: 300
+"""
+
+RETURN = r"""
+done:
+  description: Whether the step ended.
+  returned: always
+  type: bool
+progress_lines:
+  description: The lines printed, one per poll.
+  returned: always
+  type: list
+  elements: str
+"""
