@@ -47,6 +47,7 @@ from collector.sources.scan import (
     RARE_PROBES,
     CandidateScanner,
     above,
+    rg_probes,
 )
 from collector.sources.stats import StatsSample, parse_stats
 
@@ -257,6 +258,7 @@ class GrepCandidates:
             # Raw bytes like grep (no BOM transcoding), no user config, no colours; read() rather
             # than mmap so its memory stays bounded like grep's.
             argv += ["--no-config", "--no-mmap", "--encoding", "none", "--color", "never", "--no-filename"]
+            probes = rg_probes(probes)
         for probe in probes:
             argv += ["-e", probe.decode()]
         return argv

@@ -167,6 +167,16 @@ def test_every_needle_holds_a_probe() -> None:
     # grep's Aho-Corasick loop stops at each byte that starts a probe: keep those bytes rare
     # (no space, none of the common letters of English text and tracing targets)
     assert all(p[:1] not in b" etaoinsrhldcumfpgwybk_:-." for p in PROBES)
+    # ripgrep's probes (merged where needles share a tail) find every needle line too, and its
+    # search for the other needles leaves the summarised kinds out as well
+    from collector.sources.scan import rg_probes
+
+    for needle in NEEDLES:
+        assert any(p in needle for p in rg_probes(PROBES)), needle
+        if needle not in BULK:
+            assert any(p in needle for p in rg_probes(RARE_PROBES)), needle
+    assert not any(b in p or p in b for b in BULK for p in rg_probes(RARE_PROBES))
+    assert len(rg_probes(PROBES)) < len(PROBES)
 
 
 def test_grep_follows_a_block_across_parts(tmp_path: Path, search_tool: str) -> None:
