@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import mmap
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -22,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from collector.diagnose import Coverage, MemoryInput
 from collector.errors import BundleError
@@ -675,6 +676,10 @@ def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, 
     after it (its pages stay in the page cache): no copy, and memory stays bounded."""
     if end <= start:
         return None
+    if end - start <= SHORT:
+        found = _largest_short(fd, start, end, best)
+        if found is not False:
+            return found
     best_at: tuple[int, int, bytes] | None = None
     pos = start
     while pos < end:
@@ -704,6 +709,32 @@ def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, 
 
 
 WINDOW = 32 << 20  # the most of the file mapped at a time
+SHORT = 256 << 10  # a range up to this long is read whole and all its numbers compared at once
+_ANY_NUMBER = re.compile(rb"y(?:=| metrics: )(\d+)")  # every number `scan.above` may find
+
+
+def _largest_short(fd: int, start: int, end: int, best: int) -> tuple[int, int, bytes] | Literal[False] | None:
+    """`_largest_above` on a short range without a pattern per bar (each costs a compile): every
+    number the search may find, compared in C, and the first line holding the largest read by
+    the parser. False when that line reads otherwise (two numbers on a line, `y=` in another
+    word): the caller then searches as usual."""
+    buf = os.pread(fd, end - start, start)
+    hits = _ANY_NUMBER.findall(buf)
+    if not hits:
+        return None
+    try:
+        values = list(map(int, hits))
+    except ValueError:  # a number too long for int()
+        values = [_number(h) for h in hits]
+    top = max(values)
+    if top <= best:
+        return None
+    m = next(itertools.islice(_ANY_NUMBER.finditer(buf), values.index(top), None))
+    ls = buf.rfind(b"\n", 0, m.start()) + 1
+    line = buf[ls : buf.find(b"\n", m.end()) + 1 or len(buf)]
+    if _pressure(line) != top:
+        return False
+    return top, start + ls, line
 
 
 def _largest_in(view: mmap.mmap, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
