@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import mmap
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -22,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from collector.diagnose import Coverage, MemoryInput
 from collector.errors import BundleError
@@ -47,6 +48,7 @@ from collector.sources.scan import (
     RARE_PROBES,
     CandidateScanner,
     above,
+    rg_probes,
 )
 from collector.sources.stats import StatsSample, parse_stats
 
@@ -257,6 +259,7 @@ class GrepCandidates:
             # Raw bytes like grep (no BOM transcoding), no user config, no colours; read() rather
             # than mmap so its memory stays bounded like grep's.
             argv += ["--no-config", "--no-mmap", "--encoding", "none", "--color", "never", "--no-filename"]
+            probes = rg_probes(probes)
         for probe in probes:
             argv += ["-e", probe.decode()]
         return argv
@@ -507,6 +510,8 @@ class GrepCandidates:
                         le = buf.find(b"\n", p, lim) + 1 or lim
                         keep[pos + ls] = buf[ls:le]
                         p = buf.find(needle, le, lim)
+        elif b - a <= SHORT and b - a < self.helper_min:  # (no half for the helper)
+            return self._stretch_short(fd, a, na, b, nb)
         else:
             last = _line_of(fd, _search_back(fd, BULK, a, b), b)
             if last is None:
@@ -554,6 +559,47 @@ class GrepCandidates:
             near_a = o - a <= b - o
             n = na + self._newlines(fd, a, o)[0] if near_a else nb - self._newlines(fd, o, b)[0]
             out.append((n, o, keep[o]))
+        return out
+
+    def _stretch_short(self, fd: int, a: int, na: int, b: int, nb: int) -> list[tuple[int, int, bytes]]:
+        """`_stretch` summarising a short stretch from one read of it (the same lines)."""
+        buf = os.pread(fd, b - a, a)
+        size = len(buf)
+
+        def line_of(p: int) -> tuple[int, bytes] | None:
+            if p < 0:
+                return None
+            ls = buf.rfind(b"\n", 0, p) + 1
+            return ls, buf[ls : buf.find(b"\n", p) + 1 or size]
+
+        last = line_of(max(buf.rfind(n) for n in BULK))
+        if last is None:
+            return []
+        self.summarised += 1
+        keep: dict[int, bytes] = {last[0]: last[1]}
+        first = line_of(min((p for p in (buf.find(n) for n in BULK) if p >= 0), default=-1))
+        if first is not None:
+            keep[first[0]] = first[1]
+        best, best_at = -1, None
+        tail = line_of(max(buf.rfind(n) for n in NUMBER_AT))
+        if tail is not None:
+            value = _pressure(tail[1])
+            if value is not None:
+                best, best_at = value, tail
+        start = first[0] if first is not None else 0
+        end = tail[0] if tail is not None else size
+        found = _largest_in_buf(buf, start, end, best) if end > start else None
+        if found is False:
+            far = _largest_above(fd, a + start, a + end, best)
+            found = None if far is None else (far[0], far[1] - a, far[2])
+        if found is not None:
+            best_at = (found[1], found[2])
+        if best_at is not None:
+            keep[best_at[0]] = best_at[1]
+        out: list[tuple[int, int, bytes]] = []
+        for o in sorted(keep):
+            n = na + buf.count(b"\n", 0, o) if o <= size - o else nb - buf.count(b"\n", o)
+            out.append((n, a + o, keep[o]))
         return out
 
     @staticmethod
@@ -673,6 +719,10 @@ def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, 
     after it (its pages stay in the page cache): no copy, and memory stays bounded."""
     if end <= start:
         return None
+    if end - start <= SHORT:
+        found = _largest_short(fd, start, end, best)
+        if found is not False:
+            return found
     best_at: tuple[int, int, bytes] | None = None
     pos = start
     while pos < end:
@@ -702,6 +752,39 @@ def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, 
 
 
 WINDOW = 32 << 20  # the most of the file mapped at a time
+SHORT = 256 << 10  # a range up to this long is read whole and all its numbers compared at once
+_ANY_NUMBER = re.compile(rb"y(?:=| metrics: )(\d+)")  # every number `scan.above` may find
+
+
+def _largest_short(fd: int, start: int, end: int, best: int) -> tuple[int, int, bytes] | Literal[False] | None:
+    """`_largest_above` on a short range without a pattern per bar (each costs a compile): every
+    number the search may find, compared in C, and the first line holding the largest read by
+    the parser. False when that line reads otherwise (two numbers on a line, `y=` in another
+    word): the caller then searches as usual."""
+    found = _largest_in_buf(os.pread(fd, end - start, start), 0, end - start, best)
+    if not found:
+        return found
+    return found[0], start + found[1], found[2]
+
+
+def _largest_in_buf(buf: bytes, lo: int, hi: int, best: int) -> tuple[int, int, bytes] | Literal[False] | None:
+    """`_largest_short` on buf[lo:hi] (offsets in buf)."""
+    hits = _ANY_NUMBER.findall(buf, lo, hi)
+    if not hits:
+        return None
+    try:
+        values = list(map(int, hits))
+    except ValueError:  # a number too long for int()
+        values = [_number(h) for h in hits]
+    top = max(values)
+    if top <= best:
+        return None
+    m = next(itertools.islice(_ANY_NUMBER.finditer(buf, lo, hi), values.index(top), None))
+    ls = buf.rfind(b"\n", lo, m.start()) + 1 or lo
+    line = buf[ls : buf.find(b"\n", m.end(), hi) + 1 or hi]
+    if _pressure(line) != top:
+        return False
+    return top, ls, line
 
 
 def _largest_in(view: mmap.mmap, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:

@@ -167,6 +167,16 @@ def test_every_needle_holds_a_probe() -> None:
     # grep's Aho-Corasick loop stops at each byte that starts a probe: keep those bytes rare
     # (no space, none of the common letters of English text and tracing targets)
     assert all(p[:1] not in b" etaoinsrhldcumfpgwybk_:-." for p in PROBES)
+    # ripgrep's probes (merged where needles share a tail) find every needle line too, and its
+    # search for the other needles leaves the summarised kinds out as well
+    from collector.sources.scan import rg_probes
+
+    for needle in NEEDLES:
+        assert any(p in needle for p in rg_probes(PROBES)), needle
+        if needle not in BULK:
+            assert any(p in needle for p in rg_probes(RARE_PROBES)), needle
+    assert not any(b in p or p in b for b in BULK for p in rg_probes(RARE_PROBES))
+    assert len(rg_probes(PROBES)) < len(PROBES)
 
 
 def test_grep_follows_a_block_across_parts(tmp_path: Path, search_tool: str) -> None:
@@ -358,8 +368,9 @@ def test_above_finds_every_larger_number() -> None:
 
 
 def test_largest_above_mapped_and_read_agree(tmp_path: Path) -> None:
-    """The search through a mapping (in windows) and the one through reads find the same line,
-    which is the first with the largest number above the bar, as the parser reads it."""
+    """The search through a mapping (in windows), the one of a short range read whole and the one
+    through reads find the same line, which is the first with the largest number above the bar,
+    as the parser reads it."""
     import collector.loader as loader
 
     data = pressure_log(4, runs=4)
@@ -372,8 +383,9 @@ def test_largest_above_mapped_and_read_agree(tmp_path: Path) -> None:
     rng = random.Random(9)
     with f.open("rb") as fh:
         fd = fh.fileno()
-        for window in (loader.WINDOW, 4096, 65536):
-            loader.WINDOW = window
+        # (SHORT 0: every range through the mapping; else the short ones read whole)
+        for window, short in ((loader.WINDOW, loader.SHORT), (loader.WINDOW, 0), (4096, 0), (65536, 0)):
+            loader.WINDOW, loader.SHORT = window, short
             try:
                 for _ in range(30):
                     i, j = sorted(rng.sample(range(len(offsets)), 2))
@@ -386,4 +398,4 @@ def test_largest_above_mapped_and_read_agree(tmp_path: Path) -> None:
                     assert loader._largest_above(fd, offsets[i], offsets[j], bar) == want
                     assert loader._largest_above_read(fd, offsets[i], offsets[j], bar) == want
             finally:
-                loader.WINDOW = 32 << 20
+                loader.WINDOW, loader.SHORT = 32 << 20, 256 << 10
