@@ -331,13 +331,12 @@ def test_a_lock_left_by_a_dead_capture_is_stale(stack_factory: Any, tmp_path: Pa
     lock = json.loads((state_folder(stack, state) / "lock").read_text())
     assert lock["pid"] == worker, lock
     # The capture dies for good: the play and its window worker are killed, nothing cleans up.
-    followers = _children(worker)
-    play.kill()
-    play.wait()
-    os.kill(worker, signal.SIGKILL)
-    for pid in followers:
+    # Ansible's forked workers outlive a killed parent: take the whole tree, parent first.
+    doomed = [play.pid, *_descendants(play.pid), worker, *_descendants(worker)]
+    for pid in doomed:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    play.wait()
     assert (state_folder(stack, state) / "lock").exists(), "the dead capture's lock is left behind"
 
     result = run_playbook("playbooks/rollback.yml", inventory)
@@ -349,7 +348,18 @@ def test_a_lock_left_by_a_dead_capture_is_stale(stack_factory: Any, tmp_path: Pa
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(x) for x in (task / "children").read_text().split()]
+    found: list[int] = []
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                found += [int(x) for x in (task / "children").read_text().split()]
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], _children(pid)
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo += _children(child)
     return found
