@@ -75,6 +75,10 @@ class ActionModule(ActionBase):
         for key in _TARGET:
             if targs.get(key) is not None:
                 args.setdefault(key, targs[key])
+        if self._task.check_mode:
+            # Check mode starts no window and no build: there is nothing to follow.
+            result.update(changed=False, skipped=True, msg="check mode: %s has nothing running to follow" % kind)
+            return result
         host = (task_vars or {}).get("inventory_hostname", "?")
         lines: List[str] = []
         progress: Dict[str, Any] = {}

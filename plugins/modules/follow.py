@@ -40,7 +40,8 @@ options:
     default: 0
 attributes:
   check_mode:
-    support: none
+    support: full
+    details: In check mode nothing is polled (no window or build runs); the task is skipped.
   diff_mode:
     support: none
 """
