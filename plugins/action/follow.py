@@ -16,7 +16,15 @@ from ansible.utils.display import Display
 
 display = Display()
 
-_TARGET = ("project_dir", "compose_file", "service", "state_dir")
+_TARGET = (
+    "project_dir",
+    "compose_file",
+    "service",
+    "state_dir",
+    "project_name",
+    "project_working_dir",
+    "project_config_files",
+)
 
 
 def _clock(seconds: Any) -> str:
