@@ -169,6 +169,10 @@ def ansible_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_HOST_KEY_CHECKING": "False",
+            # Tests read results as JSON, one string a line: the YAML format the checkout prints
+            # folds long strings and doubles quotes, which would split a phrase (or a leaked
+            # secret) across lines. test_plays_honest checks the checkout's own YAML output.
+            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
             "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         }
     )

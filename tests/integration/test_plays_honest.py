@@ -193,3 +193,21 @@ def test_scheduled_failure_reaches_mailto_and_the_log_and_the_runner_has_a_timeo
         assert run.stdout.strip() == "verify-run: timed out after 1 s"
     finally:
         entry.unlink(missing_ok=True)
+
+
+def test_the_checkout_prints_results_as_yaml(tmp_path: Path) -> None:
+    # ansible.cfg's callback_result_format (the key, not result_format): a user sees YAML.
+    play = tmp_path / "play.yml"
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n        msg: [one, two]\n"
+    )
+    env = ansible_env()
+    env.pop("ANSIBLE_CALLBACK_RESULT_FORMAT")
+    proc = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(play)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "    msg:\n    - one\n    - two" in proc.stdout, proc.stdout
+    assert '"msg"' not in proc.stdout
