@@ -13,18 +13,13 @@ from typing import Any, Dict, List, Optional
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.host_state import target_argument_spec
 
 display = Display()
 
-_TARGET = (
-    "project_dir",
-    "compose_file",
-    "service",
-    "state_dir",
-    "project_name",
-    "project_working_dir",
-    "project_config_files",
-)
+# The target options every module of the collection takes, from their one spec: a copy kept here
+# drifted once (the compose project options) and every follow refused its module_defaults.
+_TARGET = tuple(target_argument_spec())
 
 
 def _clock(seconds: Any) -> str:
