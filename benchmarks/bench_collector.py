@@ -20,7 +20,9 @@ of each (so a change in the machine's load hits all of them), the best of each k
 * the collector as the CLI runs it: `python -m collector summarize --log FILE --out DIR --quiet`
   (start-up, reading, diagnosis and the three reports), ripgrep doing the search when installed;
   peak RSS and CPU seconds from wait4 (the largest of it and the processes it waited for:
-  ripgrep, its helper; CPU summed);
+  ripgrep, the forked reader, its helper; CPU summed). The collector uses the machine's second
+  CPU (the reader process and the searches run alongside the process that builds the runs),
+  each grep peer one: the CPU columns show what that costs;
 * the same with `INGESTER_COLLECTOR_NO_RG=1` (the GNU grep fallback), in the first round only;
 * with --pure, the same with `INGESTER_COLLECTOR_NO_GREP=1` (no external search), likewise;
 * `grep -c -E 'EXIT-TRACE|CRITICAL|FATAL PANIC|panicked' FILE`;
@@ -372,7 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     mixes = args.mix or list(MIXES)
     print("collector = python -m collector summarize --log FILE --out DIR --quiet (ripgrep search); "
           "grep-fb = the same with the GNU grep fallback; ratios are collector / peer; CPU = user + "
-          "system of the process and the ones it waited for; "
+          "system of the process and the ones it waited for; the collector uses up to 2 CPUs (a "
+          "long log is read in a forked process while the other builds the runs; ripgrep and its "
+          "search for the largest Pressure number run alongside), each grep one; "
           "targets at 1 GiB: /grep-c <= 2, /runbook < 1, RSS < 150 MiB", flush=True)
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:

@@ -14,12 +14,14 @@ import hashlib
 import itertools
 import mmap
 import os
+import pickle
 import re
 import shutil
 import struct
 import subprocess
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +44,15 @@ from collector.sources.logs import LogParser, LogRecord, Pressure
 from collector.sources.scan import (
     BULK,
     BULK_EXACT,
+    NEEDLES,
     NUMBER_AT,
     OPENERS,
     PROBES,
     RARE_PROBES,
+    RETRY,
     CandidateScanner,
     above,
+    above_source,
     rg_probes,
 )
 from collector.sources.stats import StatsSample, parse_stats
@@ -83,7 +88,59 @@ class LogInput:
     problems: list[Problem] = field(default_factory=list)
 
     def records(self, *, hash_it: bool = False) -> Iterator[LogRecord]:
-        """Stream the file once: candidate lines through the parser, the rest only counted."""
+        """Stream the file once: candidate lines through the parser, the rest only counted.
+
+        A long log is read in a forked copy of this process (`_forked`) while this one takes
+        the records as they come (the runs, the rules): the machine's second CPU."""
+        if _fork_reader(self.path):
+            yield from self._forked(hash_it)
+        else:
+            yield from self._records(hash_it)
+
+    def _forked(self, hash_it: bool) -> Iterator[LogRecord]:
+        """`_records` in a child process, its records sent back in pickled batches; its line
+        count, hash and problems at the end; its `BundleError` or `OSError` raised here."""
+        rd, wr = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(rd)
+            os.close(wr)
+            yield from self._records(hash_it)
+            return
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            os.close(rd)
+            code = 0
+            try:
+                with os.fdopen(wr, "wb", buffering=1 << 16) as out:
+                    _serve_records(self, hash_it, out)
+            except BaseException:  # the parent sees the stream end early and says so
+                code = 1
+            os._exit(code)
+        os.close(wr)
+        try:
+            with os.fdopen(rd, "rb", buffering=1 << 16) as inp:
+                while True:
+                    try:
+                        kind, payload = pickle.load(inp)  # noqa: S301 - our own child's records
+                    except EOFError:
+                        raise BundleError(f"{self.path}: the reading process ended early") from None
+                    if kind == "records":
+                        yield from payload
+                    elif kind == "end":
+                        self.lines, self.sha256, problems = payload
+                        self.problems[:] = problems
+                        return
+                    elif kind == "bundle-error":
+                        raise BundleError(payload)
+                    else:
+                        errno, strerror, filename = payload
+                        raise OSError(errno, strerror, filename)
+        finally:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+    def _records(self, hash_it: bool) -> Iterator[LogRecord]:
         digest = hashlib.sha256() if hash_it else None
         try:
             fh = self.path.open("rb")
@@ -133,6 +190,41 @@ class LogInput:
             self.sha256 = digest.hexdigest()
 
 
+# A log at least this long is read in a forked process (`LogInput._forked`), on 2+ CPUs.
+FORK_MIN = 64 << 20
+FORK_BATCH = 256  # records per pickled message
+
+
+def _fork_reader(path: Path) -> bool:
+    if not hasattr(os, "fork") or os.environ.get("INGESTER_COLLECTOR_NO_FORK"):
+        return False
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        return cpus >= 2 and path.stat().st_size >= FORK_MIN
+    except OSError:
+        return False  # the reader says why
+
+
+def _serve_records(log: LogInput, hash_it: bool, out: BinaryIO) -> None:  # pragma: no cover - child
+    dump = pickle.dump
+    batch: list[LogRecord] = []
+    try:
+        for rec in log._records(hash_it):
+            batch.append(rec)
+            if len(batch) >= FORK_BATCH:
+                dump(("records", batch), out, pickle.HIGHEST_PROTOCOL)
+                batch = []
+        dump(("records", batch), out, pickle.HIGHEST_PROTOCOL)
+        dump(("end", (log.lines, log.sha256, log.problems)), out, pickle.HIGHEST_PROTOCOL)
+    except BundleError as exc:
+        dump(("bundle-error", str(exc)), out, pickle.HIGHEST_PROTOCOL)
+    except OSError as exc:
+        dump(("os-error", (exc.errno, exc.strerror, exc.filename)), out, pickle.HIGHEST_PROTOCOL)
+
+
 GREP = shutil.which("grep")
 # ripgrep, where installed, searches many literals at once several times faster than GNU grep
 # (SIMD multi-literal search): one process is then enough. Same argv and output format.
@@ -165,6 +257,9 @@ class GrepCandidates:
     Pressure lines, and every run keeps its first and last time and its largest number.
     """
 
+    # the log's largest Pressure number searched for once in the whole file (`_TopSearch`)
+    top_search = True
+
     def __init__(
         self,
         path: Path,
@@ -185,6 +280,9 @@ class GrepCandidates:
         self._digest = digest
         self._parts = parts
         self._bulk_exact = bulk_exact
+        # the search for the log's largest number; False: not to be had (or `top_search` off),
+        # each stretch is then searched for its own
+        self._top: _TopSearch | Literal[False] | None = None
 
     # -- reading back by offset -----------------------------------------------------------------
     @staticmethod
@@ -335,6 +433,9 @@ class GrepCandidates:
                 if self._helper is not None:
                     self._helper.close()
                 self._helper = None
+                if self._top:
+                    self._top.close()
+                self._top = None
                 if bulk is not None:
                     if bulk.stdout is not None:
                         bulk.stdout.close()
@@ -375,6 +476,8 @@ class GrepCandidates:
         # `bulk_exact` of them it gives way to one for the other needles (below)
         switch = bulk is None and len(bounds) == 1 and self._bulk_exact > 0
         dense = bulk is None and not switch
+        # the last line handed out was a retried connection error (`_transparent`)
+        after_t = False
 
         def next_bulk() -> tuple[int, int, bytes] | None:
             nonlocal bulk_seen
@@ -389,7 +492,7 @@ class GrepCandidates:
 
         def hand(num: int, off: int, content: bytes, final: bool = False) -> Iterator[tuple[int, bytes]]:
             """Everything up to line `num` (at offset `off`), then that line (unless `final`)."""
-            nonlocal sent, nxt, nxt_off, dense, pending
+            nonlocal sent, nxt, nxt_off, dense, pending, after_t
             while pending is not None and pending[0] < num:
                 b_num, b_off, b_content = pending
                 pending = next_bulk()
@@ -406,12 +509,15 @@ class GrepCandidates:
                 sent = nxt
                 yield sent, line
                 nxt, nxt_off = sent + 1, nxt_off + len(line)
+                after_t = False
+            is_t = dense and not final and _transparent(content)
             if dense and sent < nxt < num and nxt_off < off:
-                for k_num, k_off, k_line in self._stretch(fd, nxt_off, nxt, off, num):
+                for k_num, k_off, k_line in self._stretch(fd, nxt_off, nxt, off, num, after_t, is_t):
                     if k_num > sent:
                         sent = k_num
                         yield k_num, k_line
                         nxt, nxt_off = k_num + 1, k_off + len(k_line)
+                        after_t = False
             if final:
                 return
             if num - 1 > sent and (opener_a in content or opener_b in content):
@@ -421,6 +527,7 @@ class GrepCandidates:
                 sent = num
                 yield num, content
                 nxt, nxt_off = num + 1, off + len(content)
+                after_t = is_t and not follow()  # (read by the parser by now: not in a block)
 
         pending = next_bulk()
         if bulk is not None and pending is None and bulk_seen >= self._bulk_exact:
@@ -459,6 +566,7 @@ class GrepCandidates:
                         sent = num
                         yield num, content
                         nxt, nxt_off = num + 1, last_end
+                    after_t = False
                 if switch and (bulk_a in content or bulk_b in content):
                     bulk_seen += 1
                     if bulk_seen >= self._bulk_exact:
@@ -494,13 +602,22 @@ class GrepCandidates:
         if base > sent:
             yield base, self._last_line(fd, size)
 
-    def _stretch(self, fd: int, a: int, na: int, b: int, nb: int) -> list[tuple[int, int, bytes]]:
+    def _stretch(
+        self, fd: int, a: int, na: int, b: int, nb: int, after_t: bool = False, before_t: bool = False
+    ) -> list[tuple[int, int, bytes]]:
         """The BULK lines to hand out from [a, b): line `na` starts at `a`, line `nb` at `b`.
 
         While the parser says such lines change nothing but their own record, only the first,
-        the last and one with the largest number (as the parser reads it) are kept; else all of
-        them. Sorted (line number, offset, line)."""
+        the last and those that raise the largest number read so far in the log (`_TopSearch`:
+        the log's largest is among them) are kept; else all of them. `after_t`, `before_t`: the
+        line before `a`, the line at `b` is a retried connection error (`_transparent`), itself
+        evidence that the process runs: then the first, the last is not needed either. Without
+        the search for the log's largest, each stretch keeps one with its own largest number.
+        Sorted (line number, offset, line)."""
         keep: dict[int, bytes] = {}  # offset -> line
+        top = self._top_for(fd) if self.summarisable() else None
+        if top:
+            return self._stretch_top(fd, a, na, b, nb, top, after_t, before_t)
         if not self.summarisable():
             for pos, buf, lim in _pieces(fd, a, b):
                 for needle in BULK:
@@ -561,6 +678,39 @@ class GrepCandidates:
             out.append((n, o, keep[o]))
         return out
 
+    def _top_for(self, fd: int) -> _TopSearch | None:
+        if self._top is None:
+            self._top = _TopSearch.start(self, fd) if self.top_search else False
+        if self._top and self._top.failed:
+            self._top.close()
+            self._top = False
+        return self._top or None
+
+    def _stretch_top(
+        self, fd: int, a: int, na: int, b: int, nb: int, top: _TopSearch, after_t: bool, before_t: bool
+    ) -> list[tuple[int, int, bytes]]:
+        """`_stretch` with the log's largest number searched for in the whole file."""
+        out: dict[int, tuple[int, bytes]] = {}  # offset -> (line number, line)
+        records = top.take(a, b)
+        if top.failed:  # this stretch's own largest, searched for as without the search
+            return self._stretch(fd, a, na, b, nb)
+        self.summarised += 1
+        for num, off, line in records:
+            out[off] = (num, line)
+        last = None if after_t and before_t else _line_of(fd, _search_back(fd, BULK, a, b), b)
+        if last is not None:  # (else none in the stretch)
+            ends = [last] if not before_t else []
+            if not after_t:
+                first = _line_of(fd, _search_forward(fd, BULK, a, last[0] + len(last[1])), b)
+                if first is not None:
+                    ends.append(first)
+            for o, line in ends:
+                if o not in out:  # its number, counted from the nearer end
+                    near_a = o - a <= b - o
+                    n = na + self._newlines(fd, a, o)[0] if near_a else nb - self._newlines(fd, o, b)[0]
+                    out[o] = (n, line)
+        return [(n, o, line) for o, (n, line) in sorted(out.items())]
+
     def _stretch_short(self, fd: int, a: int, na: int, b: int, nb: int) -> list[tuple[int, int, bytes]]:
         """`_stretch` summarising a short stretch from one read of it (the same lines)."""
         buf = os.pread(fd, b - a, a)
@@ -609,6 +759,142 @@ class GrepCandidates:
         if data.endswith(b"\n"):
             return data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
         return data[data.rfind(b"\n") + 1 :]
+
+
+_OTHER_NEEDLES = re.compile(b"|".join(re.escape(n) for n in NEEDLES if n != RETRY))
+
+
+def _transparent(content: bytes) -> bool:
+    """A retried connection error and nothing else: its record (a `retry` fact) is evidence
+    that the process runs, like a Pressure line, and nothing else about the run depends on
+    where it falls among them (`runs._Builder`)."""
+    return RETRY in content and _OTHER_NEEDLES.search(content) is None
+
+
+TOP_SAMPLES = 256  # Pressure lines read across the log for the first bar
+TOP_CAP = 20000  # lines read from one search before it restarts with a higher bar
+TOP_RESTARTS = 6
+
+
+class _TopSearch:
+    """The lines that raise the largest Pressure number read so far in the log, in order, from
+    the external search (C speed) instead of a search of each stretch in Python.
+
+    The bar starts at the largest number of `TOP_SAMPLES` Pressure lines read across the log,
+    so the search (`scan.above_source`) picks only lines at or above it: a few, and among them
+    the log's largest. Each picked line's number is read as the parser reads it. When a search
+    picks more than `TOP_CAP` lines it restarts after the last one with the largest number so
+    far as the bar; past `TOP_RESTARTS`, or when the search fails, `failed` is set and the
+    stretches from then on are each searched for their own largest (`GrepCandidates._stretch`).
+    """
+
+    def __init__(self, owner: GrepCandidates, fd: int, size: int) -> None:
+        self.owner, self.fd, self.size = owner, fd, size
+        self.best = -1
+        self.queue: deque[tuple[int, int, bytes]] = deque()  # (line number, offset, line)
+        self.read_to = 0  # every picked line that starts before this offset has been read
+        self.failed = False
+        self.restarts = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.hits: Iterator[bytes] = iter(())
+        self.s_num = self.s_off = self.count = 0
+
+    @classmethod
+    def start(cls, owner: GrepCandidates, fd: int) -> _TopSearch:
+        size = os.fstat(fd).st_size
+        top = cls(owner, fd, size)
+        top._spawn(0, 0, top._sample())
+        return top
+
+    def _sample(self) -> int:
+        bar = -1
+        for k in range(1, TOP_SAMPLES + 1):
+            p = self.size * k // TOP_SAMPLES
+            lo = max(0, p - _NEAR)
+            buf = os.pread(self.fd, p - lo, lo)
+            found = max(buf.rfind(n) for n in NUMBER_AT)
+            if found < 0:
+                continue
+            ls = buf.rfind(b"\n", 0, found) + 1
+            le = buf.find(b"\n", found)
+            if (ls == 0 and lo > 0) or le < 0:
+                continue  # a line cut by the window
+            value = _pressure(buf[ls : le + 1])
+            if value is not None and value > bar:
+                bar = value
+        return bar - 1 if bar > 0 else -1  # the sampled line itself is picked too
+
+    def _spawn(self, start: int, base: int, bar: int) -> None:
+        tool = GrepCandidates._tool()
+        argv = [str(tool), "-a", "-n", "-b"]
+        if tool == GREP:
+            argv += ["-E", "-e", above_source(bar, ere=True)]
+        else:
+            argv += ["--no-config", "--no-mmap", "--encoding", "none", "--color", "never",
+                     "--no-filename", "-e", above_source(bar, ere=False)]
+        env = {**os.environ, "LC_ALL": "C"}
+        src = os.open(self.owner.path, os.O_RDONLY)
+        try:
+            os.lseek(src, start, os.SEEK_SET)
+            self.proc = subprocess.Popen(argv, stdin=src, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, env=env)
+        finally:
+            os.close(src)
+        assert self.proc.stdout is not None
+        self.hits = iter(self.proc.stdout)
+        self.s_num, self.s_off, self.count = base, start, 0
+
+    def _stop(self) -> int:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return 0
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+        return proc.wait()
+
+    def close(self) -> None:
+        self._stop()
+
+    def take(self, a: int, b: int) -> list[tuple[int, int, bytes]]:
+        """The lines in [a, b) that raise the largest number so far; those before `a` (handed
+        out already, one by one) are dropped."""
+        while self.read_to < b and self.proc is not None:
+            out = next(self.hits, None)
+            if out is None:
+                if self._stop() > 1:
+                    self.failed = True
+                    return []
+                self.read_to = self.size + 1
+                break
+            num_b, off_b, content = out.split(b":", 2)
+            num, off = self.s_num + int(num_b), self.s_off + int(off_b)
+            self.read_to = off + 1
+            self.count += 1
+            hits = _ANY_NUMBER.findall(content)
+            if hits and max(map(_number, hits)) > self.best:
+                value = _pressure(content)
+                if value is not None and value > self.best:
+                    self.best = value
+                    self.queue.append((num, off, content))
+            if self.count >= TOP_CAP:
+                self._stop()
+                self.restarts += 1
+                if self.restarts > TOP_RESTARTS:
+                    self.failed = True
+                    return []
+                if off + len(content) < self.size:
+                    self._spawn(off + len(content), num, self.best)
+                else:
+                    self.read_to = self.size + 1
+        out_: list[tuple[int, int, bytes]] = []
+        queue = self.queue
+        while queue and queue[0][1] < b:
+            rec = queue.popleft()
+            if rec[1] >= a:
+                out_.append(rec)
+        return out_
 
 
 class _Window:
@@ -725,9 +1011,10 @@ def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, 
             return found
     best_at: tuple[int, int, bytes] | None = None
     pos = start
+    span = WINDOW
     while pos < end:
         base = pos // mmap.ALLOCATIONGRANULARITY * mmap.ALLOCATIONGRANULARITY
-        stop = min(end, base + WINDOW)
+        stop = min(end, base + span)
         try:
             if hasattr(mmap, "MAP_POPULATE"):  # page tables filled at once, not page by page
                 view = mmap.mmap(fd, stop - base, offset=base, prot=mmap.PROT_READ,
@@ -741,7 +1028,11 @@ def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, 
             lim = stop - base
             if stop < end:  # up to the window's last newline; the rest in the next window
                 cut = view.rfind(b"\n", pos - base, lim) + 1
-                lim = cut if cut > 0 else lim
+                if cut == 0:  # no line ends in the window after pos: map a longer one
+                    span *= 2
+                    continue
+                lim = cut
+            span = WINDOW
             found = _largest_in(view, pos - base, lim, best)
         finally:
             view.close()

@@ -345,7 +345,9 @@ class _Line:
 # rest alone (a Compose prefix cannot follow a timestamp), so repeated bodies are read once.
 _DOCKER_PREFIX = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
 _CACHE_MAX = 4096
-_split_cache: dict[str, tuple[str | None, str | None, str]] = {}
+_split_cache: dict[str | tuple[int, str], tuple[str | None, str | None, str]] = {}
+# tracing's own timestamp as it prints it (dimmed), after Docker's
+_TRACING_HEAD = re.compile(r"\x1b\[2m\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\x1b\[0m ")
 
 
 def split_line(raw: str) -> _Line:
@@ -365,11 +367,23 @@ def split_line(raw: str) -> _Line:
             hit = _split_cache.get(rest)
             if hit is not None:
                 return _Line(ts, hit[0], hit[1], hit[2], None, False)
+            # A tracing line's own timestamp is not read when Docker's is (only its length
+            # moves the rest): the same body under another one reads the same.
+            body: tuple[int, str] | None = None
+            if ts is not None and rest[:4] == "\x1b[2m":
+                h = _TRACING_HEAD.match(rest)
+                if h is not None:
+                    body = (h.end(), rest[h.end() :])
+                    hit = _split_cache.get(body)
+                    if hit is not None:
+                        return _Line(ts, hit[0], hit[1], hit[2], None, False)
             line = _split_line(raw)
             if line.compose is None and not line.compose_own and line.ts == ts:
                 if len(_split_cache) >= _CACHE_MAX:
                     _split_cache.clear()
                 _split_cache[rest] = (line.level, line.target, line.text)
+                if body is not None:
+                    _split_cache[body] = (line.level, line.target, line.text)
             return line
     return _split_line(raw)
 

@@ -40,6 +40,9 @@ PROBES: tuple[bytes, ...] = tuple(
 # largest number (`loader.GrepCandidates`). Nothing else may be derived from these lines (no
 # per-line count) without also changing that reader.
 BULK: tuple[bytes, ...] = (b"Backpressure active", b"Memory metrics:")
+# A host task's retried connection error: between two of them no Pressure line need be read
+# (`loader._transparent`).
+RETRY = b"Ingester connection error for"
 BULK_EXACT = 2000
 RARE_PROBES: tuple[bytes, ...] = tuple(p for p, n in zip(PROBES, NEEDLES, strict=True) if n not in BULK)
 # What ripgrep searches for instead. Its multi-literal search (Teddy) slows down about sevenfold
@@ -73,27 +76,47 @@ def above(value: int) -> re.Pattern[bytes]:
     group 1, and some other numbers (up to 1% under `value`; leading zeros; `y=` in other
     words): the caller compares each hit, then lets the parser read the line. Only three leading
     digits are exact, so a few patterns (compiled once) serve a whole log."""
-    digits = str(value).encode() if value >= 0 else b""
-    if len(digits) > SIGNIFICANT:
-        head = int(digits[:SIGNIFICANT]) - 1  # >= 99: the first digit is not 0
-        digits = str(head).encode() + b"9" * (len(digits) - SIGNIFICANT)
-    return _above(digits)
+    return _above(_bar_digits(value))
 
 
 SIGNIFICANT = 3
 
 
-@functools.lru_cache(maxsize=1024)
-def _above(digits: bytes) -> re.Pattern[bytes]:
+def _bar_digits(value: int) -> bytes:
+    digits = str(value).encode() if value >= 0 else b""
+    if len(digits) > SIGNIFICANT:
+        head = int(digits[:SIGNIFICANT]) - 1  # >= 99: the first digit is not 0
+        digits = str(head).encode() + b"9" * (len(digits) - SIGNIFICANT)
+    return digits
+
+
+def _alternatives(digits: bytes, digit: bytes) -> list[bytes]:
     n = len(digits)
-    alts = [rb"\d{%d,}" % (n + 1)]
+    alts = [digit + b"{%d,}" % (n + 1)]
     for i in range(n):
         d = digits[i] - 48
         if d < 9:
-            rest = rb"\d{%d}" % (n - i - 1) if n - i - 1 else b""
+            rest = digit + b"{%d}" % (n - i - 1) if n - i - 1 else b""
             alts.append(digits[:i] + b"[%d-9]" % (d + 1) + rest)
+    return alts
+
+
+@functools.lru_cache(maxsize=1024)
+def _above(digits: bytes) -> re.Pattern[bytes]:
+    alts = _alternatives(digits, rb"\d")
     # "y" (of "memory=", "Memory metrics: ") is a rarer first byte than "e": a faster search
     return re.compile(rb"y(?:=| metrics: )(" + b"|".join(alts) + rb")(?!\d)")
+
+
+def above_source(value: int, *, ere: bool) -> str:
+    """`above(value)` as a pattern for the external search, which picks whole lines: ripgrep's
+    syntax, or with `ere` GNU grep's -E (no `(?:`, no `\\d`, no look-ahead). The lines it picks
+    hold every Pressure number greater than `value` (and some other numbers, as `above`)."""
+    if ere:
+        alts = _alternatives(_bar_digits(value), b"[0-9]")
+        return (b"y(=| metrics: )(" + b"|".join(alts) + b")([^0-9]|$)").decode()
+    alts = _alternatives(_bar_digits(value), rb"\d")
+    return (rb"y(?:=| metrics: )(?:" + b"|".join(alts) + rb")(?:[^0-9]|$)").decode()
 
 
 # Hits that may open a run: the line before them carries the previous run's last timestamp.

@@ -4,6 +4,7 @@ every line, whatever the chunking."""
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -205,6 +206,10 @@ def test_line_reading_cache_changes_nothing(path: Path) -> None:
         assert split_line(raw) == _uncached(raw)
         other = "2026-12-01T00:00:59.5Z " + raw.split(" ", 1)[-1]
         assert split_line(other) == _uncached(other)
+        # ... and under another tracing timestamp (of the same length, and of another)
+        for stamp in ("2026-12-01T00:00:59.123456Z", "2026-12-01T00:00:59Z"):
+            again = re.sub(r"(?<=\x1b\[2m)\d{4}-\d\d-\d\dT[\d:.]+Z(?=\x1b\[0m )", stamp, other, count=1)
+            assert split_line(again) == _uncached(again)
 
 
 # -- the summarising path: Pressure lines past the first few, kept per stretch -------------------
@@ -254,6 +259,9 @@ def pressure_log(seed: int, runs: int = 6) -> bytes:
                 out.append(_tracing(ts(t), "ERROR", f"CRITICAL: Labeler task {i} completed unexpectedly."))
             elif r < 0.517:
                 out.append(_tracing(ts(t), "WARN", "Backpressure active: no number here"))
+            elif r < 0.537:  # retried: between two of them the reader needs no Pressure line
+                out.append(_tracing(ts(t), "ERROR", f"FirehoseIngester connection error for wss://h{i % 3}: "
+                                    "WebSocket(Io(Os { code: 104, kind: ConnectionReset }))"))
             else:
                 out.append(_tracing(ts(t), "INFO", "Write task received batch of 500 events"))
             if i == 120 and run % 2:
@@ -277,18 +285,31 @@ def pressure_log(seed: int, runs: int = 6) -> bytes:
     return "".join(out).encode()
 
 
-def _pressure_groups(recs: list[LogRecord]) -> list[list[Pressure]]:
-    groups: list[list[Pressure]] = [[]]
+def _is_retry(r: LogRecord) -> bool:
+    return type(r).__name__ == "Fact" and getattr(r, "kind", None) == "retry"
+
+
+def _pressure_groups(recs: list[LogRecord]) -> list[list[LogRecord]]:
+    """Runs of Pressure records and retried connection errors (both evidence that the process
+    runs, in any order) between other records."""
+    groups: list[list[LogRecord]] = [[]]
     for r in recs:
-        if isinstance(r, Pressure):
+        if isinstance(r, Pressure) or _is_retry(r):
             groups[-1].append(r)
         elif groups[-1]:
             groups.append([])
     return [g for g in groups if g]
 
 
+def _top(recs: list[LogRecord]) -> int | None:
+    return max((r.events_in_memory for r in recs if isinstance(r, Pressure) and r.events_in_memory is not None),
+               default=None)
+
+
 def check_summarised(got: list[LogRecord], want: list[LogRecord]) -> None:
     """What the summarising reader promises, against the records of every line."""
+    import dataclasses
+
     from collector.runs import split_runs
 
     # every other record as if every line was read, in the same order
@@ -299,24 +320,45 @@ def check_summarised(got: list[LogRecord], want: list[LogRecord]) -> None:
     every = {(r.line, r) for r in want if isinstance(r, Pressure)}
     kept = [(r.line, r) for r in got if isinstance(r, Pressure)]
     assert all(k in every for k in kept)
-    # of each stretch of Pressure records: the first, the last, and one with the largest number
+    # of each stretch of Pressure records (and retried errors among them): the first and the last
     lines = {line for line, _ in kept}
     for group in _pressure_groups(want):
-        assert group[0].line in lines and group[-1].line in lines
-        top = max((r.events_in_memory for r in group if r.events_in_memory is not None), default=None)
-        if top is not None:
-            assert any(r.events_in_memory == top for r in group if r.line in lines)
-    # so the runs the rules see are the same
-    assert list(split_runs(got)) == list(split_runs(want))
+        for r in (group[0], group[-1]):
+            assert _is_retry(r) or r.line in lines
+    # and a line with the log's largest number
+    assert _top(got) == _top(want)
+    # so the runs the rules see are the same, but for a run's own largest number (only the
+    # largest of all is read): that is the one of the log
+    runs_got, runs_want = list(split_runs(got)), list(split_runs(want))
+
+    def bare(runs: list[object]) -> list[object]:
+        return [dataclasses.replace(r, pressure_max=None) for r in runs]  # type: ignore[type-var]
+
+    assert bare(runs_got) == bare(runs_want)
+    assert max((r.pressure_max or 0 for r in runs_got), default=0) == max(
+        (r.pressure_max or 0 for r in runs_want), default=0)
+    assert all((g.pressure_max or 0) <= (w.pressure_max or 0) for g, w in zip(runs_got, runs_want, strict=True))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("parts", [1, 2])
 @pytest.mark.parametrize("bulk_exact", [0, 3])
 @pytest.mark.parametrize("helper", [True, False], ids=["helper", "alone"])
+@pytest.mark.parametrize("top", ["search", "restarts", "gives-up", "off"])
 def test_summarised_pressure(
-    seed: int, parts: int, bulk_exact: int, helper: bool, tmp_path: Path, search_tool: str
+    seed: int, parts: int, bulk_exact: int, helper: bool, top: str, tmp_path: Path, search_tool: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The log's largest number from one search of the file (restarting with a higher bar after
+    a few lines, giving up after a few restarts) or, without it, each stretch's own."""
+    import collector.loader as loader
+
+    if top in ("restarts", "gives-up"):
+        monkeypatch.setattr(loader, "TOP_CAP", 3)
+        monkeypatch.setattr(loader, "TOP_SAMPLES", 1)  # a low first bar: many lines picked
+        monkeypatch.setattr(loader, "TOP_RESTARTS", 1 << 20 if top == "restarts" else 2)
+    if top == "off":
+        monkeypatch.setattr(loader.GrepCandidates, "top_search", False)
     data = pressure_log(seed)
     g, got = _grep_run(data, tmp_path, parts, bulk_exact=bulk_exact, summarise=True,
                        helper_min=1 if helper else 1 << 40)
@@ -326,7 +368,9 @@ def test_summarised_pressure(
     # it did summarise: most Pressure lines were never handed out
     n_got = sum(isinstance(r, Pressure) for r in got)
     n_want = sum(isinstance(r, Pressure) for r in want)
-    assert g.summarised > 0 and n_got * 4 < n_want
+    assert g.summarised > 0
+    if top in ("search", "off"):  # (a low bar picks every line of a climb: they raise the largest)
+        assert n_got * 4 < n_want
 
 
 @pytest.mark.parametrize("path", GREP_CASES, ids=[p.name for p in GREP_CASES])
@@ -337,11 +381,12 @@ def test_summarised_fixtures(path: Path, tmp_path: Path, search_tool: str) -> No
 
 
 def test_summarising_check_can_fail() -> None:
-    """Dropping a stretch's largest number, its last line or another record is caught."""
+    """Dropping the log's largest number, a stretch's last line or another record is caught."""
     want = slow(pressure_log(1))
-    groups = _pressure_groups(want)
-    group = max(groups, key=len)
-    top = max(group, key=lambda r: r.events_in_memory or -1)
+    every = [r for r in want if isinstance(r, Pressure)]
+    top = max(every, key=lambda r: r.events_in_memory or -1)
+    group = next(g for g in _pressure_groups(want) if top in g)
+    assert top is not group[-1] and top is not group[0]
     for drop in (top, group[-1]):
         got = [r for r in want if not (isinstance(r, Pressure) and r in group and r is not group[0])]
         got = [r for r in want if r is not drop and (r in got or r in (group[0], group[-1], top))]
@@ -399,3 +444,40 @@ def test_largest_above_mapped_and_read_agree(tmp_path: Path) -> None:
                     assert loader._largest_above_read(fd, offsets[i], offsets[j], bar) == want
             finally:
                 loader.WINDOW, loader.SHORT = 32 << 20, 256 << 10
+
+
+@pytest.mark.parametrize("path", GREP_CASES[:12], ids=[p.name for p in GREP_CASES[:12]])
+def test_forked_reader_same_records(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long log is read in a forked process: the same records, line count, hash, problems."""
+    import collector.loader as loader
+
+    def read(fork: bool) -> tuple[list[LogRecord], int, str | None, list[object]]:
+        monkeypatch.setattr(loader, "FORK_MIN", 0 if fork else 1 << 62)
+        log = loader.LogInput(path, path.name)
+        recs = list(log.records(hash_it=True))
+        return recs, log.lines, log.sha256, list(log.problems)
+
+    forked, plain = read(True), read(False)
+    assert _key(forked[0]) == _key(plain[0])
+    assert forked[1:] == plain[1:]
+
+
+def test_forked_reader_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child's BundleError is raised in the parent, with its message."""
+    import collector.loader as loader
+    from collector.errors import BundleError
+
+    monkeypatch.setattr(loader, "FORK_MIN", 0)
+    f = tmp_path / "gone.log"
+    f.write_bytes(b"Starting rsky-ingester\n")
+    log = loader.LogInput(f, f.name)
+    monkeypatch.setattr(loader.LogInput, "_records", _raises)
+    with pytest.raises(BundleError, match="cannot open: gone"):
+        list(log.records())
+
+
+def _raises(self: object, hash_it: bool) -> Iterator[LogRecord]:
+    from collector.errors import BundleError
+
+    raise BundleError("cannot open: gone")
+    yield  # a generator, like the reader
