@@ -772,8 +772,8 @@ def _transparent(content: bytes) -> bool:
 
 
 TOP_SAMPLES = 256  # Pressure lines read across the log for the first bar
-TOP_CAP = 20000  # lines read from one search before it restarts with a higher bar
-TOP_RESTARTS = 6
+TOP_CAP = 2000  # lines read from one search before it restarts with a higher bar
+TOP_RESTARTS = 64  # (each costs a process: a few ms)
 
 
 class _TopSearch:
