@@ -186,12 +186,20 @@ class Window:
         seen = set()  # type: set
         folder = self.out / FOLLOW_DIR
         folder.mkdir(parents=True, exist_ok=True)
+        settle = None  # type: Optional[Dict[str, Any]]
         with (self.out / "events.jsonl").open("ab") as sink:
             while True:
                 argv = self.events_argv(since)
                 err_path = folder / ("events-%d.stderr" % (len(streams) + 1))
                 with err_path.open("wb") as err:
                     proc = self.spawn(argv, subprocess.PIPE, err)
+                if settle is not None:
+                    # The stream is open again first (the daemon's starts must not slip by), then
+                    # what became of the container is looked at, beside it.
+                    thread = threading.Thread(target=self._settle, args=(settle,), daemon=True)
+                    thread.start()
+                    self.copiers.append(thread)
+                    settle = None
                 assert proc.stdout is not None
                 for raw in proc.stdout:
                     key = _event_key(raw)
@@ -214,6 +222,7 @@ class Window:
                 if gap is None:
                     break
                 since = float(gap["start_epoch"]) - 1
+                settle = gap if gap.get("kind") else None
         # The stream never ends by itself: the worker stops it at the end of the window.
         entry = {
             "file": "events.jsonl",
@@ -274,10 +283,15 @@ class Window:
         end = time.time()
         with self.lock:
             gap.update({"end": iso(end), "end_epoch": end, "seconds": round(end - start, 1)})
-        self._after_daemon(gap)
-        gap["statement"] = self._statement(gap)
-        self.save()
+            gap["statement"] = self._statement(gap)
         return gap
+
+    def _settle(self, gap: Dict[str, Any]) -> None:
+        """The daemon is back and the event stream open again: what became of the container."""
+        self._after_daemon(gap)
+        with self.lock:
+            gap["statement"] = self._statement(gap)
+        self.save()
 
     def _mark_daemon_stop(self, gap: Dict[str, Any]) -> None:
         """A die then a stop in this run, nothing after and the API gone soon after: the daemon
@@ -297,6 +311,7 @@ class Window:
         gap["container_stopped_at"] = iso(when)
         gap["container_stopped_epoch"] = when
         gap["exit_code_at_stop"] = code
+        self.run_events = []  # that run is over: its die belongs to this gap alone
 
     def _after_daemon(self, gap: Dict[str, Any]) -> None:
         """The daemon is back: what became of the container, and the followers picked up again."""
@@ -304,19 +319,22 @@ class Window:
         state = (found or {}).get("State") or {}
         started = parse_epoch(str(state.get("StartedAt") or "")) or 0.0
         running = bool(state.get("Running") or state.get("Restarting"))
-        if found is None:
-            gap["container"] = "unknown"
-            gap["inspect_error"] = error[:300]
-        elif running and started and started < float(gap["start_epoch"]) - 1 and not gap["container_stopped_at"]:
-            # live-restore: the container ran on without the daemon; no start event will come.
-            gap["container"] = "kept_running"
-            with self.lock:
+        with self.lock:
+            if gap.get("start_counted"):
+                # The daemon's start of it came in first.
+                gap["container"] = "restarted" if gap["container_stopped_at"] else "started"
+            elif found is None:
+                gap["container"] = "unknown"
+                gap["inspect_error"] = error[:300]
+            elif running and started and started < float(gap["start_epoch"]) - 1 and not gap["container_stopped_at"]:
+                # live-restore: the container ran on without the daemon; no start event will come.
+                gap["container"] = "kept_running"
                 if not self.stopping.is_set():
                     self.follow_logs(float(gap["start_epoch"]) - FOLLOW_MARGIN, "the daemon came back (kept running)")
-        elif running:
-            gap["container"] = "restarted" if gap["container_stopped_at"] else "started"
-        else:
-            gap["container"] = "stopped" if gap["container_stopped_at"] else "not_running"
+            elif running:
+                gap["container"] = "restarted" if gap["container_stopped_at"] else "started"
+            else:
+                gap["container"] = "stopped" if gap["container_stopped_at"] else "not_running"
         if running:
             self.reattach_tee()
 
@@ -373,7 +391,7 @@ class Window:
                 ):
                     gap["start_counted"] = True
                     self.daemon_starts += 1
-                    if gap.get("container") in ("stopped", "not_running"):
+                    if gap.get("container") in ("stopped", "not_running", "unknown"):
                         # Inspected before the daemon had started it again.
                         gap["container"] = "restarted" if gap.get("container_stopped_at") else "started"
                         gap["statement"] = self._statement(gap)

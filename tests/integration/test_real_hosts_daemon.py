@@ -7,8 +7,11 @@ environment has no DOCKER_HOST). Mid-window the test stops that daemon (SIGTERM,
 or ``systemctl restart docker`` does), waits, and starts it again with the same flags. Restart
 policy ``unless-stopped`` without live-restore: the daemon stops the container on its way down
 (SIGTERM, which the ingester ignores like the real PID 1, then SIGKILL after the grace period:
-exit 137) and starts it again when it comes back. That is no crash of the ingester, and the
-bundle must say what happened, keep every line Docker kept, and count nothing twice.
+exit 137) and starts it again when it comes back. The daemon comes back with live-restore on
+(as an operator turning it on would restart it), and is stopped and started once more: this
+time the container keeps running, and what it prints meanwhile waits in its pipe until the
+daemon is back. Neither is a crash of the ingester; the bundle must say what happened each
+time, keep every line Docker kept, and count nothing twice.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,8 @@ from tests.standin.stack import PROD_IMAGE, Stack, standin_image
 pytestmark = pytest.mark.integration
 
 SEQ = re.compile(r"\[SEQ\] run=([0-9a-f]{8}) (?:n=(\d+)|done total=(\d+))")
+# A docker logs --timestamps line of the stand-in: Docker's time, then the service's own (ANSI around it).
+STAMPED = re.compile(r"^(\S+) (?:\x1b\[2m)?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z)")
 PER_RUN = 300
 GRACE = "    stop_grace_period: 2s\n"
 
@@ -50,7 +56,7 @@ class PrivateDaemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = {**os.environ, "DOCKER_HOST": self.host}
 
-    def argv(self) -> list[str]:
+    def argv(self, live_restore: bool) -> list[str]:
         return [
             "dockerd",
             "--data-root",
@@ -64,6 +70,7 @@ class PrivateDaemon:
             "--bridge=none",
             "--iptables=false",
             "--ip6tables=false",
+            *(["--live-restore"] if live_restore else []),
         ]
 
     def docker(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -74,11 +81,11 @@ class PrivateDaemon:
     def answers(self) -> bool:
         return self.docker("version", "--format", "{{.Server.Version}}", check=False, timeout=10).returncode == 0
 
-    def start(self) -> float:
+    def start(self, live_restore: bool = False) -> float:
         """Start it; the time it first answered."""
         with (self.root / "dockerd.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                self.argv(), stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+                self.argv(live_restore), stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
             )
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -158,6 +165,15 @@ def private_daemon(standin_images: Any) -> Iterator[PrivateDaemon]:
         daemon.cleanup()
 
 
+def parse_epoch(text: str) -> float | None:
+    """An RFC 3339 UTC time as Docker and the stand-in print it (up to nanoseconds)."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z", text)
+    if not match:
+        return None
+    whole = datetime.fromisoformat(match.group(1) + "+00:00").timestamp()
+    return whole + float("0." + (match.group(2) or "0"))
+
+
 def seq_runs(lines: list[str]) -> dict[str, dict[str, Any]]:
     runs: dict[str, dict[str, Any]] = {}
     for line in lines:
@@ -172,6 +188,18 @@ def seq_runs(lines: list[str]) -> dict[str, dict[str, Any]]:
     return runs
 
 
+def window_settled(state: Path) -> bool:
+    """The running window has seen the daemon come back and looked at the container."""
+    for progress in state.glob("*/work/*/.window.json"):
+        try:
+            gaps = json.loads(progress.read_text()).get("daemon_unavailable") or []
+        except ValueError:
+            continue
+        if gaps and gaps[-1].get("end_epoch") and gaps[-1].get("container"):
+            return True
+    return False
+
+
 def wait_for(what: str, check: Any, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -181,7 +209,7 @@ def wait_for(what: str, check: Any, timeout: float = 120) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_daemon_restart_mid_window_is_stated_and_loses_nothing(
+def test_daemon_restarts_mid_window_are_stated_and_lose_nothing(
     private_daemon: PrivateDaemon, tmp_path: Path, capture_paths: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dest, state = capture_paths
@@ -230,6 +258,7 @@ def test_daemon_restart_mid_window_is_stated_and_loses_nothing(
             ),
             timeout=240,
         )
+        time.sleep(2)  # the window's tee attaches
         wait_for(
             "the first run's numbered lines",
             lambda: "done total=" in daemon.docker("logs", stack.container, check=False).stdout,
@@ -237,7 +266,19 @@ def test_daemon_restart_mid_window_is_stated_and_loses_nothing(
         asked_to_stop = time.time()
         gone = daemon.stop()
         time.sleep(3)
-        back = daemon.start()
+        back = daemon.start(live_restore=True)
+        # The run the daemon started prints its numbered lines, and the window has picked up again
+        # (a daemon does not go away again within a second); then the daemon goes again.
+        wait_for(
+            "the second run's numbered lines",
+            lambda: daemon.docker("logs", stack.container, check=False).stdout.count("done total=") >= 2,
+        )
+        wait_for("the window to see the daemon back", lambda: window_settled(state))
+        time.sleep(1)
+        asked_to_stop_2 = time.time()
+        gone_2 = daemon.stop()
+        time.sleep(3)
+        back_2 = daemon.start(live_restore=True)
         out, _ = play.communicate(timeout=420)
         rc = play.returncode
     finally:
@@ -246,6 +287,7 @@ def test_daemon_restart_mid_window_is_stated_and_loses_nothing(
             play.communicate()
         running_after = daemon.docker("inspect", stack.container, check=False)
         docker_logs = daemon.docker("logs", stack.container, check=False)
+        docker_stamped = daemon.docker("logs", "--timestamps", stack.container, check=False)
         stack.down()
 
     assert rc == 0, out[-5000:]
@@ -260,10 +302,10 @@ def test_daemon_restart_mid_window_is_stated_and_loses_nothing(
     host = json.loads((bundle / "host.json").read_text())
     report = json.loads((bundle / "report.json").read_text())
 
-    # The gap: one, from when the daemon's API went away to when it answered again.
+    # The gaps: from when the daemon's API went away to when it answered again.
     gaps = window["daemon_unavailable"]
-    assert len(gaps) == 1, gaps
-    gap = gaps[0]
+    assert len(gaps) == 2, gaps
+    gap, gap_2 = gaps
     assert asked_to_stop - 1 <= gap["start_epoch"] <= gone + 1, (asked_to_stop, gone, gap)
     assert back - 1 <= gap["end_epoch"] <= back + 15, (back, gap)
     assert gap["seconds"] >= 3
@@ -271,6 +313,12 @@ def test_daemon_restart_mid_window_is_stated_and_loses_nothing(
     assert gap["container"] == "restarted", gap
     assert gap["exit_code_at_stop"] == 137, gap
     assert "Docker daemon was unavailable" in gap["statement"] and "not a crash" in gap["statement"]
+    # Under live-restore it ran on: no die, no start, the same run.
+    assert asked_to_stop_2 - 1 <= gap_2["start_epoch"] <= gone_2 + 1, (asked_to_stop_2, gone_2, gap_2)
+    assert back_2 - 1 <= gap_2["end_epoch"] <= back_2 + 15, (back_2, gap_2)
+    assert gap_2["container"] == "kept_running", gap_2
+    assert gap_2["exit_code_at_stop"] is None
+    assert "kept running" in gap_2["statement"]
     assert host["daemon_unavailable"] == gaps
     # Not a restart of the ingester, not an exit of its own.
     assert window["restarts"] == 0, window
@@ -301,16 +349,36 @@ def test_daemon_restart_mid_window_is_stated_and_loses_nothing(
     assert (logs["lost"] or {}).get("lines", 0) == 0
     assert [r["missing"] for r in logs["numbered_runs"]] == [0] * len(runs)
     account = logs["daemon_unavailable"]
-    assert len(account) == 1 and account[0]["lines_lost"] == 0, account
+    assert [a["lines_lost"] for a in account] == [0, 0], account
+
+    # What the service printed while the live-restored daemon was away (its own clock inside the
+    # gap) waited in the pipe, Docker logged it on its return (its clock after the gap), and the
+    # bundle has every such line.
+    def waited(lines: list[str]) -> set[str]:
+        found = set()
+        for line in lines:
+            match = STAMPED.match(line)
+            if not match:
+                continue
+            own = parse_epoch(match.group(2))
+            if own is not None and gap_2["start_epoch"] < own < gap_2["end_epoch"]:
+                found.add(line)
+        return found
+
+    waited_docker = waited(docker_stamped.stdout.splitlines() + docker_stamped.stderr.splitlines())
+    assert waited_docker, "the service printed nothing while the daemon was away: the test shows nothing"
+    assert all(parse_epoch(line.split(" ", 1)[0]) >= gap_2["end_epoch"] - 1 for line in waited_docker)
+    assert waited_docker <= waited(merged), "a line printed while the daemon was away is not in the bundle"
 
     # The report: the daemon's stop is said, and is not a crash of the ingester.
     assert report["verdict"]["scenario"] == "stable", report["verdict"]
-    assert report["capture"]["daemon_unavailable"][0]["seconds"] == gap["seconds"]
+    assert [g["seconds"] for g in report["capture"]["daemon_unavailable"]] == [gap["seconds"], gap_2["seconds"]]
     stopped = [r for r in report["runs"] if r.get("stopped_by_daemon")]
     assert len(stopped) == 1 and stopped[0]["exit_code"] == 137, report["runs"]
     md = (bundle / "report.md").read_text()
-    assert "the Docker daemon was down from" in md
-    assert "not a crash of the ingester" in md
+    assert md.count("the Docker daemon was down from") == 2
+    assert "restarted by its restart policy, which is not a crash of the ingester" in md
+    assert "the container kept running (live-restore)" in md
     # The play says it too.
     assert "Docker daemon was unavailable" in out
 
@@ -322,8 +390,9 @@ def test_daemon_restart_mid_window_is_stated_and_loses_nothing(
         "seq_lines_printed": sum(PER_RUN + 1 for r in runs.values() if r["total"] is not None),
         "seq_lines_merged": len(merged_seq),
         "seq_lines_docker_kept": len(kept_seq),
-        "lines_lost_stated": account[0]["lines_lost"],
-        "gap_seconds": gap["seconds"],
+        "lines_lost_stated": [a["lines_lost"] for a in account],
+        "gap_seconds": [gap["seconds"], gap_2["seconds"]],
+        "lines_printed_while_away_live_restore": len(waited_docker),
         "sources": logs["sources"],
     }
     print("DAEMON FIGURES", json.dumps(figures))

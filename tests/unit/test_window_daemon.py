@@ -104,8 +104,17 @@ def test_the_account_states_what_the_gap_cost(tmp_path: Path) -> None:
     assert [a["lines_lost"] for a in account] == [0, None, None]
     assert "cannot be counted" in account[1]["lines_how"]
     assert [a["lines_lost"] for a in w.daemon_account(7)] == [0, 7, None]
-    statement = Window._statement({"start": "A", "end": "B", "end_epoch": 1, "seconds": 4.0, "container": "restarted",
-                                   "exit_code_at_stop": 137, "container_stopped_at": "S"})
+    statement = Window._statement(
+        {
+            "start": "A",
+            "end": "B",
+            "end_epoch": 1,
+            "seconds": 4.0,
+            "container": "restarted",
+            "exit_code_at_stop": 137,
+            "container_stopped_at": "S",
+        }
+    )
     assert statement.startswith("the Docker daemon was unavailable from A to B (4.0 s)")
     assert "not a crash of the ingester" in statement
     assert "was not back" in Window._statement({"start": "A", "end_epoch": None, "container": None})
