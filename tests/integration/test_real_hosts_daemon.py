@@ -45,11 +45,31 @@ PER_RUN = 300
 GRACE = "    stop_grace_period: 2s\n"
 
 
-class PrivateDaemon:
-    """A dockerd of the test's own; started and stopped by its pid, never by name."""
+# Run inside a private mount namespace: a systemd-journald of our own (its sockets and journal on
+# tmpfs that only this namespace sees; the machine's /var/log/journal is masked too), then dockerd.
+JOURNALD_BOOT = """set -e
+mkdir -p /run/log
+mount -t tmpfs tmpfs /run/systemd
+mount -t tmpfs tmpfs /run/log
+if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
+mkdir -p /run/systemd/journal
+/lib/systemd/systemd-journald >"$1/journald.log" 2>&1 </dev/null &
+echo $! >"$1/journald.pid"
+for i in $(seq 1 50); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
+shift
+exec "$@"
+"""
+JOURNALD = Path("/lib/systemd/systemd-journald")
 
-    def __init__(self, root: Path) -> None:
+
+class PrivateDaemon:
+    """A dockerd of the test's own; started and stopped by its pid, never by name. With
+    ``journald`` it runs in a mount namespace of its own beside a systemd-journald of its own:
+    run a command there with :meth:`inside`."""
+
+    def __init__(self, root: Path, journald: bool = False) -> None:
         self.root = root
+        self.journald = journald
         self.sock = root / "docker.sock"
         self.host = f"unix://{self.sock}"
         self.pidfile = root / "dockerd.pid"
@@ -83,10 +103,13 @@ class PrivateDaemon:
 
     def start(self, live_restore: bool = False) -> float:
         """Start it; the time it first answered."""
+        argv = self.argv(live_restore)
+        if self.journald:
+            # unshare and the shell exec: the pid is dockerd's.
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", JOURNALD_BOOT, "sh", str(self.root)]
+            argv += self.argv(live_restore)
         with (self.root / "dockerd.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv(live_restore), stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
-            )
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.answers():
@@ -96,6 +119,11 @@ class PrivateDaemon:
             time.sleep(0.2)
         log_tail = (self.root / "dockerd.log").read_text(errors="replace")[-2000:]
         raise AssertionError(f"the private dockerd did not start: {log_tail}")
+
+    def inside(self) -> list[str]:
+        """argv prefix that runs a command in the daemon's mount namespace (where its journald is)."""
+        assert self.proc is not None
+        return ["nsenter", f"--mount=/proc/{self.proc.pid}/ns/mnt", f"--wd={REPO}", "--"]
 
     def stop(self, timeout: float = 90) -> float:
         """SIGTERM and wait until it is gone; the time it was gone."""
@@ -116,6 +144,10 @@ class PrivateDaemon:
             if ids:
                 self.docker("rm", "-f", "-v", *ids, check=False)
         self.stop()
+        journald = self.root / "journald.pid"
+        if journald.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(journald.read_text().strip()), signal.SIGTERM)
         # Its containerd and shims end with it; anything left under our root is ours to end.
         for pid in _pids_mentioning(str(self.root)):
             with contextlib.suppress(ProcessLookupError):
@@ -144,13 +176,14 @@ def _pids_mentioning(marker: str) -> list[int]:
     return found
 
 
-@pytest.fixture
-def private_daemon(standin_images: Any) -> Iterator[PrivateDaemon]:
+def private_daemon_for(journald: bool) -> Iterator[PrivateDaemon]:
     """A private dockerd with the stand-in's production image loaded; removed afterwards."""
     if shutil.which("dockerd") is None:
         pytest.fail("dockerd is not installed: run scripts/setup.sh test", pytrace=False)
+    if journald and not JOURNALD.exists():
+        pytest.fail(f"{JOURNALD} is missing: run scripts/setup.sh test (systemd)", pytrace=False)
     # A short path: the daemon's and containerd's unix sockets live under it (108 bytes at most).
-    daemon = PrivateDaemon(Path(tempfile.mkdtemp(prefix="icd-", dir="/tmp")))
+    daemon = PrivateDaemon(Path(tempfile.mkdtemp(prefix="icd-", dir="/tmp")), journald=journald)
     try:
         daemon.start()
         tag = standin_image()  # on the main engine: a tag no other checkout re-points
@@ -163,6 +196,11 @@ def private_daemon(standin_images: Any) -> Iterator[PrivateDaemon]:
         yield daemon
     finally:
         daemon.cleanup()
+
+
+@pytest.fixture
+def private_daemon(standin_images: Any) -> Iterator[PrivateDaemon]:
+    yield from private_daemon_for(journald=False)
 
 
 def parse_epoch(text: str) -> float | None:
