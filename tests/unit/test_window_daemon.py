@@ -164,3 +164,13 @@ def test_a_run_the_daemon_stopped_is_not_an_outside_kill() -> None:
         assert first.stopped_by_daemon is bool(stops)
         verdict = classify_run(first)
         assert verdict.scenario == "stopped" and phrase in verdict.reason, verdict
+
+
+def test_the_progress_line_says_the_daemon_is_away() -> None:
+    from ansible_collections.rsky.ingester_capture.plugins.action.follow import window_line
+
+    away = {"elapsed": 12, "restarts": 0, "daemon_unavailable": [{"start": "T1", "end": None}]}
+    assert window_line(away, 30).endswith(", the Docker daemon is unavailable since T1")
+    back = {"elapsed": 20, "restarts": 0, "daemon_unavailable": [{"start": "T1", "end": "T2", "seconds": 4.6}]}
+    assert window_line(back, 30).endswith(", the Docker daemon was unavailable 1 time(s) (4.6 s)")
+    assert "daemon" not in window_line({"elapsed": 1, "restarts": 0}, 30)
