@@ -311,6 +311,9 @@ class Window:
         gap["container_stopped_at"] = iso(when)
         gap["container_stopped_epoch"] = when
         gap["exit_code_at_stop"] = code
+        kills = [t for a, _signal, t in self.run_events[:at] if a == "kill"]
+        # Its first kill (SIGTERM) is when the daemon began to go down.
+        gap["stopping_from"] = iso(kills[0]) if kills else None
         self.run_events = []  # that run is over: its die belongs to this gap alone
 
     def _after_daemon(self, gap: Dict[str, Any]) -> None:
@@ -356,11 +359,11 @@ class Window:
         else:
             text = "the Docker daemon was unavailable from %s to %s (%s s)" % (gap["start"], gap["end"], gap["seconds"])
         fate = {
-            "restarted": "; the container was stopped with it (exit %s at %s) and started again when it came back "
+            "restarted": "; the container was stopped with it (%sexit %s at %s) and started again when it came back "
             "(its restart policy): not a crash of the ingester, and nothing ran while the daemon was away"
-            % (gap.get("exit_code_at_stop"), gap.get("container_stopped_at")),
-            "stopped": "; the container was stopped with it (exit %s at %s) and was not started again"
-            % (gap.get("exit_code_at_stop"), gap.get("container_stopped_at")),
+            % (_from(gap), gap.get("exit_code_at_stop"), gap.get("container_stopped_at")),
+            "stopped": "; the container was stopped with it (%sexit %s at %s) and was not started again"
+            % (_from(gap), gap.get("exit_code_at_stop"), gap.get("container_stopped_at")),
             "kept_running": "; the container kept running (live-restore): what it printed meanwhile waited in its "
             "output pipe and was logged when the daemon came back, stamped with that time",
             "started": "; the container was running again when it came back",
@@ -411,6 +414,7 @@ class Window:
                 self.ooms += 1
             elif action.startswith("kill"):
                 self.kills += 1
+                self.run_events.append(("kill", attrs.get("signal"), epoch))
 
     def follow_logs(self, since: float, why: str) -> None:
         """Follow one run's logs live from its start: rotation cannot take what was read.
@@ -882,6 +886,10 @@ class Window:
                 host_state.lock_release(lock_state, owner)
             else:
                 host_state.lock_detach(lock_state, owner, time.time() + LOCK_AFTER_WINDOW)
+
+
+def _from(gap: Dict[str, Any]) -> str:
+    return "SIGTERM at %s, " % gap["stopping_from"] if gap.get("stopping_from") else ""
 
 
 def _event_key(raw: bytes) -> Optional[Any]:

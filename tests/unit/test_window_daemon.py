@@ -14,6 +14,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import iso  # noqa: E402
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.window import Window  # noqa: E402
 
 from collector.diagnose import classify_run  # noqa: E402
@@ -68,6 +69,7 @@ def test_the_daemons_stop_and_start_are_no_exit_and_no_restart(tmp_path: Path) -
     w._count(event("stop", T0 + 15.05))
     g = gap(w, T0 + 15.2, T0 + 20)
     assert g["exit_code_at_stop"] == 137 and g["container_stopped_epoch"] == T0 + 15.03
+    assert g["stopping_from"] == iso(T0 + 5)  # the SIGTERM, 10 s before the die
     w._count(event("start", T0 + 19.9))  # the daemon starts it as it comes back
     assert w.restarts() == 0 and w.daemon_starts == 1
     assert w.crash_codes() == []
