@@ -61,6 +61,7 @@ def test_journald_driver_is_read_back_and_every_journal_line_is_in_the_bundle(
             dest=dest,
             state=state,
             ingester_docker_host=daemon.host,
+            capture_mode="observe",  # the production container as it runs: no build, no swap
             capture_window_seconds=40,
             capture_stop_after_restarts=2,
         )
@@ -105,7 +106,7 @@ def test_journald_driver_is_read_back_and_every_journal_line_is_in_the_bundle(
 
     # The journal's own copy of this container's lines (one JSON entry a line, MESSAGE a string,
     # or a list of bytes when it carries escapes) is the answer key. The service kept restarting
-    # after the window (the capture leaves it running on the debug image): the window's share is
+    # after the window (observe mode changes nothing): the window's share is
     # what the journal received before the window ended.
     journal_seq, journal_in_window = [], []
     for raw in journal.stdout.splitlines():
