@@ -958,6 +958,8 @@ def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optio
     )
     deadline = time.time() + start_timeout
     while time.time() < deadline:
+        # The play is here, waiting: a slow recreate must not read as a play that stopped polling.
+        (out / HEARTBEAT_FILE).touch()
         progress = read_progress(out)
         if progress.get("phase") in {"capturing", "finishing", "done"}:
             progress["worker_pid"] = proc.pid
