@@ -344,6 +344,7 @@ def analyse(bundle: Bundle) -> tuple[dict[str, Any], list[Run], Diagnosis]:
     facts.container = bundle.host.container or (ctx.inspect.name if ctx.inspect is not None else None)
     facts.container_id = ctx.container_id
     facts.host_mode = bundle.host.mode
+    facts.daemon_gaps = list(bundle.host.daemon_gaps)
     facts.restart_count_inspect = ctx.inspect.restart_count if ctx.inspect else None
     source = read_source(bundle.root) if bundle.root is not None else None
     if source is not None:

@@ -158,6 +158,12 @@ def classify_run(run: Run, *, oom_visible: bool = True) -> RunVerdict:
     if not run.ended:
         return RunVerdict("running", "still running when the capture ended")
     code = run.exit_code
+    if run.stopped_by_daemon:
+        return RunVerdict(
+            "stopped",
+            f"exit {code}: stopped with the Docker daemon as it went down (and started again by its restart "
+            "policy when the daemon came back), not a crash of the ingester",
+        )
     if run.facts.loader_error is not None:
         return RunVerdict(
             "cannot-start",
@@ -275,6 +281,7 @@ class Accumulator:
     pressure_max: int | None = None
     oom_visible: bool = True
     stopped: int = 0
+    daemon_stopped: int = 0
     contained: list[tuple[int, ContainedPanic]] = field(default_factory=list)
     contained_total: int = 0
     retries: int = 0
@@ -301,7 +308,9 @@ class Accumulator:
                 key = problem.variable or "?"
                 n = self.config_problems.get(key, (0, problem))[0]
                 self.config_problems[key] = (n + 1, problem)
-        if verdict.scenario == "stopped":
+        if verdict.scenario == "stopped" and run.stopped_by_daemon:
+            self.daemon_stopped += 1
+        elif verdict.scenario == "stopped":
             self.stopped += 1
         if run.index == 1 and run.partial:
             self.partial_first = True
@@ -563,6 +572,8 @@ def _summary(
         lead += f"the most common outcome ({same} of {restarts} exits) is "
     if scenario == "stable" and acc.stopped:
         return "No crash in the window: the only exit was the operator's own stop."
+    if scenario == "stable" and acc.daemon_stopped:
+        return "No crash in the window: the only exit was the Docker daemon stopping the container as it went down."
     if scenario == "stable":
         return "No exit and no restart in the window: the ingester ran steadily."
     if rep is None or rv is None:
@@ -621,6 +632,9 @@ def _asides(scenario: str, acc: Accumulator) -> str:
                 f"after it, so it did not end the run{more}.")
     if acc.stopped:
         out += f" {acc.stopped} run(s) ended by the operator's own stop, not a crash (not counted)."
+    if acc.daemon_stopped:
+        out += (f" {acc.daemon_stopped} run(s) stopped with the Docker daemon as it went down, not a crash of the "
+                "ingester (not counted).")
     if acc.retries and scenario not in ("task-error",):
         hosts = ", ".join(list(acc.retry_hosts)[:3])
         out += (f" {acc.retries} connection error(s) ({hosts}) were logged and retried: evidence that "

@@ -1475,6 +1475,7 @@ def load_bundle(root: Path) -> Bundle:
         stats=stats,
         memory_limit=limit,
         window_end=host.window_end,
+        daemon_stops=tuple(g.stopped_at for g in host.daemon_gaps if g.stopped_at is not None),
     )
 
     def log_input(rel: str) -> LogInput | None:

@@ -40,6 +40,8 @@ MAX_EVIDENCE = 24
 SLACK = 3.0
 # A panic this close to the run's end, with nothing logged after it, is where the process exited.
 EXIT_AT_PANIC = 2.0
+# A die this close (s) to the one the window saw the daemon cause is that die (same event, rounded).
+DAEMON_MATCH = 0.01
 MAX_CONTAINED = 4
 
 
@@ -125,6 +127,7 @@ class Run:
     contained: tuple[ContainedPanic, ...] = ()
     facts: StartupFacts = StartupFacts()
     stopped_by_operator: bool = False
+    stopped_by_daemon: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -147,6 +150,8 @@ class Context:
     stats: Sequence[StatsSample] = ()
     memory_limit: int | None = None
     window_end: float | None = None  # exits after it (the capture's own teardown) do not count
+    # When the Docker daemon stopped the container on its way down (window.json's gaps): no crash.
+    daemon_stops: Sequence[float] = ()
 
 
 def _cite(rec: object, text: str | None = None) -> Cite:
@@ -716,6 +721,7 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
         contained=tuple(contained),
         facts=b.startup(),
         stopped_by_operator=b.facts.get("graceful-stop") is not None or 15 in signals,
+        stopped_by_daemon=die is not None and any(abs(die.time - t) <= DAEMON_MATCH for t in ctx.daemon_stops),
     )
 
 

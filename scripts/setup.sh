@@ -98,6 +98,13 @@ sshd_tools() {
     command -v ssh >/dev/null || apt_install openssh-client
 }
 
+journald_tools() {
+    # The journald log driver's test runs a systemd-journald of its own beside a private dockerd
+    # (no systemd as PID 1 needed); unshare and nsenter come with util-linux.
+    [ -x /lib/systemd/systemd-journald ] && command -v journalctl >/dev/null || apt_install systemd
+    command -v unshare >/dev/null && command -v nsenter >/dev/null || apt_install util-linux
+}
+
 chromium_tools() {
     command -v chromium >/dev/null || apt_install chromium
 }
@@ -120,7 +127,7 @@ docker_engine
 compose_plugin
 case "$want" in
     demo) ;;
-    test) sshd_tools; chromium_tools ;;
+    test) sshd_tools; journald_tools; chromium_tools ;;
     *) die "usage: scripts/setup.sh demo|test" ;;
 esac
 say "ready: $(docker version --format 'engine {{.Server.Version}}' 2>/dev/null), $(docker compose version --short 2>/dev/null | sed 's/^/compose /')"

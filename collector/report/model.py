@@ -7,6 +7,7 @@ from typing import Any
 
 from collector.diagnose import Diagnosis, Distribution, RunVerdict
 from collector.runs import Cite, Run
+from collector.sources.bundle_meta import DaemonGap
 from collector.sources.common import Problem, format_time
 from collector.sources.inspect import Inspect
 from collector.sources.source_index import SourceIndex, dependency_of, path_line
@@ -45,6 +46,7 @@ def run_json(run: Run, verdict: RunVerdict) -> dict[str, Any]:
         "ended": run.ended,
         "scenario": verdict.scenario,
         "reason": verdict.reason,
+        "stopped_by_daemon": run.stopped_by_daemon,
         "exit_code": run.exit_code,
         "exit_code_source": run.exit_code_source,
         "exit_path": run.exit_path,
@@ -110,6 +112,41 @@ class CaptureFacts:
     host_mode: str | None = None
     costs: dict[str, str] = field(default_factory=dict)
     restart_count_inspect: int | None = None
+    # Each time the Docker daemon was away during the window (window.json `daemon_unavailable`).
+    daemon_gaps: list[DaemonGap] = field(default_factory=list)
+
+
+DAEMON_FATES = {
+    "restarted": "the container was stopped with it{code} and restarted by its restart policy, which is not a crash "
+    "of the ingester",
+    "stopped": "the container was stopped with it{code} and not started again",
+    "kept_running": "the container kept running (live-restore); what it printed meanwhile was logged when the daemon "
+    "came back",
+    "started": "the container was running again when it came back",
+    "not_running": "the container was not running when it came back",
+    "unknown": "what became of the container is unknown",
+}
+
+
+def daemon_json(gap: DaemonGap) -> dict[str, Any]:
+    """One time the daemon was away, with the sentence the report prints."""
+    if gap.end is None:
+        text = f"the Docker daemon went away at {format_time(gap.start)} and was not back when the window ended"
+    else:
+        secs = f" ({gap.seconds:.0f} s)" if gap.seconds is not None else ""
+        text = f"the Docker daemon was down from {format_time(gap.start)} to {format_time(gap.end)}{secs}"
+    fate = DAEMON_FATES.get(gap.container or "")
+    if fate:
+        code = f" (exit {gap.exit_code})" if gap.exit_code is not None else ""
+        text += "; " + fate.format(code=code)
+    return {
+        "start": format_time(gap.start),
+        "end": format_time(gap.end),
+        "seconds": gap.seconds,
+        "container": gap.container,
+        "exit_code_at_stop": gap.exit_code,
+        "statement": text,
+    }
 
 
 def history_json(diag: Diagnosis | None, pre: Inspect | None, present: bool) -> dict[str, Any]:
@@ -354,6 +391,7 @@ def build_report(
             "tee_missed_lines": capture.tee_missed_lines,
             "tee_container_lines": capture.tee_container_lines,
             "log_sources": capture.log_account,
+            "daemon_unavailable": [daemon_json(g) for g in capture.daemon_gaps],
             "missing": [{"file": f, "cost": c} for f, c in capture.missing],
             "damaged": [
                 {"file": f, "problems": msgs, "cost": capture.costs.get(f, "")} for f, msgs in sorted(damaged.items())

@@ -103,6 +103,10 @@ SCHEMA: dict[str, Any] = {
     "capture": {
         "lines": dict,
         "tee_missed_lines": _OPT_INT,
+        "daemon_unavailable": [
+            {"start": _OPT_STR, "end": _OPT_STR, "seconds": _OPT_NUM, "container": _OPT_STR,
+             "exit_code_at_stop": _OPT_INT, "statement": str}
+        ],
         "missing": [{"file": str, "cost": str}],
         "damaged": [{"file": str, "problems": list, "cost": str}],
         "window": dict,

@@ -36,6 +36,20 @@ class Manifest:
 
 
 @dataclass(frozen=True)
+class DaemonGap:
+    """A time the Docker daemon was away during the window (window.json `daemon_unavailable`)."""
+
+    start: float | None
+    end: float | None  # None: not back when the window ended
+    seconds: float | None
+    # restarted | stopped | kept_running | started | not_running | unknown (docs/bundle.md)
+    container: str | None
+    stopped_at: float | None  # the container's die when the daemon stopped it on its way down
+    exit_code: int | None
+    statement: str | None
+
+
+@dataclass(frozen=True)
 class HostInfo:
     """host.json and window.json merged: what the window covered and on which container."""
 
@@ -49,6 +63,7 @@ class HostInfo:
     restarts_seen: int | None
     ended_by: str | None
     kernel: str | None
+    daemon_gaps: tuple[DaemonGap, ...] = ()
 
 
 def _load(text: str, source: str) -> dict[str, Any] | Problem:
@@ -146,6 +161,7 @@ def parse_host(host_text: str | None, window_text: str | None) -> tuple[HostInfo
             problems.append(obj)
         else:
             target.update(obj)
+    gaps = window.get("daemon_unavailable", host.get("daemon_unavailable"))
     restarts = window.get("restarts_seen", window.get("restarts"))
     start = window.get("window_start_epoch", window.get("start_epoch"))
     end = window.get("window_end_epoch", window.get("end_epoch"))
@@ -160,5 +176,19 @@ def parse_host(host_text: str | None, window_text: str | None) -> tuple[HostInfo
         restarts_seen=restarts if isinstance(restarts, int) and not isinstance(restarts, bool) else None,
         ended_by=_str(window.get("ended_by")),
         kernel=_str(host.get("kernel")),
+        daemon_gaps=tuple(_gap(g) for g in gaps if isinstance(g, dict)) if isinstance(gaps, list) else (),
     )
     return info, problems
+
+
+def _gap(obj: dict[str, Any]) -> DaemonGap:
+    code = obj.get("exit_code_at_stop")
+    return DaemonGap(
+        start=_num(obj.get("start_epoch")),
+        end=_num(obj.get("end_epoch")),
+        seconds=_num(obj.get("seconds")),
+        container=_str(obj.get("container")),
+        stopped_at=_num(obj.get("container_stopped_epoch")),
+        exit_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+        statement=_str(obj.get("statement")),
+    )

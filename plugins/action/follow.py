@@ -38,6 +38,14 @@ def window_line(progress: Dict[str, Any], window_seconds: int) -> str:
         line += ", exit codes " + ", ".join(str(c) for c in progress["exit_codes"])
     if progress.get("oom_events"):
         line += ", %s OOM event(s)" % progress["oom_events"]
+    gaps = [g for g in progress.get("daemon_unavailable") or [] if isinstance(g, dict)]
+    if gaps and gaps[-1].get("end") is None:
+        line += ", the Docker daemon is unavailable since %s" % gaps[-1].get("start")
+    elif gaps:
+        line += ", the Docker daemon was unavailable %d time(s) (%s s)" % (
+            len(gaps),
+            ", ".join(str(g.get("seconds")) for g in gaps),
+        )
     if progress.get("done"):
         line += " - window ended (%s)" % progress.get("ended_by", "?")
     return line

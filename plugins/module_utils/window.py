@@ -41,7 +41,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest imp
     write_atomic,
     write_json,
 )
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import iso, iso_ns, now_iso
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import iso, iso_ns, now_iso, parse_epoch
 
 PROGRESS_FILE = ".window.json"
 HEARTBEAT_FILE = ".heartbeat"
@@ -55,6 +55,16 @@ FOLLOW_DIR = ".follow"
 FOLLOW_MARGIN = 2.0
 # What docker attach prints about itself (not the container's output).
 ATTACH_ERRORS = (b"Error response from daemon", b"You cannot attach", b"Error: ")
+# What a docker client prints when the daemon goes away under it, or is not there.
+DAEMON_GONE = ("unexpected EOF", "Cannot connect to the Docker daemon", "connection reset by peer", "EOF")
+# Seconds between asks whether the daemon is back.
+DAEMON_POLL = 0.5
+# A daemon that stops takes its containers down first (SIGTERM, the grace period, SIGKILL), then
+# closes its API: a container's die and stop this long before the API closed were the daemon's doing.
+DAEMON_STOP_LEAD = 120.0
+# Seconds the end of the window waits for a daemon that is still away, to read the logs and
+# check the service once it is back.
+DAEMON_WAIT_AT_END = 60.0
 # Seconds the lock holds after the window, while the play collects, seals, fetches and diagnoses.
 LOCK_AFTER_WINDOW = 1800
 # The worker's own argv: python -c BOOT <sys.path entry> <work folder>.
@@ -97,12 +107,30 @@ class Window:
         self.tee_thread = None  # type: Optional[threading.Thread]
         self.copiers = []  # type: List[threading.Thread]
         self.logs = None  # type: Optional[Dict[str, Any]]
+        # Each time the Docker daemon was away: start and end, and what that did to the container.
+        self.gaps = []  # type: List[Dict[str, Any]]
+        # This run's events since its start (action, exit code, epoch): to tell the daemon's stop.
+        self.run_events = []  # type: List[Any]
+        self.daemon_starts = 0
+        self.stats_failed = 0
+        self.tee_proc = None  # type: Optional[subprocess.Popen[bytes]]
+        self.tee_attaches = 0
+        self.tee_lock = threading.Lock()
 
     # progress ---------------------------------------------------------------------------------
     def restarts(self) -> int:
         # With a recreate, the first start is ours; every later one is a restart. In observe mode
         # the container was already running, so every start seen is a restart.
-        return max(0, self.starts - 1) if self.recreate_first else self.starts
+        # A start by the daemon coming back (restart policy, or live-restore) is not a restart.
+        starts = self.starts - self.daemon_starts
+        return max(0, starts - 1) if self.recreate_first else starts
+
+    def crash_codes(self) -> List[Any]:
+        return [d.get("exit_code") for d in self.dies if d.get("cause") != "daemon_stop"]
+
+    def gaps_public(self) -> List[Dict[str, Any]]:
+        with self.lock:
+            return [{k: v for k, v in g.items() if k != "start_counted"} for g in self.gaps]
 
     def progress(self) -> Dict[str, Any]:
         return {
@@ -112,7 +140,8 @@ class Window:
             "elapsed": round(time.time() - self.started_epoch, 1),
             "window_seconds": self.cfg["seconds"],
             "restarts": self.restarts(),
-            "exit_codes": [d.get("exit_code") for d in self.dies],
+            "exit_codes": self.crash_codes(),
+            "daemon_unavailable": self.gaps_public(),
             "oom_events": self.ooms,
             "kill_events": self.kills,
             "ended_by": self.stop_reason or None,
@@ -125,15 +154,15 @@ class Window:
         write_json(self.out / PROGRESS_FILE, self.progress(), mode=0o644)
 
     # followers --------------------------------------------------------------------------------
-    def spawn(self, argv: List[str], sink: Union[IO[bytes], int]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+    def spawn(
+        self, argv: List[str], sink: Union[IO[bytes], int], err: Union[IO[bytes], int] = subprocess.STDOUT
+    ) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
         self.children.append(proc)
         return proc
 
-    def follow_events(self) -> None:
-        argv = [
+    def events_argv(self, since: float) -> List[str]:
+        return [
             "docker",
             "events",
             "--format",
@@ -143,30 +172,205 @@ class Window:
             "--filter",
             "container=%s" % self.container,
             "--since",
-            str(int(self.started_epoch) - 1),
+            str(int(since)),
         ]
+
+    def follow_events(self) -> None:
+        """Stream the container's events for the whole window. The stream ends by itself only
+        when the daemon goes away: then the gap is recorded, and once the daemon answers again
+        the stream is opened anew with --since the gap's start (the daemon's events since it
+        came back; what it held before is gone with it), each event kept once."""
         started = now_iso()
-        proc = self.spawn(argv, subprocess.PIPE)
-        assert proc.stdout is not None
+        since = self.started_epoch - 1
+        streams = []  # type: List[Dict[str, Any]]
+        seen = set()  # type: set
+        folder = self.out / FOLLOW_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        settle = None  # type: Optional[Dict[str, Any]]
         with (self.out / "events.jsonl").open("ab") as sink:
-            for raw in proc.stdout:
-                sink.write(raw)
-                sink.flush()
-                self._count(raw)
-        code = proc.wait()
+            while True:
+                argv = self.events_argv(since)
+                err_path = folder / ("events-%d.stderr" % (len(streams) + 1))
+                with err_path.open("wb") as err:
+                    proc = self.spawn(argv, subprocess.PIPE, err)
+                if settle is not None:
+                    # The stream is open again first (the daemon's starts must not slip by), then
+                    # what became of the container is looked at, beside it.
+                    thread = threading.Thread(target=self._settle, args=(settle,), daemon=True)
+                    thread.start()
+                    self.copiers.append(thread)
+                    settle = None
+                assert proc.stdout is not None
+                for raw in proc.stdout:
+                    key = _event_key(raw)
+                    if key is not None and key in seen:
+                        continue
+                    if key is not None:
+                        seen.add(key)
+                    sink.write(raw)
+                    sink.flush()
+                    self._count(raw)
+                code = proc.wait()
+                error = _tail(err_path)
+                streams.append(
+                    {"argv": argv, "exit_code": 0 if self.stopping.is_set() else code, "error": error or None}
+                )
+                if self.stopping.is_set():
+                    break
+                # The stream never ends by itself while the daemon is there.
+                gap = self.daemon_gap(error)
+                if gap is None:
+                    break
+                since = float(gap["start_epoch"]) - 1
+                settle = gap if gap.get("kind") else None
         # The stream never ends by itself: the worker stops it at the end of the window.
-        record(
-            self.out,
-            {
-                "file": "events.jsonl",
-                "argv": argv,
-                "exit_code": 0 if self.stopping.is_set() else code,
-                "started": started,
-                "ended": now_iso(),
-                "timed_out": False,
-                "note": "streamed live for the whole window",
-            },
-        )
+        entry = {
+            "file": "events.jsonl",
+            "argv": streams[0]["argv"] if streams else self.events_argv(since),
+            "exit_code": 0 if all(s["exit_code"] == 0 for s in streams[-1:]) else streams[-1]["exit_code"],
+            "started": started,
+            "ended": now_iso(),
+            "timed_out": False,
+            "note": "streamed live for the whole window",
+        }  # type: Dict[str, Any]
+        if len(streams) > 1:
+            entry["streams"] = streams
+            entry["note"] = (
+                "streamed live for the whole window; the stream was opened again with --since after each time the "
+                "Docker daemon was away (%d)" % (len(streams) - 1)
+            )
+        record(self.out, entry)
+
+    # the daemon going away -------------------------------------------------------------------
+    def daemon_gap(self, error: str) -> Optional[Dict[str, Any]]:
+        """The event stream ended by itself: record a ``daemon_unavailable`` gap, wait until the
+        daemon answers again (or the window ends), then pick the capture up again. The gap, or
+        None when the window ended first (the gap stays open: no end)."""
+        start = time.time()
+        code, _, err = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
+        if code == 0 and not any(m in error for m in DAEMON_GONE):
+            # The daemon is there: the stream alone broke. Open it again, no gap.
+            self.notes.append("the event stream ended (%s) and was opened again" % (error or "no error"))
+            self.stopping.wait(DAEMON_POLL)
+            return {"start_epoch": start}
+        gap = {
+            "kind": "daemon_unavailable",
+            "start": iso(start),
+            "start_epoch": start,
+            "end": None,
+            "end_epoch": None,
+            "seconds": None,
+            "seen_by": "docker events: %s" % (error or "the stream ended"),
+            "docker_error": (err.strip()[:300] or None) if code != 0 else None,
+            "container": None,
+            "container_stopped_at": None,
+            "exit_code_at_stop": None,
+            "statement": None,
+        }  # type: Dict[str, Any]
+        with self.lock:
+            self._mark_daemon_stop(gap)
+            self.gaps.append(gap)
+        self.save()
+        while not self.stopping.is_set():
+            code, _, err = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
+            if code == 0:
+                break
+            gap["docker_error"] = err.strip()[:300] or gap["docker_error"]
+            self.stopping.wait(DAEMON_POLL)
+        else:
+            gap["statement"] = self._statement(gap)
+            return None
+        end = time.time()
+        with self.lock:
+            gap.update({"end": iso(end), "end_epoch": end, "seconds": round(end - start, 1)})
+            gap["statement"] = self._statement(gap)
+        return gap
+
+    def _settle(self, gap: Dict[str, Any]) -> None:
+        """The daemon is back and the event stream open again: what became of the container."""
+        self._after_daemon(gap)
+        with self.lock:
+            gap["statement"] = self._statement(gap)
+        self.save()
+
+    def _mark_daemon_stop(self, gap: Dict[str, Any]) -> None:
+        """A die then a stop in this run, nothing after and the API gone soon after: the daemon
+        stopped the container on its way down (docker stop looks the same, but the daemon then
+        went away). That die is no crash of the ingester."""
+        actions = [a for a, _code, _t in self.run_events]
+        if "die" not in actions:
+            return
+        at = len(actions) - 1 - actions[::-1].index("die")
+        _action, code, when = self.run_events[at]
+        if "stop" not in actions[at:] or float(gap["start_epoch"]) - when > DAEMON_STOP_LEAD:
+            return
+        for die in reversed(self.dies):
+            if die.get("epoch") == when:
+                die["cause"] = "daemon_stop"
+                break
+        gap["container_stopped_at"] = iso(when)
+        gap["container_stopped_epoch"] = when
+        gap["exit_code_at_stop"] = code
+        kills = [t for a, _signal, t in self.run_events[:at] if a == "kill"]
+        # Its first kill (SIGTERM) is when the daemon began to go down.
+        gap["stopping_from"] = iso(kills[0]) if kills else None
+        self.run_events = []  # that run is over: its die belongs to this gap alone
+
+    def _after_daemon(self, gap: Dict[str, Any]) -> None:
+        """The daemon is back: what became of the container, and the followers picked up again."""
+        found, error = inspect(self.container, attempts=3)
+        state = (found or {}).get("State") or {}
+        started = parse_epoch(str(state.get("StartedAt") or "")) or 0.0
+        running = bool(state.get("Running") or state.get("Restarting"))
+        with self.lock:
+            if gap.get("start_counted"):
+                # The daemon's start of it came in first.
+                gap["container"] = "restarted" if gap["container_stopped_at"] else "started"
+            elif found is None:
+                gap["container"] = "unknown"
+                gap["inspect_error"] = error[:300]
+            elif running and started and started < float(gap["start_epoch"]) - 1 and not gap["container_stopped_at"]:
+                # live-restore: the container ran on without the daemon; no start event will come.
+                gap["container"] = "kept_running"
+                if not self.stopping.is_set():
+                    self.follow_logs(float(gap["start_epoch"]) - FOLLOW_MARGIN, "the daemon came back (kept running)")
+            elif running:
+                gap["container"] = "restarted" if gap["container_stopped_at"] else "started"
+            else:
+                gap["container"] = "stopped" if gap["container_stopped_at"] else "not_running"
+        if running:
+            self.reattach_tee()
+
+    def reattach_tee(self) -> None:
+        """The attached stream ended with the daemon: attach again, as the runbook's tee would be
+        (only to a running container: `up` would start a stopped one)."""
+        with self.tee_lock:
+            if self.stopping.is_set() or self.tee_proc is None or self.tee_proc.poll() is None:
+                return
+            if self.tee_thread is not None:
+                self.tee_thread.join(timeout=10)
+            self.start_tee()
+
+    @staticmethod
+    def _statement(gap: Dict[str, Any]) -> str:
+        """One sentence for the play, the manifest and the report."""
+        if gap.get("end_epoch") is None:
+            text = "the Docker daemon went away at %s and was not back when the window ended" % gap["start"]
+        else:
+            text = "the Docker daemon was unavailable from %s to %s (%s s)" % (gap["start"], gap["end"], gap["seconds"])
+        fate = {
+            "restarted": "; the container was stopped with it (%sexit %s at %s) and started again when it came back "
+            "(its restart policy): not a crash of the ingester, and nothing ran while the daemon was away"
+            % (_from(gap), gap.get("exit_code_at_stop"), gap.get("container_stopped_at")),
+            "stopped": "; the container was stopped with it (%sexit %s at %s) and was not started again"
+            % (_from(gap), gap.get("exit_code_at_stop"), gap.get("container_stopped_at")),
+            "kept_running": "; the container kept running (live-restore): what it printed meanwhile waited in its "
+            "output pipe and was logged when the daemon came back, stamped with that time",
+            "started": "; the container was running again when it came back",
+            "not_running": "; the container was not running when it came back",
+            "unknown": "; the container could not be inspected afterwards",
+        }
+        return text + fate.get(str(gap.get("container")), "")
 
     def _count(self, raw: bytes) -> None:
         try:
@@ -177,21 +381,40 @@ class Window:
             return  # the production container being stopped by the recreate: ours
         action = str(event.get("Action") or event.get("status") or "")
         attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        nano = event.get("timeNano") or int(float(event.get("time") or time.time()) * 1e9)
+        epoch = int(nano) / 1e9
         with self.lock:
             if action == "start":
                 self.starts += 1
-                nano = event.get("timeNano") or int(float(event.get("time") or time.time()) * 1e9)
+                # The first start since the daemon went away, with no crash of its own between:
+                # the daemon started it on its way back, not a restart after an exit.
+                gap = self.gaps[-1] if self.gaps else None
+                if gap is not None and not gap.get("start_counted") and not any(
+                    a == "die" for a, _c, t in self.run_events if t >= float(gap["start_epoch"])
+                ):
+                    gap["start_counted"] = True
+                    self.daemon_starts += 1
+                    if gap.get("container") in ("stopped", "not_running", "unknown"):
+                        # Inspected before the daemon had started it again.
+                        gap["container"] = "restarted" if gap.get("container_stopped_at") else "started"
+                        gap["statement"] = self._statement(gap)
+                    if gap.get("end_epoch") is not None:
+                        threading.Thread(target=self.reattach_tee, daemon=True).start()
+                self.run_events = []
                 if not self.stopping.is_set():
-                    self.follow_logs(int(nano) / 1e9 - FOLLOW_MARGIN, "start event")
+                    self.follow_logs(epoch - FOLLOW_MARGIN, "start event")
             elif action == "die":
                 code = str(attrs.get("exitCode"))
-                self.dies.append(
-                    {"exit_code": int(code) if code.lstrip("-").isdigit() else code, "time": event.get("time")}
-                )
+                exit_code = int(code) if code.lstrip("-").isdigit() else code  # type: Any
+                self.dies.append({"exit_code": exit_code, "time": event.get("time"), "epoch": epoch})
+                self.run_events.append(("die", exit_code, epoch))
+            elif action == "stop":
+                self.run_events.append(("stop", None, epoch))
             elif action == "oom":
                 self.ooms += 1
             elif action.startswith("kill"):
                 self.kills += 1
+                self.run_events.append(("kill", attrs.get("signal"), epoch))
 
     def follow_logs(self, since: float, why: str) -> None:
         """Follow one run's logs live from its start: rotation cannot take what was read.
@@ -278,6 +501,9 @@ class Window:
                     sink.write(json.dumps({"ts": now_iso(), "epoch": time.time(), "stats": stats}) + "\n")
                     sink.flush()
                     samples += 1
+                else:
+                    # The container between runs, or the daemon away: no sample, counted.
+                    self.stats_failed += 1
                 self.stopping.wait(interval)
         record(
             self.out,
@@ -289,6 +515,7 @@ class Window:
                 "ended": now_iso(),
                 "timed_out": False,
                 "samples": samples,
+                "failed_samples": self.stats_failed,
                 "note": "one sample every %s s" % interval,
             },
         )
@@ -300,8 +527,12 @@ class Window:
         sink = self.out / "logs" / "tee.log"
         sink.parent.mkdir(parents=True, exist_ok=True)
         proc = self.spawn(argv, subprocess.PIPE)
+        self.tee_proc = proc
+        self.tee_attaches += 1
         self.tee_thread = threading.Thread(target=self._copy_tee, args=(proc, sink), daemon=True)
         self.tee_thread.start()
+        if self.tee_attaches > 1:
+            return  # attached again after the daemon came back: the same file, appended
         record(
             self.out,
             {
@@ -319,7 +550,7 @@ class Window:
         """Copy the attached stream byte for byte, noting when each line arrived: a line only
         the tee caught (Docker rotated it away) goes into the merged log at that time."""
         assert proc.stdout is not None
-        with sink.open("wb") as handle:
+        with sink.open("ab") as handle:
             for raw in proc.stdout:
                 self.tee_times.append(time.time_ns())
                 handle.write(raw)
@@ -482,7 +713,12 @@ class Window:
                 head, _, tail = body.rpartition(b"\n")
                 error = tail.decode(errors="replace").strip()[:300]
                 entry["stderr"].write_bytes(head + b"\n" if head else b"")
-                errors.append(error)
+                if self.gaps and any(m in error for m in DAEMON_GONE):
+                    # Cut off by the daemon going away: a follower from the next start (or from the
+                    # daemon's return, under live-restore) reads on. Not docker refusing the driver.
+                    error = "ended when the Docker daemon went away: %s" % error
+                else:
+                    errors.append(error)
             parts.append((entry.get("kind", "follow"), entry["stdout"], entry["stderr"]))
             followers.append(
                 {
@@ -510,6 +746,8 @@ class Window:
                 else "Docker's log rotation removed them before a follower read them, and the attached stream "
                 "missed them too"
             )
+            if self.gaps:
+                why += "; the Docker daemon was away for part of the window (daemon_unavailable)"
         logs = {
             "sources": {
                 "follow": counts["read"].get("follow", 0),
@@ -530,6 +768,7 @@ class Window:
             "followers": followers,
             "numbered_runs": runs,
             "lost": {"lines": lost, "runs": [r["run"] for r in runs if r["missing"]], "why": why} if runs else None,
+            "daemon_unavailable": self.daemon_account(lost if runs else None),
         }
         record(
             self.out,
@@ -549,6 +788,53 @@ class Window:
         shutil.rmtree(str(folder), ignore_errors=True)
         return logs
 
+    def wait_for_daemon(self) -> None:
+        """A daemon still away when the window ends: wait a while for it, so that the logs can be
+        read and the service checked; say so either way."""
+        gap = self.gaps[-1] if self.gaps else None
+        if gap is None or gap.get("end_epoch") is not None:
+            self.notes.extend(str(g["statement"]) for g in self.gaps if g.get("statement"))
+            return
+        self.notes.extend(str(g["statement"]) for g in self.gaps[:-1] if g.get("statement"))
+        deadline = time.time() + float(self.cfg.get("daemon_wait", DAEMON_WAIT_AT_END))
+        while time.time() < deadline:
+            if run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)[0] == 0:
+                end = time.time()
+                gap.update({"end": iso(end), "end_epoch": end, "seconds": round(end - float(gap["start_epoch"]), 1)})
+                self._after_daemon(gap)
+                gap["statement"] = self._statement(gap) + " (after the window had ended)"
+                self.notes.append(gap["statement"])
+                return
+            time.sleep(DAEMON_POLL)
+        gap["statement"] = self._statement(gap)
+        self.notes.append(
+            gap["statement"] + ": the end-of-window read and the check of the service could not be done"
+        )
+
+    def daemon_account(self, numbered_lost: Optional[int]) -> List[Dict[str, Any]]:
+        """Each time the daemon was away, and what it cost the log: nothing, when the container
+        was stopped with the daemon (nothing ran meanwhile); otherwise what the numbered lines
+        show, or None (not countable) without them."""
+        account = []
+        for gap in self.gaps_public():
+            fate = gap.get("container")
+            if fate in ("restarted", "stopped"):
+                lost = 0  # type: Optional[int]
+                how = "the container was stopped with the daemon: it printed nothing while the daemon was away"
+            elif fate == "kept_running":
+                lost = numbered_lost
+                how = (
+                    "the container ran on while the daemon was away; its output waited in the pipe and Docker "
+                    "logged it on its return"
+                    + ("" if lost is not None else "; without numbered lines a loss cannot be counted")
+                )
+            else:
+                lost = None
+                how = "what the container printed while the daemon was away cannot be known"
+            gap.update({"lines_lost": lost, "lines_how": how})
+            account.append(gap)
+        return account
+
     def finish(self, threads: List[threading.Thread]) -> None:
         self.phase = "finishing"
         self.save()
@@ -567,6 +853,7 @@ class Window:
                 pass
         for thread in threads + ([self.tee_thread] if self.tee_thread else []) + self.copiers:
             thread.join(timeout=30)
+        self.wait_for_daemon()
         if self.recreate_first and not self.error.startswith("'docker compose stop"):
             self.ensure_not_stopped()
         if self.old_id:
@@ -586,6 +873,7 @@ class Window:
                 "window_end_epoch": window_end,
                 "mode": "capture" if self.recreate_first else "observe",
                 "dies": self.dies,
+                "daemon_starts": self.daemon_starts,
             }
         )
         write_json(self.out / "window.json", progress, mode=0o644)
@@ -598,6 +886,30 @@ class Window:
                 host_state.lock_release(lock_state, owner)
             else:
                 host_state.lock_detach(lock_state, owner, time.time() + LOCK_AFTER_WINDOW)
+
+
+def _from(gap: Dict[str, Any]) -> str:
+    return "SIGTERM at %s, " % gap["stopping_from"] if gap.get("stopping_from") else ""
+
+
+def _event_key(raw: bytes) -> Optional[Any]:
+    """An event's identity (time, id, action): a stream opened again with --since may repeat it."""
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    return (event.get("timeNano") or event.get("time"), event.get("id"), event.get("Action") or event.get("status"))
+
+
+def _tail(path: Path) -> str:
+    """The last line of a client's stderr (docker's error), or ""."""
+    try:
+        body = path.read_bytes().strip()
+    except OSError:
+        return ""
+    return body.rpartition(b"\n")[2].decode(errors="replace").strip()[:300]
 
 
 def worker_main(out: str) -> int:
@@ -646,6 +958,8 @@ def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optio
     )
     deadline = time.time() + start_timeout
     while time.time() < deadline:
+        # The play is here, waiting: a slow recreate must not read as a play that stopped polling.
+        (out / HEARTBEAT_FILE).touch()
         progress = read_progress(out)
         if progress.get("phase") in {"capturing", "finishing", "done"}:
             progress["worker_pid"] = proc.pid

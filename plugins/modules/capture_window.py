@@ -13,6 +13,9 @@ description:
     the service on the swapped image. It returns once the worker captures.
   - V(status) waits up to O(poll) seconds, keeping the worker's heartbeat fresh, and returns its progress.
   - V(stopped) asks the worker to end and waits until it has written the merged log and C(window.json).
+  - When the Docker daemon goes away during the window (stopped, restarted), the worker records a
+    C(daemon_unavailable) gap, waits for the daemon, opens the event stream again from the gap's start and carries on
+    (see RV(daemon_unavailable)).
   - The worker ends by itself at the deadline, after O(stop_after) restarts, on a signal, or when nobody asked for
     its status for O(heartbeat_timeout) seconds (an interrupted play), so nothing is left running. It never leaves
     the service stopped.
@@ -141,8 +144,21 @@ logs:
     stand-in's numbered lines, each run's first, last and missing counts.
   returned: when the window is over
   type: dict
+daemon_unavailable:
+  description: >-
+    Each time the Docker daemon was away during the window (its event stream ended and C(docker version) failed):
+    C(start), C(end) (null when it was not back), C(seconds), C(container) (V(restarted): stopped with the daemon
+    and started again by its restart policy; V(kept_running): live-restore; V(stopped), V(started), V(not_running),
+    V(unknown)), the container's exit at the daemon's stop, and a C(statement). The worker opens the event stream
+    again with C(--since) the gap's start, follows the runs the daemon starts, and attaches the tee again. A start by
+    the returning daemon is not counted as a restart, nor its stop as an exit.
+  returned: when a window runs
+  type: list
+  elements: dict
 notes:
-  description: What the worker did besides capturing (for example, started a stopped service again).
+  description: >-
+    What the worker did besides capturing (for example, started a stopped service again), and one sentence for each
+    time the Docker daemon was away.
   returned: when a window runs
   type: list
   elements: str

@@ -11,6 +11,8 @@ description:
   - Read-only on the host; writes only into the capture's work folder (C(dmesg.txt), C(dmesg-T.txt), C(inspect.json),
     C(stats-final.json), C(compose-ps.json), C(compose.yml), C(host.json); docs/bundle.md).
   - The kernel log comes from C(dmesg), or from C(journalctl -k) where C(dmesg) is refused.
+  - Each time the Docker daemon was away during the window (the window's C(daemon_unavailable) gaps) is copied into
+    C(host.json) and returned, so the play, the manifest and the report say it.
   - The files are redacted by the seal module, before anything leaves the host.
 version_added: 0.1.0
 author: ingester-capture contributors
@@ -51,8 +53,20 @@ container_state:
   description: Its State.Status.
   returned: unless in check mode
   type: str
+daemon_unavailable:
+  description: >-
+    Each time the Docker daemon was away during the window (from C(window.json)): start, end, seconds, what became of
+    the container and one sentence; also in C(host.json). Empty when the daemon stayed up.
+  returned: unless in check mode
+  type: list
+  elements: dict
+docker_error:
+  description: Docker's error when the daemon did not answer at collection time (the files it would give are missing).
+  returned: unless in check mode
+  type: str
 """
 
+import os
 import platform
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -105,13 +119,21 @@ def main() -> None:
     container, error = inspect(name)
     container = container or {}
     win = read_json(out / "window.json")
+    version_code, version_out, version_err = run(["docker", "version", "--format", "{{.Server.Version}}"])
+    gaps = [
+        {k: g.get(k) for k in ("start", "end", "seconds", "container", "exit_code_at_stop", "statement")}
+        for g in win.get("daemon_unavailable") or []
+        if isinstance(g, dict)
+    ]
     host = {
         "hostname": platform.node(),
         "kernel": platform.release(),
         "machine": platform.machine(),
         "boot_epoch": hostinfo.boot_epoch(),
         "mem_total_bytes": hostinfo.meminfo_total(),
-        "docker_version": run(["docker", "version", "--format", "{{.Server.Version}}"])[1].strip() or None,
+        "docker_version": version_out.strip() or None,
+        "docker_error": (version_err.strip()[:300] or None) if version_code != 0 else None,
+        "docker_host": os.environ.get("DOCKER_HOST") or None,
         "compose_version": run(["docker", "compose", "version", "--short"])[1].strip() or None,
         "cgroup_version": hostinfo.cgroup_version(),
         "kernel_log_source": kernel_source,
@@ -124,6 +146,7 @@ def main() -> None:
         "mode": p["mode"],
         "window_start_epoch": win.get("window_start_epoch"),
         "window_end_epoch": win.get("window_end_epoch"),
+        "daemon_unavailable": win.get("daemon_unavailable") or [],
         "collected_at": now_iso(),
     }
     write_json(out / "host.json", host, mode=0o644)
@@ -133,6 +156,8 @@ def main() -> None:
         kernel_log_source=kernel_source,
         container_id=host["container_id"],
         container_state=(container.get("State") or {}).get("Status"),
+        daemon_unavailable=gaps,
+        docker_error=host["docker_error"],
     )
 
 

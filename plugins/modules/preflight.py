@@ -202,6 +202,9 @@ def log_driver(compose, service):  # type: ignore[no-untyped-def]
 
 def log_readability(driver, options):  # type: ignore[no-untyped-def]
     """(docker logs can read it back, why) for a logging driver and its options."""
+    if driver == "journald":
+        # Measured: the journald driver drops empty lines; the attached stream keeps them.
+        return True, "docker logs reads the journald driver (which drops empty lines: the attached stream keeps them)"
     if driver in READABLE_DRIVERS:
         return True, "docker logs reads the %s driver" % driver
     if driver == "none":
