@@ -71,6 +71,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse im
 
 
 def main() -> None:
+    host_state.private_files()
     spec = host_state.target_argument_spec()
     spec.update(
         work_dir={"type": "path", "required": True},
@@ -126,7 +127,7 @@ def main() -> None:
         "window_end_epoch": win.get("window_end_epoch"),
         "collected_at": now_iso(),
     }
-    write_json(out / "host.json", host, mode=0o644)
+    write_json(out / "host.json", host, mode=0o600)
     record_note(out, "host.json", "")
     module.exit_json(
         changed=False,
