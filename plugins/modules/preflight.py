@@ -380,7 +380,7 @@ def docker_socket(environ=None):  # type: ignore[no-untyped-def]
 def socket_problem(path, user):  # type: ignore[no-untyped-def]
     """One line when this user may not connect to the Docker socket (not root, not in the docker
     group, no become), else None. Any other outcome is left to the checks that say more."""
-    if path is None or not os.path.exists(path):
+    if path is None or not Path(path).exists():
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(5)

@@ -2,9 +2,10 @@
 
 The production shape (inventory/production.yml): ``ansible_user: deploy``, ``ansible_become:
 true``. The user has passwordless sudo but is not in the docker group and cannot reach the host's
-state folder, so every host-side step must go through become, while every controller-side step
-(the controller folder, the unpacked bundle, the collector's report, the fleet summary) must be
-written by the controller itself, never through sudo.
+state folder, so every host-side step must go through become. The controller is an ordinary user
+of its own with no sudo rights: every controller-side step (the controller folder, the fetched
+tarball, the unpacked bundle, the collector's report, the fleet summary) must be written by it,
+never through sudo (tests/integration/deploy_host.py).
 """
 
 from __future__ import annotations
@@ -13,21 +14,13 @@ import hashlib
 import json
 import os
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import (
-    ANSIBLE_PLAYBOOK,
-    REPO,
-    PlayResult,
-    ansible_env,
-    wait_for_window,
-    write_inventory,
-)
+from tests.integration.conftest import wait_for_window, write_inventory
 from tests.integration.deploy_host import DeployHost, deploy_host
 from tests.standin.stack import PROD_IMAGE, Stack
 
@@ -45,29 +38,15 @@ def deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployHost]:
         yield host
 
 
-def play_env(host: DeployHost) -> dict[str, str]:
-    # The test's own ssh control sockets, so its teardown can close them.
-    return ansible_env({"ANSIBLE_SSH_CONTROL_PATH_DIR": str(host.control_dir)})
-
-
-def run_play(host: DeployHost, playbook: str, inventory: Path, *args: str) -> PlayResult:
-    proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(inventory), playbook, *args],
-        cwd=REPO,
-        env=play_env(host),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    return PlayResult(rc=proc.returncode, out=proc.stdout + proc.stderr)
-
-
-def inventory_for(tmp_path: Path, stack: Stack, host: DeployHost, *, become: bool, **overrides: Any) -> Path:
-    dest, state = tmp_path / "captures", tmp_path / "state"
-    return write_inventory(
-        tmp_path / f"inv-{'become' if become else 'plain'}.yml",
+def inventory_for(
+    tmp_path: Path, stack: Stack, host: DeployHost, *, become: bool, **overrides: Any
+) -> tuple[Path, Path, Path]:
+    """(inventory, controller dest, host state): the inventory and dest in the controller's own
+    folder, the state folder where only root may write."""
+    own = host.controller.workdir(tmp_path.name)
+    dest, state = own / "captures", tmp_path / "state"
+    inventory = write_inventory(
+        own / "inventory.yml",
         stack,
         dest=dest,
         state=state,
@@ -75,6 +54,8 @@ def inventory_for(tmp_path: Path, stack: Stack, host: DeployHost, *, become: boo
         ansible_become=become,
         **overrides,
     )
+    os.chown(inventory, host.controller.uid, host.controller.gid)
+    return inventory, dest, state
 
 
 def mode(path: Path) -> int:
@@ -88,21 +69,22 @@ def assert_root_only(top: Path) -> None:
         info = path.lstat()
         want = 0o700 if stat.S_ISDIR(info.st_mode) else 0o600
         if (info.st_uid, info.st_gid) != (0, 0) or mode(path) != want:
-            wrong.append(f"{path.relative_to(top.parent)} {info.st_uid}:{info.st_gid} {mode(path):o} (want 0:0 {want:o})")
+            wrong.append(
+                f"{path.relative_to(top.parent)} {info.st_uid}:{info.st_gid} {mode(path):o}, want 0:0 {want:o}"
+            )
     assert not wrong, "\n".join(wrong)
 
 
-def assert_controllers(top: Path, host: str = "testhost") -> None:
-    """Everything the controller keeps is its own user's (root's via sudo would look the same: the
-    sudo log tells those apart), nothing is writable by the group or others, and the folders above
-    the bundles are closed to other users, so no file below is reachable by them."""
-    controller = (os.getuid(), os.getgid())
+def assert_controllers(host: DeployHost, top: Path) -> None:
+    """Everything under the controller's folder is the controller user's, nothing in it is writable
+    by the group or others, and the folders above the bundles are closed to other users."""
+    ctl = host.controller
     wrong = []
     for path in [top, *top.rglob("*")]:
         info = path.lstat()
-        if (info.st_uid, info.st_gid) != controller or (not stat.S_ISLNK(info.st_mode) and mode(path) & 0o022):
+        if (info.st_uid, info.st_gid) != (ctl.uid, ctl.gid) or (not stat.S_ISLNK(info.st_mode) and mode(path) & 0o022):
             wrong.append(f"{path.relative_to(top.parent)} {info.st_uid}:{info.st_gid} {mode(path):o}")
-    for folder in (top, top / host):
+    for folder in (top, top / "testhost"):
         if mode(folder) & 0o007:
             wrong.append(f"{folder.relative_to(top.parent)} is open to other users ({mode(folder):o})")
     assert not wrong, "\n".join(wrong)
@@ -116,6 +98,11 @@ def sudo_log(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
+def assert_controller_never_sudo(host: DeployHost) -> None:
+    # Any sudo the controller user tried (a controller-side task asking for become) is in its log.
+    assert not sudo_log(host.controller.sudo_log), sudo_log(host.controller.sudo_log)
+
+
 def test_the_deploy_user_needs_become(deploy: DeployHost, tmp_path: Path) -> None:
     # The premise: over SSH the user cannot talk to Docker or reach the state folder by itself.
     denied = deploy.ssh("docker", "ps")
@@ -124,25 +111,26 @@ def test_the_deploy_user_needs_become(deploy: DeployHost, tmp_path: Path) -> Non
     state = tmp_path / "state"
     assert deploy.ssh("mkdir", "-p", str(state)).returncode != 0
     assert not state.exists()
-    # With sudo it can: the same login, the drop-in's rule.
+    # With sudo it can: the same login, the drop-in's rule; the controller user has no sudo.
     assert deploy.ssh("sudo", "-n", "docker", "ps", "-q").returncode == 0
+    assert "docker ps -q" in sudo_log(deploy.sudo_log)
 
 
 def test_without_become_preflight_says_so(deploy: DeployHost, stack_factory: Any, tmp_path: Path) -> None:
     stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=1500)
     stack.up()
     before_sha, before_id = sha(stack.compose_path), stack.container_id()
-    inventory = inventory_for(tmp_path, stack, deploy, become=False)
+    inventory, dest, state = inventory_for(tmp_path, stack, deploy, become=False)
 
-    result = run_play(deploy, "capture.yml", inventory)
+    result = deploy.controller.play("capture.yml", inventory)
 
     assert result.rc != 0
     assert SOCKET_MESSAGE.format(user=deploy.user) in result.out, result.out[-3000:]
     assert "Traceback" not in result.out
     assert "Pre-flight failed; nothing was changed" in result.out
     # Nothing changed: no state folder, no bundle, the same container on the same compose file.
-    assert not (tmp_path / "state").exists()
-    assert not list((tmp_path / "captures").glob("*/*"))
+    assert not state.exists()
+    assert not list(dest.glob("*/*"))
     assert sha(stack.compose_path) == before_sha
     assert stack.container_id() == before_id
 
@@ -153,8 +141,7 @@ def test_capture_rollback_and_verify_as_deploy_with_become(
     stack: Stack = stack_factory("hypothetical-task-error", exit_after_ms=1500)
     stack.up()
     original = stack.compose_path.read_bytes()
-    dest, state = tmp_path / "captures", tmp_path / "state"
-    inventory = inventory_for(
+    inventory, dest, state = inventory_for(
         tmp_path,
         stack,
         deploy,
@@ -165,16 +152,9 @@ def test_capture_rollback_and_verify_as_deploy_with_become(
         verify_sample_interval_seconds=1,
         verify_min_uptime_hours=0,
     )
-    root_log_before = sudo_log(deploy.sudo_log_root)
+    deploy_sudo_before = sudo_log(deploy.sudo_log)
 
-    play = subprocess.Popen(
-        [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml"],
-        cwd=REPO,
-        env=play_env(deploy),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    play = deploy.controller.start("capture.yml", inventory)
     try:
         progress = wait_for_window(state)
         # While the window runs, the bundle is built on the host, unredacted, as root only.
@@ -189,40 +169,39 @@ def test_capture_rollback_and_verify_as_deploy_with_become(
 
     assert play.returncode == 0, out[-4000:]
     assert "Traceback" not in out
-    # The bundle was fetched; the controller's copy is the controller's, nothing group- or world-writable.
     bundles = sorted(p for p in dest.glob("testhost/*") if p.is_dir())
     assert len(bundles) == 1, bundles
     bundle = bundles[0]
     report = json.loads((bundle / "report.json").read_text())
     assert (report["verdict"]["scenario"], report["verdict"]["exit_path"]) == ("task-error", "F"), report["verdict"]
     assert (bundle / "logs" / "ingester.log").stat().st_size > 0
-    assert_controllers(dest)
     assert Path(f"{bundle}.tar.gz").is_file()
-    # The host: the work files are gone, what stays is root's alone; become did the work.
+    assert (dest / "fleet.json").is_file()
+    # Fetched and unpacked by the controller, as the controller's user.
+    assert_controllers(deploy, dest)
+    assert_controller_never_sudo(deploy)
+    # The host: the work files are gone, what stays is root's alone, and become did the work.
     assert not work.exists() and not Path(f"{work}.tar.gz").exists()
     assert_root_only(state)
-    deploy_log = sudo_log(deploy.sudo_log_deploy)
-    assert "COMMAND=" in deploy_log, "the play never used sudo on the host"
-    # The controller never went through sudo: root's sudo log did not grow.
-    assert sudo_log(deploy.sudo_log_root) == root_log_before, sudo_log(deploy.sudo_log_root)
+    assert sudo_log(deploy.sudo_log) != deploy_sudo_before, "the play never used sudo on the host"
     assert stack.inspect()["Config"]["Image"] == stack.debug_image
 
-    rollback = run_play(deploy, "playbooks/rollback.yml", inventory)
+    rollback = deploy.controller.play("playbooks/rollback.yml", inventory)
 
     assert rollback.rc == 0, rollback.out[-4000:]
     assert stack.compose_path.read_bytes() == original
     assert stack.inspect()["Config"]["Image"] == PROD_IMAGE
     assert_root_only(state)
 
-    verify = run_play(deploy, "playbooks/verify.yml", inventory)
+    verify = deploy.controller.play("playbooks/verify.yml", inventory)
 
     # The service still crash-loops on production: a verdict (a failed criterion), not an error.
     verdict = dest / "testhost" / "verify" / "latest" / "verify.json"
     assert verdict.is_file(), verify.out[-4000:]
     assert "Traceback" not in verify.out
     assert json.loads(verdict.read_text())["passed"] is False
-    assert_root_only(state)
     history = next(state.glob("*/verify-history.jsonl"))
     assert history.stat().st_size > 0
-    assert_controllers(dest)
-    assert sudo_log(deploy.sudo_log_root) == root_log_before, sudo_log(deploy.sudo_log_root)
+    assert_root_only(state)
+    assert_controllers(deploy, dest)
+    assert_controller_never_sudo(deploy)
