@@ -154,7 +154,9 @@ def test_capture_rollback_and_verify_as_deploy_with_become(
     )
     deploy_sudo_before = sudo_log(deploy.sudo_log)
 
-    play = deploy.controller.start("capture.yml", inventory)
+    # --become as well as the inventory's ansible_become: the controller's plays and tasks must not
+    # become even then (the controller user has no sudo; a try would fail and be logged).
+    play = deploy.controller.start("capture.yml", inventory, "--become")
     try:
         progress = wait_for_window(state)
         # While the window runs, the bundle is built on the host, unredacted, as root only.
@@ -193,7 +195,7 @@ def test_capture_rollback_and_verify_as_deploy_with_become(
     assert stack.inspect()["Config"]["Image"] == PROD_IMAGE
     assert_root_only(state)
 
-    verify = deploy.controller.play("playbooks/verify.yml", inventory)
+    verify = deploy.controller.play("playbooks/verify.yml", inventory, "--become")
 
     # The service still crash-loops on production: a verdict (a failed criterion), not an error.
     verdict = dest / "testhost" / "verify" / "latest" / "verify.json"
