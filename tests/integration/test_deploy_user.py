@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,18 @@ def assert_controller_never_sudo(host: DeployHost) -> None:
     assert not sudo_log(host.controller.sudo_log), sudo_log(host.controller.sudo_log)
 
 
+def window_of(play: subprocess.Popen[str], state: Path) -> Path:
+    """The running capture window's progress file, however long the play takes to get there
+    (a loaded machine), or the play's output if it ended first."""
+    while play.poll() is None:
+        try:
+            return wait_for_window(state, timeout=10)
+        except AssertionError:
+            continue
+    out, _ = play.communicate()
+    raise AssertionError(f"the play ended (exit {play.returncode}) before its capture window ran: {out[-4000:]}")
+
+
 def test_the_deploy_user_needs_become(deploy: DeployHost, tmp_path: Path) -> None:
     # The premise: over SSH the user cannot talk to Docker or reach the state folder by itself.
     denied = deploy.ssh("docker", "ps")
@@ -158,7 +171,7 @@ def test_capture_rollback_and_verify_as_deploy_with_become(
     # become even then (the controller user has no sudo; a try would fail and be logged).
     play = deploy.controller.start("capture.yml", inventory, "--become")
     try:
-        progress = wait_for_window(state)
+        progress = window_of(play, state)
         # While the window runs, the bundle is built on the host, unredacted, as root only.
         work = progress.parent
         assert work.parent.name == "work"
