@@ -96,6 +96,8 @@ compose_plugin() {
 sshd_tools() {
     [ -x /usr/sbin/sshd ] || apt_install openssh-server
     command -v ssh >/dev/null || apt_install openssh-client
+    # The deploy-user tests log in as a user that reaches Docker only through sudo (become).
+    { command -v sudo >/dev/null && command -v visudo >/dev/null; } || apt_install sudo
 }
 
 journald_tools() {

@@ -70,6 +70,16 @@ def compose_path(project_dir: str, compose_file: str) -> Path:
     return Path(project_dir.rstrip("/") or "/") / compose_file
 
 
+# What the capture keeps on the host is unredacted until the seal: folders 0700 and files 0600
+# (docs/host-state.md) whatever umask the login, or sudo, left.
+PRIVATE_UMASK = 0o077
+
+
+def private_files() -> None:
+    """Create this process's files and folders, and its children's, for their owner alone."""
+    os.umask(PRIVATE_UMASK)
+
+
 def make_state_dir(state: Path) -> None:
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(str(state), 0o700)

@@ -148,7 +148,7 @@ def cap_size(out: Path, max_bytes: int) -> Dict[str, Dict[str, int]]:
             data = handle.read()
         newline = data.find(b"\n")
         data = data[newline + 1 :] if newline >= 0 else b""
-        write_atomic(path, data, 0o644)
+        write_atomic(path, data, 0o600)
         truncated[rel] = {"original_bytes": size, "kept_bytes": len(data)}
     return truncated
 

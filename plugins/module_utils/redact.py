@@ -278,7 +278,7 @@ def redact_bundle(out: Path, redactor: Redactor) -> Dict[str, int]:
             except ValueError:
                 data = None
             if data is not None:
-                write_atomic(path, (json.dumps(redactor.value(data), indent=2) + "\n").encode(), 0o644)
+                write_atomic(path, (json.dumps(redactor.value(data), indent=2) + "\n").encode(), 0o600)
                 per_file[rel] = sum(redactor.counts.values()) - before
                 continue
         tmp = path.with_name(".%s.redact" % path.name)

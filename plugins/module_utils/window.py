@@ -151,7 +151,7 @@ class Window:
         }
 
     def save(self) -> None:
-        write_json(self.out / PROGRESS_FILE, self.progress(), mode=0o644)
+        write_json(self.out / PROGRESS_FILE, self.progress(), mode=0o600)
 
     # followers --------------------------------------------------------------------------------
     def spawn(
@@ -681,8 +681,8 @@ class Window:
         setup = []  # type: List[bytes]
         for line in events.read_bytes().splitlines(True):
             (setup if marker in line.replace(b" ", b"") else kept).append(line)
-        write_atomic(events, b"".join(kept), 0o644)
-        write_atomic(self.out / "events-setup.jsonl", b"".join(setup), 0o644)
+        write_atomic(events, b"".join(kept), 0o600)
+        write_atomic(self.out / "events-setup.jsonl", b"".join(setup), 0o600)
         record_note(
             self.out,
             "events-setup.jsonl",
@@ -876,7 +876,7 @@ class Window:
                 "daemon_starts": self.daemon_starts,
             }
         )
-        write_json(self.out / "window.json", progress, mode=0o644)
+        write_json(self.out / "window.json", progress, mode=0o600)
         record_note(self.out, "window.json", "")
         self.save()
         if self.cfg.get("lock_state") and self.cfg.get("lock_owner"):

@@ -70,6 +70,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact impor
 
 
 def main() -> None:
+    host_state.private_files()
     spec = host_state.target_argument_spec()
     spec.update(
         work_dir={"type": "path", "required": True},

@@ -90,6 +90,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_
 
 
 def main() -> None:
+    host_state.private_files()
     spec = host_state.target_argument_spec()
     spec.update(
         state={"type": "str", "choices": ["acquired", "released", "checked"], "default": "acquired"},

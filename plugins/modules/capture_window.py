@@ -172,6 +172,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact impor
 
 
 def main() -> None:
+    host_state.private_files()
     spec = host_state.target_argument_spec()
     spec.update(
         state={"type": "str", "choices": ["started", "status", "stopped"], "default": "status"},

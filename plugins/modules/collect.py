@@ -85,6 +85,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse im
 
 
 def main() -> None:
+    host_state.private_files()
     spec = host_state.target_argument_spec()
     spec.update(
         work_dir={"type": "path", "required": True},
@@ -149,7 +150,7 @@ def main() -> None:
         "daemon_unavailable": win.get("daemon_unavailable") or [],
         "collected_at": now_iso(),
     }
-    write_json(out / "host.json", host, mode=0o644)
+    write_json(out / "host.json", host, mode=0o600)
     record_note(out, "host.json", "")
     module.exit_json(
         changed=False,

@@ -276,6 +276,7 @@ def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]
 
 
 def main() -> None:
+    host_state.private_files()
     spec = host_state.target_argument_spec()
     spec.update(
         state={"type": "str", "choices": ["swapped", "restored"], "default": "swapped"},

@@ -206,6 +206,8 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
     if module.check_mode:
         result.update(done=True, msg=redactor.line("would have: " + why))
         return result
+    # After the revision's git calls (git may rewrite the checkout's index): the build's files are private.
+    host_state.private_files()
     out.mkdir(parents=True, exist_ok=True)
     if reusable:
         with (out / LOG).open("ab") as handle:
@@ -240,6 +242,7 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
 
 
 def status(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any]:
+    host_state.private_files()
     try:
         state = json.loads((out / STATE_FILE).read_text())
     except (OSError, ValueError):

@@ -38,6 +38,8 @@ description:
     C(cache-disabled)). When it cannot (C(none), a driver with the cache disabled) the capture relies on the attached
     stream alone and says so; C(journald) without a running systemd-journald is a problem.
   - Lists every problem found in one message; changes nothing.
+  - Fails at once, with what to do, when the login user may not connect to the Docker socket (not root, not in the
+    C(docker) group, no become) or may not read the state folder or the compose file.
   - Returns this target's state folder, so no playbook computes the state key itself.
 version_added: 0.1.0
 author: ingester-capture contributors
@@ -147,7 +149,11 @@ python:
   sample: 3.11.2
 """
 
+import errno
+import os
+import pwd
 import shutil
+import socket
 from pathlib import Path
 from typing import Any, Dict  # noqa: F401 - type comments (this file parses on old interpreters)
 
@@ -160,6 +166,9 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli i
     use_project,
 )
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+BECOME_HINT = "run with become (ansible_become=true)"
 
 READABLE_DRIVERS = ("json-file", "local", "journald")
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
@@ -356,6 +365,52 @@ def compose_project(params, compose):  # type: ignore[no-untyped-def]
     return dict(running, compose_path=str(swapped), source="container", note=note)
 
 
+def login_name():  # type: ignore[no-untyped-def]
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return "uid %d" % os.geteuid()
+
+
+def docker_socket(environ=None):  # type: ignore[no-untyped-def]
+    """The Unix socket the docker CLI talks to, or None when DOCKER_HOST names another transport."""
+    host = (os.environ if environ is None else environ).get("DOCKER_HOST") or ""
+    if not host:
+        return DOCKER_SOCKET
+    return host[len("unix://") :] if host.startswith("unix://") else None
+
+
+def socket_problem(path, user):  # type: ignore[no-untyped-def]
+    """One line when this user may not connect to the Docker socket (not root, not in the docker
+    group, no become), else None. Any other outcome is left to the checks that say more."""
+    if path is None or not Path(path).exists():
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(5)
+    try:
+        conn.connect(path)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM):
+            return None
+        return "user %s cannot reach the Docker socket %s: %s or add the user to the docker group" % (
+            user,
+            path,
+            BECOME_HINT,
+        )
+    finally:
+        conn.close()
+    return None
+
+
+def permission_problem(exc, user):  # type: ignore[no-untyped-def]
+    """One line for a host path this user may not read (the state folder, the compose file)."""
+    return "user %s cannot read %s (permission denied): %s or give the user access to it" % (
+        user,
+        exc.filename or "a file the capture needs",
+        BECOME_HINT,
+    )
+
+
 def _show(value):  # type: ignore[no-untyped-def]
     return ",".join(value) if isinstance(value, list) else (value or "(none)")
 
@@ -373,12 +428,22 @@ def main():  # type: ignore[no-untyped-def]
         expect_missing={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    state, compose = host_state.target_paths(module.params)
-    project = compose_project(module.params, compose)
-    compose = Path(project["compose_path"])
-    use_project(compose, project["name"], project["working_dir"], project["config_files"])
-    problems, facts, warnings = check(module.params, state, compose)
-    redactor = Redactor.for_target(state, compose if compose.is_file() else None)
+    # Without become, a deploy user outside the docker group fails here, with what to do, rather
+    # than with every check below that needs Docker, or a traceback on the state folder.
+    user = login_name()
+    denied = socket_problem(docker_socket(), user)
+    if denied:
+        module.fail_json(msg="Pre-flight failed; nothing was changed: %s" % denied, problems=[denied], user=user)
+    try:
+        state, compose = host_state.target_paths(module.params)
+        project = compose_project(module.params, compose)
+        compose = Path(project["compose_path"])
+        use_project(compose, project["name"], project["working_dir"], project["config_files"])
+        problems, facts, warnings = check(module.params, state, compose)
+        redactor = Redactor.for_target(state, compose if compose.is_file() else None)
+    except PermissionError as exc:
+        denied = permission_problem(exc, user)
+        module.fail_json(msg="Pre-flight failed; nothing was changed: %s" % denied, problems=[denied], user=user)
     result = redactor.value(
         {
             "changed": False,

@@ -134,11 +134,12 @@ def write_source(out: Path, build: Dict[str, Any]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         record_note(out, rel, "lines of the build context cited by the log")
-    write_json(out / "source" / "index.json", index, mode=0o644)
+    write_json(out / "source" / "index.json", index, mode=0o600)
     record_note(out, "source/index.json", "where each snippet comes from (schema_version 1)")
 
 
 def main() -> None:
+    host_state.private_files()
     spec = host_state.target_argument_spec()
     spec.update(
         work_dir={"type": "path", "required": True},
@@ -184,7 +185,7 @@ def main() -> None:
         max_bytes=p["max_bytes"],
         build=redactor.value(build),
     )
-    write_json(out / "manifest.json", document, mode=0o644)
+    write_json(out / "manifest.json", document, mode=0o600)
     for hidden in out.glob(".*"):
         if hidden.is_file():
             hidden.unlink()

@@ -69,12 +69,14 @@ log_lines:
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import inspect, logs_merged, run_to_file
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import record
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
 
 
 def main() -> None:
+    host_state.private_files()
     module = AnsibleModule(
         argument_spec={
             "work_dir": {"type": "path", "required": True},

@@ -311,6 +311,7 @@ def record(container: str) -> Dict[str, Any]:
 
 
 def main() -> None:
+    host_state.private_files()
     spec = host_state.target_argument_spec()
     spec.update(
         mode={"type": "str", "choices": ["probe", "record"], "default": "probe"},
