@@ -833,8 +833,10 @@ def target_paths(params: Dict[str, Any]) -> Tuple[Path, Path]:
             working_dir = str(recorded.get("working_dir") or "")
             files = [str(f) for f in recorded.get("config_files") or []]
             compose = Path(str(recorded["compose_path"]))
-    if files and str(compose) not in files:
-        compose = swapped_file(files, params["service"]) or Path(files[0])
+    if files:
+        # The file whose image: counts is the last that sets it (an override file), even when
+        # the inventory's file is one of the project's files too.
+        compose = swapped_file(files, params["service"]) or (compose if str(compose) in files else Path(files[0]))
     if name or working_dir or files:
         use_project(compose, name, working_dir, files)
     return state, compose

@@ -360,9 +360,10 @@ def compose_project(params, compose):  # type: ignore[no-untyped-def]
         "working_dir": str(labels.get(PROJECT_LABEL + ".working_dir") or inventory["working_dir"]),
         "config_files": files or inventory["config_files"],
     }
-    swapped = compose
-    if str(compose) not in running["config_files"]:
-        swapped = host_state.swapped_file(running["config_files"], params["service"]) or Path(running["config_files"][0])
+    # The last of the files that sets the service's image: is the one to swap (an override file
+    # wins over the inventory's file even when both are the project's).
+    used = [str(f) for f in running["config_files"]]
+    swapped = host_state.swapped_file(used, params["service"]) or (compose if str(compose) in used else Path(used[0]))
     if not inventory["name"]:
         inventory["name"] = inventory_project_name(params, compose)
     differs = [
