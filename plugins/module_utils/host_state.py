@@ -389,12 +389,28 @@ def image_site(text: str, service: str, name: str = "the compose file") -> Dict[
             "%s has no block for service '%s' under a top-level services: key (block style); "
             "the swap is refused and the compose file left as it was" % (name, service)
         )
-    if block.value:
+    block_anchor = re.match(r"^&(\S+)$", block.value)
+    if block.value and not block_anchor:
         raise RefusedSwap(
             name,
             block.header,
             "service '%s' is written on one line (%s): there is no image: line of its own to edit"
             % (service, block.value[:60]),
+        )
+    users = _alias_uses(lines, block_anchor.group(1), block.header) if block_anchor else []
+    if block_anchor and users:
+        raise RefusedSwap(
+            name,
+            block.header,
+            "service '%s' is the anchor &%s, and %s reuse%s it as *%s: any edit of the service would change "
+            "that too. Give the other service its own block, then capture again"
+            % (
+                service,
+                block_anchor.group(1),
+                ", ".join("line %d (%s)" % (i + 1, _owner(lines, blocks, i)) for i in users),
+                "s" if len(users) == 1 else "",
+                block_anchor.group(1),
+            ),
         )
     index = block.keys.get("image")
     if index is not None:

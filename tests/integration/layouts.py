@@ -350,7 +350,12 @@ class SwapLayout:
     profiles: tuple[str, ...] = ()  # profiles the stack is started with
     crlf: bool = False
     secrets: tuple[Secret, ...] = ()
-    capture: bool = True  # part of the multi-host capture run (not only the module-level run)
+    # Part of the multi-host capture.yml + rollback.yml run. Every layout goes through the module
+    # run; the capture run (CPU-heavy: a whole capture per host) takes the layouts where the
+    # capture's own steps (preflight's refusal, preflight on the labels, the window's stop/rm/up,
+    # rollback's recreate and wait on the original image) meet something the module run does not:
+    # a digest, an interpolated tag, a build section, an inserted line, a profile, several files.
+    capture: bool = True
     # The image compose resolves for the ingester before the swap ("" for the production tag).
     original: str = ""
 
@@ -461,6 +466,7 @@ services:
     network_mode: none
     mem_limit: 64m
 """,
+    capture=False,  # text only: the module run covers it (compose reads it as any other file)
     outcome="swapped",
     target=("  ingester:", "image:"),
     why="the ingester's own image: line holds a plain tag: edit that line",
@@ -483,6 +489,7 @@ services:
     network_mode: none
 """,
     files=(("ingester.env", f"ADMIN_PASSWORD={SWAP_ENV_FILE}\nINGESTER_SITE=backfill-2\n"),),
+    capture=False,  # its files are read by the same compose calls the module run makes
     outcome="swapped",
     target=("  ingester:", "image:"),
     why="env_file: changes nothing about the image line: edit it",
@@ -536,6 +543,7 @@ services:
 @ENV:12@
 """,
     files=((".env", "INGESTER_IMAGE=rsky-ingester:latest\n"),),
+    capture=False,  # its files are read by the same compose calls the module run makes
     outcome="swapped",
     target=("    ingester:", "image:"),
     why="compose.yaml, 4-space indents, the whole image from a required variable: edit the service's own line",
@@ -573,6 +581,7 @@ services:
     environment:
 @ENV:6@
 """,
+    capture=False,  # text only: the module run covers it (compose reads it as any other file)
     outcome="swapped",
     target=("  ingester:", "image:"),
     why="double quotes and the comment stay; only the value between the quotes changes",
@@ -592,6 +601,7 @@ services:
     environment:
 @ENV:6@
 """,
+    capture=False,  # text only: the module run covers it (compose reads it as any other file)
     outcome="swapped",
     target=("  ingester:", "image:"),
     why="single quotes and the CRLF line endings (a file saved on Windows) stay byte for byte",
@@ -637,6 +647,7 @@ services:
     target=("  ingester:",),
     reason=("no image: line", "build: (line 4)"),
     why="no image: line: there is no tag to swap, and inventing one would change how the service is built",
+    original="@PROJECT@-ingester",  # the tag compose gives its build
 )
 
 MERGE_KEY_SHARED = SwapLayout(
@@ -723,6 +734,7 @@ services:
     environment:
 @ENV:6@
 """,
+    capture=False,  # text only: the module run covers it (compose reads it as any other file)
     outcome="swapped",
     target=("  ingester:", "image:"),
     why="the ingester's own line holds an alias: replace the alias on that line; the anchor and redis stay",
@@ -756,6 +768,7 @@ services:
     environment:
       STANDIN_SCENARIO: idle
 """,
+    capture=False,  # text only: the module run covers it (compose reads it as any other file)
     outcome="swapped",
     target=("  ingester:", "image:"),
     why="x- fields (top level and in the service) and a shared logging anchor do not touch the image line",
@@ -823,6 +836,7 @@ volumes:
   cursor: {}
 """,
     files=(("data/README", "relay cursors live here\n"),),
+    capture=False,  # its files are read by the same compose calls the module run makes
     outcome="swapped",
     target=("  ingester:", "image:"),
     why="long-form ports and volumes are other keys of the block: the image line is edited alone",

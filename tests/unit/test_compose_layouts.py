@@ -79,3 +79,31 @@ def test_every_layout_says_why() -> None:
     for layout in SWAP_CORPUS:
         assert layout.outcome in ("swapped", "refused") and layout.why, layout.name
         assert layout.outcome == "swapped" or layout.reason, layout.name
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        # The whole service is an anchor another service reuses (alias or merge key).
+        (
+            "services:\n  ingester: &ing\n    image: a:1\n  copy: *ing\n  other:\n    <<: *ing\n",
+            2,
+            ("&ing", "line 4 (service 'copy')", "line 6 (service 'other')"),
+        ),
+        # A block scalar, and a service written in flow style: not one value on the image line.
+        ("services:\n  ingester:\n    image: >-\n      a:1\n", 3, ("not one plain",)),
+        ("services:\n  ingester: {image: 'a:1'}\n", 2, ("on one line",)),
+    ],
+    ids=["service-anchor-reused", "block-scalar", "flow-style"],
+)
+def test_refusals_beyond_the_corpus(text: str, line: int, words: tuple[str, ...]) -> None:
+    with pytest.raises(host_state.RefusedSwap) as refused:
+        host_state.swap_edit(text, "ingester", DEBUG, "compose.yaml")
+    assert refused.value.line == line and str(refused.value).startswith(f"compose.yaml line {line}: ")
+    assert all(word in str(refused.value) for word in words), str(refused.value)
+
+
+def test_an_anchor_nobody_reuses_stays_on_the_swapped_line() -> None:
+    text = "services:\n  ingester: &ing\n    image: &img a:1  # prod\n"
+    edit = host_state.swap_edit(text, "ingester", DEBUG, "compose.yaml")
+    assert edit["text"] == f"services:\n  ingester: &ing\n    image: &img {DEBUG}  # prod\n"
