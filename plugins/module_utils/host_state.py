@@ -219,79 +219,335 @@ def lock_release(state: Path, owner: str, force: bool = False) -> Dict[str, Any]
 
 
 # --- the swap ---------------------------------------------------------------------------------
+#
+# The compose file is edited as text, never re-serialised, so every byte but the swapped line
+# stays. Which line is decided here, without a YAML library (docs/compose-layouts.md): the
+# service's own ``image:`` line is replaced whatever its value (plain, quoted, digest-pinned,
+# ``${VAR}`` interpolation, a ``*alias``); a service that inherits its image (``<<: *anchor``,
+# ``extends:``) gets one ``image:`` line of its own; anything else is refused, naming the line.
 
-IMAGE_LINE = re.compile(
-    r"^(?P<indent>[ \t]+)image:(?P<sp>[ \t]*(?:&[^\s]+[ \t]+)?)(?P<q>[\"']?)(?P<value>[^\"'#\s&*][^\"'#\s]*)(?P=q)"
-    r"(?P<rest>[ \t]*(?:#.*)?)$"
+IMAGE_HEAD = re.compile(r"^(?P<indent>[ \t]+)image[ \t]*:(?P<sp>[ \t]+(?:&(?P<anchor>\S+)[ \t]+)?)")
+IMAGE_VALUE = re.compile(
+    r"^(?:(?P<alias>\*[^\s,\[\]{}]+)|\"(?P<dq>[^\"\\]+)\"|'(?P<sq>[^']+)'|(?P<plain>[^\s\"'#&*|>!{}\[\]%@`,?:-].*|[?:-]\S.*))$"
 )
+_KEY = re.compile(r"^(?P<indent>[ \t]*)(?P<key>\"[^\"]*\"|'[^']*'|[^\s#\"'\[{-][^#]*?)[ \t]*:(?:[ \t]+(?P<value>.*))?$")
+INSERTED_NOTE = "# ingester-capture: debug image over the inherited one; rollback.yml restores this file"
+
+
+class RefusedSwap(StateError):
+    """The swap cannot be one exact edit of the compose file; nothing was changed."""
+
+    def __init__(self, name: str, index: int, why: str) -> None:
+        self.line = index + 1
+        super().__init__(
+            "%s line %d: %s; the swap is refused and the compose file left as it was" % (name, index + 1, why)
+        )
 
 
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
-def find_image_line(text: str, service: str) -> Tuple[int, Any]:
-    """(line index, match) of the ``image:`` key of one service, found without a YAML library."""
+def _lines(text: str) -> List[str]:
+    """The lines of ``text`` with their endings ("".join gives ``text`` back, CRLF kept)."""
+    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
+
+
+def _scan(line: str, blank_quotes: bool) -> str:
+    """``line`` without its comment (and, with ``blank_quotes``, with quoted scalars emptied)."""
+    out = []
+    quote = ""
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if quote == '"' and ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+                out.append(ch)
+            elif not blank_quotes:
+                out.append(ch)
+        elif ch in "\"'" and (i == 0 or line[i - 1] in " \t[{,:-"):
+            quote = ch
+            out.append(ch)
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            break
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out).rstrip()
+
+
+def _unquote(key: str) -> str:
+    return key[1:-1] if len(key) >= 2 and key[0] == key[-1] and key[0] in "\"'" else key
+
+
+def image_line(line: str) -> Optional[Dict[str, str]]:
+    """The parts of an ``image:`` line (without its ending): ``indent``, ``sp`` (the spaces and
+    any ``&anchor`` before the value), ``anchor``, ``alias`` (``*name``) or ``q`` and ``value``
+    (one plain or quoted scalar), and ``rest`` (spaces and a comment). None when the value is not
+    one scalar on this line (a block scalar, a flow collection, nothing)."""
+    head = IMAGE_HEAD.match(line)
+    if not head:
+        return None
+    body = line[head.end() :]
+    content = _scan(body, False)
+    found = IMAGE_VALUE.match(content)
+    if not content or not found:
+        return None
+    if found.group("alias"):
+        q, value = "", found.group("alias")
+    elif found.group("dq") is not None:
+        q, value = '"', found.group("dq")
+    elif found.group("sq") is not None:
+        q, value = "'", found.group("sq")
+    else:
+        q, value = "", found.group("plain")
+    return {
+        "indent": head.group("indent"),
+        "sp": head.group("sp"),
+        "anchor": head.group("anchor") or "",
+        "alias": found.group("alias") or "",
+        "q": q,
+        "value": value,
+        "rest": body[len(content) :],
+    }
+
+
+class _Block:
+    """One service's lines: its header, where it ends, its children's indent and keys."""
+
+    def __init__(self, name: str, header: int, indent: int, value: str) -> None:
+        self.name = name
+        self.header = header
+        self.indent = indent
+        self.value = value
+        self.end = header + 1
+        self.child_indent = -1
+        self.keys = {}  # type: Dict[str, int]
+
+
+def _service_blocks(lines: Sequence[str]) -> Dict[str, _Block]:
+    """The blocks under the top-level ``services:`` key, by service name (block style only)."""
+    blocks = {}  # type: Dict[str, _Block]
     in_services = False
     service_indent = -1
-    child_indent = -1
-    in_service = False
-    names = {service, '"%s"' % service, "'%s'" % service}
-    for index, line in enumerate(text.splitlines()):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+    current = None  # type: Optional[_Block]
+    for index, raw in enumerate(lines):
+        line = _scan(raw.rstrip("\r\n"), False)
+        if not line.strip():
             continue
         indent = _indent(line)
+        match = _KEY.match(line)
+        if current is not None and (indent == 0 or (in_services and indent <= service_indent)):
+            current.end = index
+            current = None
         if indent == 0:
-            in_services = stripped.split("#", 1)[0].strip() == "services:"
-            in_service = False
+            in_services = match is not None and _unquote(match.group("key")) == "services" and not match.group("value")
             continue
         if not in_services:
             continue
         if service_indent < 0:
             service_indent = indent
-        if indent == service_indent:
-            key = stripped.split("#", 1)[0].strip()
-            in_service = key.endswith(":") and key[:-1].strip() in names
-            child_indent = -1
+        if indent <= service_indent:
+            name = _unquote(match.group("key")) if match else line.strip()
+            current = _Block(name, index, indent, (match.group("value") or "") if match else line.strip())
+            blocks.setdefault(name, current)
             continue
-        if in_service and indent > service_indent:
-            if child_indent < 0:
-                child_indent = indent
-            if indent == child_indent:
-                match = IMAGE_LINE.match(line.rstrip("\r\n"))
-                if match:
-                    return index, match
-    raise StateError(
-        "no plain 'image:' value found for service '%s' (an image given by a YAML alias, or a service "
-        "built with 'build:' only, cannot be swapped safely); compose file left as it was" % service
+        if current is None:
+            continue
+        current.end = index + 1
+        if current.child_indent < 0:
+            current.child_indent = indent
+        if indent == current.child_indent and match:
+            current.keys.setdefault(_unquote(match.group("key")), index)
+    return blocks
+
+
+def _owner(lines: Sequence[str], blocks: Dict[str, _Block], index: int) -> str:
+    """What a line belongs to, for a message: a service, or a top-level key."""
+    for block in blocks.values():
+        if block.header <= index < block.end:
+            return "service '%s'" % block.name
+    for back in range(index, -1, -1):
+        line = _scan(lines[back].rstrip("\r\n"), False)
+        match = _KEY.match(line) if line.strip() and _indent(line) == 0 else None
+        if match:
+            return "'%s'" % _unquote(match.group("key"))
+    return "the top of the file"
+
+
+def _alias_uses(lines: Sequence[str], anchor: str, skip: int) -> List[int]:
+    """Indexes of the lines (but ``skip``) that use ``*anchor``."""
+    use = re.compile(r"(?:^|(?<=[\s\[{,:]))\*%s(?=$|[\s,\]}])" % re.escape(anchor))
+    return [i for i, raw in enumerate(lines) if i != skip and use.search(_scan(raw.rstrip("\r\n"), True))]
+
+
+def image_site(text: str, service: str, name: str = "the compose file") -> Dict[str, Any]:
+    """Where one swap edits ``text`` for ``service`` (read-only); raises :class:`RefusedSwap`.
+
+    ``edit`` is ``replace`` (``index``: the service's own ``image:`` line, ``match``) or ``insert``
+    (``index``: where a new ``image:`` line goes, ``indent``, ``inherit``: the ``<<:`` or
+    ``extends:`` line the image comes from)."""
+    lines = _lines(text)
+    blocks = _service_blocks(lines)
+    block = blocks.get(service)
+    if block is None:
+        raise StateError(
+            "%s has no block for service '%s' under a top-level services: key (block style); "
+            "the swap is refused and the compose file left as it was" % (name, service)
+        )
+    block_anchor = re.match(r"^&(\S+)$", block.value)
+    if block.value and not block_anchor:
+        raise RefusedSwap(
+            name,
+            block.header,
+            "service '%s' is written on one line (%s): there is no image: line of its own to edit"
+            % (service, block.value[:60]),
+        )
+    users = _alias_uses(lines, block_anchor.group(1), block.header) if block_anchor else []
+    if block_anchor and users:
+        raise RefusedSwap(
+            name,
+            block.header,
+            "service '%s' is the anchor &%s, and %s reuse%s it as *%s: any edit of the service would change "
+            "that too. Give the other service its own block, then capture again"
+            % (
+                service,
+                block_anchor.group(1),
+                ", ".join("line %d (%s)" % (i + 1, _owner(lines, blocks, i)) for i in users),
+                "s" if len(users) == 1 else "",
+                block_anchor.group(1),
+            ),
+        )
+    index = block.keys.get("image")
+    if index is not None:
+        match = image_line(lines[index].rstrip("\r\n"))
+        if not match:
+            raise RefusedSwap(
+                name,
+                index,
+                "the image: of '%s' is not one plain, quoted or *aliased value on that line "
+                "(a multi-line or block scalar cannot be swapped as one line)" % service,
+            )
+        anchor = match["anchor"]
+        users = _alias_uses(lines, anchor, index) if anchor else []
+        if users:
+            others = ", ".join("line %d (%s)" % (i + 1, _owner(lines, blocks, i)) for i in users)
+            raise RefusedSwap(
+                name,
+                index,
+                "the image of '%s' is the anchor &%s, and %s reuse%s it as *%s: editing this line would swap "
+                "that too, and dropping the anchor would break it. Give the other service its own image: "
+                "line, then capture again" % (service, anchor, others, "s" if len(users) == 1 else "", anchor),
+            )
+        return {"edit": "replace", "index": index, "match": match, "block": block}
+    inherit = block.keys.get("<<", block.keys.get("extends"))
+    if inherit is not None:
+        at = inherit + 1
+        for j in range(inherit + 1, block.end):
+            line = _scan(lines[j].rstrip("\r\n"), False)
+            if line.strip():
+                if _indent(line) <= block.child_indent:
+                    break
+                at = j + 1
+        raw = lines[inherit].rstrip("\r\n")
+        return {
+            "edit": "insert",
+            "index": at,
+            "indent": raw[: _indent(raw)],
+            "inherit": inherit,
+            "inherit_text": _scan(raw, False).strip(),
+            "block": block,
+        }
+    if "build" in block.keys:
+        raise RefusedSwap(
+            name,
+            block.header,
+            "service '%s' has no image: line: it is built from build: (line %d), so there is no image tag to "
+            "swap. Add image: with the production tag to the service (compose then tags its build so), "
+            "then capture again" % (service, block.keys["build"] + 1),
+        )
+    raise RefusedSwap(
+        name,
+        block.header,
+        "service '%s' has no image: line, and no <<: merge key or extends: it could inherit one from" % service,
     )
 
 
+def find_image_line(text: str, service: str) -> Tuple[int, Any]:
+    """(line index, match) of the service's own ``image:`` line; StateError when it has none."""
+    site = image_site(text, service)
+    if site["edit"] != "replace":
+        raise StateError("service '%s' has no image: line of its own (it inherits its image)" % service)
+    return site["index"], site["match"]
+
+
 def current_image(compose: Path, service: str) -> Optional[str]:
+    """The text of the service's own ``image:`` value (a ``*alias`` as written); None without one."""
     try:
         _, match = find_image_line(compose.read_text(encoding="utf-8"), service)
     except (StateError, OSError, UnicodeDecodeError):
         return None
-    return match.group("value")
+    return str(match["value"])
+
+
+def swap_edit(text: str, service: str, image: str, name: str = "the compose file") -> Dict[str, Any]:
+    """The one edit that swaps ``service`` to ``image``: ``text`` (the new text, every other byte
+    kept), ``line`` (1-based), ``edit``, ``found`` (the value on the line; "" when inherited) and
+    ``how`` (one sentence for the plan)."""
+    site = image_site(text, service, name)
+    lines = _lines(text)
+    index = site["index"]
+    if site["edit"] == "replace":
+        match = site["match"]
+        line = lines[index]
+        ending = line[len(line.rstrip("\r\n")) :]
+        q = match["q"]
+        lines[index] = "%simage:%s%s%s%s%s%s" % (match["indent"], match["sp"], q, image, q, match["rest"], ending)
+        found = match["value"]
+        how = "line %d, the service's own image: line (%s%s%s), now %s" % (
+            index + 1,
+            "&%s " % match["anchor"] if match["anchor"] else "",
+            q + found + q,
+            ", which compose resolves" if ("$" in found or found.startswith("*")) else "",
+            image,
+        )
+    else:
+        inherit = lines[site["inherit"]]
+        ending = inherit[len(inherit.rstrip("\r\n")) :] or "\n"
+        if index > 0 and not lines[index - 1].endswith("\n"):
+            lines[index - 1] += ending
+        lines.insert(index, "%simage: %s  %s%s" % (site["indent"], image, INSERTED_NOTE, ending))
+        found = ""
+        how = (
+            "a new line %d, image: %s in the service's own block, over the image it inherits through %s (line %d); "
+            "%s and every other service stay as they are"
+            % (
+                index + 1,
+                image,
+                site["inherit_text"],
+                site["inherit"] + 1,
+                "the anchor" if site["inherit_text"].startswith("<<") else "the service it extends",
+            )
+        )
+    return {"text": "".join(lines), "line": index + 1, "edit": site["edit"], "found": found, "how": how, "site": site}
 
 
 def swap_text(text: str, service: str, image: str) -> Tuple[str, str]:
-    """The compose text with one service's image replaced, every other byte kept; and the old image."""
-    index, match = find_image_line(text, service)
-    lines = text.splitlines(True)
-    line = lines[index]
-    ending = line[len(line.rstrip("\r\n")) :]
-    lines[index] = "%simage:%s%s%s%s%s%s" % (
-        match.group("indent"),
-        match.group("sp"),
-        match.group("q"),
-        image,
-        match.group("q"),
-        match.group("rest"),
-        ending,
-    )
-    return "".join(lines), match.group("value")
+    """The compose text with one service's image swapped, every other byte kept; and the old value."""
+    edit = swap_edit(text, service, image)
+    return edit["text"], edit["found"]
+
+
+def resolved_image(compose: Path, service: str) -> Optional[str]:
+    """The service's image as compose resolves it (interpolation, anchors, merge keys, every
+    profile, the project's other files); None when compose gives it none (built only)."""
+    found = (config_json(compose).get("services", {}) or {}).get(service) or {}
+    image = found.get("image") if isinstance(found, dict) else None
+    return str(image) if image else None
 
 
 def unified_diff(before: str, after: str, name: str, before_label: str, after_label: str) -> str:
@@ -320,8 +576,9 @@ def read_swap(state: Path) -> Optional[Dict[str, Any]]:
     return data
 
 
-def prove_only_image_changes(compose: Path, candidate: Path, service: str, image: str) -> None:
+def prove_only_image_changes(compose: Path, candidate: Path, service: str, image: str, line: int = 0) -> None:
     """Compose sees one difference between the two files: this service's image (every profile)."""
+    where = "%s line %d: " % (compose, line) if line else ""
     before, after = config_json(compose), config_json(candidate)
     before_services = before.get("services", {}) or {}
     after_services = after.get("services", {}) or {}
@@ -333,11 +590,13 @@ def prove_only_image_changes(compose: Path, candidate: Path, service: str, image
             a.pop("image", None)
         if a != b:
             raise StateError(
-                "the swap would change more than the image of '%s' (service '%s' differs); "
-                "compose file left as it was" % (service, svc)
+                "%sthe swap would change more than the image of '%s' (service '%s' differs); "
+                "compose file left as it was" % (where, service, svc)
             )
     if (after_services.get(service) or {}).get("image") != image:
-        raise StateError("the swapped compose file does not resolve to the debug image; compose file left as it was")
+        raise StateError(
+            "%sthe swapped compose file does not resolve to the debug image; compose file left as it was" % where
+        )
 
 
 def plan_swap(state: Path, compose: Path, service: str, image: str) -> Dict[str, Any]:
@@ -349,15 +608,31 @@ def plan_swap(state: Path, compose: Path, service: str, image: str) -> Dict[str,
     previous = read_swap(state)
     current = sha256_bytes(raw)
     again = bool(previous and current == previous.get("sha256_swapped"))
-    new_text, found = swap_text(text, service, image)
-    # A capture ran before and was not rolled back: the backup already holds the original.
-    original_image = str(previous["original_image"]) if again and previous else found
+    edit = swap_edit(text, service, image, str(compose))
+    new_text = edit["text"]
+    if again and previous:
+        # A capture ran before and was not rolled back: the backup already holds the original.
+        original_image = str(previous["original_image"])
+    else:
+        resolved = resolved_image(compose, service)
+        if resolved is None:
+            raise RefusedSwap(
+                str(compose),
+                edit["site"]["block"].header,
+                "compose resolves no image for service '%s' (it is built, not pulled), so there is no tag to swap"
+                % service,
+            )
+        original_image = resolved
     return {
         "raw": raw,
         "new_raw": new_text.encode("utf-8"),
         "before": text,
         "after": new_text,
         "original_image": original_image,
+        "original_text": edit["found"],
+        "line": edit["line"],
+        "edit": edit["edit"],
+        "how": edit["how"],
         "again": again,
         "sha256_orig": str(previous["sha256_orig"]) if again and previous else current,
         "changed": new_text.encode("utf-8") != raw,
@@ -372,7 +647,7 @@ def apply_swap(state: Path, compose: Path, service: str, container: str, image: 
     candidate = compose.with_name(".%s.ingester-capture.tmp" % compose.name)
     try:
         write_atomic(candidate, plan["new_raw"], mode=compose.stat().st_mode & 0o777)
-        prove_only_image_changes(compose, candidate, service, image)
+        prove_only_image_changes(compose, candidate, service, image, int(plan.get("line") or 0))
         if not plan["again"]:
             write_atomic(state / BACKUP_FILE, plan["raw"])
         write_json(
@@ -386,6 +661,10 @@ def apply_swap(state: Path, compose: Path, service: str, container: str, image: 
                 "sha256_orig": plan["sha256_orig"],
                 "sha256_swapped": sha256_bytes(plan["new_raw"]),
                 "swapped_at": now_iso(),
+                # What the swap edited: the line (1-based), replace or insert, the value it held.
+                "line": plan.get("line"),
+                "edit": plan.get("edit"),
+                "original_text": plan.get("original_text"),
                 # The compose project the swap ran under, so a rollback recreates the same one.
                 "project": recorded_project(compose),
             },
@@ -580,8 +859,10 @@ def target_paths(params: Dict[str, Any]) -> Tuple[Path, Path]:
             working_dir = str(recorded.get("working_dir") or "")
             files = [str(f) for f in recorded.get("config_files") or []]
             compose = Path(str(recorded["compose_path"]))
-    if files and str(compose) not in files:
-        compose = swapped_file(files, params["service"]) or Path(files[0])
+    if files:
+        # The file whose image: counts is the last that sets it (an override file), even when
+        # the inventory's file is one of the project's files too.
+        compose = swapped_file(files, params["service"]) or (compose if str(compose) in files else Path(files[0]))
     if name or working_dir or files:
         use_project(compose, name, working_dir, files)
     return state, compose

@@ -8,10 +8,15 @@ DOCUMENTATION = r"""
 module: compose_image
 short_description: Swap a compose service's image tag with a byte-exact backup, or restore it
 description:
-  - V(swapped) replaces the C(image:) value of one service and nothing else, keeps the original byte for byte in the
+  - V(swapped) edits one line of the compose file and nothing else, keeps the original byte for byte in the
     state folder (C(compose.orig), C(swap.json); docs/host-state.md) and proves the swap by comparing
     C(docker compose --profile '*' config) before and after. A swap that would change any other service, or anything
     else of this one, is refused and the file is left as it was.
+  - The line is the service's own C(image:) line, whatever its value holds (a tag, a digest, quotes, C(${VAR})
+    interpolation, a C(*alias)); a service that inherits its image (a C(<<) merge key, C(extends)) gets one C(image)
+    line of its own, so the anchor and the other services stay as they are. Refused, with the file and the line
+    named, are an image line whose C(&anchor) other services reuse, a service with no C(image:) (built only), a value
+    that is not one scalar on its line (docs/compose-layouts.md).
   - V(restored) puts C(compose.orig) back when the file is still the one the swap wrote (or with O(force)), optionally
     recreates the service on its original image and waits until it runs, then records C(rollback.json) and retires
     C(swap.json). On failure C(swap.json) is kept, so the restore can be run again.
@@ -82,8 +87,16 @@ EXAMPLES = r"""
 
 RETURN = r"""
 original_image:
-  description: The service's image before the swap.
+  description: The service's image before the swap, as compose resolves it (interpolation and anchors applied).
   returned: when a swap is recorded or made
+  type: str
+line:
+  description: With O(state=swapped), the line (1-based) the swap edits or inserts.
+  returned: when a swap is planned
+  type: int
+edit:
+  description: With O(state=swapped), V(replace) (the service's own image line) or V(insert) (an inherited image).
+  returned: when a swap is planned
   type: str
 compose_path:
   description: The compose file.
@@ -140,13 +153,16 @@ def swap(module: AnsibleModule, state: Path, compose: Path, redactor: Redactor) 
             record_note(out, "compose.diff", "backup vs swapped compose file")
     verb = "Would swap" if module.check_mode else "Swapped"
     line = (
-        "%s %s of %s from %s to %s." % (verb, compose, p["service"], plan["original_image"], p["image"])
+        "%s %s of %s from %s to %s: %s."
+        % (verb, compose, p["service"], plan["original_image"], p["image"], plan["how"])
         if plan["changed"]
         else "%s already runs %s (no change)." % (p["service"], p["image"])
     )
     return {
         "changed": plan["changed"],
         "original_image": plan["original_image"],
+        "line": plan["line"],
+        "edit": plan["edit"],
         "image": p["image"],
         "compose_path": str(compose),
         "status": "swapped",

@@ -32,7 +32,9 @@ module: preflight
 short_description: Read-only checks before a capture changes anything
 description:
   - Checks the host's Python (3.8 or newer), the Docker engine, Compose v2, the compose file and that it validates
-    (every profile), the service, free disk for the bundle and, in capture mode, the build inputs.
+    (every profile), the service, free disk for the bundle and, in capture mode, the build inputs and that the swap
+    can be one exact edit of the compose file (the decision of M(rsky.ingester_capture.compose_image), naming the
+    file and the line when it cannot; docs/compose-layouts.md).
   - Reads the service's logging driver (its C(logging) block, else the daemon's default) and says whether C(docker logs)
     can read it back (C(json-file), C(local), C(journald); other drivers through the daemon's dual-logging cache unless
     C(cache-disabled)). When it cannot (C(none), a driver with the cache disabled) the capture relies on the attached
@@ -160,6 +162,7 @@ from typing import Any, Dict  # noqa: F401 - type comments (this file parses on 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
+    DockerError,
     compose_argv,
     inspect,
     run,
@@ -187,7 +190,8 @@ def daemon_log_opts(path="/etc/docker/daemon.json"):  # type: ignore[no-untyped-
 
 def log_driver(compose, service):  # type: ignore[no-untyped-def]
     """(driver, options, where from) of the service's logs, or (None, {}, why not)."""
-    code, out, err = run(compose_argv(compose, "config", "--format", "json"))
+    # Every profile: the service may itself be in one (started by naming it).
+    code, out, err = run(compose_argv(compose, "--profile", "*", "config", "--format", "json"))
     logging = {}  # type: Dict[str, Any]
     if code == 0:
         try:
@@ -221,6 +225,25 @@ def log_readability(driver, options):  # type: ignore[no-untyped-def]
     if str(options.get("cache-disabled", "")).lower() == "true":
         return False, "the %s driver with cache-disabled keeps no copy docker logs can read" % driver
     return True, "docker logs reads the %s driver through the daemon's dual-logging cache" % driver
+
+
+def swap_problem(compose, service):  # type: ignore[no-untyped-def]
+    """Why the capture's swap of this compose file would be refused ("" when it would not): the
+    same decision compose_image makes, taken here so that nothing changes before the refusal."""
+    try:
+        site = host_state.image_site(compose.read_text(encoding="utf-8"), service, str(compose))
+        if site["edit"] == "insert" and host_state.resolved_image(compose, service) is None:
+            raise host_state.RefusedSwap(
+                str(compose),
+                site["block"].header,
+                "compose resolves no image for service '%s' (it is built, not pulled), so there is no tag to swap"
+                % service,
+            )
+    except (host_state.StateError, DockerError) as exc:
+        return "the debug image cannot be swapped in: %s" % exc
+    except (OSError, UnicodeDecodeError) as exc:
+        return "the compose file cannot be read: %s" % exc
+    return ""
 
 
 def check(params, state, compose):  # type: ignore[no-untyped-def]
@@ -258,6 +281,10 @@ def check(params, state, compose):  # type: ignore[no-untyped-def]
             if code != 0:
                 problems.append("compose config does not validate: %s" % err.strip()[:300])
             facts["image"] = host_state.current_image(compose, params["service"])
+            if params["mode"] == "capture":
+                problem = swap_problem(compose, params["service"])
+                if problem:
+                    problems.append(problem)
             driver, options, origin = log_driver(compose, params["service"])
             facts["log_driver"] = driver
             facts["log_options"] = options
@@ -345,9 +372,10 @@ def compose_project(params, compose):  # type: ignore[no-untyped-def]
         "working_dir": str(labels.get(PROJECT_LABEL + ".working_dir") or inventory["working_dir"]),
         "config_files": files or inventory["config_files"],
     }
-    swapped = compose
-    if str(compose) not in running["config_files"]:
-        swapped = host_state.swapped_file(running["config_files"], params["service"]) or Path(running["config_files"][0])
+    # The last of the files that sets the service's image: is the one to swap (an override file
+    # wins over the inventory's file even when both are the project's).
+    used = [str(f) for f in running["config_files"]]
+    swapped = host_state.swapped_file(used, params["service"]) or (compose if str(compose) in used else Path(used[0]))
     if not inventory["name"]:
         inventory["name"] = inventory_project_name(params, compose)
     differs = [
