@@ -84,25 +84,33 @@ def main() -> None:
     out = Path(p["work_dir"])
     _, compose = host_state.target_paths(p)
     name = p["container"]
-    # Independent read-only commands run side by side (docker stats alone takes a second or two).
+    # Every read-only command runs side by side: the module takes as long as its slowest one
+    # (docker stats --no-stream alone takes a second or two), not their sum.
     jobs = [
         ("dmesg-T.txt", ["dmesg", "-T"]),
         ("inspect.json", ["docker", "inspect", name]),
         ("stats-final.json", ["docker", "stats", "--no-stream", "--format", "{{json .}}", name]),
         ("compose-ps.json", compose_argv(compose, "ps", "--all", "--format", "json", p["service"])),
     ]
-    kernel_source = "none"
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        for rel, argv in jobs:
-            pool.submit(run_to_file, out, rel, argv, 120, False, False)
+
+    def kernel_log() -> str:
         for source, argv in hostinfo.KERNEL_LOG_SOURCES:
             if run_to_file(out, "dmesg.txt", argv, stderr_to_stdout=False) == 0:
-                kernel_source = source
-                break
-    if compose.is_file():
-        shutil.copyfile(str(compose), str(out / "compose.yml"))
-        record_note(out, "compose.yml", "copy of %s" % compose)
-    container, error = inspect(name)
+                return source
+        return "none"
+
+    with ThreadPoolExecutor(max_workers=len(jobs) + 4) as pool:
+        for rel, argv in jobs:
+            pool.submit(run_to_file, out, rel, argv, 120, False, False)
+        kernel = pool.submit(kernel_log)
+        inspected = pool.submit(inspect, name)
+        docker_version = pool.submit(run, ["docker", "version", "--format", "{{.Server.Version}}"])
+        compose_version = pool.submit(run, ["docker", "compose", "version", "--short"])
+        if compose.is_file():
+            shutil.copyfile(str(compose), str(out / "compose.yml"))
+            record_note(out, "compose.yml", "copy of %s" % compose)
+        kernel_source = kernel.result()
+        container, error = inspected.result()
     container = container or {}
     win = read_json(out / "window.json")
     host = {
@@ -111,8 +119,8 @@ def main() -> None:
         "machine": platform.machine(),
         "boot_epoch": hostinfo.boot_epoch(),
         "mem_total_bytes": hostinfo.meminfo_total(),
-        "docker_version": run(["docker", "version", "--format", "{{.Server.Version}}"])[1].strip() or None,
-        "compose_version": run(["docker", "compose", "version", "--short"])[1].strip() or None,
+        "docker_version": docker_version.result()[1].strip() or None,
+        "compose_version": compose_version.result()[1].strip() or None,
         "cgroup_version": hostinfo.cgroup_version(),
         "kernel_log_source": kernel_source,
         "container": name,

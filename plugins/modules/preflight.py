@@ -39,6 +39,9 @@ description:
     stream alone and says so; C(journald) without a running systemd-journald is a problem.
   - Lists every problem found in one message; changes nothing.
   - Returns this target's state folder, so no playbook computes the state key itself.
+  - With O(lock_owner), a host that passed every check is also locked for the capture (as
+    M(rsky.ingester_capture.capture_lock) V(acquired) does, in the same module run); a lock another run holds is a
+    problem. In check mode the lock is only checked.
 version_added: 0.1.0
 author: ingester-capture contributors
 extends_documentation_fragment:
@@ -77,6 +80,23 @@ options:
     description:
       - The service's container may be missing (a first deployment, or it was removed on purpose). Otherwise a container
         that cannot be inspected is a problem, with docker's own error, because the capture would lose the production history.
+    type: bool
+    default: false
+  lock_owner:
+    description: Take the capture lock for this owner once every check passed; empty to leave the lock alone.
+    type: str
+    default: ""
+  lock_purpose:
+    description: The lock's purpose.
+    type: str
+    choices: [capture, rollback]
+    default: capture
+  lock_ttl:
+    description: Seconds the lock holds without a process on the host that keeps it.
+    type: int
+    default: 7200
+  lock_force:
+    description: Take the lock over even when another run holds it (C(capture_break_lock)).
     type: bool
     default: false
 attributes:
@@ -140,6 +160,11 @@ project:
     compose_path: /mnt/nvme/bsky/atproto/docker-compose.prod-rust.yml
     source: container
     note: ""
+lock:
+  description: With O(lock_owner), the lock taken - C(broke) (whose stale lock was taken over, or empty), C(again)
+    (this owner held it already) and C(lock) (its content).
+  returned: when O(lock_owner) is set and every check passed
+  type: dict
 python:
   description: The host's Python version.
   returned: always
@@ -368,6 +393,10 @@ def main():  # type: ignore[no-untyped-def]
         git_dir={"type": "str", "default": ""},
         min_free_bytes={"type": "int", "default": 536870912},
         expect_missing={"type": "bool", "default": False},
+        lock_owner={"type": "str", "default": ""},
+        lock_purpose={"type": "str", "choices": ["capture", "rollback"], "default": "capture"},
+        lock_ttl={"type": "int", "default": 7200},
+        lock_force={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     state, compose = host_state.target_paths(module.params)
@@ -393,7 +422,29 @@ def main():  # type: ignore[no-untyped-def]
             msg="Pre-flight failed; nothing was changed: %s" % "; ".join(result["problems"]),
             **{k: v for k, v in result.items() if k != "changed"},
         )
+    if module.params["lock_owner"]:
+        lock = take_lock(module, state)
+        result.update(lock=lock, changed=not lock["again"])
     module.exit_json(**result)
+
+
+def take_lock(module, state):  # type: ignore[no-untyped-def]
+    """The capture lock for lock_owner (capture_lock's V(acquired)); fails the module if another run holds it."""
+    p = module.params
+    owner = p["lock_owner"]
+    if module.check_mode:
+        checked = host_state.lock_check(state)
+        held = checked["lock"] or {}
+        if checked["held"] and held.get("owner") != owner and not p["lock_force"]:
+            module.fail_json(msg=host_state.locked_message(state, held), state_dir=str(state))
+        return {"broke": "", "again": held.get("owner") == owner, "lock": held}
+    try:
+        taken = host_state.lock_acquire(state, owner, p["lock_purpose"], p["lock_ttl"], p["lock_force"])
+    except host_state.LockedError as exc:
+        module.fail_json(msg=str(exc), state_dir=str(state))
+    except (host_state.StateError, OSError) as exc:
+        module.fail_json(msg="the lock could not be taken: %s" % exc, state_dir=str(state))
+    return {"broke": taken["broke"], "again": taken["again"], "lock": taken["lock"]}
 
 
 if __name__ == "__main__":
