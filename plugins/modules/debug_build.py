@@ -351,7 +351,11 @@ def main() -> None:
     )
     p = module.params
     state_path, compose = host_state.target_paths(p)
-    redactor = Redactor.for_target(state_path, compose, [p["container"]])
+    # A status poll redacts with what the start learned and saved (no docker calls per poll).
+    if p["state"] == "started" or not (state_path / MAP_FILE).is_file():
+        redactor = Redactor.for_target(state_path, compose, [p["container"]])
+    else:
+        redactor = Redactor.load(state_path / MAP_FILE)
     out = Path(p["work_dir"])
     result = start(module, out, redactor) if p["state"] == "started" else status(module, out, redactor)
     if state_path.is_dir() and not module.check_mode:

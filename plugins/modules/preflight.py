@@ -181,6 +181,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
     compose_argv,
     inspect,
+    prefetch,
     run,
     use_project,
 )
@@ -382,6 +383,26 @@ def _show(value):  # type: ignore[no-untyped-def]
     return ",".join(value) if isinstance(value, list) else (value or "(none)")
 
 
+def questions(params, compose):  # type: ignore[no-untyped-def]
+    """The read-only commands check() and the redactor will run, asked side by side first."""
+    argvs = [
+        ["docker", "version", "--format", "{{json .Server}}"],
+        ["docker", "compose", "version", "--short"],
+        ["docker", "info", "--format", "{{json .LoggingDriver}}"],
+        ["docker", "inspect", "--type", "container", params["container"]],
+    ]
+    if compose.is_file():
+        argvs += [
+            compose_argv(compose, "--profile", "*", "config", "--services"),
+            compose_argv(compose, "config", "-q"),
+            compose_argv(compose, "config", "--format", "json"),
+            compose_argv(compose, "--profile", "*", "config", "--format", "json"),
+        ]
+    if params["mode"] == "capture" and params["git_pull"]:
+        argvs.append(["git", "-C", params["git_dir"] or params["project_dir"], "rev-parse", "--is-inside-work-tree"])
+    return argvs
+
+
 def main():  # type: ignore[no-untyped-def]
     spec = host_state.target_argument_spec()
     spec.update(
@@ -403,6 +424,7 @@ def main():  # type: ignore[no-untyped-def]
     project = compose_project(module.params, compose)
     compose = Path(project["compose_path"])
     use_project(compose, project["name"], project["working_dir"], project["config_files"])
+    prefetch(questions(module.params, compose))
     problems, facts, warnings = check(module.params, state, compose)
     redactor = Redactor.for_target(state, compose if compose.is_file() else None)
     result = redactor.value(
