@@ -14,7 +14,8 @@ description:
     O(dest), owned by the controller's user. A member that is anything else refuses the whole bundle.
   - Then removes O(remove) on the host with one C(rm -rf) over the task's connection (and its C(become)). A failed
     removal is a warning naming what was left, since the bundle is already safe on the controller.
-  - Runs as an action on the controller; the host sees one C(stat) (or C(slurp)) module call and the transfer.
+  - Runs as an action on the controller; the host sees the transfer (and, without O(checksum) or under C(become), one
+    C(stat) or C(slurp) module run).
 version_added: 0.1.0
 author: ingester-capture contributors
 options:
@@ -31,6 +32,13 @@ options:
     type: list
     elements: path
     default: []
+  checksum:
+    description:
+      - The tarball's SHA-1 as the seal module computed it on the host. Without C(become), the tarball is then
+        transferred directly and checked against it, with no C(stat) module run; with C(become), or when empty,
+        C(ansible.builtin.fetch) does the transfer and its own check.
+    type: str
+    default: ""
 attributes:
   check_mode:
     support: full

@@ -94,6 +94,10 @@ commit:
   description: The built commit, or null.
   returned: unless in check mode
   type: str
+checksum:
+  description: The tarball's SHA-1 (what C(ansible.builtin.fetch) compares), for M(rsky.ingester_capture.fetch_bundle).
+  returned: unless in check mode
+  type: str
 collected:
   description: With O(collect), what M(rsky.ingester_capture.collect) returns (C(kernel_log_source), C(container_id),
     C(container_state)).
@@ -101,6 +105,7 @@ collected:
   type: dict
 """
 
+import hashlib
 import json
 import platform
 import tarfile
@@ -123,6 +128,14 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact impor
     Redactor,
     redact_bundle,
 )
+
+
+def sha1_file(path: Path) -> str:
+    digest = hashlib.sha1()  # noqa: S324 - the checksum fetch compares, not a signature
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def build_commit(project_dir: str, build_context: str) -> Dict[str, Any]:
@@ -224,6 +237,7 @@ def main() -> None:
     module.exit_json(
         changed=True,
         tarball=str(tar_path),
+        checksum=sha1_file(tar_path),
         files=len(document["files"]),
         bytes=sum(f["size"] for f in document["files"]),
         truncated=sorted(truncated),
