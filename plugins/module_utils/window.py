@@ -697,8 +697,14 @@ def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optio
         os.close(ready_w)
     deadline = time.time() + start_timeout
     eof = False
+    parent = os.getppid()
     try:
         while time.time() < deadline:
+            # The play is waiting right here: a recreate slower than the heartbeat timeout (a
+            # loaded host) must not look like a play that stopped polling. Once whoever ran this
+            # module is gone, the heartbeat goes stale as it should.
+            if os.getppid() == parent:
+                (out / HEARTBEAT_FILE).touch()
             progress = read_progress(out)
             if progress.get("phase") in {"capturing", "finishing", "done"}:
                 progress["worker_pid"] = proc.pid
