@@ -6,7 +6,9 @@ Both run on the same crash-looping stand-in stack, one after the other, in the s
     `up | tee` for the same window, the grep/dmesg/inspect steps).
 Overhead = total wall time - capture window - image build, for each. Prints both and the ratio.
 
-    .venv/bin/python benchmarks/bench_play.py [--window 20] [--repeat 2]
+    .venv/bin/python benchmarks/bench_play.py [--window 20] [--repeat 2] [--profile]
+
+--profile also prints capture.yml's slowest tasks in its best run (benchmarks/callback_plugins).
 """
 
 from __future__ import annotations
@@ -77,11 +79,17 @@ def build_seconds(stack: Stack) -> float:
     return time.perf_counter() - start
 
 
-def run_ours(stack: Stack, root: Path, window: int) -> tuple[float, float, int]:
+def run_ours(stack: Stack, root: Path, window: int, profile: bool = False) -> tuple[float, float, int]:
     dest, state = root / "captures", root / "state"
     root.mkdir(parents=True, exist_ok=True)
     inv = inventory(root / "inv.json", stack, dest, state, window)
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{VENV_BIN}:{os.environ['PATH']}")
+    if profile:
+        env.update(
+            ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).with_name("callback_plugins")),
+            ANSIBLE_CALLBACKS_ENABLED="task_times",
+            TASK_TIMES_FILE=str(root / "task-times.json"),
+        )
     start = time.perf_counter()
     proc = subprocess.run(
         # ingester_rebuild: build every time, as the peer does, so that subtracting the build is fair.
@@ -150,6 +158,13 @@ def run_runbook(stack: Stack, root: Path, window: int) -> tuple[float, float]:
     return total, elapsed
 
 
+def slowest(path: Path, count: int = 12) -> list[str]:
+    """capture.yml's slowest tasks in one run (the window's follow is the window)."""
+    times = json.loads(path.read_text())
+    rows = sorted(times["tasks"], key=lambda r: -r["seconds"])[:count]
+    return [f"  {r['seconds']:6.2f} s  {r['task']}" for r in rows]
+
+
 def line(total: float, elapsed: float, build: float) -> str:
     overhead = total - elapsed - build
     return f"total {total:6.1f} s, window {elapsed:5.1f} s, build {build:4.1f} s -> overhead {overhead:5.1f} s"
@@ -159,6 +174,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="print capture.yml's slowest tasks")
     args = parser.parse_args()
     build_images()
     root = Path(tempfile.mkdtemp(prefix="bench-play-"))
@@ -168,7 +184,7 @@ def main() -> int:
         build = min(build_seconds(stack) for _ in range(2))
         ours, peer = [], []
         for i in range(args.repeat):
-            total, elapsed, tasks = run_ours(stack, root / f"ours{i}", args.window)
+            total, elapsed, tasks = run_ours(stack, root / f"ours{i}", args.window, args.profile)
             ours.append(total - elapsed - build)
             print(f"capture.yml   run {i + 1}: {line(total, elapsed, build)}, {tasks} tasks shown")
             total, elapsed = run_runbook(stack, root / f"peer{i}", args.window)
@@ -180,6 +196,10 @@ def main() -> int:
             f"ratio {best_ours / best_peer:.1f}x (goal <= 3x)"
         )
         print("(the scripted runbook has no pre-flight, snapshot, events, stats, redaction, bundle or diagnosis)")
+        if args.profile:
+            best = min(range(len(ours)), key=ours.__getitem__)
+            print(f"\ncapture.yml's slowest tasks, run {best + 1}:")
+            print("\n".join(slowest(root / f"ours{best}" / "task-times.json")))
     finally:
         stack.down()
         shutil.rmtree(root, ignore_errors=True)

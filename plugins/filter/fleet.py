@@ -17,6 +17,7 @@ STEP_OF_ACTION = {
     "rsky.ingester_capture.capture_lock": "preflight",
     "rsky.ingester_capture.snapshot": "snapshot",
     "rsky.ingester_capture.bundle_command": "debug_image",
+    "rsky.ingester_capture.debug_build": "debug_image",
     # The only fail tasks among the steps stop a failed pull or build.
     "ansible.builtin.fail": "debug_image",
     "rsky.ingester_capture.compose_image": "compose_swap",
@@ -24,6 +25,8 @@ STEP_OF_ACTION = {
     "rsky.ingester_capture.collect": "collect",
     "rsky.ingester_capture.seal": "seal",
     "ansible.builtin.fetch": "seal",
+    "rsky.ingester_capture.fetch_bundle": "seal",
+    "rsky.ingester_capture.collector": "diagnose",
     "ansible.builtin.unarchive": "seal",
     "ansible.builtin.file": "seal",
     "ansible.builtin.command": "diagnose",
@@ -34,14 +37,13 @@ STEP_OF_ACTION = {
 REGISTERS = {
     "capture": (
         "__capture_preflight",
-        "__capture_lock",
         "__capture_snapshot",
-        "__capture_pull",
+        "__capture_build_start",
         "__capture_build",
         "__capture_swap",
         "__capture_window_start",
         "__capture_window_progress",
-        "__capture_window_final",
+        "__capture_window_stop",
     ),
     "verify": ("__verify_probe_run",),
 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional, Union
+from typing import IO, Any, Dict, List, Optional, Tuple, Union
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
@@ -67,6 +68,8 @@ DAEMON_STOP_LEAD = 120.0
 DAEMON_WAIT_AT_END = 60.0
 # Seconds the lock holds after the window, while the play collects, seals, fetches and diagnoses.
 LOCK_AFTER_WINDOW = 1800
+# The worker tells the starting module it captures (or gave up) by writing to this inherited fd.
+READY_FD_ENV = "INGESTER_CAPTURE_WINDOW_READY_FD"
 # The worker's own argv: python -c BOOT <sys.path entry> <work folder>.
 BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
@@ -116,6 +119,8 @@ class Window:
         self.tee_proc = None  # type: Optional[subprocess.Popen[bytes]]
         self.tee_attaches = 0
         self.tee_lock = threading.Lock()
+        self.events_spawned = threading.Event()
+        self.stats_proc = None  # type: Optional[subprocess.Popen[str]]
 
     # progress ---------------------------------------------------------------------------------
     def restarts(self) -> int:
@@ -193,6 +198,7 @@ class Window:
                 err_path = folder / ("events-%d.stderr" % (len(streams) + 1))
                 with err_path.open("wb") as err:
                     proc = self.spawn(argv, subprocess.PIPE, err)
+                self.events_spawned.set()
                 if settle is not None:
                     # The stream is open again first (the daemon's starts must not slip by), then
                     # what became of the container is looked at, beside it.
@@ -492,7 +498,7 @@ class Window:
         interval = float(self.cfg["stats_interval"])
         with (self.out / "stats.jsonl").open("a", encoding="utf-8") as sink:
             while not self.stopping.is_set():
-                code, out, _ = run(argv, timeout=20)
+                code, out = self._stats_sample(argv)
                 if code == 0 and out.strip():
                     try:
                         stats = json.loads(out.strip().splitlines()[-1])
@@ -519,6 +525,26 @@ class Window:
                 "note": "one sample every %s s" % interval,
             },
         )
+
+    def _stats_sample(self, argv: List[str]) -> Tuple[int, str]:
+        """One docker stats sample (it takes a second or two); the end of the window kills one
+        still running instead of waiting for a sample that would come after the window."""
+        try:
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True
+            )
+        except OSError:
+            return 127, ""
+        self.stats_proc = proc
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            return -1, ""
+        finally:
+            self.stats_proc = None
+        return proc.returncode, out or ""
 
     def start_tee(self) -> None:
         # The runbook's `docker compose up SERVICE | tee FILE`: attached, so it re-attaches after
@@ -632,7 +658,9 @@ class Window:
             self.old_id = str((found or {}).get("Id") or "")
         threads = [threading.Thread(target=self.follow_events, daemon=True)]
         threads[0].start()
-        time.sleep(0.5)  # the event stream is attached before anything happens to the container
+        # The stream replays from a second before the window (--since), so it misses nothing of
+        # the recreate once the docker events process runs: no fixed wait for it to attach.
+        self.events_spawned.wait(5.0)
         try:
             if self.recreate_first:
                 self.phase = "recreating"
@@ -644,6 +672,7 @@ class Window:
                     self.follow_logs(self.started_epoch - FOLLOW_MARGIN, "window start (already running)")
             self.phase = "capturing"
             self.save()
+            self.signal_ready()
             self.start_tee()
             stats = threading.Thread(target=self.sample_stats, daemon=True)
             stats.start()
@@ -666,6 +695,17 @@ class Window:
         finally:
             self.finish(threads)
         return 0 if not self.error else 1
+
+    @staticmethod
+    def signal_ready() -> None:
+        """Wake the module waiting in start(): the progress file says what happened."""
+        fd = os.environ.pop(READY_FD_ENV, "")
+        if fd.isdigit():
+            try:
+                os.write(int(fd), b"r")
+                os.close(int(fd))
+            except OSError:
+                pass
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.stop_reason = "aborted: signal %s" % signal.Signals(signum).name
@@ -838,8 +878,12 @@ class Window:
     def finish(self, threads: List[threading.Thread]) -> None:
         self.phase = "finishing"
         self.save()
+        self.signal_ready()
         self.stopping.set()
         window_end = time.time()
+        sampling = self.stats_proc
+        if sampling is not None and sampling.poll() is None:
+            sampling.kill()
         for proc in self.children:
             # SIGKILL the attached compose: SIGINT or SIGTERM would make it stop the service.
             try:
@@ -945,28 +989,48 @@ def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optio
     write_json(out / CONFIG_FILE, config)
     (out / HEARTBEAT_FILE).touch()
     log = (out / LOG_FILE).open("ab")
+    # The worker writes to this pipe once it captures (or is finishing): no polling in between.
+    ready_r, ready_w = os.pipe()
     # A new session: the window outlives this module and Ansible's connection, but not the
     # heartbeat: it stops by itself when the play stops polling.
-    proc = subprocess.Popen(
-        [python or sys.executable, "-c", BOOT, root, str(out)],
-        stdout=log,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
-        cwd=str(out),
-    )
+    try:
+        proc = subprocess.Popen(
+            [python or sys.executable, "-c", BOOT, root, str(out)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=(ready_w,),
+            env=dict(os.environ, **{READY_FD_ENV: str(ready_w)}),
+            cwd=str(out),
+        )
+    finally:
+        os.close(ready_w)
     deadline = time.time() + start_timeout
-    while time.time() < deadline:
-        # The play is here, waiting: a slow recreate must not read as a play that stopped polling.
-        (out / HEARTBEAT_FILE).touch()
-        progress = read_progress(out)
-        if progress.get("phase") in {"capturing", "finishing", "done"}:
-            progress["worker_pid"] = proc.pid
-            return progress
-        if proc.poll() is not None:
-            break
-        time.sleep(0.3)
+    eof = False
+    parent = os.getppid()
+    try:
+        while time.time() < deadline:
+            # The play is waiting right here: a recreate slower than the heartbeat timeout (a
+            # loaded host) must not look like a play that stopped polling. Once whoever ran this
+            # module is gone, the heartbeat goes stale as it should.
+            if os.getppid() == parent:
+                (out / HEARTBEAT_FILE).touch()
+            progress = read_progress(out)
+            if progress.get("phase") in {"capturing", "finishing", "done"}:
+                progress["worker_pid"] = proc.pid
+                return progress
+            if proc.poll() is not None:
+                break
+            if eof:  # the worker closed the pipe without a word: it is exiting
+                time.sleep(0.1)
+                continue
+            readable, _, _ = select.select([ready_r], [], [], max(0.0, min(1.0, deadline - time.time())))
+            if readable and not os.read(ready_r, 64):
+                eof = True
+    finally:
+        os.close(ready_r)
     progress = read_progress(out)
     if proc.poll() is None and not progress.get("error"):
         raise WindowError(
@@ -986,7 +1050,7 @@ def status(out: Path, poll: float) -> Dict[str, Any]:
     while time.time() < deadline:
         if read_progress(out).get("phase") == "done":
             break
-        time.sleep(0.5)
+        time.sleep(0.1)
         (out / HEARTBEAT_FILE).touch()
     progress = read_progress(out)
     progress["done"] = progress.get("phase") == "done"

@@ -66,22 +66,10 @@ docker_error:
   type: str
 """
 
-import os
-import platform
-import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, hostinfo
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
-    compose_argv,
-    inspect,
-    run,
-    run_to_file,
-)
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import read_json, record_note, write_json
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import now_iso
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import evidence, host_state
 
 
 def main() -> None:
@@ -99,67 +87,7 @@ def main() -> None:
     out = Path(p["work_dir"])
     _, compose = host_state.target_paths(p)
     name = p["container"]
-    # Independent read-only commands run side by side (docker stats alone takes a second or two).
-    jobs = [
-        ("dmesg-T.txt", ["dmesg", "-T"]),
-        ("inspect.json", ["docker", "inspect", name]),
-        ("stats-final.json", ["docker", "stats", "--no-stream", "--format", "{{json .}}", name]),
-        ("compose-ps.json", compose_argv(compose, "ps", "--all", "--format", "json", p["service"])),
-    ]
-    kernel_source = "none"
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        for rel, argv in jobs:
-            pool.submit(run_to_file, out, rel, argv, 120, False, False)
-        for source, argv in hostinfo.KERNEL_LOG_SOURCES:
-            if run_to_file(out, "dmesg.txt", argv, stderr_to_stdout=False) == 0:
-                kernel_source = source
-                break
-    if compose.is_file():
-        shutil.copyfile(str(compose), str(out / "compose.yml"))
-        record_note(out, "compose.yml", "copy of %s" % compose)
-    container, error = inspect(name)
-    container = container or {}
-    win = read_json(out / "window.json")
-    version_code, version_out, version_err = run(["docker", "version", "--format", "{{.Server.Version}}"])
-    gaps = [
-        {k: g.get(k) for k in ("start", "end", "seconds", "container", "exit_code_at_stop", "statement")}
-        for g in win.get("daemon_unavailable") or []
-        if isinstance(g, dict)
-    ]
-    host = {
-        "hostname": platform.node(),
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "boot_epoch": hostinfo.boot_epoch(),
-        "mem_total_bytes": hostinfo.meminfo_total(),
-        "docker_version": version_out.strip() or None,
-        "docker_error": (version_err.strip()[:300] or None) if version_code != 0 else None,
-        "docker_host": os.environ.get("DOCKER_HOST") or None,
-        "compose_version": run(["docker", "compose", "version", "--short"])[1].strip() or None,
-        "cgroup_version": hostinfo.cgroup_version(),
-        "kernel_log_source": kernel_source,
-        "container": name,
-        "container_id": container.get("Id"),
-        "container_error": error or None,
-        "service": p["service"],
-        "compose_path": str(compose),
-        "image": (container.get("Config") or {}).get("Image"),
-        "mode": p["mode"],
-        "window_start_epoch": win.get("window_start_epoch"),
-        "window_end_epoch": win.get("window_end_epoch"),
-        "daemon_unavailable": win.get("daemon_unavailable") or [],
-        "collected_at": now_iso(),
-    }
-    write_json(out / "host.json", host, mode=0o600)
-    record_note(out, "host.json", "")
-    module.exit_json(
-        changed=False,
-        kernel_log_source=kernel_source,
-        container_id=host["container_id"],
-        container_state=(container.get("State") or {}).get("Status"),
-        daemon_unavailable=gaps,
-        docker_error=host["docker_error"],
-    )
+    module.exit_json(changed=False, **evidence.collect(out, compose, name, p["service"], p["mode"]))
 
 
 if __name__ == "__main__":

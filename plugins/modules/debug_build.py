@@ -16,6 +16,8 @@ description:
   - V(status) waits up to O(poll) seconds for the build to end and returns where it is, read from its own log
     (Docker's C(Step N/M), the BuildKit step, the number of crates cargo has compiled) and, once it ended, its exit code.
   - A checkout with uncommitted changes is never reused (the commit does not say what was built).
+  - With O(pull), V(started) first runs that command (the runbook's C(git pull --ff-only)), its output appended to
+    C(build.log); if it fails, the task fails before anything is built, with its last lines, production untouched.
   - Everything returned is redacted like the bundle.
 version_added: 0.1.0
 author: ingester-capture contributors
@@ -48,6 +50,15 @@ options:
     description: Seconds before the build is stopped (exit 124).
     type: int
     default: 3600
+  pull:
+    description: V(started) runs this command first (C([git, -C, DIR, pull, --ff-only, REMOTE, BRANCH])); empty for none.
+    type: list
+    elements: str
+    default: []
+  pull_timeout:
+    description: Seconds before O(pull) is stopped.
+    type: int
+    default: 600
   poll:
     description: Seconds a V(status) request waits for the build to end.
     type: int
@@ -104,6 +115,10 @@ tail:
   description: The last 2000 characters of build.log once the build ended, redacted.
   returned: when done
   type: str
+pull:
+  description: What O(pull) did - its C(rc), C(tail) (redacted), C(cmd) and C(changed) (false when already up to date).
+  returned: when O(pull) ran
+  type: dict
 """
 
 import json
@@ -117,6 +132,7 @@ from typing import Any, Dict, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run_to_file
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import record, record_note
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
 
@@ -184,9 +200,26 @@ def progress(log: bytes) -> Dict[str, Any]:
     return {"step": step[:160], "compiled": len(_COMPILING.findall(log))}
 
 
+def pull(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any]:
+    """Run O(pull) into build.log; fail the task if it fails (nothing was built or changed)."""
+    p = module.params
+    code = run_to_file(out, LOG, p["pull"], timeout=p["pull_timeout"], append=True)
+    tail = redactor.line((out / LOG).read_bytes()[-2000:].decode(errors="replace"))
+    result = {"rc": code, "tail": tail, "cmd": redactor.value(p["pull"]), "changed": "Already up to date" not in tail}
+    if code != 0:
+        module.fail_json(
+            msg=redactor.line("%s failed; production is untouched. %s" % (" ".join(p["pull"]), tail.strip()[-800:])),
+            pull=result,
+        )
+    return result
+
+
 def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any]:
     p = module.params
     project = p["project_dir"]
+    pulled = None
+    if p["pull"] and not module.check_mode:
+        pulled = pull(module, out, redactor)
     context = os.path.normpath(str(Path(project) / p["context"]))
     rev = revision(context, p["git_dir"] or project)
     existing = image_revision(p["image"])
@@ -203,8 +236,11 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
         )
     )
     result = {"changed": not reusable, "revision": rev, "reused": reusable, "msg": redactor.line(why)}
+    if pulled is not None:
+        result.update(pull=pulled, changed=bool(result["changed"] or pulled["changed"]))
     if module.check_mode:
-        result.update(done=True, msg=redactor.line("would have: " + why))
+        would = ("run %s, then " % " ".join(p["pull"])) if p["pull"] else ""
+        result.update(done=True, msg=redactor.line("would have: " + would + why))
         return result
     # After the revision's git calls (git may rewrite the checkout's index): the build's files are private.
     host_state.private_files()
@@ -307,6 +343,8 @@ def main() -> None:
         git_dir={"type": "path"},
         rebuild={"type": "bool", "default": False},
         timeout={"type": "int", "default": 3600},
+        pull={"type": "list", "elements": "str", "default": []},
+        pull_timeout={"type": "int", "default": 600},
         poll={"type": "int", "default": 15},
     )
     module = AnsibleModule(
@@ -316,7 +354,11 @@ def main() -> None:
     )
     p = module.params
     state_path, compose = host_state.target_paths(p)
-    redactor = Redactor.for_target(state_path, compose, [p["container"]])
+    # A status poll redacts with what the start learned and saved (no docker calls per poll).
+    if p["state"] == "started" or not (state_path / MAP_FILE).is_file():
+        redactor = Redactor.for_target(state_path, compose, [p["container"]])
+    else:
+        redactor = Redactor.load(state_path / MAP_FILE)
     out = Path(p["work_dir"])
     result = start(module, out, redactor) if p["state"] == "started" else status(module, out, redactor)
     if state_path.is_dir() and not module.check_mode:

@@ -43,6 +43,9 @@ description:
   - Fails at once, with what to do, when the login user may not connect to the Docker socket (not root, not in the
     C(docker) group, no become) or may not read the state folder or the compose file.
   - Returns this target's state folder, so no playbook computes the state key itself.
+  - With O(lock_owner), a host that passed every check is also locked for the capture (as
+    M(rsky.ingester_capture.capture_lock) V(acquired) does, in the same module run); a lock another run holds is a
+    problem. In check mode the lock is only checked.
 version_added: 0.1.0
 author: ingester-capture contributors
 extends_documentation_fragment:
@@ -81,6 +84,23 @@ options:
     description:
       - The service's container may be missing (a first deployment, or it was removed on purpose). Otherwise a container
         that cannot be inspected is a problem, with docker's own error, because the capture would lose the production history.
+    type: bool
+    default: false
+  lock_owner:
+    description: Take the capture lock for this owner once every check passed; empty to leave the lock alone.
+    type: str
+    default: ""
+  lock_purpose:
+    description: The lock's purpose.
+    type: str
+    choices: [capture, rollback]
+    default: capture
+  lock_ttl:
+    description: Seconds the lock holds without a process on the host that keeps it.
+    type: int
+    default: 7200
+  lock_force:
+    description: Take the lock over even when another run holds it (C(capture_break_lock)).
     type: bool
     default: false
 attributes:
@@ -144,6 +164,11 @@ project:
     compose_path: /mnt/nvme/bsky/atproto/docker-compose.prod-rust.yml
     source: container
     note: ""
+lock:
+  description: With O(lock_owner), the lock taken - C(broke) (whose stale lock was taken over, or empty), C(again)
+    (this owner held it already) and C(lock) (its content).
+  returned: when O(lock_owner) is set and every check passed
+  type: dict
 python:
   description: The host's Python version.
   returned: always
@@ -165,6 +190,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli i
     DockerError,
     compose_argv,
     inspect,
+    prefetch,
     run,
     use_project,
 )
@@ -443,6 +469,26 @@ def _show(value):  # type: ignore[no-untyped-def]
     return ",".join(value) if isinstance(value, list) else (value or "(none)")
 
 
+def questions(params, compose):  # type: ignore[no-untyped-def]
+    """The read-only commands check() and the redactor will run, asked side by side first."""
+    argvs = [
+        ["docker", "version", "--format", "{{json .Server}}"],
+        ["docker", "compose", "version", "--short"],
+        ["docker", "info", "--format", "{{json .LoggingDriver}}"],
+        ["docker", "inspect", "--type", "container", params["container"]],
+    ]
+    if compose.is_file():
+        argvs += [
+            compose_argv(compose, "--profile", "*", "config", "--services"),
+            compose_argv(compose, "config", "-q"),
+            compose_argv(compose, "config", "--format", "json"),
+            compose_argv(compose, "--profile", "*", "config", "--format", "json"),
+        ]
+    if params["mode"] == "capture" and params["git_pull"]:
+        argvs.append(["git", "-C", params["git_dir"] or params["project_dir"], "rev-parse", "--is-inside-work-tree"])
+    return argvs
+
+
 def main():  # type: ignore[no-untyped-def]
     spec = host_state.target_argument_spec()
     spec.update(
@@ -454,6 +500,10 @@ def main():  # type: ignore[no-untyped-def]
         git_dir={"type": "str", "default": ""},
         min_free_bytes={"type": "int", "default": 536870912},
         expect_missing={"type": "bool", "default": False},
+        lock_owner={"type": "str", "default": ""},
+        lock_purpose={"type": "str", "choices": ["capture", "rollback"], "default": "capture"},
+        lock_ttl={"type": "int", "default": 7200},
+        lock_force={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     # Without become, a deploy user outside the docker group fails here, with what to do, rather
@@ -467,6 +517,7 @@ def main():  # type: ignore[no-untyped-def]
         project = compose_project(module.params, compose)
         compose = Path(project["compose_path"])
         use_project(compose, project["name"], project["working_dir"], project["config_files"])
+        prefetch(questions(module.params, compose))
         problems, facts, warnings = check(module.params, state, compose)
         redactor = Redactor.for_target(state, compose if compose.is_file() else None)
     except PermissionError as exc:
@@ -489,7 +540,31 @@ def main():  # type: ignore[no-untyped-def]
             msg="Pre-flight failed; nothing was changed: %s" % "; ".join(result["problems"]),
             **{k: v for k, v in result.items() if k != "changed"},
         )
+    if module.params["lock_owner"]:
+        # The state folder and the lock are root's alone (after the checks: git keeps its index's modes).
+        host_state.private_files()
+        lock = take_lock(module, state)
+        result.update(lock=lock, changed=not lock["again"])
     module.exit_json(**result)
+
+
+def take_lock(module, state):  # type: ignore[no-untyped-def]
+    """The capture lock for lock_owner (capture_lock's V(acquired)); fails the module if another run holds it."""
+    p = module.params
+    owner = p["lock_owner"]
+    if module.check_mode:
+        checked = host_state.lock_check(state)
+        held = checked["lock"] or {}
+        if checked["held"] and held.get("owner") != owner and not p["lock_force"]:
+            module.fail_json(msg=host_state.locked_message(state, held), state_dir=str(state))
+        return {"broke": "", "again": held.get("owner") == owner, "lock": held}
+    try:
+        taken = host_state.lock_acquire(state, owner, p["lock_purpose"], p["lock_ttl"], p["lock_force"])
+    except host_state.LockedError as exc:
+        module.fail_json(msg=str(exc), state_dir=str(state))
+    except (host_state.StateError, OSError) as exc:
+        module.fail_json(msg="the lock could not be taken: %s" % exc, state_dir=str(state))
+    return {"broke": taken["broke"], "again": taken["again"], "lock": taken["lock"]}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,82 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
+"""Documentation of the fetch_bundle action (plugins/action/fetch_bundle.py); it runs on the controller."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: fetch_bundle
+short_description: Fetch the sealed bundle, unpack it on the controller and remove the host's copy
+description:
+  - Fetches O(src) (the tarball the seal module wrote) to O(dest)C(.tar.gz) with C(ansible.builtin.fetch), so its
+    checksum is compared and privilege escalation is handled as C(fetch) handles it.
+  - Unpacks it into O(dest) (made with mode C(0750) when missing), regular files and folders only, nothing outside
+    O(dest), owned by the controller's user. A member that is anything else refuses the whole bundle.
+  - Then removes O(remove) on the host with one C(rm -rf) over the task's connection (and its C(become)). A failed
+    removal is a warning naming what was left, since the bundle is already safe on the controller.
+  - Runs as an action on the controller; the host sees the transfer (and, without O(checksum) or under C(become), one
+    C(stat) or C(slurp) module run).
+version_added: 0.1.0
+author: ingester-capture contributors
+options:
+  src:
+    description: The tarball on the host.
+    type: path
+    required: true
+  dest:
+    description: The folder on the controller the bundle is unpacked into; the tarball is kept beside it.
+    type: path
+    required: true
+  remove:
+    description: Absolute paths on the host removed once the bundle is unpacked (the work folder and the tarball).
+    type: list
+    elements: path
+    default: []
+  checksum:
+    description:
+      - The tarball's SHA-1 as the seal module computed it on the host. Without C(become), the tarball is then
+        transferred directly and checked against it, with no C(stat) module run; with C(become), or when empty,
+        C(ansible.builtin.fetch) does the transfer and its own check.
+    type: str
+    default: ""
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing is fetched, unpacked or removed; the task is skipped.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Fetch the bundle
+  rsky.ingester_capture.fetch_bundle:
+    src: /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture.tar.gz
+    dest: captures/prod-1/20260101T000000Z-capture
+    remove:
+      - /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture
+      - /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture.tar.gz
+"""
+
+RETURN = r"""
+dest:
+  description: The folder the bundle was unpacked into.
+  returned: unless in check mode
+  type: str
+tarball:
+  description: The fetched tarball on the controller.
+  returned: unless in check mode
+  type: str
+files:
+  description: Files unpacked.
+  returned: unless in check mode
+  type: int
+checksum:
+  description: The tarball's SHA-1, as C(fetch) compared it.
+  returned: unless in check mode
+  type: str
+removed:
+  description: What was removed on the host.
+  returned: unless in check mode
+  type: list
+  elements: str
+"""
