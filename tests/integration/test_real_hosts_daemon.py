@@ -103,11 +103,13 @@ class PrivateDaemon:
 
     def start(self, live_restore: bool = False) -> float:
         """Start it; the time it first answered."""
-        argv = self.argv(live_restore)
+        # A network namespace of its own: a dockerd started with --bridge=none deletes the host's
+        # docker0 (the shared engine's default bridge, which every other test's build needs).
+        argv = ["unshare", "--net", *self.argv(live_restore)]
         if self.journald:
             # unshare and the shell exec: the pid is dockerd's.
-            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", JOURNALD_BOOT, "sh", str(self.root)]
-            argv += self.argv(live_restore)
+            argv = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", JOURNALD_BOOT, "sh"]
+            argv += [str(self.root), *self.argv(live_restore)]
         with (self.root / "dockerd.log").open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 60
