@@ -449,7 +449,9 @@ services:
     healthcheck:
       test: ["CMD", "/ingester", "--healthcheck"]
       interval: 1s
-      timeout: 2s
+      # the check exits at once; on a loaded engine (parallel tests) starting the exec alone
+      # can take seconds, and an unhealthy sidecar fails `up -d` before the ingester starts
+      timeout: 30s
       retries: 3
 
   ingester:
