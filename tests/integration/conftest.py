@@ -59,7 +59,7 @@ def _free_port() -> int:
 def _host_key_served(port: int, host_pub: Path) -> bool | None:
     """Whether the sshd on ``port`` serves ``host_pub`` (None: nothing answers there yet)."""
     scan = subprocess.run(
-        ["ssh-keyscan", "-T", "2", "-t", "ed25519", "-p", str(port), "127.0.0.1"],
+        ["ssh-keyscan", "-T", "5", "-t", "ed25519", "-p", str(port), "127.0.0.1"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -108,7 +108,7 @@ def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], Sshd]:
             )
         )
         proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
+        deadline = time.time() + 60  # a loaded machine (parallel tests) starts sshd slowly
         ours: bool | None = None
         while time.time() < deadline and proc.poll() is None:
             ours = _host_key_served(port, host_key.with_suffix(".pub"))
