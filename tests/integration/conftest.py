@@ -287,8 +287,12 @@ def agent_processes(marker: str) -> list[str]:
     return found
 
 
-def wait_for_window(state: Path, timeout: float = 120) -> Path:
-    """The progress file of a running capture window, once it is capturing."""
+def wait_for_window(state: Path, timeout: float = 600) -> Path:
+    """The progress file of a running capture window, once it is capturing.
+
+    The deadline only bounds a hang: on a loaded machine (four workers on two cores) the steps
+    before the window (pre-flight, snapshot, build, swap) took over two minutes.
+    """
     deadline = time.time() + timeout
     while time.time() < deadline:
         for progress in state.glob("*/work/*/.window.json"):
