@@ -8,9 +8,9 @@ own with its own session fixtures; tests/README.md says what a test must do to b
 Two hooks here shape that run:
 
 * ``--pass parallel|serial`` (default: all) selects the tests without / with the ``serial``
-  marker, so scripts/test.sh can run the parallel pass and then, alone, what must not overlap.
-* Files in :data:`WHOLE_FILE` run on one worker, in file order (``xdist_group``): they keep
-  state across their tests.
+  marker, so scripts/test.sh can run, alone, what must not overlap, then the rest in parallel.
+* Files in :data:`WHOLE_FILE` (and every unit-test file) run on one worker, in file order
+  (``xdist_group``; tests/parallel.py makes the mark work on pytest 9.2).
 """
 
 from __future__ import annotations
