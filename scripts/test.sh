@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test and every linter, after making sure the machine has what they need.
 #   scripts/test.sh              the whole suite (lint, unit, integration)
-#   scripts/test.sh -m 'not integration'   extra arguments go to pytest
+#   scripts/test.sh -m 'not integration'   extra arguments go to pytest (to both passes)
+#   INGESTER_CAPTURE_TEST_WORKERS=N scripts/test.sh   N parallel workers (default 4; 0: serial)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
@@ -18,10 +19,34 @@ echo "== lint"
 .venv/bin/ansible-lint --offline -q
 
 echo "== tests"
-status=0
-.venv/bin/pytest "$@" || status=$?
-if [ "$status" = 5 ]; then
+# In parallel: the integration tests mostly wait (capture windows, restart loops, plays), so
+# more workers than cores overlap the waiting. Tests marked `serial` run first, alone, in a
+# pass of their own. INGESTER_CAPTURE_TEST_WORKERS=0: one plain pytest, nothing in parallel.
+workers=${INGESTER_CAPTURE_TEST_WORKERS:-4}
+no_tests() {
     echo "test: pytest collected no tests: that is a failure" >&2
     exit 1
+}
+if [ "$workers" = 0 ]; then
+    status=0
+    .venv/bin/pytest "$@" || status=$?
+    if [ "$status" = 5 ]; then
+        no_tests
+    fi
+    exit "$status"
 fi
-exit "$status"
+# Exit 5 (nothing selected) is fine for one pass, a failure for both. The parallel pass runs
+# last so that the run's closing line counts what it ran.
+serial=0
+.venv/bin/pytest --pass serial "$@" || serial=$?
+parallel=0
+.venv/bin/pytest -n "$workers" --dist loadgroup --no-loadscope-reorder --pass parallel "$@" || parallel=$?
+if [ "$serial" = 5 ] && [ "$parallel" = 5 ]; then
+    no_tests
+fi
+for status in "$serial" "$parallel"; do
+    if [ "$status" != 0 ] && [ "$status" != 5 ]; then
+        exit "$status"
+    fi
+done
+exit 0

@@ -6,6 +6,7 @@ environment, with the repository's ansible.cfg, against real containers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -55,8 +56,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _host_key_served(port: int, host_pub: Path) -> bool | None:
+    """Whether the sshd on ``port`` serves ``host_pub`` (None: nothing answers there yet)."""
+    scan = subprocess.run(
+        ["ssh-keyscan", "-T", "5", "-t", "ed25519", "-p", str(port), "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    served = [line.split()[1:3] for line in scan.stdout.splitlines() if line and not line.startswith("#")]
+    if not served:
+        return None
+    return host_pub.read_text().split()[:2] in served
+
+
 def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], Sshd]:
-    """Start sshd on a free loopback port with keys under ``root``; the caller stops it."""
+    """Start sshd on a free loopback port with keys under ``root``; the caller stops it.
+
+    Parallel workers each start their own: the port is checked to be ours (its host key is
+    the one generated here), and a port taken between the pick and sshd's bind is picked again.
+    """
     if not Path("/usr/sbin/sshd").exists():
         pytest.fail("sshd is not installed: run scripts/setup.sh test", pytrace=False)
     host_key, client_key = root / "host_ed25519", root / "client_ed25519"
@@ -65,38 +85,78 @@ def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], Sshd]:
     authorized = root / "authorized_keys"
     shutil.copy(client_key.with_suffix(".pub"), authorized)
     authorized.chmod(0o600)
-    port = _free_port()
-    config = root / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                f"Port {port}",
-                "ListenAddress 127.0.0.1",
-                f"HostKey {host_key}",
-                f"PidFile {root / 'sshd.pid'}",
-                f"AuthorizedKeysFile {authorized}",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PermitRootLogin prohibit-password",
-                "UsePAM no",
-                "StrictModes no",
-                "Subsystem sftp internal-sftp",
-                "",
-            ]
-        )
-    )
     Path("/run/sshd").mkdir(exist_ok=True)
-    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+    for _attempt in range(5):
+        port = _free_port()
+        config = root / "sshd_config"
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {host_key}",
+                    f"PidFile {root / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {authorized}",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "Subsystem sftp internal-sftp",
+                    "",
+                ]
+            )
+        )
+        proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60  # a loaded machine (parallel tests) starts sshd slowly
+        ours: bool | None = None
+        while time.time() < deadline and proc.poll() is None:
+            ours = _host_key_served(port, host_key.with_suffix(".pub"))
+            if ours is not None:
                 break
-        time.sleep(0.2)
-    else:
+            time.sleep(0.2)
+        if ours and proc.poll() is None:
+            return proc, Sshd(port=port, key=client_key, user=os.environ.get("USER") or "root")
         proc.kill()
-        pytest.fail("the test sshd did not start listening", pytrace=False)
-    return proc, Sshd(port=port, key=client_key, user=os.environ.get("USER") or "root")
+        proc.wait()
+    pytest.fail("the test sshd did not start listening (5 ports tried)", pytrace=False)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``, read from /proc (children before grandchildren)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop(0)
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = [int(x) for x in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def _is_sshd(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() in {"sshd", "sshd-session", "sshd-auth"}
+    except OSError:
+        return False
+
+
+def kill_sshd(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a test sshd and its open sessions, as a host going away would end them.
+
+    Only this listener's own session processes (sshd itself, not what the sessions run): other
+    tests' sshds (parallel workers) and their sessions are left alone.
+    """
+    sessions = [pid for pid in _descendants(proc.pid) if _is_sshd(pid)]
+    proc.kill()
+    proc.wait()
+    for pid in sessions:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
@@ -227,8 +287,12 @@ def agent_processes(marker: str) -> list[str]:
     return found
 
 
-def wait_for_window(state: Path, timeout: float = 120) -> Path:
-    """The progress file of a running capture window, once it is capturing."""
+def wait_for_window(state: Path, timeout: float = 600) -> Path:
+    """The progress file of a running capture window, once it is capturing.
+
+    The deadline only bounds a hang: on a loaded machine (four workers on two cores) the steps
+    before the window (pre-flight, snapshot, build, swap) took over two minutes.
+    """
     deadline = time.time() + timeout
     while time.time() < deadline:
         for progress in state.glob("*/work/*/.window.json"):

@@ -20,6 +20,7 @@ import pytest
 
 from tests.integration.conftest import (
     agent_processes,
+    kill_sshd,
     run_playbook,
     start_play,
     start_sshd,
@@ -181,10 +182,9 @@ def test_host_unreachable_mid_play(
         )
         play = start_play(inventory)
         wait_for_window(state)
-        sshd_proc.kill()
-        sshd_proc.wait()
-        # Open sessions survive the listener; end them too, as a host going away would.
-        subprocess.run(["pkill", "-f", f"sshd: {sshd.user}@"], check=False)
+        # Open sessions survive the listener; end them too (this sshd's only), as a host
+        # going away would.
+        kill_sshd(sshd_proc)
         out, _ = play.communicate(timeout=120)
     finally:
         if sshd_proc.poll() is None:

@@ -12,6 +12,7 @@ import json
 import socket
 import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ def logging_block(driver: str, options: dict[str, str]) -> str:
 @pytest.fixture
 def syslog_socket(tmp_path: Path) -> Iterator[Path]:
     """A unix datagram socket standing in for a syslog daemon (nothing leaves the machine)."""
-    path = Path("/tmp") / f"ict-syslog-{tmp_path.name[-20:]}.sock"
+    # Short (a socket path has ~100 bytes) and unique across parallel workers, whose tmp_path
+    # names repeat.
+    path = Path("/tmp") / f"ict-syslog-{uuid.uuid4().hex[:16]}.sock"
     path.unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))

@@ -35,6 +35,8 @@ CLI (used by the demo script)::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -45,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,20 +150,57 @@ def _sha256(path: Path) -> str:
 # --------------------------------------------------------------------------- images ---
 
 
+@contextlib.contextmanager
+def _build_lock() -> Iterator[None]:
+    """Hold the stand-in build lock: one builder at a time across processes, re-entrant within one.
+
+    Parallel test workers (pytest-xdist) and other checkouts share the cache dir, the binary and
+    the image tags; the first to need a build builds while the others wait on ``flock``, then
+    find it done. Within a process the lock is taken once (``build_images`` calls the others).
+    """
+    global _LOCK_DEPTH
+    if _LOCK_DEPTH:
+        _LOCK_DEPTH += 1
+        try:
+            yield
+        finally:
+            _LOCK_DEPTH -= 1
+        return
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with (CACHE_DIR / ".build.lock").open("a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        _LOCK_DEPTH = 1
+        try:
+            yield
+        finally:
+            _LOCK_DEPTH = 0
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+_LOCK_DEPTH = 0
+
+
+def _binary_path() -> Path:
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:16]
+    return CACHE_DIR / f"ingester-{key}"
+
+
 def build_binary() -> Path:
     """Compile ingester.c into the cache dir once per source version and return the binary.
 
     The file name carries a hash of the source and the flags, so an edited .c is rebuilt and
-    concurrent sessions never overwrite a binary another one is copying (rename is atomic).
+    concurrent sessions never overwrite a binary another one is copying (rename is atomic);
+    the build lock makes the others wait for the one compiling instead of compiling too.
     """
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:16]
-    binary = CACHE_DIR / f"ingester-{key}"
+    binary = _binary_path()
     if binary.is_file():
         return binary
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = CACHE_DIR / f".ingester-{key}.{os.getpid()}"
-    run(["gcc", *CFLAGS, "-o", str(tmp), str(SOURCE)])
-    tmp.replace(binary)
+    with _build_lock():
+        if binary.is_file():  # built by another process while this one waited
+            return binary
+        tmp = CACHE_DIR / f".{binary.name}.{os.getpid()}"
+        run(["gcc", *CFLAGS, "-o", str(tmp), str(SOURCE)])
+        tmp.replace(binary)
     return binary
 
 
@@ -210,22 +249,28 @@ def standin_image() -> str:
     tag = f"{DEBUG_REPO}:standin-{sha[:16]}"
     if _image_label(tag) == sha:
         return tag
-    with tempfile.TemporaryDirectory(prefix="standin-build-") as ctx:
-        shutil.copy2(binary, Path(ctx) / "ingester")
-        (Path(ctx) / "Dockerfile").write_text(_dockerfile(copy_from="ingester", source_build=None, sha=sha))
-        run(["docker", "build", "-q", "-t", tag, ctx])
+    with _build_lock():
+        if _image_label(tag) == sha:  # built by another process while this one waited
+            return tag
+        with tempfile.TemporaryDirectory(prefix="standin-build-") as ctx:
+            shutil.copy2(binary, Path(ctx) / "ingester")
+            (Path(ctx) / "Dockerfile").write_text(_dockerfile(copy_from="ingester", source_build=None, sha=sha))
+            run(["docker", "build", "-q", "-t", tag, ctx])
     return tag
 
 
 def build_images() -> str:
     """Point the shared production tag ``rsky-ingester:latest`` at today's binary if it is not.
 
-    Current means its label holds the sha256 of today's binary. Returns the image tag.
+    Current means its label holds the sha256 of today's binary. Returns the image tag. Under
+    the build lock, so parallel workers re-point it once and never while another builds.
     """
     sha = _sha256(build_binary())
     if _image_label(PROD_IMAGE) == sha:
         return PROD_IMAGE
-    run(["docker", "tag", standin_image(), PROD_IMAGE])
+    with _build_lock():
+        if _image_label(PROD_IMAGE) != sha:
+            run(["docker", "tag", standin_image(), PROD_IMAGE])
     return PROD_IMAGE
 
 
@@ -404,7 +449,9 @@ services:
     healthcheck:
       test: ["CMD", "/ingester", "--healthcheck"]
       interval: 1s
-      timeout: 2s
+      # the check exits at once; on a loaded engine (parallel tests) starting the exec alone
+      # can take seconds, and an unhealthy sidecar fails `up -d` before the ingester starts
+      timeout: 30s
       retries: 3
 
   ingester:
