@@ -200,6 +200,17 @@ def progress(log: bytes) -> Dict[str, Any]:
     return {"step": step[:160], "compiled": len(_COMPILING.findall(log))}
 
 
+def private_folder(out: Path, name: str) -> None:
+    """``out`` (and the folders above it that are missing) and ``out/name`` for their owner alone,
+    without changing this process's umask for what runs next."""
+    old = os.umask(0o077)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / name).touch()
+    finally:
+        os.umask(old)
+
+
 def pull(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any]:
     """Run O(pull) into build.log; fail the task if it fails (nothing was built or changed)."""
     p = module.params
@@ -219,6 +230,9 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
     project = p["project_dir"]
     pulled = None
     if p["pull"] and not module.check_mode:
+        # The work folder and build.log are private before git runs (git itself keeps the umask
+        # the checkout expects: the files it writes there are the build's context).
+        private_folder(out, LOG)
         pulled = pull(module, out, redactor)
     context = os.path.normpath(str(Path(project) / p["context"]))
     rev = revision(context, p["git_dir"] or project)

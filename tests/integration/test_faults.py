@@ -95,8 +95,12 @@ def test_swap_that_would_change_another_service_is_refused(
     result = run_playbook("capture.yml", write_inventory(tmp_path / "i.yml", stack, dest=dest, state=state))
 
     assert result.rc != 0
-    assert "would change more than the image" in result.out
-    assert "compose file left as it was" in result.out
+    # Refused in pre-flight, before anything changes, naming the anchor's line and its reuse.
+    said = " ".join(result.out.split())
+    assert "Pre-flight failed; nothing was changed" in said
+    assert "is the anchor &ingester_image" in said and "reuses it as *ingester_image" in said
+    assert "editing this line would swap that too" in said
+    assert "compose file left as it was" in said
     assert stack.compose_path.read_bytes() == before
     assert not list(stack.project_dir.glob(".*ingester-capture*")), "a temporary compose file was left"
     assert_running(stack, "rsky-ingester:latest")

@@ -274,7 +274,7 @@ def test_second_capture_refuses_while_one_runs(stack_factory: Any, tmp_path: Pat
 
 
 # The debug build starts after the lock is taken and before anything is swapped.
-BUILD_TASK = re.compile(r"^TASK \[.*Build the debug image")
+BUILD_TASK = re.compile(r"^TASK \[.*[Bb]uild the debug image")
 
 
 def kill_a_capture(stack: Stack, state: Path, inventory: Path, original: bytes, when: str) -> None:

@@ -63,6 +63,10 @@ def tee_bodies(tee: Path) -> list[str]:
     return out
 
 
+# Whether the live followers keep up with a 20k rotation is a matter of CPU: alone, not beside
+# three other workers on two cores (there, lines rotate away before a follower reads them, and are
+# counted lost, as they should be, but the test asks that every line of a run that fits is kept).
+@pytest.mark.serial
 @pytest.mark.parametrize("per_run", [300, 3000], ids=["fits-between-rotations", "burst-beyond-rotation"])
 def test_rotated_json_file_every_line_or_every_loss_counted(
     stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path], per_run: int
