@@ -106,9 +106,13 @@ def lock_stale_reason(held: Dict[str, Any], now: Optional[float] = None) -> str:
     now = time.time() if now is None else now
     pid = held.get("pid")
     if isinstance(pid, int) and held.get("pid_start") and held.get("host") in (None, platform.node()):
-        if process_start(pid) != held.get("pid_start"):
-            return "its capture window (pid %d) is no longer running" % pid
-        return ""
+        if process_start(pid) == held.get("pid_start"):
+            return ""
+        ended = held.get("pid_ended_file")
+        if not (ended and Path(str(ended)).exists()):
+            return "its %s (pid %d) is no longer running" % (held.get("pid_role") or "capture window", pid)
+        # That process ended by itself and said so (the build finished): the capture goes on
+        # without a process on the host, and the lock holds by its time to live.
     try:
         expires = float(held.get("expires", 0))
     except (TypeError, ValueError):
@@ -186,12 +190,31 @@ def lock_acquire(state: Path, owner: str, purpose: str, ttl: float, force: bool 
     raise StateError("could not take the lock %s" % path)
 
 
-def lock_attach(state: Path, owner: str, pid: int, until: float) -> None:
-    """Name the process that keeps the capture alive (the window), so its death frees the lock."""
+def lock_attach(
+    state: Path,
+    owner: str,
+    pid: int,
+    until: Optional[float] = None,
+    role: str = "capture window",
+    ended_file: Optional[Path] = None,
+) -> None:
+    """Name the process that keeps the capture alive (the window, or the debug build), so its
+    death frees the lock. ``ended_file``: written when that process ends by itself; once it
+    exists, the process's end is no death of the capture. ``until``: a new expiry (default: keep)."""
     held = read_lock(state)
     if not held or held.get("owner") != owner:
         return
-    held.update({"pid": pid, "pid_start": process_start(pid), "host": platform.node(), "expires": until})
+    held.update(
+        {
+            "pid": pid,
+            "pid_start": process_start(pid),
+            "pid_role": role,
+            "pid_ended_file": str(ended_file) if ended_file else None,
+            "host": platform.node(),
+        }
+    )
+    if until is not None:
+        held["expires"] = until
     write_json(state / LOCK_FILE, held)
 
 
@@ -201,7 +224,7 @@ def lock_detach(state: Path, owner: str, until: float) -> None:
     held = read_lock(state)
     if not held or held.get("owner") != owner:
         return
-    held.update({"pid": None, "pid_start": None, "expires": until})
+    held.update({"pid": None, "pid_start": None, "pid_role": None, "pid_ended_file": None, "expires": until})
     write_json(state / LOCK_FILE, held)
 
 

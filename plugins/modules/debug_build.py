@@ -63,6 +63,13 @@ options:
     description: Seconds a V(status) request waits for the build to end.
     type: int
     default: 15
+  lock_owner:
+    description:
+      - The owner of the capture lock this build runs under (pre-flight took it). V(started) names the build's process
+        in the lock, so a capture killed while its image builds leaves a lock that the next capture sees as stale; a
+        build that ends by itself hands the lock back to its time to live. Empty for none.
+    type: str
+    default: ""
 attributes:
   check_mode:
     support: full
@@ -287,6 +294,10 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
     )
     state = {"pid": proc.pid, "started": time.time(), "argv": argv, "revision": rev, "image": p["image"]}
     (out / STATE_FILE).write_text(json.dumps(state))
+    if p["lock_owner"]:
+        # The build's shell writes RC_FILE as it ends: an end without it (killed) frees the lock.
+        lock_state, _ = host_state.target_paths(p)
+        host_state.lock_attach(lock_state, p["lock_owner"], proc.pid, role="debug build", ended_file=out / RC_FILE)
     result.update(done=False, elapsed=0.0, step="", compiled=0, cmd=redactor.value(argv))
     return result
 
@@ -360,6 +371,7 @@ def main() -> None:
         pull={"type": "list", "elements": "str", "default": []},
         pull_timeout={"type": "int", "default": 600},
         poll={"type": "int", "default": 15},
+        lock_owner={"type": "str", "default": ""},
     )
     module = AnsibleModule(
         argument_spec=spec,

@@ -50,6 +50,26 @@ def test_a_live_window_keeps_the_lock(tmp_path: Path) -> None:
     assert host_state.lock_check(state)["held"], "a live window holds even past its time to live"
 
 
+def test_a_killed_build_frees_the_lock_and_a_finished_one_keeps_it(tmp_path: Path) -> None:
+    state = tmp_path / "key"
+    ended = tmp_path / "build.rc"
+    host_state.lock_acquire(state, "capture-1", "capture", ttl=600)
+    build = subprocess.Popen([sys.executable, "-c", "pass"])
+    host_state.lock_attach(state, "capture-1", build.pid, role="debug build", ended_file=ended)
+    build.wait()
+    # Gone without writing its end: killed with its capture.
+    check = host_state.lock_check(state)
+    assert not check["held"] and "debug build" in check["stale"] and "no longer running" in check["stale"]
+    # Ended by itself (it wrote its exit code): the capture goes on, the lock holds by its TTL.
+    ended.write_text("0\n")
+    assert host_state.lock_check(state)["held"]
+    # The window names itself next: its own death frees the lock whatever the build left.
+    window = subprocess.Popen([sys.executable, "-c", "pass"])
+    host_state.lock_attach(state, "capture-1", window.pid, until=9e12)
+    window.wait()
+    assert "capture window" in host_state.lock_check(state)["stale"]
+
+
 def test_swap_text_changes_one_line_only() -> None:
     text = 'services:\n  ingester:\n    image: "rsky-ingester:latest"  # prod\n    environment:\n      A: b\n'
     swapped, original = host_state.swap_text(text, "ingester", "rsky-ingester:debug")
