@@ -83,10 +83,12 @@ def run_to_file(
 ) -> int:
     """Run argv with its output in out/rel; record the command, exit code and times."""
     target = out / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = now_iso()
     timed_out = False
-    with target.open("ab" if append else "wb") as handle:
+    # For its owner alone whatever the umask: what a command prints is unredacted until the seal.
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    with os.fdopen(os.open(str(target), flags, 0o600), "ab" if append else "wb") as handle:
         if append:
             handle.write(("$ %s\n" % " ".join(argv)).encode())
             handle.flush()

@@ -72,8 +72,12 @@ def sha256_file(path: Path) -> str:
 def record(out: Path, entry: Dict[str, Any]) -> None:
     """Append how a bundle file was made; the seal step turns these into manifest.json."""
     out.mkdir(parents=True, exist_ok=True)
-    with _RECORD_LOCK, (out / COMMANDS_FILE).open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+    # Created for its owner alone whatever the umask (a record may come before the module makes the
+    # work folder private, e.g. the debug build's git pull): the commands name unredacted paths.
+    with _RECORD_LOCK:
+        fd = os.open(str(out / COMMANDS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
 def record_note(out: Path, rel: str, note: str, **extra: Any) -> None:

@@ -146,3 +146,22 @@ def test_source_index_cites_the_panic_and_the_run_fn(tmp_path: Path) -> None:
     assert (run_fn["kind"], run_fn["start"], run_fn["end"]) == ("run_fn", 10, 13)
     assert files[run_fn["file"]].splitlines()[0].startswith("pub async fn run_labeler")
     assert index["missing"] == [{"location": "rsky-ingester/src/missing.rs:1:1", "why": "not in the build context"}]
+
+
+def test_records_and_command_output_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """The debug build's git pull records its command before the module makes the folder private:
+    the record and the command's output are the owner's alone even under a login's umask 022."""
+    from ansible_collections.rsky.ingester_capture.plugins.module_utils import manifest
+    from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run_to_file
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "work"
+        manifest.record_note(out, "x.txt", "a note")
+        assert run_to_file(out, "build/build.log", ["true"], append=True) == 0
+        assert run_to_file(out, "logs/pre.log", ["true"]) == 0
+    finally:
+        os.umask(old)
+    for rel in (manifest.COMMANDS_FILE, "build/build.log", "logs/pre.log"):
+        assert (out / rel).stat().st_mode & 0o777 == 0o600, rel
+    assert len(manifest.records(out)) == 3
