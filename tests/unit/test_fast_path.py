@@ -481,3 +481,35 @@ def _raises(self: object, hash_it: bool) -> Iterator[LogRecord]:
 
     raise BundleError("cannot open: gone")
     yield  # a generator, like the reader
+
+
+def test_external_above_picks_every_larger_number_and_not_other_fields(tmp_path: Path, search_tool: str) -> None:
+    """`above_source`, as the external search reads it: every line whose Pressure number is above
+    the bar, and not the lines where another field ending in "y=" holds a larger number."""
+    import subprocess
+
+    from collector.loader import GrepCandidates
+    from collector.sources.scan import above_source
+
+    rng = random.Random(7)
+    values = [0, 9, 10, 99, 100, 4721, 10999, 999999, 14123456]
+    values += [rng.randrange(10 ** rng.randint(1, 12)) for _ in range(300)]
+    lines, number = [], {}
+    for v in values:
+        lines += [
+            f"WARN Backpressure active: stream_len=5, high_water=100000, events_in_memory={v}\n",
+            f"INFO Memory metrics: {v} events, 12 bytes\n",
+            f"INFO policy={v} retry_delay={v} latency={v}\n",
+        ]
+        number.update({lines[-3]: v, lines[-2]: v})
+    log = tmp_path / "p.log"
+    log.write_text("".join(lines))
+    tool = str(GrepCandidates._tool())
+    for bar in [-1, 0, 99, 4720, 999999, 10**11]:
+        ere = search_tool == "grep"
+        argv = [tool, "-a", "-E" if ere else "--no-config", "-e", above_source(bar, ere=ere), str(log)]
+        found = subprocess.run(argv, capture_output=True, check=False, env={"LC_ALL": "C"}).stdout
+        got = set(found.decode().splitlines(True))
+        want = {line for line, v in number.items() if v > bar}
+        assert want <= got, (bar, sorted(want - got)[:3])
+        assert not any("policy=" in line for line in got), bar
