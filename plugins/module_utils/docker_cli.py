@@ -10,10 +10,12 @@ import heapq
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from urllib.parse import quote
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import record
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import line_ns, now_iso
@@ -122,6 +124,98 @@ def run_to_file(
     return code
 
 
+# The Unix socket the docker CLI uses when nothing chooses another (DOCKER_HOST, a context).
+DOCKER_SOCKET = "/var/run/docker.sock"
+# The Engine API version of the one-shot stats sample (Docker 20.10 and newer).
+STATS_API = "v1.41"
+
+
+def docker_socket(environ: Optional[Dict[str, str]] = None) -> Optional[str]:
+    """The Unix socket the docker CLI talks to, or None when DOCKER_HOST names another transport."""
+    host = (os.environ if environ is None else environ).get("DOCKER_HOST") or ""
+    if not host:
+        return DOCKER_SOCKET
+    return host[len("unix://") :] if host.startswith("unix://") else None
+
+
+def _cli_context(environ: Dict[str, str]) -> str:
+    """The docker context the CLI would use ("default" when none is chosen)."""
+    if environ.get("DOCKER_CONTEXT"):
+        return environ["DOCKER_CONTEXT"]
+    folder = Path(environ["DOCKER_CONFIG"]) if environ.get("DOCKER_CONFIG") else Path("~/.docker").expanduser()
+    try:
+        with (folder / "config.json").open(encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return "default"
+    return str(config.get("currentContext") or "default") if isinstance(config, dict) else "default"
+
+
+def engine_get(path: str, timeout: float = 20) -> Tuple[Optional[int], bytes, str]:
+    """GET ``path`` from the Engine API on the CLI's own Unix socket: (HTTP status, body, where).
+    Status None: not asked (DOCKER_HOST or a docker context names another daemon, or no socket),
+    or the request failed; the CLI is then the way."""
+    import http.client  # (here: most modules never ask the API, and every import costs them time)
+
+    environ = dict(os.environ)
+    where = docker_socket(environ)
+    if where is None or _cli_context(environ) != "default" or not Path(where).exists():
+        return None, b"", ""
+
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.settimeout(self.timeout)
+            try:
+                conn.connect(str(where))
+            except OSError:
+                conn.close()
+                raise
+            self.sock = conn
+
+    conn = UnixHTTPConnection("localhost", timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read(), "unix://%s%s" % (where, path)
+    except (OSError, http.client.HTTPException):
+        return None, b"", ""
+    finally:
+        conn.close()
+
+
+def stats_to_file(out: Path, rel: str, name: str, timeout: float = 120) -> int:
+    """One stats sample of container ``name`` in out/rel, recorded.
+
+    The Engine API's one-shot sample (milliseconds to a second) where the CLI's socket can be
+    asked; else ``docker stats --no-stream`` (a second or two: it waits for a second sample to
+    compute CPU%), which also says in its own words that a container is missing."""
+    started = now_iso()
+    path = "/%s/containers/%s/stats?stream=false&one-shot=true" % (STATS_API, quote(name, safe=""))
+    status, body, where = engine_get(path, timeout=min(timeout, 20))
+    if status == 200:
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with os.fdopen(os.open(str(target), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+            handle.write(body.rstrip(b"\n") + b"\n")
+        record(
+            out,
+            {
+                "file": rel,
+                "argv": ["GET", where],
+                "exit_code": 0,
+                "started": started,
+                "ended": now_iso(),
+                "timed_out": False,
+                "note": "the Engine API's one-shot stats sample (raw: memory_stats, pids_stats, cpu_stats)",
+            },
+        )
+        return 0
+    return run_to_file(
+        out, rel, ["docker", "stats", "--no-stream", "--format", "{{json .}}", name], timeout, False, False
+    )
+
+
 # The compose project of this process's target (see use_project), in the environment so that
 # the capture window's detached worker, started from the module, runs its compose calls the same.
 PROJECT_ENV = "INGESTER_CAPTURE_COMPOSE_PROJECT"
@@ -193,9 +287,34 @@ def inspect(
     return None, error
 
 
+# config_json's answers in this process (a module asks it for the redactor and for the swap).
+_CONFIGS = {}  # type: Dict[Tuple[str, ...], Tuple[int, str, str]]
+
+
+def _content_key(arg: str) -> str:
+    """A file's bytes, hashed, for an argument that names a file (compose's -f and the .env
+    beside it would change the answer); "" for the others."""
+    import hashlib
+
+    try:
+        if not arg.startswith("-") and os.path.isfile(arg):
+            return hashlib.sha256(Path(arg).read_bytes()).hexdigest()
+    except OSError:
+        pass
+    return ""
+
+
 def config_json(compose: Path) -> Dict[str, Any]:
-    """``docker compose --profile '*' config --format json``: every service of every profile."""
-    code, out, err = run(compose_argv(compose, "--profile", "*", "config", "--format", "json"))
+    """``docker compose --profile '*' config --format json``: every service of every profile.
+
+    Asked once per process for the same files with the same bytes (a module asks it for the
+    redactor and again for the swap); an edited file is asked again."""
+    argv = compose_argv(compose, "--profile", "*", "config", "--format", "json")
+    key = tuple(argv) + tuple(_content_key(a) for a in argv)
+    answer = _CONFIGS.get(key)
+    if answer is None:
+        answer = _CONFIGS[key] = run(argv)
+    code, out, err = answer
     if code != 0:
         raise DockerError("the compose file does not validate: %s" % err.strip()[:400])
     try:

@@ -19,6 +19,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli i
     inspect,
     run,
     run_to_file,
+    stats_to_file,
 )
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import read_json, record_note, write_json
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import now_iso
@@ -27,12 +28,12 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse im
 def collect(out: Path, compose: Path, name: str, service: str, mode: str) -> Dict[str, Any]:
     """dmesg.txt, dmesg-T.txt, inspect.json, stats-final.json, compose-ps.json, compose.yml and
     host.json in ``out``; what the collect module returns."""
-    # Every read-only command runs side by side: the module takes as long as its slowest one
-    # (docker stats --no-stream alone takes a second or two), not their sum.
+    # Every read-only command runs side by side: the module takes as long as its slowest one, not
+    # their sum. The final stats sample asks the Engine API for one sample (stats_to_file):
+    # docker stats --no-stream alone took a second or two.
     jobs = [
         ("dmesg-T.txt", ["dmesg", "-T"]),
         ("inspect.json", ["docker", "inspect", name]),
-        ("stats-final.json", ["docker", "stats", "--no-stream", "--format", "{{json .}}", name]),
         ("compose-ps.json", compose_argv(compose, "ps", "--all", "--format", "json", service)),
     ]
 
@@ -45,6 +46,7 @@ def collect(out: Path, compose: Path, name: str, service: str, mode: str) -> Dic
     with ThreadPoolExecutor(max_workers=len(jobs) + 4) as pool:
         for rel, argv in jobs:
             pool.submit(run_to_file, out, rel, argv, 120, False, False)
+        pool.submit(stats_to_file, out, "stats-final.json", name)
         kernel = pool.submit(kernel_log)
         inspected = pool.submit(inspect, name)
         docker_version = pool.submit(run, ["docker", "version", "--format", "{{.Server.Version}}"])

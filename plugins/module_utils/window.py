@@ -52,7 +52,8 @@ PAYLOAD_FILE = ".window-payload.zip"
 LOG_FILE = ".window-agent.log"
 # The live followers' raw reads, merged into logs/ingester.log at the end and then removed.
 FOLLOW_DIR = ".follow"
-# How far before a start event a follower reads: a run prints before Docker reports its start.
+# How far before a start event (or the run before it ended) a follower reads: a run prints
+# before Docker reports its start.
 FOLLOW_MARGIN = 2.0
 # What docker attach prints about itself (not the container's output).
 ATTACH_ERRORS = (b"Error response from daemon", b"You cannot attach", b"Error: ")
@@ -408,7 +409,10 @@ class Window:
                         threading.Thread(target=self.reattach_tee, daemon=True).start()
                 self.run_events = []
                 if not self.stopping.is_set():
-                    self.follow_logs(epoch - FOLLOW_MARGIN, "start event")
+                    # From the last run's end when there is one: nothing of this run can be older,
+                    # however late a loaded daemon stamps the start (the merge drops what was read twice).
+                    since = epoch if not self.dies else min(epoch, float(self.dies[-1]["epoch"]))
+                    self.follow_logs(since - FOLLOW_MARGIN, "start event")
             elif action == "die":
                 code = str(attrs.get("exitCode"))
                 exit_code = int(code) if code.lstrip("-").isdigit() else code  # type: Any

@@ -11,6 +11,8 @@ description:
   - Read-only on the host; writes only into the capture's work folder (C(dmesg.txt), C(dmesg-T.txt), C(inspect.json),
     C(stats-final.json), C(compose-ps.json), C(compose.yml), C(host.json); docs/bundle.md).
   - The kernel log comes from C(dmesg), or from C(journalctl -k) where C(dmesg) is refused.
+  - The final stats sample is the Engine API's one-shot sample, asked on the docker CLI's own Unix socket; where
+    C(DOCKER_HOST) or a docker context names another daemon, C(docker stats --no-stream).
   - Each time the Docker daemon was away during the window (the window's C(daemon_unavailable) gaps) is copied into
     C(host.json) and returned, so the play, the manifest and the report say it.
   - The files are redacted by the seal module, before anything leaves the host.

@@ -63,6 +63,13 @@ options:
     description: Seconds a V(status) request waits for the build to end.
     type: int
     default: 15
+  snapshot:
+    description:
+      - V(started) also saves the production container's logs and inspect output into the work folder, as the
+        C(rsky.ingester_capture.snapshot) module does, while the image builds (production is still untouched), and
+        returns what it saved as RV(snapshot). One module run for both.
+    type: bool
+    default: false
   lock_owner:
     description:
       - The owner of the capture lock this build runs under (pre-flight took it). V(started) names the build's process
@@ -122,6 +129,12 @@ tail:
   description: The last 2000 characters of build.log once the build ended, redacted.
   returned: when done
   type: str
+snapshot:
+  description:
+    - What O(snapshot) saved, as the C(rsky.ingester_capture.snapshot) module returns it (C(exists), C(id), C(image),
+      C(restart_count), C(status), C(log_lines), or C(inspect_error)), redacted.
+  returned: when O(snapshot) ran
+  type: dict
 pull:
   description: What O(pull) did - its C(rc), C(tail) (redacted), C(cmd) and C(changed) (false when already up to date).
   returned: when O(pull) ran
@@ -138,7 +151,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, pre_swap
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run_to_file
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import record, record_note
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
@@ -272,6 +285,8 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
         record_note(out, LOG, why, reused=True, revision=rev, image=p["image"])
         (out / STATE_FILE).write_text(json.dumps({"reused": True, "revision": rev, "image": p["image"], "msg": why}))
         result.update(done=True, rc=0, tail=redactor.line(why))
+        if p["snapshot"]:
+            result["snapshot"] = redactor.value(pre_swap.save(out, p["container"]))
         return result
     argv = ["docker", "build", "--label", "%s=%s" % (LABEL, rev), "-f", p["dockerfile"], "-t", p["image"], p["context"]]
     script = "timeout --kill-after=30 %d %s >> %s 2>&1; echo $? > %s" % (
@@ -299,6 +314,9 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
         lock_state, _ = host_state.target_paths(p)
         host_state.lock_attach(lock_state, p["lock_owner"], proc.pid, role="debug build", ended_file=out / RC_FILE)
     result.update(done=False, elapsed=0.0, step="", compiled=0, cmd=redactor.value(argv))
+    if p["snapshot"]:
+        # While the image builds: production is still untouched.
+        result["snapshot"] = redactor.value(pre_swap.save(out, p["container"]))
     return result
 
 
@@ -372,6 +390,7 @@ def main() -> None:
         pull_timeout={"type": "int", "default": 600},
         poll={"type": "int", "default": 15},
         lock_owner={"type": "str", "default": ""},
+        snapshot={"type": "bool", "default": False},
     )
     module = AnsibleModule(
         argument_spec=spec,

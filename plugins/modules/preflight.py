@@ -189,6 +189,8 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
     DockerError,
     compose_argv,
+    config_json,
+    docker_socket,
     inspect,
     prefetch,
     run,
@@ -196,7 +198,6 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli i
 )
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor
 
-DOCKER_SOCKET = "/var/run/docker.sock"
 BECOME_HINT = "run with become (ansible_become=true)"
 
 READABLE_DRIVERS = ("json-file", "local", "journald")
@@ -217,13 +218,11 @@ def daemon_log_opts(path="/etc/docker/daemon.json"):  # type: ignore[no-untyped-
 def log_driver(compose, service):  # type: ignore[no-untyped-def]
     """(driver, options, where from) of the service's logs, or (None, {}, why not)."""
     # Every profile: the service may itself be in one (started by naming it).
-    code, out, err = run(compose_argv(compose, "--profile", "*", "config", "--format", "json"))
-    logging = {}  # type: Dict[str, Any]
-    if code == 0:
-        try:
-            logging = ((json.loads(out).get("services") or {}).get(service) or {}).get("logging") or {}
-        except (ValueError, AttributeError):
-            logging = {}
+    # (config_json: the redactor asks the same question after the checks; it is answered once)
+    try:
+        logging = ((config_json(compose).get("services") or {}).get(service) or {}).get("logging") or {}
+    except (DockerError, AttributeError):
+        logging = {}
     options = dict(logging.get("options") or {})
     if logging.get("driver"):
         return str(logging["driver"]), options, "the service's logging block"
@@ -424,14 +423,6 @@ def login_name():  # type: ignore[no-untyped-def]
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
         return "uid %d" % os.geteuid()
-
-
-def docker_socket(environ=None):  # type: ignore[no-untyped-def]
-    """The Unix socket the docker CLI talks to, or None when DOCKER_HOST names another transport."""
-    host = (os.environ if environ is None else environ).get("DOCKER_HOST") or ""
-    if not host:
-        return DOCKER_SOCKET
-    return host[len("unix://") :] if host.startswith("unix://") else None
 
 
 def socket_problem(path, user):  # type: ignore[no-untyped-def]

@@ -69,9 +69,7 @@ log_lines:
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import inspect, logs_merged, run_to_file
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import record
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, pre_swap
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
 
 
@@ -87,38 +85,8 @@ def main() -> None:
     )
     if module.check_mode:
         module.exit_json(changed=False, exists=False, msg="check mode: nothing saved")
-    out = Path(module.params["work_dir"])
-    name = module.params["container"]
-    found, error = inspect(name)
     redactor = Redactor.load(Path(module.params["state_dir"]) / MAP_FILE if module.params["state_dir"] else None)
-    if found is None:
-        record(
-            out,
-            {
-                "file": "logs/pre-swap.log",
-                "argv": ["docker", "inspect", "--type", "container", name],
-                "exit_code": None,
-                "missing": True,
-                "note": "container %s could not be inspected before the capture: %s" % (name, error),
-            },
-        )
-        module.exit_json(changed=False, exists=False, inspect_error=redactor.line(error))
-        return
-    logs = logs_merged(out, "logs/pre-swap.log", name)
-    run_to_file(out, "inspect-pre.json", ["docker", "inspect", name], stderr_to_stdout=False)
-    module.exit_json(
-        **redactor.value(
-            {
-                "changed": False,
-                "exists": True,
-                "id": found.get("Id"),
-                "image": (found.get("Config") or {}).get("Image"),
-                "restart_count": found.get("RestartCount"),
-                "status": (found.get("State") or {}).get("Status"),
-                "log_lines": logs["lines"],
-            }
-        )
-    )
+    module.exit_json(**redactor.value(pre_swap.save(Path(module.params["work_dir"]), module.params["container"])))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ SSH in tests/integration/test_deploy_user.py; here are the pieces it is made of.
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
@@ -75,3 +77,59 @@ def test_host_files_are_private_whatever_the_login_umask(tmp_path: Path) -> None
         "state/key/work/events.jsonl": 0o600,
         "state/key/work/child.log": 0o600,
     }
+
+
+def test_the_engine_api_is_asked_only_where_the_cli_would_go(tmp_path: Path, monkeypatch: Any) -> None:
+    """The one-shot stats sample goes to the CLI's own socket, never to a daemon the CLI would not
+    use: another DOCKER_HOST transport, a chosen context, a missing socket mean the CLI instead."""
+    import http.server
+    import threading
+
+    from ansible_collections.rsky.ingester_capture.plugins.module_utils import docker_cli
+
+    path = tmp_path / "engine.sock"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"asked": self.path}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    class UnixServer(http.server.HTTPServer):
+        address_family = socket.AF_UNIX
+
+        def server_bind(self) -> None:
+            self.socket.bind(str(path))
+
+        def get_request(self) -> Any:
+            conn, _ = self.socket.accept()
+            return conn, ("local", 0)
+
+    server = UnixServer(str(path), Handler)  # type: ignore[arg-type]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "cfg"))
+        monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        status, body, where = docker_cli.engine_get("/v1.41/containers/x/stats?one-shot=true")
+        assert status == 200 and b"one-shot=true" in body and where.startswith(f"unix://{path}/")
+        # A context chosen in the environment, or in the CLI's config: the CLI knows where it goes.
+        monkeypatch.setenv("DOCKER_CONTEXT", "remote")
+        assert docker_cli.engine_get("/_ping")[0] is None
+        monkeypatch.delenv("DOCKER_CONTEXT")
+        (tmp_path / "cfg").mkdir()
+        (tmp_path / "cfg" / "config.json").write_text('{"currentContext": "prod"}')
+        assert docker_cli.engine_get("/_ping")[0] is None
+        (tmp_path / "cfg" / "config.json").write_text('{"currentContext": "default"}')
+        assert docker_cli.engine_get("/_ping")[0] == 200
+        for host in ("tcp://127.0.0.1:2375", "ssh://deploy@host", f"unix://{tmp_path / 'none.sock'}"):
+            monkeypatch.setenv("DOCKER_HOST", host)
+            assert docker_cli.engine_get("/_ping") == (None, b"", "")
+    finally:
+        server.shutdown()
+        server.server_close()
