@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.rsky.ingester_capture.plugins.plugin_utils.controller import private_folder
 
 ARGUMENT_SPEC = {
     "command": {"type": "list", "elements": "str", "required": True},
@@ -30,9 +31,7 @@ ARGUMENT_SPEC = {
 def write_input(path: str, data: Any) -> None:
     """``data`` as indented JSON, mode 0600; the folder made 0750 when missing."""
     target = Path(path).absolute()
-    if not target.parent.is_dir():
-        target.parent.mkdir(parents=True, mode=0o750)
-        target.parent.chmod(0o750)
+    private_folder(target.parent)
     fd = os.open(str(target), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(json.dumps(data, indent=4, sort_keys=True) + "\n")

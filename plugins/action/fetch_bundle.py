@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.hashing import secure_hash
+from ansible_collections.rsky.ingester_capture.plugins.plugin_utils.controller import private_folder
 
 ARGUMENT_SPEC = {
     "src": {"type": "path", "required": True},
@@ -50,9 +51,7 @@ def safe_members(tar: tarfile.TarFile, dest: str) -> List[tarfile.TarInfo]:
 def unpack(tarball: str, dest: str) -> int:
     """Unpack ``tarball`` into ``dest`` (made 0750 when missing); the number of files."""
     folder = Path(dest)
-    if not folder.is_dir():
-        folder.mkdir(parents=True, mode=0o750)
-        folder.chmod(0o750)
+    private_folder(folder)
     with tarfile.open(tarball, "r:gz") as tar:
         members = safe_members(tar, dest)
         # Checked above, one by one; the folder itself keeps its 0750.
@@ -78,6 +77,8 @@ class ActionModule(ActionBase):
             return result
         dest = os.path.abspath(str(args["dest"]))
         tarball = dest + ".tar.gz"
+        # Every host's bundles are below it: closed to other users, whichever way the tarball comes.
+        private_folder(Path(tarball).parent)
         remove = [str(p) for p in args["remove"]]
         for path in remove:
             if not Path(path).is_absolute() or len(Path(os.path.normpath(path)).parts) < 3:
@@ -117,7 +118,6 @@ class ActionModule(ActionBase):
     def _fetch_direct(self, src: str, tarball: str, expected: str) -> Dict[str, Any]:
         """The transfer alone, checked against the checksum the seal module computed on the host
         (what fetch's stat module run would have told)."""
-        Path(tarball).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._connection.fetch_file(src, tarball)
         except AnsibleError as exc:
