@@ -83,7 +83,7 @@ def test_capture_names_the_scenario(
     # The final stats sample: the Engine API's one-shot sample, as the manifest says.
     made = {f["path"]: f for f in json.loads((bundle / "manifest.json").read_text())["files"]}
     final = made["stats-final.json"]
-    assert final["argv"][0] == "GET" and "one-shot=true" in final["argv"][1], final
+    assert final["command"][0] == "GET" and "one-shot=true" in final["command"][1], final
     assert {"read", "memory_stats", "pids_stats"} <= set(json.loads((bundle / "stats-final.json").read_text()))
     # The play ends by printing the verdict, the bundle and the report.
     tail = result.out[result.out.rfind("Capture | Verdict") :]
