@@ -105,6 +105,8 @@ def test_rollback_restores_bytes_and_image_then_changes_nothing(
 
     assert first.rc == 0, first.out[-4000:]
     assert recap(first)["changed"] > 0
+    # Static roles and steps: no "included:" line between the tasks.
+    assert "included:" not in first.out, [line for line in first.out.splitlines() if "included:" in line]
     assert stack.compose_path.read_bytes() == original
     assert image_of(stack) == PROD_IMAGE
     assert stack.inspect()["State"]["Running"]
@@ -243,6 +245,7 @@ def test_capture_then_rollback(stack_factory: Any, tmp_path: Path) -> None:
 
     assert capture.rc == 0, capture.out[-4000:]
     assert image_of(stack) == stack.debug_image, "capture.yml should leave the debug image in place"
+    assert "included:" not in capture.out, [line for line in capture.out.splitlines() if "included:" in line]
 
     first = run_playbook("playbooks/rollback.yml", inventory)
 
