@@ -69,7 +69,9 @@ class ActionModule(ActionBase):
     """Poll ``module`` with ``args`` plus ``state: status`` until done; one display line per poll."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("module", "args", "polls", "kind", "window_seconds") + _TARGET)
+    _VALID_ARGS = frozenset(("module", "args", "polls", "kind", "window_seconds", "ended") + _TARGET)
+    # What a start's result may hand on as the step's end (``ended``), when nothing is left to poll.
+    _ENDED_KEYS = ("done", "rc", "reused", "revision", "msg", "tail", "elapsed", "step", "compiled")
 
     def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -94,8 +96,16 @@ class ActionModule(ActionBase):
         lines: List[str] = []
         progress: Dict[str, Any] = {}
         started = time.monotonic()
+        # The start's own result, when it says the step already ended (an image of this commit
+        # reused): its line, and no module run to learn what the play already knows.
+        ended = targs.get("ended") or {}
+        if not isinstance(ended, dict):
+            raise AnsibleActionFail("follow: ended must be a start's result (a dict)")
         for _ in range(polls):
-            progress = self._execute_module(module_name=module, module_args=args, task_vars=task_vars)
+            if ended.get("done"):
+                progress = {k: ended[k] for k in self._ENDED_KEYS if k in ended}
+            else:
+                progress = self._execute_module(module_name=module, module_args=args, task_vars=task_vars)
             if progress.get("failed"):
                 result.update(progress)
                 return result

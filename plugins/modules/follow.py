@@ -38,6 +38,12 @@ options:
     description: The window's length, for the V(window) line.
     type: int
     default: 0
+  ended:
+    description:
+      - The step's start result. When it says the step already ended (C(done), as a debug build that reuses the image
+        of its commit does), its line is printed from it and the module is not polled. Empty to poll.
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
