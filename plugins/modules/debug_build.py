@@ -145,6 +145,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -286,7 +287,7 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
         (out / STATE_FILE).write_text(json.dumps({"reused": True, "revision": rev, "image": p["image"], "msg": why}))
         result.update(done=True, rc=0, tail=redactor.line(why))
         if p["snapshot"]:
-            result["snapshot"] = redactor.value(pre_swap.save(out, p["container"]))
+            result["snapshot"] = snapshot(module, out, redactor)
         return result
     argv = ["docker", "build", "--label", "%s=%s" % (LABEL, rev), "-f", p["dockerfile"], "-t", p["image"], p["context"]]
     script = "timeout --kill-after=30 %d %s >> %s 2>&1; echo $? > %s" % (
@@ -316,8 +317,31 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
     result.update(done=False, elapsed=0.0, step="", compiled=0, cmd=redactor.value(argv))
     if p["snapshot"]:
         # While the image builds: production is still untouched.
-        result["snapshot"] = redactor.value(pre_swap.save(out, p["container"]))
+        result["snapshot"] = snapshot(module, out, redactor, proc)
     return result
+
+
+def snapshot(
+    module: AnsibleModule, out: Path, redactor: Redactor, build: Optional[subprocess.Popen] = None  # type: ignore[type-arg]
+) -> Dict[str, Any]:
+    """pre_swap.save for O(snapshot); when it cannot write (a full disk), the build it runs beside
+    is stopped and the task fails in one line: nothing of production changed, nothing left running."""
+    try:
+        return redactor.value(pre_swap.save(out, module.params["container"]))
+    except OSError as exc:
+        if build is not None:
+            try:
+                os.killpg(build.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            build.wait()
+        module.fail_json(
+            msg=redactor.line(
+                "the production snapshot could not be saved in %s: %s; %sproduction is untouched"
+                % (out, exc.strerror or exc, "the build was stopped; " if build is not None else "")
+            )
+        )
+        raise  # (fail_json exits)
 
 
 def status(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any]:

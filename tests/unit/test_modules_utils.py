@@ -165,3 +165,28 @@ def test_records_and_command_output_are_private_whatever_the_umask(tmp_path: Pat
     for rel in (manifest.COMMANDS_FILE, "build/build.log", "logs/pre.log"):
         assert (out / rel).stat().st_mode & 0o777 == 0o600, rel
     assert len(manifest.records(out)) == 3
+
+
+def test_a_snapshot_that_cannot_be_written_stops_the_build_beside_it(tmp_path: Path) -> None:
+    """debug_build's snapshot option: when production's logs cannot be saved (here the work folder
+    is a file; on a host, a full disk), the build started beside it is stopped and the task fails
+    in one line, without a traceback."""
+    from ansible_collections.rsky.ingester_capture.plugins.modules import debug_build
+
+    class Failed(Exception):
+        pass
+
+    class Module:
+        def __init__(self) -> None:
+            self.params = {"container": "ingester-capture-no-such-container"}
+
+        def fail_json(self, **kw: object) -> None:
+            raise Failed(kw["msg"])
+
+    out = tmp_path / "work"
+    out.write_text("not a folder")
+    build = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    with pytest.raises(Failed) as failed:
+        debug_build.snapshot(Module(), out, Redactor(), build)  # type: ignore[arg-type]
+    assert build.poll() is not None, "the build was left running"
+    assert "could not be saved" in str(failed.value) and "the build was stopped" in str(failed.value)
