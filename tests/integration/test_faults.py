@@ -291,4 +291,9 @@ def test_bad_input_is_refused_before_anything_runs(
     assert message in result.out, result.out[-3000:]
     assert "Traceback" not in result.out
     assert sha(stack.compose_path) == before and stack.container_id() == container
-    assert not list(state.glob("*/swap.json")) and not list(dest.rglob("*.json"))
+    # No bundle. A refusal in pre-flight (inside the capture) still gets the fleet summary, which
+    # names the host as failed; one before the capture (a variable the checks refuse) gets none.
+    assert not list(state.glob("*/swap.json")) and not [p for p in dest.rglob("*") if p.parent != dest]
+    if (dest / "fleet.json").exists():
+        (row,) = json.loads((dest / "fleet.json").read_text())["hosts"]
+        assert row["status"] == "failed" and message in " ".join(row["msg"].split()), row

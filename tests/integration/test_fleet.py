@@ -109,12 +109,16 @@ def test_fleet_summary_groups_causes_and_names_the_failed_step(stack_factory: An
     md = (dest / "fleet.md").read_text()
     assert all(h[0] in md for h in HOSTS) and "debug_image" in md
 
-    # The table is the play's last output: the last task is the summary, and it prints the
-    # fleet's summary line and the failed host's step.
-    last_task = out.rfind("TASK [")
+    # The table is the play's last output but one: the summary prints the fleet's summary line and
+    # the failed host's step; then the last play fails the failed host, saying what failed.
     header = "TASK [rsky.ingester_capture.capture : Fleet | Summary of every targeted host]"
-    assert out[last_task:].startswith(header), out[last_task : last_task + 300]
-    tail = out[last_task : out.find("PLAY RECAP", last_task)]
+    summary_at = out.rfind(header)
+    assert summary_at > 0, out[-3000:]
+    failing = out.find("TASK [Capture | Failed]", summary_at)
+    assert failing > 0 and out.count("TASK [", summary_at) == 2, out[summary_at:][:3000]
+    assert "fatal: [prod-d]" in out[failing:] and "Capture failed at" in out[failing:], out[failing:][:2000]
+    assert "prod-a" not in out[failing : out.find("PLAY RECAP", failing)], "only the failed host fails"
+    tail = out[summary_at:failing]
     # The YAML result format folds long strings across lines: compare with whitespace folded.
     assert " ".join(fleet["summary"].split()) in " ".join(tail.split()), tail
     assert "prod-d" in tail and "debug_image" in tail, tail
@@ -123,3 +127,43 @@ def test_fleet_summary_groups_causes_and_names_the_failed_step(stack_factory: An
     assert "ingester_fleet" in stats and "config-error:REDIS_URL" in stats, stats[:2000]
     # The failed host was put back: its capture failed before the swap.
     assert stacks["prod-d"].inspect()["Config"]["Image"] == "rsky-ingester:latest"
+
+
+def test_a_single_host_whose_capture_fails_still_gets_its_summary(stack_factory: Any, tmp_path: Path) -> None:
+    """One host, the commonest run, and its capture fails (its debug build cannot work). Ansible
+    runs no later play once every host of a play has failed: the capture ends the host, says what
+    failed, and the last play fails it after the fleet summary. The run still ends non-zero."""
+    dest = tmp_path / "captures"
+    dest.mkdir()
+    stack: Stack = stack_factory("contained-panic")
+    (stack.rsky_dir / "rsky-ingester" / "Dockerfile").write_text("THIS IS NOT A DOCKERFILE\n")
+    stack.up()
+    inventory = fleet_inventory(tmp_path / "inv.yml", {"prod-a": stack}, {"prod-a": "capture"}, dest, tmp_path)
+
+    proc = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml"],
+        cwd=REPO,
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    out = proc.stdout + proc.stderr
+
+    assert proc.returncode == 2, out[-6000:]
+    fleet = json.loads((dest / "fleet.json").read_text())
+    (row,) = fleet["hosts"]
+    assert (row["host"], row["status"], row["failed_step"]) == ("prod-a", "failed", "debug_image"), row
+    summary_at = out.rfind("TASK [rsky.ingester_capture.capture : Fleet | Summary of every targeted host]")
+    failing = out.find("TASK [Capture | Failed]", summary_at)
+    assert 0 < summary_at < failing, out[-4000:]
+    assert "capture failed at debug_image" in " ".join(out[summary_at:failing].split()), out[summary_at:failing]
+    # What failed, and the host's state, at the failure and again where the host fails.
+    assert out.count("Capture failed at") >= 2 and "compose file and container unchanged" in out[failing:]
+    recap = out[out.find("PLAY RECAP") :]
+    assert "prod-a" in recap and "failed=1" in recap.split("prod-a", 1)[1].splitlines()[0], recap
+    # Nothing changed on the host: the build failed before the swap, the lock is free.
+    assert stack.inspect()["Config"]["Image"] == "rsky-ingester:latest"
+    assert not list((tmp_path / "state-prod-a").glob("*/lock*")), "the lock was left behind"

@@ -72,6 +72,11 @@ def test_healthy_passes_on_an_old_baseline_without_waiting(stack_factory: Any, t
     assert fresh.rc != 0
     assert latest(dest)["failed"] == ["uptime"], fresh.out[-3000:]
     assert "verify failed on testhost: uptime" in fresh.out
+    # One host, and it failed: the fleet summary still ran, then the last play failed the host.
+    summary_at = fresh.out.rfind("Fleet | Summary of every targeted host")
+    failing = fresh.out.find("TASK [Verify | Failed]", max(summary_at, 0))
+    assert 0 < summary_at < failing, fresh.out[-3000:]
+    assert "verify failed on testhost: uptime" in fresh.out[failing:]
 
     # The baseline says the same container ran 25 h ago with the same StartedAt: no waiting.
     age_baseline(stack, state, 25)
