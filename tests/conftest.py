@@ -187,3 +187,12 @@ def stack_factory(standin_images: StandinImages, tmp_path: Path) -> Iterator[Sta
 
 
 __all__ = ["PROD_IMAGE", "StackFactory", "StandinImages"]
+
+
+def sortable_stamp(stamp: str) -> str:
+    """A ``docker logs --timestamps`` stamp that sorts as a time: Docker's RFC3339Nano drops the
+    fraction's trailing zeros (".12345Z" for .123450000), and as text ".12345Z" sorts after
+    ".1234567Z" ("Z" > "6"). The fraction padded to 9 digits."""
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    return f"{head}.{frac.ljust(9, '0')}Z"
+

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import sortable_stamp
 from tests.integration.conftest import (
     agent_processes,
     kill_sshd,
@@ -233,12 +234,12 @@ def test_bundle_over_the_cap_keeps_the_newest_part(
     docker_lines = [line for line in (logs.stdout + logs.stderr).splitlines() if line]
     merged = [line for line in (bundle / "logs" / "ingester.log").read_text(errors="replace").splitlines() if line]
     assert merged, "the log was cut to nothing"
-    first, last = merged[0].split(" ", 1)[0], merged[-1].split(" ", 1)[0]
-    between = {_redacted(line) for line in docker_lines if first <= line.split(" ", 1)[0] <= last}
+    first, last = sortable_stamp(merged[0].split(" ", 1)[0]), sortable_stamp(merged[-1].split(" ", 1)[0])
+    between = {_redacted(line) for line in docker_lines if first <= sortable_stamp(line.split(" ", 1)[0]) <= last}
     # The bundle holds the same lines with the planted secrets redacted (each run's
     # Configuration line prints REDIS_URL whole); nothing else may differ.
     assert between == {re.sub(r"\[REDACTED-\d+\]", "[SECRET]", line) for line in merged}
-    assert min(line.split(" ", 1)[0] for line in docker_lines) < first, "nothing older was cut"
+    assert min(sortable_stamp(line.split(" ", 1)[0]) for line in docker_lines) < first, "nothing older was cut"
 
 
 def test_second_capture_on_the_same_host_refuses(

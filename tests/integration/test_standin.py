@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import StackFactory, StandinImages
+from tests.conftest import StackFactory, StandinImages, sortable_stamp
 from tests.standin.stack import (
     BRANCH,
     DEFAULT_RELAY_HOSTS,
@@ -87,9 +87,10 @@ def _merged(name: str) -> list[str]:
     for stream, text in ((0, proc.stdout), (1, proc.stderr)):
         for seq, line in enumerate(text.splitlines()):
             match = DOCKER_TS.match(line)
-            stamp = match.group(1) if match else ""
+            stamp = sortable_stamp(match.group(1)) if match else ""
             keyed.append((stamp, stream, seq, ANSI.sub("", match.group(2) if match else line)))
     return [line for *_, line in sorted(keyed)]
+
 
 
 def run_container(
