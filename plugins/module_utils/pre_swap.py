@@ -1,7 +1,7 @@
 """Production's logs and inspect output, saved before anything changes (Python 3.8+, stdlib only).
 
 The snapshot module's work, also run by the debug build's start (``snapshot: true``) in the same
-module run, while the image builds: the play pays one interpreter and one AnsiballZ for both.
+module run, just before the build: the play pays one interpreter and one AnsiballZ for both.
 """
 
 from __future__ import annotations

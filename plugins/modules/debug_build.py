@@ -65,8 +65,8 @@ options:
     default: 15
   snapshot:
     description:
-      - V(started) also saves the production container's logs and inspect output into the work folder, as the
-        C(rsky.ingester_capture.snapshot) module does, while the image builds (production is still untouched), and
+      - V(started) first saves the production container's logs and inspect output into the work folder, as the
+        C(rsky.ingester_capture.snapshot) module does, before the build starts (production is still untouched), and
         returns what it saved as RV(snapshot). One module run for both.
     type: bool
     default: false
@@ -296,6 +296,10 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
         shlex.quote(str(out / LOG)),
         shlex.quote(str(out / RC_FILE)),
     )
+    # Production's snapshot first (still untouched), then the build: a fast build that ended
+    # during the snapshot would hand the lock to its time to live before the capture went on,
+    # and a capture killed then would leave a lock no one sees as stale.
+    snapped = snapshot(module, out, redactor) if p["snapshot"] else None
     with (out / LOG).open("ab") as handle:
         handle.write(("$ %s\n" % " ".join(argv)).encode())
     if (out / RC_FILE).exists():
@@ -315,17 +319,16 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
         lock_state, _ = host_state.target_paths(p)
         host_state.lock_attach(lock_state, p["lock_owner"], proc.pid, role="debug build", ended_file=out / RC_FILE)
     result.update(done=False, elapsed=0.0, step="", compiled=0, cmd=redactor.value(argv))
-    if p["snapshot"]:
-        # While the image builds: production is still untouched.
-        result["snapshot"] = snapshot(module, out, redactor, proc)
+    if snapped is not None:
+        result["snapshot"] = snapped
     return result
 
 
 def snapshot(
     module: AnsibleModule, out: Path, redactor: Redactor, build: Optional[subprocess.Popen] = None  # type: ignore[type-arg]
 ) -> Dict[str, Any]:
-    """pre_swap.save for O(snapshot); when it cannot write (a full disk), the build it runs beside
-    is stopped and the task fails in one line: nothing of production changed, nothing left running."""
+    """pre_swap.save for O(snapshot); when it cannot write (a full disk), the task fails in one
+    line (a build already running beside it is stopped): production untouched, nothing left running."""
     try:
         return redactor.value(pre_swap.save(out, module.params["container"]))
     except OSError as exc:

@@ -207,22 +207,27 @@ def test_all_panicked_sequence(image: str, build: str, family: str, hosts: int, 
             run.merged[critical],
         ), run.merged[critical]
         assert run.merged[critical + 1] == "This indicates a serious error."
-    # The whole sequence, in time order: last banner < last CRITICAL < select < exited < Error:.
-    banners = [i for i, line in enumerate(run.merged) if line == "FATAL PANIC OCCURRED"]
-    last_critical = run.first(f"CRITICAL: {title} task {hosts - 1} panicked")
-    exited = run.first(
-        f"{title} ingester exited: Ok(Err(CRITICAL: All {family} tasks exited. This should never happen."
-    )
-    error = run.first("Error: ")
-    assert banners[0] < run.first(f"CRITICAL: {title} task 0 panicked") and banners[-1] < last_critical
-    assert last_critical < exited < error
-    assert run.merged[error] == (
+    # The whole sequence in order, stream by stream (Docker stamps stdout and stderr in two
+    # copiers: under load their stamps do not order lines across the streams). stdout: every
+    # CRITICAL, the select line, `exited`; stderr: every banner, the select breadcrumb, `Error:`.
+    select = f"[EXIT-TRACE] tokio::select! triggered on {family}_handle - EXIT PATH {letter}"
+    out_lines, err_lines = run.out.splitlines(), run.err_lines
+
+    def at(lines: list[str], text: str) -> int:
+        return next(i for i, line in enumerate(lines) if text in line)
+
+    last_critical = at(out_lines, f"CRITICAL: {title} task {hosts - 1} panicked")
+    exited = at(out_lines, f"{title} ingester exited: Ok(Err(CRITICAL: All {family} tasks exited. This should never")
+    assert last_critical < exited
+    last_banner = max(i for i, line in enumerate(err_lines) if line == "FATAL PANIC OCCURRED")
+    error = at(err_lines, "Error: ")
+    assert last_banner < error == len(err_lines) - 1, err_lines[-5:]
+    assert err_lines[error] == (
         f"Error: CRITICAL: {title} ingester exited unexpectedly. This should never happen. Check logs for details."
     )
-    select = f"[EXIT-TRACE] tokio::select! triggered on {family}_handle - EXIT PATH {letter}"
     if build == "debug":
-        assert last_critical < run.merged.index(select) < exited
-        assert f"ERROR ingester: {select}" in run.out
+        assert last_critical < at(out_lines, f"ERROR ingester: {select}") < exited
+        assert last_banner < err_lines.index(select) < error
         assert run.traces[-2:] == [select, run.traces[-1]]
         assert run.traces[-1].startswith(f"[EXIT-TRACE] {title} result: Ok(Err(CRITICAL: All {family} tasks exited.")
     else:
