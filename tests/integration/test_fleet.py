@@ -57,6 +57,23 @@ def fleet_inventory(path: Path, stacks: dict[str, Stack], modes: dict[str, str],
     return path
 
 
+def run_capture(
+    inventory: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """capture.yml over ``inventory``: the finished process and its output, both streams."""
+    proc = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml", *args],
+        cwd=REPO,
+        env=ansible_env(env),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    return proc, proc.stdout + proc.stderr
+
+
 def test_fleet_summary_groups_causes_and_names_the_failed_step(stack_factory: Any, tmp_path: Path) -> None:
     dest = tmp_path / "captures"
     dest.mkdir()
@@ -72,17 +89,7 @@ def test_fleet_summary_groups_causes_and_names_the_failed_step(stack_factory: An
             stacks[host].wait_restarts(2, timeout=90)  # production has crash-looped before anyone looks
     inventory = fleet_inventory(tmp_path / "inv.yml", stacks, {h[0]: h[3] for h in HOSTS}, dest, tmp_path)
 
-    proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml", "--forks", "4"],
-        cwd=REPO,
-        env=ansible_env({"ANSIBLE_SHOW_CUSTOM_STATS": "true"}),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    out = proc.stdout + proc.stderr
+    proc, out = run_capture(inventory, "--forks", "4", env={"ANSIBLE_SHOW_CUSTOM_STATS": "true"})
 
     # prod-d failed, so the run fails; the closing play ran all the same.
     assert proc.returncode == 2, out[-6000:]
@@ -140,17 +147,7 @@ def test_a_single_host_whose_capture_fails_still_gets_its_summary(stack_factory:
     stack.up()
     inventory = fleet_inventory(tmp_path / "inv.yml", {"prod-a": stack}, {"prod-a": "capture"}, dest, tmp_path)
 
-    proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml"],
-        cwd=REPO,
-        env=ansible_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    out = proc.stdout + proc.stderr
+    proc, out = run_capture(inventory)
 
     assert proc.returncode == 2, out[-6000:]
     fleet = json.loads((dest / "fleet.json").read_text())
