@@ -7,14 +7,16 @@ through here: the state key, the lock, the swap record, the swap and the restore
 from __future__ import annotations
 
 import difflib
+import fcntl
 import hashlib
 import json
 import os
 import platform
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
     config_json,
@@ -30,6 +32,8 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest imp
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import iso, now_iso
 
 LOCK_FILE = "lock"
+# flock()ed around every step on the lock file; never removed (docs/host-state.md).
+GUARD_FILE = "lock.guard"
 SWAP_FILE = "swap.json"
 BACKUP_FILE = "compose.orig"
 ROLLBACK_FILE = "rollback.json"
@@ -128,13 +132,53 @@ def read_lock(state: Path) -> Optional[Dict[str, Any]]:
         return None
     held = read_json(path)
     if not held:
-        # Written right after the O_EXCL create: give the writer a moment before calling it broken.
+        # A lock appears whole (linked in once written); an empty one is from an older version
+        # still writing it: give the writer a moment before calling it broken.
         try:
             young = time.time() - path.stat().st_mtime < 10
         except OSError:
             return None
         return {"owner": "?", "purpose": "capture", "expires": time.time() + 10} if young else {}
     return held
+
+
+@contextmanager
+def _guarded(state: Path) -> Iterator[None]:
+    """Hold the state folder's lock guard (an exclusive ``flock`` on a file never removed) for one
+    step on the lock file: read, decide and write happen as one, whoever else tries at the same
+    time. The lock file itself cannot carry the flock, since a takeover replaces it."""
+    fd = os.open(str(state / GUARD_FILE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _create_lock(state: Path, body: Dict[str, Any]) -> bool:
+    """Create the lock file whole, or return False when one exists (a hard link fails with EEXIST,
+    like O_EXCL, but the lock appears with its content)."""
+    tmp = state / (".%s.%d.tmp" % (LOCK_FILE, os.getpid()))
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(body, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(str(tmp), str(state / LOCK_FILE))
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def lock_check(state: Path) -> Dict[str, Any]:
@@ -155,9 +199,10 @@ def locked_message(state: Path, held: Dict[str, Any]) -> str:
 
 
 def lock_acquire(state: Path, owner: str, purpose: str, ttl: float, force: bool = False) -> Dict[str, Any]:
-    """Take the lock (O_EXCL create), or say who holds it. A stale lock is broken and said so."""
+    """Take the lock, or say who holds it. A stale lock is broken and said so. The check and the
+    take are one step under the guard's flock: of many runs finding the same stale lock, one takes
+    it over and the others are refused (they see the taker's live lock)."""
     make_state_dir(state)
-    path = state / LOCK_FILE
     body = {
         "owner": owner,
         "purpose": purpose,
@@ -167,27 +212,24 @@ def lock_acquire(state: Path, owner: str, purpose: str, ttl: float, force: bool 
         "pid": None,
         "pid_start": None,
     }
-    broke = ""
-    for _ in range(3):
-        try:
-            fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            held = read_lock(state) or {}
+    with _guarded(state):
+        broke = ""
+        held = read_lock(state)
+        if held is not None:
             if held.get("owner") == owner:
                 return {"acquired": True, "again": True, "broke": "", "lock": held}
             stale = lock_stale_reason(held) if held else "it was unreadable"
-            if stale or force:
-                broke = "took over the lock of %s (%s)" % (held.get("owner"), stale or "capture_break_lock")
-                try:
-                    path.unlink()
-                except OSError:
-                    pass
-                continue
-            raise LockedError(locked_message(state, held)) from None
-        with os.fdopen(fd, "w") as handle:
-            json.dump(body, handle)
+            if not (stale or force):
+                raise LockedError(locked_message(state, held))
+            broke = "took over the lock of %s (%s)" % (held.get("owner"), stale or "capture_break_lock")
+            try:
+                (state / LOCK_FILE).unlink()
+            except FileNotFoundError:
+                pass
+        if not _create_lock(state, body):
+            # Only a writer that does not take the guard (an older version) gets here.
+            raise LockedError(locked_message(state, read_lock(state) or {"owner": "?"}))
         return {"acquired": True, "again": False, "broke": broke, "lock": body}
-    raise StateError("could not take the lock %s" % path)
 
 
 def lock_attach(
@@ -201,44 +243,54 @@ def lock_attach(
     """Name the process that keeps the capture alive (the window, or the debug build), so its
     death frees the lock. ``ended_file``: written when that process ends by itself; once it
     exists, the process's end is no death of the capture. ``until``: a new expiry (default: keep)."""
-    held = read_lock(state)
-    if not held or held.get("owner") != owner:
+    if not state.is_dir():
         return
-    held.update(
-        {
-            "pid": pid,
-            "pid_start": process_start(pid),
-            "pid_role": role,
-            "pid_ended_file": str(ended_file) if ended_file else None,
-            "host": platform.node(),
-        }
-    )
-    if until is not None:
-        held["expires"] = until
-    write_json(state / LOCK_FILE, held)
+    with _guarded(state):
+        held = read_lock(state)
+        if not held or held.get("owner") != owner:
+            return
+        held.update(
+            {
+                "pid": pid,
+                "pid_start": process_start(pid),
+                "pid_role": role,
+                "pid_ended_file": str(ended_file) if ended_file else None,
+                "host": platform.node(),
+            }
+        )
+        if until is not None:
+            held["expires"] = until
+        write_json(state / LOCK_FILE, held)
 
 
 def lock_detach(state: Path, owner: str, until: float) -> None:
     """The window ended normally: the capture goes on (collect, seal, fetch) without a process on
     the host, so the lock holds by its time to live again."""
-    held = read_lock(state)
-    if not held or held.get("owner") != owner:
+    if not state.is_dir():
         return
-    held.update({"pid": None, "pid_start": None, "pid_role": None, "pid_ended_file": None, "expires": until})
-    write_json(state / LOCK_FILE, held)
+    with _guarded(state):
+        held = read_lock(state)
+        if not held or held.get("owner") != owner:
+            return
+        held.update({"pid": None, "pid_start": None, "pid_role": None, "pid_ended_file": None, "expires": until})
+        write_json(state / LOCK_FILE, held)
 
 
 def lock_release(state: Path, owner: str, force: bool = False) -> Dict[str, Any]:
-    held = read_lock(state)
-    if held is None:
+    """Give the lock back if ``owner`` holds it (or with ``force``); another run's lock stays."""
+    if not (state / LOCK_FILE).exists():
         return {"released": False, "reason": "no lock"}
-    if held.get("owner") == owner or force:
-        try:
-            (state / LOCK_FILE).unlink()
-        except OSError:
-            pass
-        return {"released": True, "reason": ""}
-    return {"released": False, "reason": "held by %s" % held.get("owner")}
+    with _guarded(state):
+        held = read_lock(state)
+        if held is None:
+            return {"released": False, "reason": "no lock"}
+        if held.get("owner") == owner or force:
+            try:
+                (state / LOCK_FILE).unlink()
+            except OSError:
+                pass
+            return {"released": True, "reason": ""}
+        return {"released": False, "reason": "held by %s" % held.get("owner")}
 
 
 # --- the swap ---------------------------------------------------------------------------------
