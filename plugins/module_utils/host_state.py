@@ -13,8 +13,10 @@ import json
 import os
 import platform
 import re
+import stat
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -47,6 +49,8 @@ SWAP_KEYS = (
     "sha256_swapped",
     "swapped_at",
 )
+# The labels docker compose puts on a container: the project it was started as.
+PROJECT_LABEL = "com.docker.compose.project"
 IMAGE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
 
 
@@ -84,8 +88,63 @@ def private_files() -> None:
     os.umask(PRIVATE_UMASK)
 
 
+class UnsafeStateError(StateError):
+    """The state folder, or a file in it, could have been written by someone else: it is not used."""
+
+
+def _unsafe(path: Path, st: os.stat_result, what: str) -> str:
+    """Why ``path`` cannot be trusted by this user ("" when it can)."""
+    uid = os.geteuid()
+    if st.st_uid != uid:
+        return "%s %s is owned by uid %d, not by uid %d that runs the modules" % (what, path, st.st_uid, uid)
+    if st.st_mode & 0o022:
+        return "%s %s can be written by %s (mode %04o)" % (
+            what,
+            path,
+            "group and others" if st.st_mode & 0o022 == 0o022 else "others" if st.st_mode & 0o002 else "group",
+            stat.S_IMODE(st.st_mode),
+        )
+    return ""
+
+
+def check_state_dir(state: Path) -> None:
+    """The state folder and the configured root it is in (``capture_state_dir``) must be this
+    user's alone to write: owned by the user running the modules, not writable by group or
+    others. A folder missing is fine (make_state_dir creates it so). Raises UnsafeStateError."""
+    for folder in (state.parent, state):
+        try:
+            st = folder.stat()
+        except FileNotFoundError:
+            continue
+        problem = "the state folder %s is not a folder" % folder if not stat.S_ISDIR(st.st_mode) else ""
+        problem = problem or _unsafe(folder, st, "the state folder")
+        if problem:
+            raise UnsafeStateError(
+                "%s: refusing to use it, nothing was changed (make it that user's alone: chown, chmod go-w)" % problem
+            )
+
+
+def trusted_file(state: Path, name: str) -> Optional[Path]:
+    """``state/name`` when it exists and only this user could have written it (a regular file,
+    not a link, in a safe state folder); None when it does not exist. Raises UnsafeStateError."""
+    check_state_dir(state)
+    path = state / name
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    problem = "%s is not a regular file" % path if not stat.S_ISREG(st.st_mode) else ""
+    problem = problem or _unsafe(path, st, "the state file")
+    if problem:
+        raise UnsafeStateError("%s: refusing to trust it, nothing was changed" % problem)
+    return path
+
+
 def make_state_dir(state: Path) -> None:
+    """Create the state folder (0700) or check the one there; an unsafe one is refused, unchanged."""
+    check_state_dir(state)
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_state_dir(state)
     os.chmod(str(state), 0o700)
 
 
@@ -637,8 +696,10 @@ def unified_diff(before: str, after: str, name: str, before_label: str, after_la
 
 
 def read_swap(state: Path) -> Optional[Dict[str, Any]]:
-    path = state / SWAP_FILE
-    if not path.exists():
+    """The swap record, or None. Raises StateError when it cannot be trusted: unreadable, not an
+    object, or in a folder (or a file) someone other than this user could have written."""
+    path = trusted_file(state, SWAP_FILE)
+    if path is None:
         return None
     try:
         data = json.loads(path.read_text())
@@ -756,20 +817,80 @@ def apply_swap(state: Path, compose: Path, service: str, container: str, image: 
 # --- the restore ------------------------------------------------------------------------------
 
 
-def plan_restore(state: Path, compose: Path, service: str, force: bool) -> Dict[str, Any]:
+def _same_file(a: Path, b: Path) -> bool:
+    return os.path.realpath(str(a)) == os.path.realpath(str(b))
+
+
+@dataclass(frozen=True)
+class RestoreTargets:
+    """What a restore may write and run: ``files``, the inventory's compose file first, then the
+    config files of the service's compose project as the role or Docker names them; ``folders``,
+    the project directories compose may run from. Never what the state folder says."""
+
+    files: Tuple[Path, ...]
+    folders: Tuple[Path, ...]
+
+
+def restore_targets(params: Dict[str, Any], labels: Optional[Dict[str, Any]] = None) -> RestoreTargets:
+    """The inventory's compose file and project folder, the project the role passed (preflight
+    read it from the running container) and the one the container's compose labels name
+    (``labels``: Docker's record of how it was started)."""
+    files = [compose_path(params["project_dir"], params["compose_file"])]
+    folders = [Path(params["project_dir"]), files[0].parent]
+    if params.get("project_working_dir"):
+        folders.append(Path(str(params["project_working_dir"])))
+    files += [Path(str(f)) for f in params.get("project_config_files") or [] if f]
+    labels = labels or {}
+    working_dir = str(labels.get(PROJECT_LABEL + ".working_dir") or "")
+    if working_dir:
+        folders.append(Path(working_dir))
+    named = str(labels.get(PROJECT_LABEL + ".config_files") or "")
+    files += [Path(working_dir or "/") / f.strip() for f in named.split(",") if f.strip()]
+    folders += [f.parent for f in files]
+    return RestoreTargets(tuple(files), tuple(folders))
+
+
+def restore_target_problem(compose: Path, allowed: RestoreTargets) -> str:
+    """Why a restore of ``compose``, under the compose project this process runs its compose calls
+    under (use_project: the role's, or swap.json's), is not among ``allowed`` ("" when it is):
+    a swap record cannot choose what a rollback writes or runs."""
+    if not any(_same_file(compose, f) for f in allowed.files):
+        return (
+            "the restore target %s is neither the inventory's compose file %s nor a config file of the service's project"
+            % (
+                compose,
+                allowed.files[0],
+            )
+        )
+    project = current_project()
+    stray = [str(f) for f in project.get("files") or [] if not any(_same_file(Path(str(f)), a) for a in allowed.files)]
+    if stray:
+        return "the compose project to recreate names %s, not a config file of the service's project" % ", ".join(stray)
+    working_dir = project.get("working_dir")
+    if working_dir and not any(_same_file(Path(str(working_dir)), d) for d in allowed.folders):
+        return "the compose project to recreate runs from %s, not from the service's project folder" % working_dir
+    return ""
+
+
+def plan_restore(state: Path, compose: Path, service: str, force: bool, allowed: RestoreTargets) -> Dict[str, Any]:
     """What a restore would do (read-only). ``status`` is ``nothing`` (no swap recorded, with
     ``reason``) or ``restore`` (``file_state``: original, swapped or missing; edited only with force).
-    Raises StateError when the backup cannot be trusted or the file was edited after the swap."""
+    Raises StateError when the backup cannot be trusted (a state folder others can write, a record
+    for another file), the target is not among ``allowed`` (restore_targets), or the file was edited
+    after the swap."""
     swap = read_swap(state)
     if swap is None:
         return plan_nothing(state, compose, service)
     missing = [k for k in SWAP_KEYS if k not in swap]
+    trusted = trusted_file(state, BACKUP_FILE)
+    backup = trusted.read_bytes() if trusted is not None else None
     backup_path = state / BACKUP_FILE
-    backup = backup_path.read_bytes() if backup_path.is_file() else None
-    problem = ""
-    if missing:
+    problem = restore_target_problem(compose, allowed)
+    if problem:
+        pass  # the first problem found is the one said
+    elif missing:
         problem = "swap.json lacks %s" % ", ".join(missing)
-    elif swap["compose_path"] != str(compose) or swap["service"] != service:
+    elif not _same_file(Path(str(swap["compose_path"])), compose) or swap["service"] != service:
         problem = "swap.json is for %s service %s, not %s service %s" % (
             swap["compose_path"],
             swap["service"],
