@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import re
@@ -164,6 +165,7 @@ COMMON_VALUES = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def secret_name(name: str) -> bool:
     """Whether a variable, key, label, flag or field name names a secret."""
     upper = name.upper()
@@ -264,10 +266,9 @@ def _trie_regex(words: Iterable[str]) -> str:
 # --- places where secrets are --------------------------------------------------------------
 # A Docker timestamp that `docker logs --timestamps` puts before each line of a multi-line value.
 _LINE_BREAK = r"\r?\n(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z )?[ \t]*"
-_SCHEME = re.compile(r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]*)://")
-_NEXT_URL = re.compile(r"(?<=[\s=(<\[,])[A-Za-z][A-Za-z0-9+.\-]*://")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 _HOST_AFTER_AT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_~%!$&'()*+,;=.\-]+)(?=$|[/?#:\s\"'`,;)>\]}\\])")
-_QUERY = re.compile(r"(?<=[?&;])(?P<name>[A-Za-z0-9_.\-\[\]]+)=(?P<value>[^&#\s\"'<>`\\]*)")
+_QUERY = re.compile(r"[?&;](?P<name>[A-Za-z0-9_.\-\[\]]+)=(?P<value>[^&#\s\"'<>`\\]*)")
 QUERY_SECRET_NAMES = frozenset(
     {
         "sig",
@@ -298,15 +299,41 @@ QUERY_SECRET_NAMES = frozenset(
         "se_sig",
     }
 )
-_ASSIGN = re.compile(
-    r"""(?<![A-Za-z0-9_.\-])(?P<q>["']?)(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)(?P=q)(?P<sep>[ \t]*[=:](?![=:/])[ \t]*)"""
-)
+# Where a secret name may be: a word of one (lower-cased text); the name around it is then read.
+# (str.find per word: many times faster than one regular expression of alternatives.)
+_NAME_HINTS = [
+    "pass",
+    "pw",
+    "key",
+    "token",
+    "secret",
+    "auth",
+    "jwt",
+    "bearer",
+    "cookie",
+    "session",
+    "sig",
+    "salt",
+    "dsn",
+    "webhook",
+    "otp",
+    "mnemonic",
+    "seed",
+    "hmac",
+    "cred",
+    "conn",
+]
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_SEP = re.compile(r"[ \t]*[=:](?![=:/])[ \t]*")
+_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _QUOTED = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'""")
 _BLOCK = re.compile(r"[|>][+-]?[0-9]?[+-]?[ \t]*(?:#[^\n]*)?(?=\r?\n)")
 _FLAG = re.compile(
-    r"(?<![^\s\"'\[,])--?(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)(?P<sep>=|[ \t]+|[\"'][ \t]*,[ \t]*[\"'])(?P<value>\"[^\"\n]*\"|'[^'\n]*'|[^\s\"',\]]+)"
+    r"--?(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)(?P<sep>=|[ \t]+|[\"'][ \t]*,[ \t]*[\"'])(?P<value>\"[^\"\n]*\"|'[^'\n]*'|[^\s\"',\]]+)"
 )
-_AUTH = re.compile(r"\b(?P<kind>Bearer|Basic|Token|Digest|Bot)[ \t]+(?P<value>[A-Za-z0-9+/=._~\-]{6,})", re.IGNORECASE)
+_AUTH = re.compile(
+    r"(?P<kind>Bearer|Basic|Token|Digest|BEARER|BASIC|TOKEN|bearer|basic)[ \t]+(?P<value>[A-Za-z0-9+/=._~\-]{6,})"
+)
 _PEM = re.compile(
     r"-----BEGIN (?P<what>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----(?P<body>[\s\S]{0,65536}?)-----END (?P=what)-----"
 )
@@ -322,42 +349,68 @@ def _line_end(text: str, pos: int) -> int:
 def _url_hits(text: str) -> Iterator[Hit]:
     """URL userinfo, parsed: after ``scheme://``, the userinfo runs to the last ``@`` that a
     host follows, within the value (the line, or the quoted string the URL opens in)."""
-    for match in _SCHEME.finditer(text):
-        start = match.end()
-        end = _line_end(text, start)
-        before = text[match.start() - 1] if match.start() > 0 else ""
-        if before in "\"'":
-            # Inside a quoted string: it ends at the first unescaped closing quote.
-            pos = start
-            while True:
-                pos = text.find(before, pos, end)
-                if pos < 0:
-                    break
-                if text[pos - 1] != "\\":
-                    end = pos
-                    break
-                pos += 1
-        # Another URL after a space (or an opening quote, bracket or =) starts a new value.
-        following = _NEXT_URL.search(text, start, end)
-        if following:
-            end = following.start()
-        region = text[start:end]
-        at = -1
-        pos = region.rfind("@")
-        while pos >= 0:
-            if _HOST_AFTER_AT.match(region, pos + 1):
-                at = pos
+    pos = text.find("://")
+    while pos >= 0:
+        found = _url_at(text, pos)
+        if found is not None:
+            yield found
+        pos = text.find("://", pos + 3)
+
+
+def _scheme_start(text: str, colon: int) -> int:
+    """Where the scheme of the ``://`` at ``colon`` starts (``colon`` when there is none)."""
+    first = colon
+    while first > 0 and colon - first < 64 and text[first - 1] in _SCHEME_CHARS:
+        first -= 1
+    while first < colon and not ("a" <= text[first].lower() <= "z"):
+        first += 1
+    return first
+
+
+def _url_at(text: str, colon: int) -> Optional[Hit]:
+    """The userinfo hit of the URL whose ``://`` is at ``colon``, if it has one."""
+    first = _scheme_start(text, colon)
+    if first == colon:
+        return None
+    start = colon + 3
+    end = _line_end(text, start)
+    before = text[first - 1] if first > 0 else ""
+    if before in ('"', "'"):
+        # Inside a quoted string: it ends at the first unescaped closing quote.
+        pos = start
+        while True:
+            pos = text.find(before, pos, end)
+            if pos < 0:
                 break
-            pos = region.rfind("@", 0, pos)
-        if at <= 0:
-            continue
-        userinfo = region[:at]
-        user, colon, password = userinfo.partition(":")
-        if colon:
-            if password:
-                yield start + len(user) + 1, start + at, password, "url-password", user
-        elif userinfo:
-            yield start, start + at, userinfo, "url-user-token", None
+            if text[pos - 1] != "\\":
+                end = pos
+                break
+            pos += 1
+    # Another URL after a space (or an opening quote, bracket, comma or =) starts a new value.
+    following = text.find("://", start, end)
+    while following >= 0:
+        other = _scheme_start(text, following)
+        if other < following and other > start and text[other - 1] in " \t=(<[,\"'":
+            end = other
+            break
+        following = text.find("://", following + 3, end)
+    region = text[start:end]
+    at = -1
+    pos = region.rfind("@")
+    while pos >= 0:
+        if _HOST_AFTER_AT.match(region, pos + 1):
+            at = pos
+            break
+        pos = region.rfind("@", 0, pos)
+    if at <= 0:
+        return None
+    userinfo = region[:at]
+    user, sep, password = userinfo.partition(":")
+    if sep:
+        if password:
+            return start + len(user) + 1, start + at, password, "url-password", user
+        return None
+    return start, start + at, userinfo, "url-user-token", None
 
 
 def _block_end(text: str, line_start: int, value_end: int) -> Tuple[int, int]:
@@ -379,14 +432,54 @@ def _block_end(text: str, line_start: int, value_end: int) -> Tuple[int, int]:
     return first, last
 
 
-def _assignment_hits(text: str) -> Iterator[Hit]:
-    for match in _ASSIGN.finditer(text):
-        if not secret_name(match.group("name")):
+def _assignment_heads(text: str) -> Iterator[Tuple[int, str, int]]:
+    """(where the name starts, its separator, where its value starts) of every ``NAME=`` or
+    ``NAME:`` (the name optionally quoted) whose name is secret. Found from the words secret
+    names contain, so the scan costs one pass of one regular expression."""
+    lower = text.translate(_LOWER)
+    # One byte per character (non-ASCII as "?"), so offsets agree; bytes.find is the fast one.
+    raw = lower.encode("ascii", "replace")
+    hints = []  # type: List[Tuple[int, int]]
+    for word in _NAME_HINTS:
+        needle = word.encode("ascii")
+        at = raw.find(needle)
+        while at >= 0:
+            hints.append((at, at + len(word)))
+            at = raw.find(needle, at + 1)
+    hints.sort()
+    done = -1
+    for hint_start, hint_end in hints:
+        if hint_start < done:
             continue
-        sep = match.group("sep").strip()
-        vstart = match.end()
-        line_start = text.rfind("\n", 0, match.start()) + 1
-        head = text[line_start : match.start()]
+        first = hint_start
+        while first > 0 and hint_start - first < 128 and text[first - 1] in _NAME_CHARS:
+            first -= 1
+        last = hint_end
+        while last < len(text) and last - hint_end < 128 and text[last] in _NAME_CHARS:
+            last += 1
+        done = last
+        while first < last and not (text[first] == "_" or "a" <= lower[first] <= "z"):
+            first += 1
+        name = text[first:last]
+        if not name or not secret_name(name):
+            continue
+        quote_char = text[first - 1] if first > 0 and text[first - 1] in "\"'" else ""
+        after = last
+        if quote_char:
+            if text[last : last + 1] != quote_char:
+                quote_char = ""
+            else:
+                after = last + 1
+        sep = _SEP.match(text, after)
+        if sep is None:
+            continue
+        yield first - len(quote_char), sep.group(0).strip(), sep.end()
+
+
+def _assignment_hits(text: str) -> Iterator[Hit]:
+    for name_start, sep, vstart in _assignment_heads(text):
+        line_start = text.rfind("\n", 0, name_start) + 1
+        head = text[line_start:name_start]
         block = _BLOCK.match(text, vstart)
         if block and sep == ":":
             first, last = _block_end(text, line_start, block.end())
@@ -435,6 +528,9 @@ def _assignment_hits(text: str) -> Iterator[Hit]:
 
 def _flag_hits(text: str) -> Iterator[Hit]:
     for match in _FLAG.finditer(text):
+        at = match.start()
+        if at > 0 and text[at - 1] not in " \t\r\n\"'[,":
+            continue
         if secret_name(match.group("name")):
             value = match.group("value")
             vstart, vend = match.span("value")
@@ -453,6 +549,8 @@ def _query_hits(text: str) -> Iterator[Hit]:
 
 def _auth_hits(text: str) -> Iterator[Hit]:
     for match in _AUTH.finditer(text):
+        if match.start() > 0 and text[match.start() - 1] in _NAME_CHARS:
+            continue
         value = match.group("value")
         start, end = match.span("value")
         yield start, end, value, "auth-header", None
@@ -478,6 +576,11 @@ def _pem_hits(text: str) -> Iterator[Hit]:
 DETECTORS = (_pem_hits, _url_hits, _query_hits, _assignment_hits, _flag_hits, _auth_hits)
 
 
+def _detect(text: str) -> List[Hit]:
+    """Every secret-shaped place of ``text``."""
+    return [hit for detector in DETECTORS for hit in detector(text)]
+
+
 class RedactError(ValueError):
     """A redaction pattern or mapping file cannot be used."""
 
@@ -497,6 +600,7 @@ class Redactor:
         # False while redacting text that is not a secret-shaped source (source code): what its
         # secret-shaped places hold is replaced there, not learned.
         self.learning = True
+        self._detected = {}  # type: Dict[str, List[Hit]]
         for secret, placeholder in (mapping or {}).items():
             self._keep(secret, placeholder)
 
@@ -663,11 +767,12 @@ class Redactor:
         """Learn from ``docker compose config --format json`` (every service of every profile)."""
         self.learn_structure(data)
 
-    def learn_text(self, text: str) -> None:
-        """Learn what a document's secret-shaped places hold."""
-        for detector in DETECTORS:
-            for _start, _end, secret, _kind, user in detector(text):
-                self.placeholder(secret, user)
+    def learn_text(self, text: str) -> List[Hit]:
+        """Learn what a document's secret-shaped places hold; returns those places."""
+        hits = _detect(text)
+        for _start, _end, secret, _kind, user in hits:
+            self.placeholder(secret, user)
+        return hits
 
     def learn_assignments(self, text: str) -> None:
         """Learn secrets from a compose file's or env file's text (the old name of learn_text)."""
@@ -682,8 +787,13 @@ class Redactor:
                 else:
                     self.learn_structure(data)
             return
+        blocks = 0
         for block in _blocks(path):
-            self.learn_text(block)
+            hits = self.learn_text(block)
+            blocks += 1
+        if blocks == 1:
+            # A file read whole: the redacting pass reuses what this pass found in it.
+            self._detected[str(path)] = hits
 
     # --- redacting -------------------------------------------------------------------------
     def _bump(self, kind: str, n: int = 1) -> None:
@@ -702,12 +812,12 @@ class Redactor:
             self._literal = re.compile("|".join(parts)) if parts else False
         return self._literal
 
-    def _spans(self, text: str, limit: Optional[int] = None) -> List[Tuple[int, int, str, str]]:
-        """What to replace in ``text``: (start, end, replacement, kind), sorted, not overlapping."""
+    def _spans(self, text: str, detected: Optional[List[Hit]] = None) -> List[Tuple[int, int, str, str]]:
+        """What to replace in ``text``: (start, end, replacement, kind), sorted, not overlapping.
+        ``detected``: the secret-shaped places of ``text`` when the learning pass found them."""
         hits = []  # type: List[Tuple[int, int, str, str]]
-        for detector in DETECTORS:
-            for start, end, secret, kind, user in detector(text):
-                hits.append((start, end, self.placeholder(secret, user), kind))
+        for start, end, secret, kind, user in detected if detected is not None else _detect(text):
+            hits.append((start, end, self.placeholder(secret, user), kind))
         for pattern in self.patterns:
             for match in pattern.finditer(text):
                 if match.end() == match.start():
@@ -768,11 +878,11 @@ class Redactor:
         out.append(text[pos:])
         return "".join(out)
 
-    def text(self, document: str) -> str:
+    def text(self, document: str, detected: Optional[List[Hit]] = None) -> str:
         """Redact a whole document: secret-shaped places, user patterns, every learned value."""
         if not document:
             return document
-        return self._apply(document, self._spans(document))
+        return self._apply(document, self._spans(document, detected))
 
     # The old line-wise name: any text is redacted as one document now.
     line = text
@@ -911,8 +1021,11 @@ def _redact_text_file(path: Path, redactor: Redactor) -> None:
     with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as src:
         fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as dst:
-            carry = ""
-            while True:
+            carry = src.read(BLOCK)
+            if len(carry) < BLOCK:
+                dst.write(redactor.text(carry, redactor._detected.pop(str(path), None)))
+                carry = ""
+            while carry:
                 chunk = src.read(BLOCK)
                 text = carry + chunk
                 if not chunk:

@@ -515,3 +515,30 @@ def test_no_form_of_a_random_secret_survives(tmp_path_factory: pytest.TempPathFa
     redact_bundle(out, Redactor())
     for rel, text in read_all(out).items():
         assert not leaks(secret, text), f"{place}: {leaks(secret, text)} in {rel}:\n{text}"
+
+
+def test_a_large_file_is_redacted_in_overlapping_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file larger than a block: a key that crosses a block's edge is still replaced whole."""
+    from ansible_collections.rsky.ingester_capture.plugins.module_utils import redact
+
+    monkeypatch.setattr(redact, "BLOCK", 4096)
+    monkeypatch.setattr(redact, "OVERLAP", 1024)
+    filler = "".join(f"2026-01-01T00:00:00Z INFO line {n}\n" for n in range(115))  # the key crosses 4096
+    text = filler + "TLS_KEY: |\n" + "".join(f"  {line}\n" for line in PEM.splitlines()) + filler * 3
+    text += "late echo api_token=late-token-77aa and again late-token-77aa\n"
+    out = bundle(tmp_path, {"logs/ingester.log": text})
+    redact_bundle(out, Redactor())
+    result = read_all(out)["logs/ingester.log"]
+    for line in PEM.splitlines()[1:-1]:
+        assert line not in result
+    assert "late-token-77aa" not in result
+    assert result.count("INFO line 114") == 4, "every line kept once"
+
+
+def test_every_secret_word_is_found_by_the_name_scan() -> None:
+    """The assignment scan starts from _NAME_HINTS: each secret word must contain one."""
+    from ansible_collections.rsky.ingester_capture.plugins.module_utils import redact
+
+    words = [*redact.SECRET_WORDS, *redact.SECRET_PARTS]
+    missing = [w for w in words if not any(h in w.lower() for h in redact._NAME_HINTS)]
+    assert not missing, missing
