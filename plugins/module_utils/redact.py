@@ -613,7 +613,7 @@ class Redactor:
         mapping = {}  # type: Dict[str, str]
         if map_path is not None and map_path.exists():
             try:
-                data = json.loads(map_path.read_text(encoding="utf-8", errors="surrogateescape"))
+                data = json.loads(map_path.read_text(encoding="utf-8"))
                 mapping = {str(k): str(v) for k, v in data.get("mapping", {}).items()}
             except (OSError, ValueError, AttributeError) as exc:
                 raise RedactError("cannot read redaction map %s: %s" % (map_path, exc)) from exc
@@ -671,8 +671,8 @@ class Redactor:
     def save(self, map_path: Path) -> None:
         """Write the mapping atomically, readable by its owner only."""
         map_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        data = json.dumps({"mapping": self.mapping}, indent=1, sort_keys=True, ensure_ascii=False)
-        write_atomic(map_path, data.encode("utf-8", "surrogateescape"), 0o600)
+        data = json.dumps({"mapping": self.mapping}, indent=1, sort_keys=True)
+        write_atomic(map_path, data.encode("ascii"), 0o600)
 
     # --- learning --------------------------------------------------------------------------
     def _keep(self, secret: str, placeholder: str) -> None:
@@ -824,7 +824,7 @@ class Redactor:
                     continue
                 span = match.span(1) if match.re.groups and match.group(1) is not None else match.span(0)
                 if span[1] > span[0]:
-                    hits.append((span[0], span[1], self._user_placeholder(text[span[0] : span[1]]), "user-pattern"))
+                    hits.append((span[0], span[1], self.placeholder(text[span[0] : span[1]]), "user-pattern"))
         literal = self._literal_regex()
         if literal:
             for match in literal.finditer(text):
@@ -852,18 +852,6 @@ class Redactor:
             if "\n" in known and "\n".join(ln.strip() for ln in known.strip("\n").splitlines()) == squeezed:
                 return placeholder
         return IN_PLACE
-
-    def _user_placeholder(self, value: str) -> str:
-        # The operator's patterns say what is secret: learned whatever its length.
-        if value.startswith("[REDACTED"):
-            return value
-        if value not in self.mapping and len(value) >= 1:
-            found = self._forms.get(value)
-            if found is not None:
-                return found
-            if ordinary(value):
-                return IN_PLACE
-        return self.placeholder(value)
 
     def _apply(self, text: str, spans: List[Tuple[int, int, str, str]]) -> str:
         out = []
