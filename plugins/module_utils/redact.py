@@ -1068,6 +1068,13 @@ def _redact_json_file(path: Path, redactor: Redactor) -> None:
     write_atomic(path, "".join(out).encode("utf-8", "surrogateescape"), 0o600)
 
 
+def _under_source(out: Path, path: Path) -> bool:
+    try:
+        return path.relative_to(out).parts[0] == "source" and path.name != "index.json"
+    except (ValueError, IndexError):
+        return False
+
+
 def redact_bundle(out: Path, redactor: Redactor, files: Optional[Iterable[Path]] = None) -> Dict[str, int]:
     """Redact every bundle file in place (or ``files``) and the commands record the manifest is
     made from; returns replacements per file. Everything is learned first, so a value learned
@@ -1076,7 +1083,7 @@ def redact_bundle(out: Path, redactor: Redactor, files: Optional[Iterable[Path]]
     commands = out / COMMANDS_FILE
     every = paths + ([commands] if commands.is_file() and commands not in paths else [])
     # Source snippets are code: `let token = parse(` is no secret to replace everywhere.
-    code = {p for p in every if p.parent.name == "source" or p.suffix == ".rs"}
+    code = {p for p in every if _under_source(out, p)}
     for path in every:
         if path in code:
             continue

@@ -542,3 +542,18 @@ def test_every_secret_word_is_found_by_the_name_scan() -> None:
     words = [*redact.SECRET_WORDS, *redact.SECRET_PARTS]
     missing = [w for w in words if not any(h in w.lower() for h in redact._NAME_HINTS)]
     assert not missing, missing
+
+
+def test_source_snippets_are_redacted_in_place_never_learned_from(tmp_path: Path) -> None:
+    """Code is no secret-shaped source: `let token = parse(` must not replace every `parse(`."""
+    snippet = 'let token = parse(&cfg)?;\nlet api_key = "hard-coded-key-99";\n'
+    out = bundle(
+        tmp_path,
+        {"source/rsky-ingester/src/main.rs#L1-L2.txt": snippet, "logs/ingester.log": "calling parse(&cfg) now\n"},
+    )
+    redactor = Redactor()
+    redact_bundle(out, redactor)
+    texts = read_all(out)
+    assert "calling parse(&cfg) now" in texts["logs/ingester.log"]
+    assert "hard-coded-key-99" not in texts["source/rsky-ingester/src/main.rs#L1-L2.txt"]
+    assert redactor.mapping == {}
