@@ -84,8 +84,6 @@ def main() -> None:
     p = module.params
     state, compose = host_state.target_paths(p)
     redactor = Redactor.for_target(state, compose, [p["container"]])
-    for note in redactor.notes:
-        module.warn(note)
     if module.check_mode:
         module.exit_json(changed=True, msg=redactor.line("would run: %s" % " ".join(p["argv"])))
     out = Path(p["work_dir"])
