@@ -57,8 +57,12 @@ class Planted:
             "go-escaped": escaped.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"),
             "percent-encoded": quote(self.value, safe=""),
             "percent-decoded": unquote(self.value),
-            "base64": base64.b64encode(raw).decode()[: len(raw) * 8 // 6],
         }
+        # base64 at each alignment inside a longer encoded string (a Basic credential's user:password):
+        # only the characters the secret's own bytes decide.
+        for pad in range(3):
+            encoded = base64.b64encode(b"\0" * pad + raw).decode()
+            found[f"base64+{pad}"] = encoded[(pad * 8 + 5) // 6 : (pad + len(raw)) * 8 // 6]
         found.update({f"fragment {i}": fragment for i, fragment in enumerate(self.fragments)})
         # Short fragments of base64 or hex could occur by chance in unrelated text.
         return {k: v for k, v in found.items() if len(v) >= 8 or k == "raw"}
