@@ -88,10 +88,11 @@ def main() -> None:
         module.exit_json(changed=True, msg=redactor.line("would run: %s" % " ".join(p["argv"])))
     out = Path(p["work_dir"])
     code = run_to_file(out, p["file"], p["argv"], timeout=p["timeout"], append=True, cwd=p["chdir"])
-    tail = (out / p["file"]).read_bytes()[-2000:].decode(errors="replace")
+    # Redacted first, then cut: a secret the cut would halve is replaced whole.
+    tail = redactor.tail((out / p["file"]).read_bytes(), 2000)
     if state.is_dir():
         redactor.save(state / MAP_FILE)
-    result = {"changed": True, "rc": code, "tail": redactor.line(tail), "cmd": redactor.value(p["argv"])}
+    result = {"changed": True, "rc": code, "tail": tail, "cmd": redactor.value(p["argv"])}
     if code != 0:
         module.fail_json(msg=redactor.line("%s exited %d" % (p["argv"][0], code)), **result)
     module.exit_json(**result)
