@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Dict, List
@@ -25,20 +26,24 @@ _RECORD_LOCK = threading.Lock()
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a file so a reader sees the old or the new content, never half of it."""
+    """Write a file so a reader sees the old or the new content, never half of it.
+
+    The temporary file is made by ``mkstemp`` in the target's folder (a new, random name, opened
+    with ``O_EXCL`` and ``O_NOFOLLOW``: a planted file or symlink is never opened), its mode set on
+    the open descriptor, and renamed over the target (a rename replaces a symlink there, it never
+    writes through it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".%s.%d.tmp" % (path.name, os.getpid()))
-    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, name = tempfile.mkstemp(prefix=".%s." % path.name, suffix=".tmp", dir=str(path.parent))
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(str(tmp), mode)
-        tmp.replace(path)
+        Path(name).replace(path)
     except BaseException:
         try:
-            tmp.unlink()
+            Path(name).unlink()
         except OSError:
             pass
         raise
@@ -75,7 +80,8 @@ def record(out: Path, entry: Dict[str, Any]) -> None:
     # Created for its owner alone whatever the umask (a record may come before the module makes the
     # work folder private, e.g. the debug build's git pull): the commands name unredacted paths.
     with _RECORD_LOCK:
-        fd = os.open(str(out / COMMANDS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # O_NOFOLLOW: a symlink planted at the name is refused, not appended through.
+        fd = os.open(str(out / COMMANDS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, sort_keys=True) + "\n")
 

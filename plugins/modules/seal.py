@@ -111,7 +111,7 @@ import platform
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import evidence, host_state, source
@@ -120,6 +120,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest imp
     cap_size,
     manifest,
     record_note,
+    write_atomic,
     write_json,
 )
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import (
@@ -147,6 +148,21 @@ def build_commit(project_dir: str, build_context: str) -> Dict[str, Any]:
     return {"commit": commit, "context": str(context), "error": None if commit else (err.strip()[:200] or None)}
 
 
+def confined(out: Path, rel: str) -> Optional[Path]:
+    """``out / rel`` when that stays inside ``out`` (no ``..``, no absolute path, no symlinked folder
+    leading out); None otherwise. Bundle file names built from data go through here."""
+    parts = Path(rel).parts
+    if not parts or Path(rel).is_absolute() or ".." in parts:
+        return None
+    root = out.resolve()
+    target = root.joinpath(*parts)
+    try:
+        target.parent.resolve().relative_to(root)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return target
+
+
 def write_source(out: Path, build: Dict[str, Any]) -> None:
     """source/index.json and the snippets the merged log cites (redacted with the rest)."""
     log = out / "logs" / "ingester.log"
@@ -154,11 +170,25 @@ def write_source(out: Path, build: Dict[str, Any]) -> None:
         return
     with log.open(encoding="utf-8", errors="replace") as lines:
         index, files = source.build_index(Path(build["context"]), build.get("commit"), lines)
+    refused = set()
     for rel, text in files.items():
-        target = out / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        target = confined(out / "source", rel[len("source/") :]) if rel.startswith("source/") else None
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target = confined(out / "source", rel[len("source/") :])  # the folders made are checked again
+        if target is None:
+            refused.add(rel)
+            continue
+        write_atomic(target, text.encode("utf-8"), mode=0o600)
         record_note(out, rel, "lines of the build context cited by the log")
+    if refused:
+        kept = [s for s in index["snippets"] if s.get("file") not in refused]
+        index["missing"] += [
+            {"location": s["location"], "why": "its file name would leave the bundle"}
+            for s in index["snippets"]
+            if s.get("file") in refused
+        ]
+        index["snippets"] = kept
     write_json(out / "source" / "index.json", index, mode=0o600)
     record_note(out, "source/index.json", "where each snippet comes from (schema_version 1)")
 
