@@ -8,12 +8,19 @@ adversary: a path in a panic location, a symlink planted where a temporary file 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
+import re
+import struct
 import subprocess
 import sys
+import tarfile
+import zlib
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / "collections"
@@ -163,3 +170,142 @@ def test_bundle_command_file_stays_in_the_work_folder(tmp_path: Path) -> None:
     # Inside, it runs as before.
     result = run_module("bundle_command", dict(base, file="build/build.log"), tmp_path)
     assert result["rc"] == 0 and "ran" in (work / "build" / "build.log").read_text()
+
+
+# --- the controller's unpacking ------------------------------------------------------------------
+
+
+def _member(name: str, size: int, kind: bytes = tarfile.REGTYPE) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.type = size, kind
+    return info.tobuf(tarfile.USTAR_FORMAT)
+
+
+def _pad(size: int) -> bytes:
+    return b"\0" * (-size % 512)
+
+
+def _gzip_of_a_zero_member(path: Path, name: str, size: int) -> None:
+    """A gzip'd tarball: a manifest, then ``name`` of ``size`` zero bytes. The zeros are deflated
+    one MiB at a time with a full flush (the history reset), so every MiB deflates to the same
+    bytes and is written as often as needed: a real tarball of ``size`` bytes, built in a second."""
+    head = _member("manifest.json", 2) + b"{}" + _pad(2) + _member(name, size)
+    tail = _pad(size) + b"\0" * 1024
+    chunk = b"\0" * (1 << 20)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = deflate.compress(head) + deflate.flush(zlib.Z_FULL_FLUSH)
+    block = deflate.compress(chunk) + deflate.flush(zlib.Z_FULL_FLUSH)
+    assert size % len(chunk) == 0
+    crc = zlib.crc32(head)
+    for _ in range(size // len(chunk)):
+        crc = zlib.crc32(chunk, crc)
+    crc = zlib.crc32(tail, crc)
+    with path.open("wb") as handle:
+        handle.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + first)
+        for _ in range(size // len(chunk)):
+            handle.write(block)
+        handle.write(deflate.compress(tail) + deflate.flush())
+        handle.write(struct.pack("<II", crc, (len(head) + size + len(tail)) & 0xFFFFFFFF))
+
+
+@pytest.mark.parametrize(
+    ("caps", "message"),
+    [
+        ({"max_bytes": 512 << 20}, "logs/ingester.log would unpack to 1073741824 bytes, more than the 536870912 bytes"),
+        (
+            {"max_bytes": 512 << 20, "max_member_bytes": 2 << 30},
+            "the bundle would unpack to more than 536870912 bytes (the cap; logs/ingester.log alone is 1073741824 "
+            "bytes): refused before anything was unpacked",
+        ),
+    ],
+    ids=["member-cap", "total-cap"],
+)
+def test_a_small_tarball_that_would_unpack_to_a_gigabyte_is_refused_before_unpacking(
+    tmp_path: Path, caps: dict[str, int], message: str
+) -> None:
+    from ansible_collections.rsky.ingester_capture.plugins.action.fetch_bundle import UnsafeBundle, unpack
+
+    tarball = tmp_path / "bomb.tar.gz"
+    _gzip_of_a_zero_member(tarball, "logs/ingester.log", 1 << 30)
+    assert tarball.stat().st_size < 2 << 20
+    dest = tmp_path / "bundle"
+
+    with pytest.raises(UnsafeBundle) as refused:
+        unpack(str(tarball), str(dest), **caps)
+
+    assert message in str(refused.value)
+    assert not dest.exists() or not any(dest.rglob("*")), "something was unpacked"
+
+
+def test_a_large_pax_header_is_refused_before_tarfile_parses_it(tmp_path: Path) -> None:
+    from ansible_collections.rsky.ingester_capture.plugins.action.fetch_bundle import UnsafeBundle, unpack
+
+    # Digits without a record: the shape that makes tarfile's PAX parse quadratic (CVE-2024-6232).
+    body = b"1" * 20000
+    raw = _member("././@PaxHeader", len(body), tarfile.XHDTYPE) + body + _pad(len(body))
+    raw += _member("manifest.json", 2) + b"{}" + _pad(2) + b"\0" * 1024
+    tarball = tmp_path / "pax.tar.gz"
+    tarball.write_bytes(gzip.compress(raw))
+
+    with pytest.raises(UnsafeBundle, match=r"an extended header \(PAX\) of 20000 bytes, more than the 8192"):
+        unpack(str(tarball), str(tmp_path / "bundle"))
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        (lambda: _member("link", 0, tarfile.SYMTYPE), "link is a symlink"),
+        (lambda: _member("hard", 0, tarfile.LNKTYPE), "hard is a hard link"),
+        (lambda: _member("dev", 0, tarfile.CHRTYPE), "dev is a character device"),
+        (lambda: _member("/etc/cron.d/x", 0), "/etc/cron.d/x would land outside"),
+        (lambda: _member("a/../../x", 0), "a/../../x would land outside"),
+        (
+            lambda: _member("././@PaxHeader", 22, tarfile.XHDTYPE) + b"22 path=../../outside\n" + _pad(22)
+            + _member("innocent", 0),
+            "../../outside would land outside",
+        ),
+        (
+            lambda: _member("././@LongLink", 12, tarfile.GNUTYPE_LONGNAME) + b"../x/../../y" + _pad(12)
+            + _member("innocent", 0),
+            "../x/../../y would land outside",
+        ),
+        (
+            lambda: _member("././@PaxHeader", 9, tarfile.XHDTYPE) + b"99 a=b\n\0\0" + _pad(9) + _member("x", 0),
+            "a malformed PAX extended header",
+        ),
+    ],
+    ids=["symlink", "hardlink", "device", "absolute", "dotdot", "pax-path", "gnu-longname", "pax-malformed"],
+)
+def test_unsafe_members_are_refused_before_anything_is_unpacked(
+    tmp_path: Path, member: Any, message: str
+) -> None:
+    from ansible_collections.rsky.ingester_capture.plugins.action.fetch_bundle import UnsafeBundle, unpack
+
+    tarball = tmp_path / "b.tar.gz"
+    tarball.write_bytes(gzip.compress(_member("first.txt", 2) + b"ok" + _pad(2) + member() + b"\0" * 1024))
+    dest = tmp_path / "bundle"
+
+    with pytest.raises(UnsafeBundle, match=re.escape(message)):
+        unpack(str(tarball), str(dest))
+
+    assert not (dest / "first.txt").exists(), "a member was unpacked before the refusal"
+
+
+def test_a_sealed_bundle_unpacks_and_gets_its_sha256(tmp_path: Path) -> None:
+    from ansible_collections.rsky.ingester_capture.plugins.action.fetch_bundle import unpack, write_sha256
+
+    out = tmp_path / "work"
+    (out / "logs").mkdir(parents=True)
+    long_name = "source/" + "d" * 120 + "/main.rs#L1-L3.txt"
+    (out / long_name).parent.mkdir(parents=True)
+    (out / long_name).write_text("fn main() {}\n")
+    (out / "logs" / "ingester.log").write_text("a line\n")
+    tarball = tmp_path / "bundle.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(str(out), arcname=".")
+
+    assert unpack(str(tarball), str(tmp_path / "bundle")) == 2
+    digest = write_sha256(str(tarball))
+    check = subprocess.run(["sha256sum", "-c", "bundle.tar.gz.sha256"], cwd=tmp_path, capture_output=True, check=False)
+    assert check.returncode == 0 and len(digest) == 64
+    assert (tmp_path / "bundle" / long_name).read_text() == "fn main() {}\n"
