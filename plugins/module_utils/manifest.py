@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import now_iso
 
@@ -113,9 +113,12 @@ def records(out: Path) -> Dict[str, Dict[str, Any]]:
 
 
 def bundle_files(out: Path) -> List[Path]:
-    """The bundle's files: everything but the hidden work files."""
+    """The bundle's files: the regular files of the work folder but the hidden work files (a
+    symlink is no bundle file: it would redact, and ship, what it points at)."""
     return sorted(
-        p for p in out.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(out).parts)
+        p
+        for p in out.rglob("*")
+        if p.is_file() and not p.is_symlink() and not any(part.startswith(".") for part in p.relative_to(out).parts)
     )
 
 
@@ -173,8 +176,11 @@ def manifest(
     redaction: Dict[str, Any],
     max_bytes: int,
     build: Dict[str, Any],
+    partial: Optional[List[str]] = None,
 ) -> Dict[str, Any]:
-    """The manifest of a bundle as it is on disk now (docs/bundle.md)."""
+    """The manifest of a bundle as it is on disk now (docs/bundle.md). ``partial``: why the bundle
+    holds less than a whole capture (a window whose worker died, a step that failed after the
+    window started); empty or None for a whole one."""
     made = records(out)
     files = []
     for path in bundle_files(out):
@@ -213,4 +219,7 @@ def manifest(
         "build": build,
         # The merged log's sources and counted losses (the capture window's record of it).
         "logs": made.get("logs/ingester.log", {}).get("logs"),
+        # sos report and must-gather keep partial output, and say so: so does a bundle.
+        "partial": bool(partial),
+        "partial_reasons": list(partial or []),
     }

@@ -309,3 +309,137 @@ def test_a_sealed_bundle_unpacks_and_gets_its_sha256(tmp_path: Path) -> None:
     check = subprocess.run(["sha256sum", "-c", "bundle.tar.gz.sha256"], cwd=tmp_path, capture_output=True, check=False)
     assert check.returncode == 0 and len(digest) == 64
     assert (tmp_path / "bundle" / long_name).read_text() == "fn main() {}\n"
+
+
+# --- the seal ships an allow-list ------------------------------------------------------------------
+
+SECRET = "pl4nted-s3cret-77"  # noqa: S105 - a planted test secret
+
+
+def _work_folder(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A capture's work folder as a window whose worker died leaves it: the merged files, and the
+    raw follower copies in .follow/ that print the secret whole."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "docker-compose.yml").write_text(
+        f"services:\n  ingester:\n    image: rsky-ingester:latest\n    environment:\n      REDIS_PASSWORD: {SECRET}\n"
+    )
+    out = tmp_path / "state" / "work" / "20260101T000000Z-capture"
+    (out / "logs").mkdir(parents=True)
+    (out / ".follow").mkdir()
+    raw = f"2026-01-01T00:00:00.000000001Z Configuration: redis://:{SECRET}@redis:6379\n"
+    (out / ".follow" / "run-001.stdout").write_text(raw)
+    (out / ".follow" / "nested").mkdir()
+    (out / ".follow" / "nested" / "copy.log").write_text(raw)
+    (out / ".window-agent.log").write_text(raw)
+    (out / "logs" / "ingester.log").write_text(raw)
+    manifest.record_note(out, "logs/ingester.log", "merged")
+    (out / "window.json").write_text(json.dumps({"phase": "done", "partial": "the worker (pid 7) died"}))
+    args = {
+        "project_dir": str(project),
+        "compose_file": "docker-compose.yml",
+        "state_dir": str(tmp_path / "state"),
+        "work_dir": str(out),
+        "tarball": str(out) + ".tar.gz",
+        "container": "ingester-capture-test-no-such-container",
+    }
+    return out, args
+
+
+def test_the_tarball_holds_exactly_the_files_the_manifest_names(tmp_path: Path) -> None:
+    out, args = _work_folder(tmp_path)
+
+    result = run_module("seal", args, tmp_path)
+
+    assert result.get("changed"), result
+    with tarfile.open(args["tarball"]) as tar:
+        named = {os.path.normpath(m.name): m for m in tar.getmembers()}
+        members = {name: tar.extractfile(m).read() for name, m in named.items() if m.isfile()}  # type: ignore[union-attr]
+        kinds = {name for name, m in named.items() if not m.isfile()}
+    document = json.loads(members["manifest.json"])
+    assert set(members) == {f["path"] for f in document["files"]} | {"manifest.json"}
+    assert not kinds, f"not a file: {kinds}"
+    assert "logs/ingester.log" in members
+    leaks = [name for name, data in members.items() if SECRET.encode() in data]
+    assert not leaks, f"the raw secret is in {leaks}"
+    # Hidden work files are never in the bundle, and are not kept once it is sealed.
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")], sorted(out.rglob(".*"))
+
+
+def test_a_partial_bundle_says_so_and_why(tmp_path: Path) -> None:
+    out, args = _work_folder(tmp_path)
+
+    result = run_module("seal", dict(args, partial="Capture failed at 'Capture | Follow the window'"), tmp_path)
+
+    document = json.loads((out / "manifest.json").read_text())
+    assert document["partial"] is True and result["partial"] is True
+    assert document["partial_reasons"] == [
+        "Capture failed at 'Capture | Follow the window'",
+        "the worker (pid 7) died",
+    ]
+
+
+def test_a_symlink_in_the_work_folder_is_neither_redacted_through_nor_shipped(tmp_path: Path) -> None:
+    out, args = _work_folder(tmp_path)
+    victim = tmp_path / "controller-secret.txt"
+    victim.write_text(f"token {SECRET}\n")
+    (out / "logs" / "linked.log").symlink_to(victim)
+
+    run_module("seal", args, tmp_path)
+
+    assert victim.read_text() == f"token {SECRET}\n", "redaction wrote through the symlink"
+    with tarfile.open(args["tarball"]) as tar:
+        assert "logs/linked.log" not in tar.getnames()
+
+
+# --- a window whose worker died ------------------------------------------------------------------
+
+
+def test_a_dead_worker_is_noticed_in_the_poll_and_its_followers_are_stopped(tmp_path: Path) -> None:
+    """The worker and its follower as a window leaves them when the worker is SIGKILLed: the
+    progress names both by pid and start time; the follower (a session of its own) lives on."""
+    from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, window
+
+    out = tmp_path / "work"
+    (out / window.FOLLOW_DIR).mkdir(parents=True)
+    (out / window.FOLLOW_DIR / "run-001.stdout").write_text(
+        f"2026-01-01T00:00:00.000000001Z Configuration: redis://:{SECRET}@redis:6379\n"
+    )
+    worker = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    follower = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        progress = {
+            "phase": "capturing",
+            "pid": worker.pid,
+            "pid_start": host_state.process_start(worker.pid),
+            "children": [[follower.pid, host_state.process_start(follower.pid)]],
+            "started_epoch": 0,
+        }
+        (out / window.PROGRESS_FILE).write_text(json.dumps(progress))
+        (out / window.CONFIG_FILE).write_text(
+            json.dumps({"container": "ingester-capture-test-no-such-container", "recreate": False})
+        )
+        alive = window.status(out, 0.3)
+        assert not alive["done"] and "worker_died" not in alive
+        worker.kill()
+        worker.wait()
+
+        # A poll as long as a whole window ends as soon as it sees the death.
+        polled = window.status(out, 3600)
+
+        assert polled["worker_died"].startswith(f"the capture window's worker (pid {worker.pid}) died")
+        assert follower.poll() is None, "status only reports; the stop ends the window"
+        stopped = window.stop(out, 3600)
+        assert follower.wait(timeout=30) == -9, "the follower the dead worker left was not stopped"
+    finally:
+        for proc in (worker, follower):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert stopped["done"] and stopped["ended_by"] == "worker died"
+    record = json.loads((out / "window.json").read_text())
+    assert record["partial"] == polled["worker_died"]
+    # What the follower read is in the merged log; the raw copy is gone.
+    assert SECRET in (out / "logs" / "ingester.log").read_text()
+    assert not (out / window.FOLLOW_DIR).exists()
+    assert manifest.records(out)["logs/ingester.log"]["logs"]["partial"] == polled["worker_died"]
