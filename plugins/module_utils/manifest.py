@@ -185,6 +185,8 @@ def manifest(
     files = []
     for path in bundle_files(out):
         rel = str(path.relative_to(out))
+        if rel == "manifest.json":
+            continue  # an earlier seal's (a partial bundle sealed again): the manifest is not its own file
         entry = made.get(rel, {})
         files.append(
             {

@@ -224,8 +224,9 @@ def partial_reasons(out: Path, given: str) -> List[str]:
         progress = read_json(out / ".window.json")
         if progress and progress.get("phase") != "done":
             reasons.append("the capture window did not end (phase %s): its merged log and window.json are missing" % progress.get("phase"))
-    if window.get("partial") and window["partial"] not in reasons:
-        reasons.append(str(window["partial"]))
+    said = str(window.get("partial") or "")
+    if said and not any(said in reason for reason in reasons):
+        reasons.append(said)
     logs = window.get("logs")
     if isinstance(logs, dict) and logs.get("error"):
         reasons.append("the merged log could not be written: %s" % logs["error"])

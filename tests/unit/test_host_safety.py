@@ -379,6 +379,20 @@ def test_a_partial_bundle_says_so_and_why(tmp_path: Path) -> None:
     ]
 
 
+def test_a_window_whose_merge_failed_makes_the_bundle_partial_on_the_normal_path(tmp_path: Path) -> None:
+    out, args = _work_folder(tmp_path)
+    (out / "window.json").write_text(
+        json.dumps({"phase": "done", "ended_by": "deadline", "logs": {"error": "[Errno 28] No space left on device"}})
+    )
+
+    result = run_module("seal", args, tmp_path)
+
+    assert result["partial"] is True
+    assert result["partial_reasons"] == ["the merged log could not be written: [Errno 28] No space left on device"]
+    with tarfile.open(args["tarball"]) as tar:
+        assert not [n for n in tar.getnames() if os.path.normpath(n).startswith(".")]
+
+
 def test_a_symlink_in_the_work_folder_is_neither_redacted_through_nor_shipped(tmp_path: Path) -> None:
     out, args = _work_folder(tmp_path)
     victim = tmp_path / "controller-secret.txt"
@@ -443,3 +457,18 @@ def test_a_dead_worker_is_noticed_in_the_poll_and_its_followers_are_stopped(tmp_
     assert SECRET in (out / "logs" / "ingester.log").read_text()
     assert not (out / window.FOLLOW_DIR).exists()
     assert manifest.records(out)["logs/ingester.log"]["logs"]["partial"] == polled["worker_died"]
+
+
+def test_sealing_again_after_a_failed_fetch_ships_one_manifest(tmp_path: Path) -> None:
+    out, args = _work_folder(tmp_path)
+    run_module("seal", args, tmp_path)
+
+    result = run_module("seal", dict(args, partial="Capture failed at 'Capture | Fetch the bundle'"), tmp_path)
+
+    assert result["changed"], result
+    with tarfile.open(args["tarball"]) as tar:
+        names = [os.path.normpath(n) for n in tar.getnames()]
+    assert names.count("manifest.json") == 1, names
+    document = json.loads((out / "manifest.json").read_text())
+    assert "manifest.json" not in {f["path"] for f in document["files"]}
+    assert SECRET not in (out / "logs" / "ingester.log").read_text()
