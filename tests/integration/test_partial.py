@@ -137,3 +137,32 @@ def test_a_killed_window_worker_is_said_within_one_poll_and_its_capture_kept_par
     assert info["Config"]["Image"] == "rsky-ingester:latest"
     assert stack.compose_path.read_bytes() == original
     assert not list(state.glob("*/lock"))
+
+
+def test_a_window_that_fails_after_it_started_hands_back_a_partial_bundle(
+    stack_factory: Any, tmp_path: Path, capture_paths: tuple[Path, Path]
+) -> None:
+    """The debug image never starts: the window recreated the service and watched it fail, then the
+    pass fails. What the window saw (events, the failed runs' output) is evidence all the same."""
+    dest, state = capture_paths
+    stack: Stack = stack_factory("healthy")
+    stack.up()
+    dockerfile = stack.rsky_dir / "rsky-ingester" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + '\nENTRYPOINT ["/no-such-binary"]\n')
+    before = holding_a_secret(tmp_path)
+
+    play = start_play(write_inventory(tmp_path / "i.yml", stack, dest=dest, state=state))
+    out, _ = play.communicate(timeout=900)
+
+    assert play.returncode != 0
+    assert "compose file restored from the backup" in out
+    assert "A partial bundle (marked partial in its manifest.json" in out, out[-3000:]
+    (bundle,) = [p for p in dest.glob("*/*") if p.is_dir()]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["partial"] is True
+    assert any("capture window" in reason for reason in manifest["partial_reasons"]), manifest["partial_reasons"]
+    assert (bundle / "events.jsonl").is_file() and (bundle / "inspect.json").is_file()
+    leaks = [str(p) for p in dest.rglob("*") if p.is_file() and any(s in p.read_bytes() for s in SECRETS)]
+    assert not leaks, leaks
+    assert not list(state.glob("*/work/*")), "the work folder was left on the host"
+    assert not [p for p in holding_a_secret(tmp_path) - before if state not in p.parents]
