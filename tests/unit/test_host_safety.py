@@ -98,9 +98,20 @@ def test_a_symlink_in_the_context_that_leaves_it_is_not_followed(tmp_path: Path)
     (context / "src" / "leak.rs").symlink_to(secret)
     out = tmp_path / "work"
 
-    index = _seal_source(out, context, "src/leak.rs:2:1")
+    (out / "logs").mkdir(parents=True)
+    (out / "logs" / "ingester.log").write_text(
+        f"2026-01-01T00:00:00Z thread 'main' panicked at {secret}:2:1:\n"
+        "2026-01-01T00:00:01Z thread 'main' panicked at src/leak.rs:2:1:\n"
+    )
+    seal.write_source(out, {"context": str(context), "commit": "abc"})
+    index = json.loads((out / "source" / "index.json").read_text())
 
-    assert index["missing"] == [{"location": "src/leak.rs:2:1", "why": "not in the build context"}]
+    # An absolute path outside the context, and a symlink in it that leads out: neither is read.
+    assert index["snippets"] == []
+    assert index["missing"] == [
+        {"location": f"{secret}:2:1", "why": "not in the build context"},
+        {"location": "src/leak.rs:2:1", "why": "not in the build context"},
+    ]
     assert not any("THE-CONTROLLER-SECRET" in p.read_text() for p in out.rglob("*") if p.is_file())
 
 
