@@ -83,7 +83,7 @@ def _pax_records(body: bytes) -> Dict[str, bytes]:
         record = body[pos : pos + length]
         if length <= len(digits) + 1 or len(record) != length or not record.endswith(b"\n") or b"=" not in record:
             raise UnsafeBundle("a malformed PAX extended header (a record's length does not match)")
-        keyword, _, value = record[len(digits) + 1 : -1].partition(b"=")
+        keyword, _equals, value = record[len(digits) + 1 : -1].partition(b"=")
         records[_text(keyword)] = value
         pos += length
     return records
