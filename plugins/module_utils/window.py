@@ -996,6 +996,7 @@ def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optio
     """Start the detached worker and wait until it captures (or failed); its progress."""
     if (out / PROGRESS_FILE).exists():
         raise WindowError("a window already ran in %s" % out)
+    stop_abandoned(out.parent)
     out.mkdir(parents=True, exist_ok=True)
     root = _payload_root()
     if os.path.isfile(root):
@@ -1092,6 +1093,17 @@ def stop_orphans(progress: Dict[str, Any]) -> int:
             stopped += 1
         except OSError:
             pass
+    return stopped
+
+
+def stop_abandoned(work: Path) -> int:
+    """Stop the followers of earlier windows in ``work`` (this target's work folders) whose worker
+    died and whose play never ended them (it was gone too); how many."""
+    stopped = 0
+    for progress_file in sorted(work.glob("*/%s" % PROGRESS_FILE)):
+        progress = read_json(progress_file)
+        if worker_death(progress_file.parent, progress):
+            stopped += stop_orphans(progress)
     return stopped
 
 

@@ -483,3 +483,37 @@ def test_sealing_again_after_a_failed_fetch_ships_one_manifest(tmp_path: Path) -
     document = json.loads((out / "manifest.json").read_text())
     assert "manifest.json" not in {f["path"] for f in document["files"]}
     assert SECRET not in (out / "logs" / "ingester.log").read_text()
+
+
+def test_the_next_window_stops_followers_a_dead_worker_left_when_no_play_ended_them(tmp_path: Path) -> None:
+    from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, window
+
+    old = tmp_path / "work" / "20260101T000000Z-capture"
+    old.mkdir(parents=True)
+    worker = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    follower = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        (old / window.PROGRESS_FILE).write_text(
+            json.dumps(
+                {
+                    "phase": "capturing",
+                    "pid": worker.pid,
+                    "pid_start": host_state.process_start(worker.pid),
+                    # The bystander's pid with another start time: a recycled pid is left alone.
+                    "children": [[follower.pid, host_state.process_start(follower.pid)], [bystander.pid, "1"]],
+                }
+            )
+        )
+        worker.kill()
+        worker.wait()
+
+        assert window.stop_abandoned(tmp_path / "work") == 1
+
+        assert follower.wait(timeout=30) == -9
+        assert bystander.poll() is None
+    finally:
+        for proc in (worker, follower, bystander):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
