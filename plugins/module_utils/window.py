@@ -936,6 +936,7 @@ class Window:
                 "daemon_starts": self.daemon_starts,
             }
         )
+        progress.pop("children", None)  # the host's process ids: for the progress file only
         write_json(self.out / "window.json", progress, mode=0o600)
         record_note(self.out, "window.json", "")
         self.save()
