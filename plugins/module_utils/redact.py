@@ -30,6 +30,7 @@ import functools
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
@@ -585,6 +586,20 @@ class RedactError(ValueError):
     """A redaction pattern or mapping file cannot be used."""
 
 
+_PLACEHOLDER_RE = re.compile(r"^\[REDACTED-[0-9]+\]$")
+
+
+def _check_map_file(path: Path) -> None:
+    """The saved map is trusted only as this user's own regular file that no one else can write."""
+    st = os.lstat(str(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise RedactError("redaction map %s is not a regular file: refusing to use it" % path)
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise RedactError(
+            "redaction map %s is not this user's own file, or others can write it: refusing to use it" % path
+        )
+
+
 class Redactor:
     """Replaces known secrets, secret-shaped places and user patterns, consistently."""
 
@@ -611,12 +626,20 @@ class Redactor:
         that would replace ordinary text (an earlier capture learned them from noise) are
         dropped, and a note says how many."""
         mapping = {}  # type: Dict[str, str]
-        if map_path is not None and map_path.exists():
+        if map_path is not None and os.path.lexists(str(map_path)):
+            _check_map_file(map_path)
             try:
                 data = json.loads(map_path.read_text(encoding="utf-8"))
                 mapping = {str(k): str(v) for k, v in data.get("mapping", {}).items()}
             except (OSError, ValueError, AttributeError) as exc:
                 raise RedactError("cannot read redaction map %s: %s" % (map_path, exc)) from exc
+            odd = [v for v in mapping.values() if not _PLACEHOLDER_RE.match(v)]
+            if odd:
+                # A placeholder that is not ours could be the secret itself: the map is not trusted.
+                raise RedactError(
+                    "redaction map %s holds %d value(s) that are not placeholders: refusing to use it"
+                    % (map_path, len(odd))
+                )
         compiled = []
         for pattern in patterns:
             try:

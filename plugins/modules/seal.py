@@ -333,6 +333,8 @@ def main() -> None:
             "placeholders": len(redactor.mapping),
             "replacements": dict(redactor.counts),
             "mapping_kept_on_host": True,
+            # What the redactor could not read or refused to learn (docs/security.md).
+            "notes": [redactor.line(n) for n in redactor.notes],
         },
         max_bytes=p["max_bytes"],
         build=redactor.value(build),
@@ -355,6 +357,8 @@ def main() -> None:
         write_json(out / "manifest.json", document, mode=0o600)
         write_tarball(out, tar_path, [f["path"] for f in document["files"]] + ["manifest.json"])
     remove_work_files(out)
+    for note in redactor.notes:
+        module.warn(redactor.line(note))
     module.exit_json(
         changed=True,
         tarball=str(tar_path),

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import manifest as bundle_manifest  # noqa: E402
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import (  # noqa: E402
     MAP_FILE,
+    RedactError,
     Redactor,
     ordinary,
     redact_bundle,
@@ -373,6 +374,30 @@ def test_a_poisoned_map_is_cleaned_on_load_with_a_note(tmp_path: Path) -> None:
     # New placeholders never reuse a kept number.
     redactor.add_secret("another-secret-1")
     assert redactor.mapping["another-secret-1"] == "[REDACTED-5]"
+
+
+def test_a_map_whose_values_are_not_placeholders_is_refused(tmp_path: Path) -> None:
+    # A map that "replaces" a secret by itself would ship it: a value must be one of our placeholders.
+    path = tmp_path / MAP_FILE
+    path.write_text(json.dumps({"mapping": {"s3cretpass": "s3cretpass"}}))
+    with pytest.raises(RedactError, match="not placeholders"):
+        Redactor.load(path)
+
+
+def test_a_map_others_can_write_or_a_link_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "elsewhere.json"
+    real.write_text(json.dumps({"mapping": {"s3cretpass": "[REDACTED-1]"}}))
+    link = tmp_path / MAP_FILE
+    link.symlink_to(real)
+    with pytest.raises(RedactError, match="not a regular file"):
+        Redactor.load(link)
+    link.unlink()
+    link.write_text(real.read_text())
+    link.chmod(0o666)
+    with pytest.raises(RedactError, match="others can write"):
+        Redactor.load(link)
+    link.chmod(0o600)
+    assert Redactor.load(link).mapping == {"s3cretpass": "[REDACTED-1]"}
 
 
 @pytest.mark.parametrize("value", ["e", "true", "info", "6379", "firehose", "localhost", "Secret"])
