@@ -27,12 +27,12 @@ from collector.fleet import OUTPUTS as FLEET_OUTPUTS
 from collector.fleet import dumps as fleet_dumps
 from collector.fleet import render_markdown as render_fleet_markdown
 from collector.fleet import render_text as render_fleet_text
-from collector.loader import COSTS, Bundle, count_container_lines, load_bare_log, load_bundle
+from collector.loader import COSTS, Bundle, bundle_file, count_container_lines, load_bare_log, load_bundle
 from collector.report.charts import memory_chart, timeline
 from collector.report.model import CaptureFacts, build_report, history_json
 from collector.report.render import render_html, render_markdown, render_summary
 from collector.runs import Context, Run, split_runs
-from collector.sources.common import Problem
+from collector.sources.common import Problem, load_json, strip_controls
 from collector.sources.source_index import INDEX, SourceIndex, parse_source_index
 
 SOURCE_INDEX_LIMIT = 1 << 20
@@ -194,7 +194,7 @@ def _read_json(path: Path) -> tuple[Any, str | None]:
     """A JSON file's value, or None and why it cannot be read (never an exception)."""
     try:
         with path.open("rb") as fh:
-            return json.loads(fh.read(FLEET_READ_LIMIT).decode("utf-8", errors="replace")), None
+            return load_json(fh.read(FLEET_READ_LIMIT).decode("utf-8", errors="replace")), None
     except OSError as exc:
         return None, f"{path}: {exc.strerror or exc}"
     except ValueError as exc:
@@ -355,31 +355,34 @@ def analyse(bundle: Bundle) -> tuple[dict[str, Any], list[Run], Diagnosis]:
 
 def read_source(root: Path) -> SourceIndex | None:
     """The bundle's `source/index.json` and the snippet files it lists (inside `source/` only),
-    or None when the bundle has none. Unreadable parts become problems, never exceptions."""
-    index = root / INDEX
-    if not index.is_file():
+    or None when the bundle has none. Unreadable parts become problems, never exceptions; a
+    symbolic link raises BundleError (`loader.bundle_file`)."""
+    if not bundle_file(root, INDEX):
         return None
+    index = root / INDEX
     try:
         with index.open("rb") as fh:
             text = fh.read(SOURCE_INDEX_LIMIT).decode("utf-8", errors="replace")
     except OSError as exc:
         return SourceIndex(None, (), (), (f"{INDEX}: unreadable: {exc.strerror or exc}",))
     files: dict[str, str] = {}
-    base = (root / "source").resolve()
     try:
-        listed = json.loads(text).get("snippets") or []
+        listed = load_json(text).get("snippets") or []
     except (ValueError, AttributeError):
         listed = []
     for s in listed if isinstance(listed, list) else []:
         name = s.get("file") if isinstance(s, dict) else None
         if not isinstance(name, str) or not name:
             continue
-        path = (root / name).resolve()
-        if base not in path.parents:
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or rel.parts[:1] != ("source",) or len(rel.parts) < 2:
             continue  # a snippet outside source/ is not read
+        if not bundle_file(root, name):
+            continue
         try:
-            with path.open("rb") as fh:
-                files[name] = fh.read(SNIPPET_LIMIT).decode("utf-8", errors="replace")
+            with (root / name).open("rb") as fh:
+                text_read = fh.read(SNIPPET_LIMIT).decode("utf-8", errors="replace")
+            files[name] = strip_controls(text_read, keep_newlines=True)
         except OSError:
             continue
     return parse_source_index(text, files)

@@ -17,6 +17,7 @@ import os
 import pickle
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import tempfile
@@ -36,7 +37,7 @@ from collector.sources.bundle_meta import (
     parse_host,
     parse_manifest,
 )
-from collector.sources.common import Problem
+from collector.sources.common import Problem, strip_controls
 from collector.sources.dmesg import KernelOom, parse_dmesg
 from collector.sources.events import DockerEvent, parse_events
 from collector.sources.inspect import Inspect, parse_inspect
@@ -149,25 +150,29 @@ class LogInput:
         with fh:
             head = fh.read(4096)
             fh.seek(0)
+            cut = _Cut()
             chunks: Iterator[bytes] = _chunks(fh, digest)
-            _transcoded: Iterator[bytes] | None = None
-            if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            transcoded = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+            if transcoded:
                 self.problems.append(Problem(self.source, "UTF-16 text: transcoded to UTF-8"))
-                chunks = _transcoded = _transcode(chunks, "utf-16")
+                chunks = _transcode(chunks, "utf-16")
             elif head and head.count(b"\0") > len(head) // 8:
                 self.problems.append(Problem(self.source, "binary data (NUL bytes): not a text log"))
             parser = LogParser(self.source)
             scanner: CandidateScanner | GrepCandidates
             if (
                 GREP is not None
-                and chunks is not _transcoded
+                and not transcoded
                 and not os.environ.get("INGESTER_COLLECTOR_NO_GREP")
+                and not has_long_line(fh.fileno(), LINE_MAX)
             ):
+                # (an external search holds a whole line in memory: a file with a line over
+                # LINE_MAX is read here, in bounded chunks, its long lines cut)
                 scanner = GrepCandidates(self.path, digest)
                 scanner.follow = parser.in_block
                 scanner.summarisable = parser.summarisable
             else:
-                scanner = CandidateScanner(chunks)
+                scanner = CandidateScanner(cap_lines(chunks, LINE_MAX, cut))
             undecodable = 0
             for number, raw in scanner:
                 text = raw.decode("utf-8", errors="replace")
@@ -186,6 +191,11 @@ class LogInput:
                 )
             if not head:
                 self.problems.append(Problem(self.source, "empty: the container printed nothing"))
+            if cut.lines:
+                self.problems.append(Problem(
+                    self.source,
+                    f"{cut.lines} lines longer than {LINE_MAX >> 10} KiB: cut there ({cut.bytes} bytes not read)",
+                ))
         if digest is not None:
             self.sha256 = digest.hexdigest()
 
@@ -1291,6 +1301,62 @@ def _transcode(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
     yield decoder.decode(b"", final=True).encode("utf-8")
 
 
+# The longest line read whole; the rest of a longer one is counted, not read (memory stays
+# bounded on a file with no newline at all).
+LINE_MAX = 1 << 20
+
+
+@dataclass
+class _Cut:
+    """What `cap_lines` left out: lines cut and bytes dropped."""
+
+    lines: int = 0
+    bytes: int = 0
+
+
+def cap_lines(chunks: Iterator[bytes], limit: int, cut: _Cut) -> Iterator[bytes]:
+    """The same stream with every line cut to its first `limit` bytes (its newline kept)."""
+    run = 0  # length so far of the line the previous chunk ended in
+    for chunk in chunks:
+        pieces = chunk.split(b"\n")
+        if run + len(pieces[0]) <= limit and (len(pieces) == 1 or max(map(len, pieces)) <= limit):
+            run = run + len(pieces[0]) if len(pieces) == 1 else len(pieces[-1])
+            yield chunk
+            continue
+        last = len(pieces) - 1
+        for i, piece in enumerate(pieces):
+            start = run if i == 0 else 0
+            end = start + len(piece)
+            if end > limit:
+                keep = max(0, limit - start)
+                if start <= limit:
+                    cut.lines += 1
+                cut.bytes += len(piece) - keep
+                pieces[i] = piece[:keep]
+            if i == last:
+                run = end
+        yield b"\n".join(pieces)
+
+
+def has_long_line(fd: int, limit: int) -> bool:
+    """Whether the file may hold a line of `limit` bytes or more: some aligned stretch of half
+    that length has no newline. Reads a few KiB per stretch on an ordinary log."""
+    size = os.fstat(fd).st_size
+    step = max(1, limit // 2)
+    for start in range(0, size - step + 1, step):
+        pos = start
+        while pos < start + step:
+            block = os.pread(fd, min(4096 if pos == start else CHUNK, start + step - pos), pos)
+            if not block:
+                return False
+            if b"\n" in block:
+                break
+            pos += len(block)
+        else:
+            return True
+    return False
+
+
 def _read_text(
     path: Path, problems: list[Problem], rel: str, sha256: str | None = None
 ) -> str | None:
@@ -1376,6 +1442,30 @@ EXPECTED = (
 )
 
 
+def bundle_file(root: Path, rel: str) -> bool:
+    """Whether the bundle holds `rel` (a relative path without `..`); raises BundleError when
+    it or a folder on its way is a symbolic link or not a regular file: a bundle holds regular
+    files only, so nothing outside it (a controller file a link points to) is ever read."""
+    parts = Path(rel).parts
+    path = root
+    for i, part in enumerate(parts):
+        path = path / part
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise BundleError(f"{root}: {rel}: cannot read: {exc.strerror or exc}") from exc
+        if stat.S_ISLNK(mode):
+            raise BundleError(f"{root}: {path.relative_to(root)} is a symbolic link: a bundle holds regular files only")
+        if i < len(parts) - 1:
+            if not stat.S_ISDIR(mode):
+                return False
+        elif not stat.S_ISREG(mode):
+            raise BundleError(f"{root}: {rel} is not a regular file: a bundle holds regular files only")
+    return True
+
+
 def load_bundle(root: Path) -> Bundle:
     """Read a bundle directory; raises BundleError only if it is not a readable bundle at all."""
     if not root.exists():
@@ -1386,7 +1476,7 @@ def load_bundle(root: Path) -> Bundle:
         next(iter(root.iterdir()), None)
     except OSError as exc:
         raise BundleError(f"{root}: cannot list: {exc.strerror or exc}") from exc
-    present = [rel for rel in KNOWN if (root / rel).is_file()]
+    present = [rel for rel in KNOWN if bundle_file(root, rel)]
     if not present:
         raise BundleError(f"{root}: no bundle files (expected logs/ingester.log, events.jsonl, manifest.json...)")
     problems: list[Problem] = []
@@ -1446,7 +1536,7 @@ def load_bundle(root: Path) -> Bundle:
         if ktext is None:
             continue
         kernel_present = True
-        for k in parse_dmesg(ktext.splitlines(), rel):
+        for k in parse_dmesg(strip_controls(ktext, keep_newlines=True).splitlines(), rel):
             key = (k.kind, k.pid, k.text)
             if key not in seen:
                 seen.add(key)
@@ -1536,11 +1626,18 @@ def load_bare_log(path: Path) -> Bundle:
 
 
 def count_container_lines(path: Path) -> int:
-    """Lines of container output in a tee'd Compose stream (`name  | ...` lines)."""
+    """Lines of container output in a tee'd Compose stream (`name  | ...` lines), read in
+    bounded chunks (only a line's first 80 bytes are looked at)."""
     n = 0
+    head = b""  # the first bytes of the line the previous chunk ended in
     with path.open("rb") as fh:
-        for raw in fh:
-            head = raw[:80]
-            if b" | " in head or head.rstrip().endswith(b"|"):
-                n += 1
-    return n
+        while block := fh.read(CHUNK):
+            lines = block.split(b"\n")
+            lines[0] = (head + lines[0])[:80]
+            head = lines.pop()[:80]
+            n += sum(1 for line in lines if _attached(line[:80]))
+    return n + (1 if head and _attached(head) else 0)
+
+
+def _attached(head: bytes) -> bool:
+    return b" | " in head or head.rstrip().endswith(b"|")

@@ -29,6 +29,7 @@ from typing import Any
 import jinja2
 
 from collector.exitcodes import Exit
+from collector.sources.common import load_json
 
 MIB = 1024 * 1024
 TEMPLATES = Path(__file__).parent / "report" / "templates"
@@ -377,7 +378,7 @@ def parse_history(lines: Iterable[str]) -> tuple[HistoryEntry, ...]:
     entries = []
     for line in lines:
         try:
-            raw = json.loads(line)
+            raw = load_json(line)
             checked = parse_time(raw["checked_at"])
         except (ValueError, KeyError, TypeError):
             continue
@@ -847,7 +848,7 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
     )
     try:
         text = sys.stdin.read() if args.facts == "-" else Path(args.facts).read_text("utf-8")
-        raw = json.loads(text)
+        raw = load_json(text)
     except (OSError, ValueError) as exc:
         raise VerifyError(f"facts {args.facts}: {exc}") from exc
     facts = parse_facts(raw)
