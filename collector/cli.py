@@ -3,7 +3,7 @@
 
 `summarize` writes report.json, report.md and report.html into the bundle (or `--out DIR`; for
 `--log`, the log's directory) and prints a short summary. `fleet` summarises the per-host folders
-of one run (collector/fleet.py). With the loader, the only code that does I/O.
+of one run (collector/fleet.py). With the loader and the search, the only code that does I/O.
 
 Exit codes: the one table in collector/exitcodes.py (`Exit`). summarize returns 0 stable,
 2 usage, 3 unreadable input, 10 a crash loop was diagnosed, 11 inconclusive.
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from collector.diagnose import CRASH_SCENARIOS, Coverage, Diagnosis, MemoryInput, diagnose
+from collector.diagnose import CRASH_SCENARIOS, Diagnosis, diagnose
 from collector.errors import BundleError
 from collector.exitcodes import Exit
 from collector.fleet import CAPTURE, VERIFY, FleetError, Found, Outcome, decide, fleet_json, parse_outcomes
@@ -27,11 +27,12 @@ from collector.fleet import OUTPUTS as FLEET_OUTPUTS
 from collector.fleet import dumps as fleet_dumps
 from collector.fleet import render_markdown as render_fleet_markdown
 from collector.fleet import render_text as render_fleet_text
+from collector.inputs import Context, Coverage, MemoryInput
 from collector.loader import COSTS, Bundle, bundle_file, count_container_lines, load_bare_log, load_bundle
 from collector.report.charts import memory_chart, timeline
 from collector.report.model import CaptureFacts, build_report, history_json
 from collector.report.render import render_html, render_markdown, render_summary
-from collector.runs import Context, Run, split_runs
+from collector.runs import Run, split_runs
 from collector.sources.common import Problem, load_json, strip_controls
 from collector.sources.source_index import INDEX, SourceIndex, parse_source_index
 

@@ -14,6 +14,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from collector.inputs import Coverage, MemoryInput
 from collector.runs import Cite, ContainedPanic, Run
 
 SCENARIOS = (
@@ -394,32 +395,6 @@ class Diagnosis:
     intervals: Distribution
     durations: Distribution
     acc: Accumulator
-
-
-@dataclass(frozen=True)
-class MemoryInput:
-    """Stats samples reduced to what the verdict needs (the CLI reads them)."""
-
-    limit_bytes: int | None = None
-    peak_bytes: int | None = None
-    samples: int = 0
-    series_slope: float | None = None
-    last_bytes: int | None = None
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """Which sources the verdict could use, and what is missing or damaged."""
-
-    log: bool = True
-    events: bool = False
-    kernel: bool = False
-    inspect: bool = False
-    stats: bool = False
-    window_seconds: float | None = None
-    restart_count_inspect: int | None = None
-    missing: tuple[str, ...] = ()
-    damaged: tuple[str, ...] = ()
 
 
 def _memory(acc: Accumulator, mem: MemoryInput) -> Memory:

@@ -12,12 +12,12 @@ import bisect
 import calendar
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from collector.inputs import Context, slope
 from collector.sources.dmesg import KernelOom
 from collector.sources.events import DockerEvent
-from collector.sources.inspect import Inspect
 from collector.sources.logs import (
     Banner,
     ComposeExit,
@@ -31,7 +31,6 @@ from collector.sources.logs import (
     Pressure,
     TaskResult,
 )
-from collector.sources.stats import StatsSample
 
 MAX_BREADCRUMBS = 12
 MAX_CRITICALS = 8
@@ -136,24 +135,6 @@ class Run:
         return max(0.0, self.end - self.start)
 
 
-@dataclass
-class Context:
-    """Everything besides the log, already read and sorted by time."""
-
-    events: Sequence[DockerEvent] = ()
-    events_present: bool = False
-    kernel: Sequence[KernelOom] = ()
-    kernel_present: bool = False
-    boot_epoch: float | None = None
-    inspect: Inspect | None = None
-    container_id: str | None = None
-    stats: Sequence[StatsSample] = ()
-    memory_limit: int | None = None
-    window_end: float | None = None  # exits after it (the capture's own teardown) do not count
-    # When the Docker daemon stopped the container on its way down (window.json's gaps): no crash.
-    daemon_stops: Sequence[float] = ()
-
-
 def _cite(rec: object, text: str | None = None) -> Cite:
     source = str(getattr(rec, "source", "?"))
     line = getattr(rec, "line", None)
@@ -165,19 +146,6 @@ def _task_in(text: str) -> str | None:
     low = text.lower()
     found = [t for t in ("firehose", "backfill", "labeler") if t in low]
     return found[0] if len(found) == 1 else None
-
-
-def slope(points: Sequence[tuple[float, float]]) -> float | None:
-    """Least-squares slope of y over x, or None with fewer than two distinct x."""
-    n = len(points)
-    if n < 2:
-        return None
-    mx = sum(p[0] for p in points) / n
-    my = sum(p[1] for p in points) / n
-    sxx = sum((p[0] - mx) ** 2 for p in points)
-    if sxx == 0:
-        return None
-    return sum((p[0] - mx) * (p[1] - my) for p in points) / sxx
 
 
 @dataclass

@@ -11,7 +11,8 @@ import pytest
 
 from collector.cli import main
 from collector.diagnose import _end_sentence
-from collector.runs import Context, split_runs
+from collector.inputs import Context
+from collector.runs import split_runs
 from collector.sources.events import DockerEvent
 from collector.sources.logs import parse_log
 from tests.unit.conftest import BUNDLES
