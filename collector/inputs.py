@@ -59,14 +59,24 @@ class Coverage:
     damaged: tuple[str, ...] = ()
 
 
-def slope(points: Sequence[tuple[float, float]]) -> float | None:
-    """Least-squares slope of y over x, or None with fewer than two distinct x."""
+def least_squares(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """The least-squares line through the points: its slope and R² (0.0 and 0.0 when the x do
+    not vary, or the y do not for R²). The collector's one fit."""
     n = len(points)
     if n < 2:
-        return None
+        return 0.0, 0.0
     mx = sum(p[0] for p in points) / n
     my = sum(p[1] for p in points) / n
     sxx = sum((p[0] - mx) ** 2 for p in points)
-    if sxx == 0:
+    syy = sum((p[1] - my) ** 2 for p in points)
+    sxy = sum((p[0] - mx) * (p[1] - my) for p in points)
+    if sxx <= 0:
+        return 0.0, 0.0
+    return sxy / sxx, (sxy * sxy) / (sxx * syy) if syy > 0 else 0.0
+
+
+def slope(points: Sequence[tuple[float, float]]) -> float | None:
+    """Least-squares slope of y over x, or None with fewer than two distinct x."""
+    if len(points) < 2 or all(p[0] == points[0][0] for p in points):
         return None
-    return sum((p[0] - mx) * (p[1] - my) for p in points) / sxx
+    return least_squares(points)[0]

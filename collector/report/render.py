@@ -139,7 +139,14 @@ def _cites(report: dict[str, Any], ref: str) -> list[dict[str, Any]]:
     return [s for s in src.get("snippets", []) if ref in s.get("cited_by", [])]
 
 
-_ENV.filters.update(bytes=_bytes, rate=_rate, dist=_dist, numbered=_numbered, code=md_code, codeblock=md_block)
+def dash(value: object) -> str:
+    """A value for a table: "—" when there is none, on one line."""
+    return "—" if value is None or value == "" else _one_line(value)
+
+
+_ENV.filters.update(
+    bytes=_bytes, rate=_rate, dist=_dist, numbered=_numbered, code=md_code, codeblock=md_block, dash=dash
+)
 
 
 def _beside(snippet: dict[str, Any]) -> bool:
@@ -148,6 +155,17 @@ def _beside(snippet: dict[str, Any]) -> bool:
 
 
 _ENV.globals.update(cites=_cites, beside=_beside)
+
+
+# The fleet and verify templates are written with trim_blocks and lstrip_blocks: the same
+# environment (loader, filters, escaping, cache) with those two set.
+_TRIMMED = _ENV.overlay(trim_blocks=True, lstrip_blocks=True)
+TRIMMED = ("fleet.md.j2", "fleet-verify.md.j2", "fleet.txt.j2", "verify.md.j2", "verify-history.md.j2")
+
+
+def render_template(name: str, **context: Any) -> str:
+    """Any template of the collector's, in its one environment."""
+    return (_TRIMMED if name in TRIMMED else _ENV).get_template(name).render(**context)
 
 
 def render_markdown(report: dict[str, Any]) -> str:

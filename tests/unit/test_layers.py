@@ -45,3 +45,13 @@ def test_cli_only_parses_argv() -> None:
     tree = ast.parse((COLLECTOR / "cli.py").read_text())
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert not defined & {"analyse", "read_source", "gather", "summarize"}
+
+
+def test_one_template_environment_and_one_escaper() -> None:
+    """One Jinja environment, one Markdown escaper, one fit, one reading of the kernel's OOM lines."""
+    text = {p: p.read_text() for p in COLLECTOR.rglob("*.py")}
+    count = {w: sum(t.count(w) for t in text.values())
+             for w in ("jinja2.Environment(", 'replace("|", "\\\\|")', "def least_squares", r"Killed process (\d+)")}
+    assert count == {"jinja2.Environment(": 1, 'replace("|", "\\\\|")': 1, "def least_squares": 1,
+                     r"Killed process (\d+)": 0}, count
+    assert (COLLECTOR / "verify").is_dir() and not (COLLECTOR / "verify.py").exists()
