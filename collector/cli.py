@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from collector.api import GENERATED_BY, gather, read_json, summarize
 from collector.errors import BundleError
 from collector.exitcodes import Exit
-from collector.fleet import CAPTURE, VERIFY, FleetError, Outcome, decide, fleet_json, parse_outcomes
+from collector.fleet import CAPTURE, VERIFY, FleetError, Outcome, fleet_json, parse_outcomes, summarise
 from collector.fleet import OUTPUTS as FLEET_OUTPUTS
 from collector.fleet import dumps as fleet_dumps
 from collector.fleet import render_markdown as render_fleet_markdown
@@ -180,7 +180,7 @@ def _fleet(args: argparse.Namespace) -> int:
         what = "<host>/<stamp>-<mode>/report.json" if kind == CAPTURE else "<host>/verify/<stamp>/verify.json"
         print(f"{PROG}: {args.dest}: no per-host folders ({what}) to summarise", file=sys.stderr)
         return Exit.UNREADABLE
-    summary = decide(kind, found, outcomes or None)
+    summary = summarise(kind, found, outcomes or None)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     doc = fleet_json(summary, dest=str(args.dest), generated_by=GENERATED_BY, generated_at=stamp)
     out_dir: Path = args.out or args.dest

@@ -513,7 +513,7 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
         problem = config_problem(rep)
         if problem is not None and problem.cite is not None and problem.cite not in evidence:
             evidence = (problem.cite, *evidence[:11])  # the line that shows the value first
-    questions = _questions(scenario, rep, acc, durations, det, determinism, needs_debug)
+    questions = _questions(scenario, rep, acc, durations, det, determinism)
     causes = _root_causes(scenario, rep, acc, mem)
     steps = _next_steps(scenario, rep, acc, mem, coverage, needs_debug, causes)
     verdict = Verdict(
@@ -648,7 +648,6 @@ def _questions(
     durations: Distribution,
     det: bool | None,
     determinism: str,
-    needs_debug: bool,
 ) -> tuple[Question, ...]:
     killed = scenario in ("oom-kill", "external-kill")
     no_exit = scenario == "stable"
@@ -762,7 +761,6 @@ def _questions(
     else:
         word = "Deterministic" if det else "Not deterministic"
         q("deterministic", QUESTIONS[5][1], f"{word}: {determinism}.", True)
-    del needs_debug
     return tuple(out)
 
 

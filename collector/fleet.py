@@ -301,7 +301,7 @@ def one_line(groups: Sequence[Group], total: int) -> str:
     return " · ".join(parts)
 
 
-def decide(
+def summarise(
     kind: str,
     found: Mapping[str, Found],
     outcomes: Mapping[str, Outcome] | None = None,

@@ -417,7 +417,6 @@ def split_runs(records: Iterable[LogRecord], ctx: Context | None = None) -> Iter
     current: _Builder | None = None
     index = 0
     end_of_log: EndOfLog | None = None
-    pending_banner: Banner | None = None
     starts = matcher.starts
     si = 0
     for rec in records:
@@ -442,7 +441,6 @@ def split_runs(records: Iterable[LogRecord], ctx: Context | None = None) -> Iter
                 yield _finish(current, rec.ts, matcher, ctx, last=False)
             index += 1
             current = _Builder(index, rec.ts, _cite(rec), False, rec.synthetic)
-            pending_banner = rec
             continue
         if isinstance(rec, EndOfLog):
             end_of_log = rec
@@ -451,7 +449,6 @@ def split_runs(records: Iterable[LogRecord], ctx: Context | None = None) -> Iter
             index += 1
             current = _Builder(index, None, None, True, False)
         current.add(rec)
-    del pending_banner
     if current is None and matcher.starts:
         # no log at all: the runs Docker saw are all we have
         for i, t in enumerate(matcher.starts):

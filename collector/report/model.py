@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.diagnose import Diagnosis, Distribution, RunVerdict
+from collector.diagnose import PATTERN_TOLERANCE, PRODUCTION_INTERVAL, Diagnosis, Distribution, RunVerdict
 from collector.runs import Cite, Run
 from collector.sources.bundle_meta import DaemonGap
 from collector.sources.common import Problem, format_time
@@ -288,7 +288,8 @@ def build_report(
         }
     kept = acc.kept
     med = diag.intervals.median
-    lo, hi = 20.0 * 0.8, 30.0 * 1.2
+    lo = PRODUCTION_INTERVAL[0] * (1 - PATTERN_TOLERANCE)
+    hi = PRODUCTION_INTERVAL[1] * (1 + PATTERN_TOLERANCE)
     damaged: dict[str, list[str]] = {}
     for p in capture.problems:
         damaged.setdefault(p.source, [])

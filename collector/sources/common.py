@@ -97,15 +97,16 @@ def format_time(epoch: float | None) -> str | None:
 # terminator or the end of the text; two-byte escapes; their 8-bit C1 forms), then every C0 and C1
 # control left but tab. What a log line or a JSON string carries reaches a terminal (summarize's
 # stdout) and report.md: an OSC 52 writes the reader's clipboard, a BS rewrites what they see.
-_ESCAPE = re.compile(
+_ESCAPES = (
     r"\x1b\[[0-?]*[ -/]*[@-~]?"
     r"|\x9b[0-?]*[ -/]*[@-~]?"
     r"|\x1b[\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
     r"|[\x90\x98\x9d\x9e\x9f][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
     r"|\x1b[ -/]*[0-~]?"
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-_CONTROL_KEEP_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# one pass: an escape sequence whole, else a single control character
+_STRIP = re.compile(_ESCAPES + r"|[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_STRIP_KEEP_NEWLINE = re.compile(_ESCAPES + r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def strip_controls(text: str, *, keep_newlines: bool = False) -> str:
@@ -113,10 +114,9 @@ def strip_controls(text: str, *, keep_newlines: bool = False) -> str:
     `keep_newlines`, `\\n` and `\\r\\n` too, for a whole document)."""
     if text.isprintable():  # the usual case: nothing to drop (tab is not "printable")
         return text
-    text = _ESCAPE.sub("", text)
     if keep_newlines:
-        return _CONTROL_KEEP_NEWLINE.sub("", text.replace("\r\n", "\n"))
-    return _CONTROL.sub("", text)
+        return _STRIP_KEEP_NEWLINE.sub("", text.replace("\r\n", "\n"))
+    return _STRIP.sub("", text)
 
 
 class JsonError(ValueError):

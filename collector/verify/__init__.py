@@ -3,7 +3,7 @@
 The host probe (plugins/modules/verify_probe.py) only reads; this package decides, on the
 collector's `sources/` and `report/`: `facts` turns the probe's JSON into typed facts
 (:func:`parse_facts`), `criteria` turns facts, thresholds and earlier runs into a
-:class:`Verdict` (:func:`evaluate`), `render` writes verify.json's document and verify.md in the
+:class:`Verification` (:func:`evaluate`), `render` writes verify.json's document and verify.md in the
 collector's one template environment, and `cli` (:func:`main`) is the only part that touches
 the filesystem.
 
@@ -23,7 +23,7 @@ from collector.verify.facts import (
     MemoryTrend,
     Status,
     Thresholds,
-    Verdict,
+    Verification,
     VerifyError,
     iso,
     parse_facts,
@@ -39,7 +39,7 @@ __all__ = [
     "MemoryTrend",
     "Status",
     "Thresholds",
-    "Verdict",
+    "Verification",
     "VerifyError",
     "evaluate",
     "fit",

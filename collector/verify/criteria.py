@@ -15,7 +15,7 @@ from collector.verify.facts import (
     MemoryTrend,
     Status,
     Thresholds,
-    Verdict,
+    Verification,
     iso,
 )
 
@@ -288,7 +288,7 @@ def evaluate(
     *,
     host: str = "",
     now: float | None = None,
-) -> Verdict:
+) -> Verification:
     """Judge every criterion of investigation.md's "Success Criteria" for one run."""
     t = thresholds or Thresholds()
     when = facts.probe_ended if now is None else now
@@ -297,7 +297,7 @@ def evaluate(
     oom, kills = judge_kernel_oom(facts)
     exits = judge_exit_traces(facts)
     c = facts.container
-    return Verdict(
+    return Verification(
         host=host,
         checked_at=when,
         criteria=(exits, uptime, judge_activity(facts, t, when), memory, oom),

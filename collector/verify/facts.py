@@ -164,7 +164,7 @@ class MemoryTrend:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verification:
     """The outcome of one verification run."""
 
     host: str

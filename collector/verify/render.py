@@ -8,10 +8,10 @@ from dataclasses import asdict
 from typing import Any
 
 from collector.report.render import Markdown, render_template
-from collector.verify.facts import MIB, Verdict, iso
+from collector.verify.facts import MIB, Verification, iso
 
 
-def summary(verdict: Verdict) -> str:
+def summary(verdict: Verification) -> str:
     """One line: the verdict and the failing criteria by name."""
     name = verdict.host or "host"
     if verdict.passed:
@@ -19,7 +19,7 @@ def summary(verdict: Verdict) -> str:
     return f"{name}: FAIL ({', '.join(verdict.failed)})"
 
 
-def history_line(verdict: Verdict) -> dict[str, Any]:
+def history_line(verdict: Verification) -> dict[str, Any]:
     """The verify-history.jsonl record of a run."""
     m = verdict.memory
     return {
@@ -41,7 +41,7 @@ def history_line(verdict: Verdict) -> dict[str, Any]:
     }
 
 
-def verdict_json(verdict: Verdict) -> dict[str, Any]:
+def verdict_json(verdict: Verification) -> dict[str, Any]:
     """verify.json: the verdict, every criterion, and the memory trend."""
     return {
         "schema": 1,
@@ -65,7 +65,7 @@ def render_history(history: Sequence[Mapping[str, Any]]) -> str:
     return render_template("verify-history.md.j2", rows=history)
 
 
-def render_markdown(verdict: Verdict, history: Sequence[Mapping[str, Any]] = ()) -> str:
+def render_markdown(verdict: Verification, history: Sequence[Mapping[str, Any]] = ()) -> str:
     """verify.md: verdict, one section per criterion, and the recent history table."""
     return render_template(
         "verify.md.j2",
