@@ -11,8 +11,10 @@ from __future__ import annotations
 import codecs
 import hashlib
 import stat
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from collector.errors import BundleError
 from collector.inputs import Context, Coverage, MemoryInput, slope
@@ -29,6 +31,7 @@ from collector.sources.events import DockerEvent, parse_events
 from collector.sources.inspect import Inspect, parse_inspect
 from collector.sources.stats import StatsSample, parse_stats
 
+T = TypeVar("T")
 SMALL_FILE_LIMIT = 64 << 20  # events, stats, inspect, dmesg are read whole up to this size
 
 COSTS = {
@@ -158,8 +161,22 @@ def bundle_file(root: Path, rel: str) -> bool:
     return True
 
 
-def load_bundle(root: Path) -> Bundle:
-    """Read a bundle directory; raises BundleError only if it is not a readable bundle at all."""
+@dataclass
+class _Reader:
+    """The small files of one bundle, read whole; what cannot be read becomes a problem."""
+
+    root: Path
+    present: list[str]
+    problems: list[Problem] = field(default_factory=list)
+    sums: dict[str, str] = field(default_factory=dict)  # the manifest's sha256 per file
+
+    def text(self, rel: str) -> str | None:
+        if rel not in self.present:
+            return None
+        return _read_text(self.root / rel, self.problems, rel, self.sums.get(rel))
+
+
+def _present(root: Path) -> list[str]:
     if not root.exists():
         raise BundleError(f"{root}: no such bundle directory")
     if not root.is_dir():
@@ -171,81 +188,105 @@ def load_bundle(root: Path) -> Bundle:
     present = [rel for rel in KNOWN if bundle_file(root, rel)]
     if not present:
         raise BundleError(f"{root}: no bundle files (expected logs/ingester.log, events.jsonl, manifest.json...)")
-    problems: list[Problem] = []
+    return present
 
-    sums: dict[str, str] = {}
 
-    def text(rel: str) -> str | None:
-        if rel not in present:
-            return None
-        return _read_text(root / rel, problems, rel, sums.get(rel))
+def _manifest(reader: _Reader) -> Manifest | None:
+    mtext = reader.text("manifest.json")
+    if mtext is None:
+        return None
+    parsed = parse_manifest(mtext)  # raises BundleError on a foreign schema version
+    if isinstance(parsed, Problem):
+        reader.problems.append(parsed)
+        return None
+    reader.sums = {e.path: e.sha256 for e in parsed.entries if e.sha256}
+    for entry in parsed.entries:
+        if entry.truncated:
+            reader.problems.append(Problem(entry.path, "truncated by the capture agent"))
+        if entry.timed_out:
+            reader.problems.append(Problem(entry.path, "its command timed out"))
+        if entry.exit_code not in (None, 0):
+            reader.problems.append(Problem(entry.path, f"its command exited {entry.exit_code}"))
+    return parsed
 
-    manifest: Manifest | None = None
-    mtext = text("manifest.json")
-    if mtext is not None:
-        parsed = parse_manifest(mtext)  # raises BundleError on a foreign schema version
-        if isinstance(parsed, Problem):
-            problems.append(parsed)
-        else:
-            manifest = parsed
-            sums = {e.path: e.sha256 for e in parsed.entries if e.sha256}
-            for entry in parsed.entries:
-                if entry.truncated:
-                    problems.append(Problem(entry.path, "truncated by the capture agent"))
-                if entry.timed_out:
-                    problems.append(Problem(entry.path, "its command timed out"))
-                if entry.exit_code not in (None, 0):
-                    problems.append(Problem(entry.path, f"its command exited {entry.exit_code}"))
-    host, host_problems = parse_host(text("host.json"), text("window.json"))
-    problems.extend(host_problems)
-    events: list[DockerEvent] = []
-    etext = text("events.jsonl")
-    if etext is not None:
-        for rec in parse_events(etext.splitlines()):
-            (problems.append(rec) if isinstance(rec, Problem) else events.append(rec))
-    stats: list[StatsSample] = []
-    stext = text("stats.jsonl")
-    if stext is not None:
-        for srec in parse_stats(stext.splitlines()):
-            (problems.append(srec) if isinstance(srec, Problem) else stats.append(srec))
-    inspect: Inspect | None = None
-    itext = text("inspect.json")
-    if itext is not None:
-        ir = parse_inspect(itext)
-        (problems.append(ir) if isinstance(ir, Problem) else None)
-        inspect = ir if isinstance(ir, Inspect) else None
-    pre_inspect: Inspect | None = None
-    ptext = text("inspect-pre.json")
-    if ptext is not None:
-        pr = parse_inspect(ptext, "inspect-pre.json")
-        (problems.append(pr) if isinstance(pr, Problem) else None)
-        pre_inspect = pr if isinstance(pr, Inspect) else None
+
+def _records(reader: _Reader, rel: str, parse: Callable[[list[str]], Iterable[T | Problem]]) -> list[T]:
+    """The records of a JSON Lines file; its bad lines become problems."""
+    out: list[T] = []
+    text = reader.text(rel)
+    for rec in parse(text.splitlines()) if text is not None else ():
+        (reader.problems.append(rec) if isinstance(rec, Problem) else out.append(rec))
+    return out
+
+
+def _inspect(reader: _Reader, rel: str) -> Inspect | None:
+    text = reader.text(rel)
+    if text is None:
+        return None
+    parsed = parse_inspect(text, rel)
+    if isinstance(parsed, Problem):
+        reader.problems.append(parsed)
+        return None
+    return parsed
+
+
+def _kernel(reader: _Reader) -> tuple[list[KernelOom], bool]:
+    """The OOM-killer lines of dmesg.txt and dmesg-T.txt, each once; whether either was there."""
     kernel: list[KernelOom] = []
-    kernel_present = False
+    present = False
     seen: set[tuple[str, int | None, str]] = set()
     for rel in ("dmesg.txt", "dmesg-T.txt"):
-        ktext = text(rel)
+        ktext = reader.text(rel)
         if ktext is None:
             continue
-        kernel_present = True
+        present = True
         for k in parse_dmesg(strip_controls(ktext, keep_newlines=True).splitlines(), rel):
             key = (k.kind, k.pid, k.text)
             if key not in seen:
                 seen.add(key)
                 kernel.append(k)
+    return kernel, present
+
+
+def _memory(stats: list[StatsSample], inspect: Inspect | None) -> MemoryInput:
     limit = inspect.memory_limit if inspect and inspect.memory_limit else None
     if limit is None:
         limits = [s.limit_bytes for s in stats if s.limit_bytes]
         # docker stats shows the host's memory when there is no limit; only trust inspect's 0
         limit = limits[-1] if limits and inspect is None else None
-    mem_points = [(s.epoch, float(s.mem_bytes)) for s in stats if s.mem_bytes is not None]
-    memory = MemoryInput(
+    points = [(s.epoch, float(s.mem_bytes)) for s in stats if s.mem_bytes is not None]
+    return MemoryInput(
         limit_bytes=limit,
-        peak_bytes=int(max(p[1] for p in mem_points)) if mem_points else None,
-        samples=len(mem_points),
-        series_slope=slope(mem_points),
-        last_bytes=int(mem_points[-1][1]) if mem_points else None,
+        peak_bytes=int(max(p[1] for p in points)) if points else None,
+        samples=len(points),
+        series_slope=slope(points),
+        last_bytes=int(points[-1][1]) if points else None,
     )
+
+
+def _missing(present: list[str], manifest: Manifest | None) -> list[str]:
+    missing = [rel for rel in EXPECTED if rel not in present]
+    if "dmesg.txt" in missing and "dmesg-T.txt" in present:
+        missing.remove("dmesg.txt")
+    if manifest is not None:
+        listed = {e.path for e in manifest.entries} | set(manifest.missing)
+        missing.extend(rel for rel in sorted(listed) if rel in COSTS and rel not in present and rel not in missing)
+    return missing
+
+
+def load_bundle(root: Path) -> Bundle:
+    """Read a bundle directory; raises BundleError only if it is not a readable bundle at all."""
+    present = _present(root)
+    reader = _Reader(root, present)
+    manifest = _manifest(reader)
+    host, host_problems = parse_host(reader.text("host.json"), reader.text("window.json"))
+    reader.problems.extend(host_problems)
+    events: list[DockerEvent] = _records(reader, "events.jsonl", parse_events)
+    stats: list[StatsSample] = _records(reader, "stats.jsonl", parse_stats)
+    inspect = _inspect(reader, "inspect.json")
+    pre_inspect = _inspect(reader, "inspect-pre.json")
+    kernel, kernel_present = _kernel(reader)
+    memory = _memory(stats, inspect)
     context = Context(
         events=events,
         events_present="events.jsonl" in present,
@@ -255,7 +296,7 @@ def load_bundle(root: Path) -> Bundle:
         inspect=inspect,
         container_id=host.container_id or (inspect.container_id if inspect else None),
         stats=stats,
-        memory_limit=limit,
+        memory_limit=memory.limit_bytes,
         window_end=host.window_end,
         daemon_stops=tuple(g.stopped_at for g in host.daemon_gaps if g.stopped_at is not None),
     )
@@ -263,12 +304,6 @@ def load_bundle(root: Path) -> Bundle:
     def log_input(rel: str) -> LogInput | None:
         return LogInput(root / rel, rel) if rel in present else None
 
-    missing = [rel for rel in EXPECTED if rel not in present]
-    if "dmesg.txt" in missing and "dmesg-T.txt" in present:
-        missing.remove("dmesg.txt")
-    if manifest is not None:
-        listed = {e.path for e in manifest.entries} | set(manifest.missing)
-        missing.extend(rel for rel in sorted(listed) if rel in COSTS and rel not in present and rel not in missing)
     return Bundle(
         root=root,
         host=host,
@@ -281,8 +316,8 @@ def load_bundle(root: Path) -> Bundle:
         memory=memory,
         stats=stats,
         present=present,
-        missing=missing,
-        problems=problems,
+        missing=_missing(present, manifest),
+        problems=reader.problems,
     )
 
 
