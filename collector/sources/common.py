@@ -107,6 +107,7 @@ _ESCAPES = (
 # one pass: an escape sequence whole, else a single control character
 _STRIP = re.compile(_ESCAPES + r"|[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _STRIP_KEEP_NEWLINE = re.compile(_ESCAPES + r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # what a log line mostly holds: its colours
 
 
 def strip_controls(text: str, *, keep_newlines: bool = False) -> str:
@@ -116,7 +117,8 @@ def strip_controls(text: str, *, keep_newlines: bool = False) -> str:
         return text
     if keep_newlines:
         return _STRIP_KEEP_NEWLINE.sub("", text.replace("\r\n", "\n"))
-    return _STRIP.sub("", text)
+    text = _COLOURS.sub("", text)
+    return text if text.isprintable() else _STRIP.sub("", text)
 
 
 class JsonError(ValueError):
