@@ -6,7 +6,7 @@ from pathlib import Path
 
 from collector.api import summarize
 from collector.exitcodes import Exit
-from tests.unit.conftest import BUNDLES, LOGS
+from tests.support.fixtures import BUNDLES, LOGS
 
 
 def test_summarize_a_bundle_without_argv(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from collector.cli import main
 from collector.exitcodes import Exit
-from tests.unit.conftest import BUNDLES
+from tests.support.fixtures import BUNDLES
 
 SOURCE = BUNDLES / "hypothetical-task-panic"
 

@@ -13,7 +13,7 @@ import pytest
 
 from collector.sources.logs import LogParser, LogRecord, Pressure, parse_log
 from collector.sources.scan import CandidateScanner
-from tests.unit.conftest import BUNDLES, LOGS
+from tests.support.fixtures import BUNDLES, LOGS
 
 if TYPE_CHECKING:
     from collector.search import GrepCandidates

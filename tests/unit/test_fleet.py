@@ -13,7 +13,7 @@ from collector.exitcodes import Exit
 from collector.fleet import FleetError, capture_cause, parse_outcomes
 from collector.report.fleet_schema import validate
 from collector.report.render import md_text
-from tests.unit.conftest import BUNDLES
+from tests.support.fixtures import BUNDLES
 
 STAMP = "20261201T100000Z"
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from collector.cli import main
-from tests.unit.conftest import LOGS
+from tests.support.fixtures import LOGS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SOURCE = LOGS / "handmade-all-panicked-prod.docker-ts.log"

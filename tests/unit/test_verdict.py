@@ -15,7 +15,7 @@ from collector.inputs import Context
 from collector.runs import split_runs
 from collector.sources.events import DockerEvent
 from collector.sources.logs import parse_log
-from tests.unit.conftest import BUNDLES
+from tests.support.fixtures import BUNDLES
 
 
 def _report(tmp_path: Path, *argv: str) -> dict[str, Any]:
