@@ -11,9 +11,10 @@ import re
 import statistics
 from array import array
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from collector.inputs import Coverage, MemoryInput
 from collector.runs import Cite, ContainedPanic, Run
 
 SCENARIOS = (
@@ -396,32 +397,6 @@ class Diagnosis:
     acc: Accumulator
 
 
-@dataclass(frozen=True)
-class MemoryInput:
-    """Stats samples reduced to what the verdict needs (the CLI reads them)."""
-
-    limit_bytes: int | None = None
-    peak_bytes: int | None = None
-    samples: int = 0
-    series_slope: float | None = None
-    last_bytes: int | None = None
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """Which sources the verdict could use, and what is missing or damaged."""
-
-    log: bool = True
-    events: bool = False
-    kernel: bool = False
-    inspect: bool = False
-    stats: bool = False
-    window_seconds: float | None = None
-    restart_count_inspect: int | None = None
-    missing: tuple[str, ...] = ()
-    damaged: tuple[str, ...] = ()
-
-
 def _memory(acc: Accumulator, mem: MemoryInput) -> Memory:
     # Across restarts the series is a sawtooth: its overall slope says nothing. Use it only
     # when no run ended (one long run).
@@ -538,7 +513,7 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
         problem = config_problem(rep)
         if problem is not None and problem.cite is not None and problem.cite not in evidence:
             evidence = (problem.cite, *evidence[:11])  # the line that shows the value first
-    questions = _questions(scenario, rep, acc, durations, det, determinism, needs_debug)
+    questions = _questions(scenario, rep, acc, durations, det, determinism)
     causes = _root_causes(scenario, rep, acc, mem)
     steps = _next_steps(scenario, rep, acc, mem, coverage, needs_debug, causes)
     verdict = Verdict(
@@ -666,6 +641,101 @@ def _confidence(scenario: str, rep: Run | None, acc: Accumulator, cov: Coverage)
     return "medium"
 
 
+# An answer to one of the six questions: its text, whether these sources answer it, and
+# whether the debug build would (when they do not).
+_Answer = tuple[str, bool, bool]
+
+
+def _startup_answers(scenario: str, rep: Run, acc: Accumulator) -> dict[str, _Answer]:
+    """Questions 1-4 at once, for a process that stops at startup (configuration, loader)."""
+    problem = config_problem(rep)
+    what = problem.detail if problem is not None else f"the dynamic loader refused the binary: {rep.facts.loader_error}"
+    where = "a configuration error" if scenario == "config-error" else "the binary cannot load"
+    random = " (select! names a family at random)" if len(acc.exit_paths) > 1 else ""
+    panic = rep.exit_code == 101
+    return {
+        "which_task": (f"None: {where}, before any host task ran{random}.", True, False),
+        "ok_or_err": ("A panic on the main thread (exit 101)." if panic else "Err at startup (exit 1).", True, False),
+        "what_error": (what, True, False),
+        "panic_or_clean": (
+            "Panic on the main thread (exit 101)."
+            if panic
+            else "Neither a panic nor a task's exit: the process stops at startup (exit 1).",
+            True,
+            False,
+        ),
+    }
+
+
+def _which_task(scenario: str, rep: Run | None) -> _Answer:
+    task = rep.task if rep else None
+    if task:
+        via = f" (EXIT PATH {rep.exit_path})" if rep and rep.exit_path else ""
+        return f"{task}{via}", True, False
+    if scenario in ("oom-kill", "external-kill"):
+        return "None: the process was killed from outside before any task exited.", True, False
+    return "Unknown: nothing in these sources names it.", False, True
+
+
+def _ok_or_err(scenario: str, rep: Run | None) -> _Answer:
+    kind = rep.result_kind if rep else None
+    if scenario in ("oom-kill", "external-kill"):
+        return "Neither: no task returned; the process was killed.", True, False
+    known = {
+        "ok-ok": "Ok: the task returned Ok(Ok(())).",
+        "ok-err": "Err: the task returned Ok(Err(..)).",
+        "join-panic": "Err: the JoinHandle gave Err(JoinError) (panic).",
+        "join-cancelled": "Err: the JoinHandle gave Err(JoinError) (panic).",
+    }
+    if kind in known:
+        return known[str(kind)], True, False
+    if scenario == "panic":
+        return "Err: a panic (no result line was logged).", True, False
+    if rep is not None and rep.error_exit is not None:
+        return "Err: main returned an error (`Error:` line).", True, False
+    return "Unknown: no result line in these sources.", False, True
+
+
+def _what_error(scenario: str, rep: Run | None) -> _Answer:
+    err = _error_text(rep) if rep else None
+    if scenario == "oom-kill":
+        return "No error: the kernel OOM killer (SIGKILL).", True, False
+    if scenario == "external-kill":
+        return "No error: a signal from outside the process.", True, False
+    if scenario == "panic" and rep is not None and rep.panic is not None:
+        return f"Panic: {rep.panic.message or 'unknown panic payload'} at {rep.panic.location}", True, False
+    if err:
+        return err, True, False
+    if scenario == "task-returned-ok":
+        return "None: the run function returned Ok(()).", True, False
+    return "Unknown: no error text was logged.", False, True
+
+
+def _panic_or_clean(scenario: str) -> _Answer:
+    if scenario == "panic":
+        return "Panic.", True, False
+    if scenario in ("oom-kill", "external-kill"):
+        return "Neither: killed by a signal (exit 137).", True, False
+    if scenario in ("task-error", "task-returned-ok", "config-error", "impossible-path"):
+        return "Clean exit: main returned (exit code 1).", True, False
+    return (
+        "Unknown: no panic text, but without the debug build a silent exit cannot be ruled a clean return.",
+        False,
+        True,
+    )
+
+
+def _how_soon(durations: Distribution) -> _Answer:
+    if durations.median is None:
+        return "Unknown: the log has no usable timestamps.", False, False
+    return (
+        f"{_fmt_s(durations.median)} after start (median; min {_fmt_s(durations.min)}, "
+        f"max {_fmt_s(durations.max)}, {durations.count} runs).",
+        True,
+        False,
+    )
+
+
 def _questions(
     scenario: str,
     rep: Run | None,
@@ -673,121 +743,29 @@ def _questions(
     durations: Distribution,
     det: bool | None,
     determinism: str,
-    needs_debug: bool,
 ) -> tuple[Question, ...]:
-    killed = scenario in ("oom-kill", "external-kill")
-    no_exit = scenario == "stable"
-    out: list[Question] = []
-
-    def q(qid: str, question: str, answer: str, ok: bool, debug: bool = False) -> None:
-        if any(x.id == qid for x in out):
-            return  # answered already (a configuration error answers 1-4 at once)
-        out.append(Question(qid, question, answer, ok, debug and not ok))
-
-    if no_exit:
-        for qid, text in QUESTIONS:
-            q(qid, text, "No task exited in the window.", True)
-        return tuple(out)
+    """The investigation's six questions, each answered from these sources or said not to be."""
+    if scenario == "stable":
+        return tuple(Question(qid, text, "No task exited in the window.", True, False) for qid, text in QUESTIONS)
+    answers: dict[str, _Answer] = {}
     if scenario in ("config-error", "cannot-start") and rep is not None:
-        problem = config_problem(rep)
-        what = (
-            problem.detail
-            if problem is not None
-            else f"the dynamic loader refused the binary: {rep.facts.loader_error}"
-        )
-        where = "a configuration error" if scenario == "config-error" else "the binary cannot load"
-        answers = {
-            "which_task": f"None: {where}, before any host task ran"
-            + (" (select! names a family at random)" if len(acc.exit_paths) > 1 else "")
-            + ".",
-            "ok_or_err": "Err at startup (exit 1)."
-            if rep.exit_code != 101
-            else "A panic on the main thread (exit 101).",
-            "what_error": what,
-            "panic_or_clean": "Panic on the main thread (exit 101)."
-            if rep.exit_code == 101
-            else "Neither a panic nor a task's exit: the process stops at startup (exit 1).",
-        }
-        for qid, text in QUESTIONS[:4]:
-            q(qid, text, answers[qid], True)
-    task = rep.task if rep else None
-    # 1 which task
-    if task:
-        via = f" (EXIT PATH {rep.exit_path})" if rep and rep.exit_path else ""
-        q("which_task", QUESTIONS[0][1], f"{task}{via}", True)
-    elif killed:
-        q(
-            "which_task",
-            QUESTIONS[0][1],
-            "None: the process was killed from outside before any task exited.",
-            True,
-        )
-    else:
-        q("which_task", QUESTIONS[0][1], "Unknown: nothing in these sources names it.", False, True)
-    # 2 Ok or Err
-    kind = rep.result_kind if rep else None
-    if killed:
-        q("ok_or_err", QUESTIONS[1][1], "Neither: no task returned; the process was killed.", True)
-    elif kind == "ok-ok":
-        q("ok_or_err", QUESTIONS[1][1], "Ok: the task returned Ok(Ok(())).", True)
-    elif kind == "ok-err":
-        q("ok_or_err", QUESTIONS[1][1], "Err: the task returned Ok(Err(..)).", True)
-    elif kind in ("join-panic", "join-cancelled"):
-        q("ok_or_err", QUESTIONS[1][1], "Err: the JoinHandle gave Err(JoinError) (panic).", True)
-    elif scenario == "panic":
-        q("ok_or_err", QUESTIONS[1][1], "Err: a panic (no result line was logged).", True)
-    elif rep is not None and rep.error_exit is not None:
-        q("ok_or_err", QUESTIONS[1][1], "Err: main returned an error (`Error:` line).", True)
-    else:
-        q("ok_or_err", QUESTIONS[1][1], "Unknown: no result line in these sources.", False, True)
-    # 3 which error
-    err = _error_text(rep) if rep else None
-    if scenario == "oom-kill":
-        q("what_error", QUESTIONS[2][1], "No error: the kernel OOM killer (SIGKILL).", True)
-    elif scenario == "external-kill":
-        q("what_error", QUESTIONS[2][1], "No error: a signal from outside the process.", True)
-    elif scenario == "panic" and rep is not None and rep.panic is not None:
-        msg = rep.panic.message or "unknown panic payload"
-        q("what_error", QUESTIONS[2][1], f"Panic: {msg} at {rep.panic.location}", True)
-    elif err:
-        q("what_error", QUESTIONS[2][1], err, True)
-    elif scenario == "task-returned-ok":
-        q("what_error", QUESTIONS[2][1], "None: the run function returned Ok(()).", True)
-    else:
-        q("what_error", QUESTIONS[2][1], "Unknown: no error text was logged.", False, True)
-    # 4 panic or clean exit
-    if scenario == "panic":
-        q("panic_or_clean", QUESTIONS[3][1], "Panic.", True)
-    elif killed:
-        q("panic_or_clean", QUESTIONS[3][1], "Neither: killed by a signal (exit 137).", True)
-    elif scenario in ("task-error", "task-returned-ok", "config-error", "impossible-path"):
-        q("panic_or_clean", QUESTIONS[3][1], "Clean exit: main returned (exit code 1).", True)
-    else:
-        q(
-            "panic_or_clean",
-            QUESTIONS[3][1],
-            "Unknown: no panic text, but without the debug build a silent exit cannot be ruled a clean return.",
-            False,
-            True,
-        )
-    # 5 how soon
-    if durations.median is not None:
-        q(
-            "how_soon",
-            QUESTIONS[4][1],
-            f"{_fmt_s(durations.median)} after start (median; min {_fmt_s(durations.min)}, "
-            f"max {_fmt_s(durations.max)}, {durations.count} runs).",
-            True,
-        )
-    else:
-        q("how_soon", QUESTIONS[4][1], "Unknown: the log has no usable timestamps.", False)
-    # 6 deterministic
+        answers = _startup_answers(scenario, rep, acc)
     if det is None:
-        q("deterministic", QUESTIONS[5][1], f"Cannot tell from one run: {determinism}.", False)
+        deterministic: _Answer = (f"Cannot tell from one run: {determinism}.", False, False)
     else:
-        word = "Deterministic" if det else "Not deterministic"
-        q("deterministic", QUESTIONS[5][1], f"{word}: {determinism}.", True)
-    del needs_debug
+        deterministic = (f"{'Deterministic' if det else 'Not deterministic'}: {determinism}.", True, False)
+    ask: dict[str, Callable[[], _Answer]] = {
+        "which_task": lambda: _which_task(scenario, rep),
+        "ok_or_err": lambda: _ok_or_err(scenario, rep),
+        "what_error": lambda: _what_error(scenario, rep),
+        "panic_or_clean": lambda: _panic_or_clean(scenario),
+        "how_soon": lambda: _how_soon(durations),
+        "deterministic": lambda: deterministic,
+    }
+    out = []
+    for qid, text in QUESTIONS:
+        answer, ok, debug = answers[qid] if qid in answers else ask[qid]()
+        out.append(Question(qid, text, answer, ok, debug and not ok))
     return tuple(out)
 
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-import jinja2
-
 from collector.diagnose import CRASH_SCENARIOS
 from collector.exitcodes import Exit, worst
+from collector.report.render import dash, render_template
 
 SCHEMA_VERSION = 1
 CAPTURE, VERIFY = "capture", "verify"
@@ -302,7 +301,7 @@ def one_line(groups: Sequence[Group], total: int) -> str:
     return " · ".join(parts)
 
 
-def decide(
+def summarise(
     kind: str,
     found: Mapping[str, Found],
     outcomes: Mapping[str, Outcome] | None = None,
@@ -375,40 +374,17 @@ def fleet_json(fleet: Fleet, *, dest: str, generated_by: str, generated_at: str)
     return out
 
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("collector.report", "templates"),
-    autoescape=False,  # noqa: S701 - Markdown and plain text, not HTML
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    undefined=jinja2.StrictUndefined,
-)
-
-
-def _cell(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    return str(value).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-
-
-def _dash(value: Any) -> str:
-    return "—" if value is None or value == "" else str(value).replace("\n", " ")
-
-
-_ENV.filters.update(cell=_cell, dash=_dash)
-
-
 def _columns(fleet: Fleet) -> list[tuple[str, ...]]:
     if fleet.kind == CAPTURE:
         rows: list[tuple[str, ...]] = [("host", "verdict", "task", "path", "top cause", "confidence")]
         for h in fleet.hosts:
             verdict = h.verdict if h.status == "ok" else h.cause
-            rows.append(tuple(_dash(x) for x in (h.host, verdict, h.task, h.exit_path, h.top_cause, h.confidence)))
+            rows.append(tuple(dash(x) for x in (h.host, verdict, h.task, h.exit_path, h.top_cause, h.confidence)))
     else:
         rows = [("host", "verdict", "failing criteria")]
         for h in fleet.hosts:
             verdict = (h.verdict or "").upper() if h.status == "ok" else h.cause
-            rows.append((h.host, verdict, _dash(", ".join(h.failed_criteria))))
+            rows.append((h.host, verdict, dash(", ".join(h.failed_criteria))))
     return rows
 
 
@@ -420,12 +396,12 @@ def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """fleet.md (or fleet-verify.md) from fleet.json."""
     name = "fleet.md.j2" if doc["kind"] == CAPTURE else "fleet-verify.md.j2"
-    return _ENV.get_template(name).render(f=doc)
+    return render_template(name, f=doc)
 
 
 def render_text(fleet: Fleet, doc: Mapping[str, Any], written: Sequence[str] = ()) -> str:
     """What `ingester-collector fleet` prints: the summary line, the table, where each report is."""
-    return _ENV.get_template("fleet.txt.j2").render(f=doc, table=_aligned(_columns(fleet)), written=written)
+    return render_template("fleet.txt.j2", f=doc, table=_aligned(_columns(fleet)), written=written)
 
 
 def dumps(doc: Mapping[str, Any]) -> str:

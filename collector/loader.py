@@ -1,63 +1,37 @@
-"""The CLI's reading half: opens bundle files and hands their lines to the pure readers.
+"""Reads a bundle (or a bare log) into the rules' inputs (`collector.inputs`).
 
-With cli.py this is the only module that touches the filesystem. It never raises on a damaged
-part: what is missing or unreadable is recorded with what it costs the verdict. It raises
-`BundleError` only when there is nothing to read at all.
+It never raises on a damaged part: what is missing or unreadable is recorded with what it costs
+the verdict. It raises `BundleError` only when there is nothing to read at all, or when the
+bundle holds something other than regular files. A log's records are streamed later, by
+`search.LogInput`.
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
-import fcntl
 import hashlib
-import itertools
-import mmap
-import os
-import pickle
-import re
-import shutil
-import struct
-import subprocess
-import tempfile
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TypeVar
 
-from collector.diagnose import Coverage, MemoryInput
 from collector.errors import BundleError
-from collector.runs import Context, slope
+from collector.inputs import Context, Coverage, MemoryInput, slope
+from collector.search import CHUNK, LogInput
 from collector.sources.bundle_meta import (
     HostInfo,
     Manifest,
     parse_host,
     parse_manifest,
 )
-from collector.sources.common import Problem
+from collector.sources.common import Problem, strip_controls
 from collector.sources.dmesg import KernelOom, parse_dmesg
 from collector.sources.events import DockerEvent, parse_events
 from collector.sources.inspect import Inspect, parse_inspect
-from collector.sources.logs import LogParser, LogRecord, Pressure
-from collector.sources.scan import (
-    BULK,
-    BULK_EXACT,
-    NEEDLES,
-    NUMBER_AT,
-    OPENERS,
-    PROBES,
-    RARE_PROBES,
-    RETRY,
-    CandidateScanner,
-    above,
-    above_source,
-    rg_probes,
-)
 from collector.sources.stats import StatsSample, parse_stats
 
-CHUNK = 8 << 20
+T = TypeVar("T")
 SMALL_FILE_LIMIT = 64 << 20  # events, stats, inspect, dmesg are read whole up to this size
 
 COSTS = {
@@ -76,1219 +50,6 @@ COSTS = {
     "inspect-pre.json": "the production container's last exit is unknown",
 }
 
-
-@dataclass
-class LogInput:
-    """One log file's records (a lazy iterator) and, once consumed, its line count and hash."""
-
-    path: Path
-    source: str
-    lines: int = 0
-    sha256: str | None = None
-    problems: list[Problem] = field(default_factory=list)
-
-    def records(self, *, hash_it: bool = False) -> Iterator[LogRecord]:
-        """Stream the file once: candidate lines through the parser, the rest only counted.
-
-        A long log is read in a forked copy of this process (`_forked`) while this one takes
-        the records as they come (the runs, the rules): the machine's second CPU."""
-        if _fork_reader(self.path):
-            yield from self._forked(hash_it)
-        else:
-            yield from self._records(hash_it)
-
-    def _forked(self, hash_it: bool) -> Iterator[LogRecord]:
-        """`_records` in a child process, its records sent back in pickled batches; its line
-        count, hash and problems at the end; its `BundleError` or `OSError` raised here."""
-        rd, wr = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(rd)
-            os.close(wr)
-            yield from self._records(hash_it)
-            return
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            os.close(rd)
-            code = 0
-            try:
-                with os.fdopen(wr, "wb", buffering=1 << 16) as out:
-                    _serve_records(self, hash_it, out)
-            except BaseException:  # the parent sees the stream end early and says so
-                code = 1
-            os._exit(code)
-        os.close(wr)
-        try:
-            with os.fdopen(rd, "rb", buffering=1 << 16) as inp:
-                while True:
-                    try:
-                        kind, payload = pickle.load(inp)  # noqa: S301 - our own child's records
-                    except EOFError:
-                        raise BundleError(f"{self.path}: the reading process ended early") from None
-                    if kind == "records":
-                        yield from payload
-                    elif kind == "end":
-                        self.lines, self.sha256, problems = payload
-                        self.problems[:] = problems
-                        return
-                    elif kind == "bundle-error":
-                        raise BundleError(payload)
-                    else:
-                        errno, strerror, filename = payload
-                        raise OSError(errno, strerror, filename)
-        finally:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-
-    def _records(self, hash_it: bool) -> Iterator[LogRecord]:
-        digest = hashlib.sha256() if hash_it else None
-        try:
-            fh = self.path.open("rb")
-        except OSError as exc:
-            raise BundleError(f"{self.path}: cannot open: {exc.strerror or exc}") from exc
-        with fh:
-            head = fh.read(4096)
-            fh.seek(0)
-            chunks: Iterator[bytes] = _chunks(fh, digest)
-            _transcoded: Iterator[bytes] | None = None
-            if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-                self.problems.append(Problem(self.source, "UTF-16 text: transcoded to UTF-8"))
-                chunks = _transcoded = _transcode(chunks, "utf-16")
-            elif head and head.count(b"\0") > len(head) // 8:
-                self.problems.append(Problem(self.source, "binary data (NUL bytes): not a text log"))
-            parser = LogParser(self.source)
-            scanner: CandidateScanner | GrepCandidates
-            if (
-                GREP is not None
-                and chunks is not _transcoded
-                and not os.environ.get("INGESTER_COLLECTOR_NO_GREP")
-            ):
-                scanner = GrepCandidates(self.path, digest)
-                scanner.follow = parser.in_block
-                scanner.summarisable = parser.summarisable
-            else:
-                scanner = CandidateScanner(chunks)
-            undecodable = 0
-            for number, raw in scanner:
-                text = raw.decode("utf-8", errors="replace")
-                if "\ufffd" in text:
-                    undecodable += 1
-                out = parser.feed(number, text)
-                if out:
-                    yield from out
-            self.lines = scanner.lines
-            if isinstance(scanner, GrepCandidates):
-                self.problems.extend(Problem(self.source, f) for f in scanner.failures)
-            yield from parser.finish(scanner.lines)
-            if undecodable:
-                self.problems.append(
-                    Problem(self.source, f"{undecodable} lines not valid UTF-8 (bytes replaced)")
-                )
-            if not head:
-                self.problems.append(Problem(self.source, "empty: the container printed nothing"))
-        if digest is not None:
-            self.sha256 = digest.hexdigest()
-
-
-# A log at least this long is read in a forked process (`LogInput._forked`), on 2+ CPUs.
-FORK_MIN = 64 << 20
-FORK_BATCH = 256  # records per pickled message
-
-
-def _fork_reader(path: Path) -> bool:
-    if not hasattr(os, "fork") or os.environ.get("INGESTER_COLLECTOR_NO_FORK"):
-        return False
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    try:
-        return cpus >= 2 and path.stat().st_size >= FORK_MIN
-    except OSError:
-        return False  # the reader says why
-
-
-def _serve_records(log: LogInput, hash_it: bool, out: BinaryIO) -> None:  # pragma: no cover - child
-    dump = pickle.dump
-    batch: list[LogRecord] = []
-    try:
-        for rec in log._records(hash_it):
-            batch.append(rec)
-            if len(batch) >= FORK_BATCH:
-                dump(("records", batch), out, pickle.HIGHEST_PROTOCOL)
-                batch = []
-        dump(("records", batch), out, pickle.HIGHEST_PROTOCOL)
-        dump(("end", (log.lines, log.sha256, log.problems)), out, pickle.HIGHEST_PROTOCOL)
-    except BundleError as exc:
-        dump(("bundle-error", str(exc)), out, pickle.HIGHEST_PROTOCOL)
-    except OSError as exc:
-        dump(("os-error", (exc.errno, exc.strerror, exc.filename)), out, pickle.HIGHEST_PROTOCOL)
-
-
-GREP = shutil.which("grep")
-# ripgrep, where installed, searches many literals at once several times faster than GNU grep
-# (SIMD multi-literal search): one process is then enough. Same argv and output format.
-RIPGREP = shutil.which("rg")
-# A part smaller than this is not worth a process of its own.
-PART_MIN = 32 << 20
-PARTS_MAX = 4
-
-
-class GrepCandidates:
-    """The scanner's contract (needle lines with their numbers, enough lines around them, the
-    total line count) with GNU grep doing the search, one grep per CPU.
-
-    The file is cut at line boundaries into one part per CPU (at most `PARTS_MAX`, none smaller
-    than `PART_MIN`) and one `grep -F` per part searches all the needles at once. The first part's
-    hits are read as grep prints them; later parts' hits wait in temporary files (so memory does
-    not grow with the log) and get their line numbers once the parts before them are counted: the
-    line of a part's last hit plus the newlines after it, usually a short tail.
-
-    Lines after a hit are read back by offset only while `follow()` (the parser's
-    `LogParser.in_block`) says a panic or `Error:` block is still open, so the parser sees every
-    line it would use; the line before an opener and the file's last line are read back likewise.
-
-    The high-frequency `scan.BULK` lines come from a search of their own that stops after
-    `bulk_exact` lines; those are read one by one. Past them, in each stretch between two lines
-    handed out, the file itself is searched at C speed for the first and last BULK line and the
-    largest Pressure number (`scan.above`, each hit checked by the parser), and only those lines
-    are handed out, while `summarisable()` (the parser's `LogParser.summarisable`) holds; else
-    every BULK line of the stretch is. So the cost no longer grows with how many lines are
-    Pressure lines, and every run keeps its first and last time and its largest number.
-    """
-
-    # the log's largest Pressure number searched for once in the whole file (`_TopSearch`)
-    top_search = True
-
-    def __init__(
-        self,
-        path: Path,
-        digest: hashlib._Hash | None = None,
-        parts: int | None = None,
-        bulk_exact: int = BULK_EXACT,
-    ) -> None:
-        self.path = path
-        self.lines = 0
-        self.failures: list[str] = []
-        self.follow: Callable[[], bool] = lambda: True
-        self.summarisable: Callable[[], bool] = lambda: False
-        self.summarised = 0  # stretches read by the summarising search
-        # a stretch at least this long is searched half here, half in a forked helper process
-        self.helper_min = HELPER_MIN
-        self._helper: _Helper | None = None
-        self._no_helper = False  # none to be had (no fork, one CPU, or it went away)
-        self._digest = digest
-        self._parts = parts
-        self._bulk_exact = bulk_exact
-        # the search for the log's largest number; False: not to be had (or `top_search` off),
-        # each stretch is then searched for its own
-        self._top: _TopSearch | Literal[False] | None = None
-
-    # -- reading back by offset -----------------------------------------------------------------
-    @staticmethod
-    def _line_at(fd: int, offset: int) -> bytes:
-        size = 512
-        while True:
-            data = os.pread(fd, size, offset)
-            cut = data.find(b"\n")
-            if cut >= 0:
-                return data[: cut + 1]
-            if len(data) < size:
-                return data
-            size *= 8
-
-    @staticmethod
-    def _line_before(fd: int, offset: int) -> bytes:
-        window = 1024
-        while True:
-            start = max(0, offset - window)
-            data = os.pread(fd, offset - start, start)
-            cut = data.rfind(b"\n", 0, len(data) - 1)
-            if cut >= 0 or start == 0:
-                return data[cut + 1 :]
-            window *= 8
-
-    @staticmethod
-    def _newlines(fd: int, start: int, end: int) -> tuple[int, bool]:
-        """Newlines in [start, end), and whether the range ends inside a line."""
-        count, pos, last = 0, start, b"\n"
-        while pos < end:
-            block = os.pread(fd, min(CHUNK, end - pos), pos)
-            if not block:
-                break
-            count += block.count(b"\n")
-            last = block[-1:]
-            pos += len(block)
-        return count, last != b"\n"
-
-    # -- cutting and searching ------------------------------------------------------------------
-    @staticmethod
-    def _tool() -> str | None:
-        if RIPGREP is not None and not os.environ.get("INGESTER_COLLECTOR_NO_RG"):
-            return RIPGREP
-        return GREP
-
-    def _bounds(self, fd: int, size: int) -> list[tuple[int, int]]:
-        parts = self._parts
-        if parts is None and self._tool() != GREP:
-            parts = 1
-        if parts is None:
-            try:
-                cpus = len(os.sched_getaffinity(0))
-            except AttributeError:  # not Linux
-                cpus = os.cpu_count() or 1
-            parts = min(cpus, PARTS_MAX, max(1, size // PART_MIN))
-        if not hasattr(os, "splice"):  # bounded parts are fed through a pipe by os.splice
-            parts = 1
-        cuts = [0]
-        for k in range(1, parts):
-            nl = _find_newline(fd, size * k // parts, size)
-            if nl < 0:
-                break
-            if cuts[-1] < nl + 1 < size:
-                cuts.append(nl + 1)
-        cuts.append(size)
-        return list(itertools.pairwise(cuts))
-
-    def _argv(self, probes: tuple[bytes, ...]) -> list[str]:
-        tool = self._tool()
-        argv = [str(tool), "-a", "-n", "-b", "-F"]
-        if tool != GREP:
-            # Raw bytes like grep (no BOM transcoding), no user config, no colours; read() rather
-            # than mmap so its memory stays bounded like grep's.
-            argv += ["--no-config", "--no-mmap", "--encoding", "none", "--color", "never", "--no-filename"]
-            probes = rg_probes(probes)
-        for probe in probes:
-            argv += ["-e", probe.decode()]
-        return argv
-
-    def _spawn_bulk(self) -> subprocess.Popen[bytes] | None:
-        if self._bulk_exact <= 0:
-            return None
-        argv = [*self._argv(BULK), "-m", str(self._bulk_exact), "--", str(self.path)]
-        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                env={**os.environ, "LC_ALL": "C"})
-
-    def _spawn(
-        self,
-        fd: int,
-        start: int,
-        end: int,
-        size: int,
-        stdout: int | BinaryIO,
-        probes: tuple[bytes, ...] = RARE_PROBES,
-    ) -> tuple[subprocess.Popen[bytes], threading.Thread | None]:
-        argv = self._argv(probes)
-        env = {**os.environ, "LC_ALL": "C"}
-        if start == 0 and end == size:
-            proc = subprocess.Popen([*argv, "--", str(self.path)], stdout=stdout,
-                                    stderr=subprocess.DEVNULL, env=env)
-            return proc, None
-        if end == size:  # the last part: grep reads the file from `start` on its own
-            src = os.open(self.path, os.O_RDONLY)
-            try:
-                os.lseek(src, start, os.SEEK_SET)
-                proc = subprocess.Popen(argv, stdin=src, stdout=stdout,
-                                        stderr=subprocess.DEVNULL, env=env)
-            finally:
-                os.close(src)
-            return proc, None
-        rd, wr = os.pipe()
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(wr, F_SETPIPE_SZ, 1 << 20)
-        try:
-            proc = subprocess.Popen(argv, stdin=rd, stdout=stdout,
-                                    stderr=subprocess.DEVNULL, env=env)
-        finally:
-            os.close(rd)
-        feeder = threading.Thread(target=_splice_range, args=(fd, wr, start, end), daemon=True)
-        feeder.start()
-        return proc, feeder
-
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        hasher = None
-        if self._digest is not None:
-            hasher = threading.Thread(target=_hash_file, args=(self.path, self._digest), daemon=True)
-            hasher.start()
-        with contextlib.ExitStack() as stack:
-            fd = stack.enter_context(self.path.open("rb")).fileno()
-            size = os.fstat(fd).st_size
-            bounds = self._bounds(fd, size)
-            procs: list[tuple[subprocess.Popen[bytes], threading.Thread | None]] = []
-            # the first part's hits are read as they come; the others' wait in files
-            spools: list[BinaryIO | None] = [None]
-            spools += [stack.enter_context(tempfile.TemporaryFile()) for _ in bounds[1:]]
-            bulk: subprocess.Popen[bytes] | None = None
-            try:
-                if len(bounds) == 1 and self._bulk_exact > 0:
-                    # one search for every needle; it gives way to one without BULK once
-                    # `bulk_exact` BULK lines have come (`_walk`)
-                    procs.append(self._spawn(fd, 0, size, size, subprocess.PIPE, PROBES))
-                else:
-                    for (start, end), spool in zip(bounds, spools, strict=True):
-                        procs.append(self._spawn(fd, start, end, size, spool or subprocess.PIPE))
-                    bulk = self._spawn_bulk()
-                yield from self._walk(fd, size, bounds, procs, spools, bulk)
-            finally:
-                if self._helper is not None:
-                    self._helper.close()
-                self._helper = None
-                if self._top:
-                    self._top.close()
-                self._top = None
-                if bulk is not None:
-                    if bulk.stdout is not None:
-                        bulk.stdout.close()
-                    if bulk.poll() is None:
-                        bulk.kill()
-                    bulk.wait()
-                for proc, feeder in procs:
-                    if proc.stdout is not None:
-                        proc.stdout.close()
-                    if proc.poll() is None:
-                        proc.kill()
-                    proc.wait()
-                    if feeder is not None:
-                        feeder.join()
-                if hasher is not None:
-                    hasher.join()
-
-    def _walk(
-        self,
-        fd: int,
-        size: int,
-        bounds: list[tuple[int, int]],
-        procs: list[tuple[subprocess.Popen[bytes], threading.Thread | None]],
-        spools: list[BinaryIO | None],
-        bulk: subprocess.Popen[bytes] | None,
-    ) -> Iterator[tuple[int, bytes]]:
-        sent = 0  # the last line number handed out
-        window = _Window(fd)
-        opener_a, opener_b = OPENERS  # tested one by one: this loop runs once per hit
-        nxt, nxt_off = 1, 0  # the line after the last one handed out, and its offset
-        follow = self.follow
-        base = 0  # lines in the parts before this one
-        # the BULK lines read one by one, then (dense) the stretches searched in the file
-        bulk_hits: Iterator[bytes] = iter(bulk.stdout) if bulk is not None and bulk.stdout else iter(())
-        pending: tuple[int, int, bytes] | None = None
-        bulk_seen = 0
-        # one search for every needle (one part): its BULK lines are counted, and past
-        # `bulk_exact` of them it gives way to one for the other needles (below)
-        switch = bulk is None and len(bounds) == 1 and self._bulk_exact > 0
-        dense = bulk is None and not switch
-        # the last line handed out was a retried connection error (`_transparent`)
-        after_t = False
-
-        def next_bulk() -> tuple[int, int, bytes] | None:
-            nonlocal bulk_seen
-            out = next(bulk_hits, None)
-            if out is None:
-                if bulk is not None and bulk.wait() > 1:
-                    self.failures.append(f"grep exited {bulk.returncode}: lines may be missing")
-                return None
-            num_b, off_b, content = out.split(b":", 2)
-            bulk_seen += 1
-            return int(num_b), int(off_b), content
-
-        def hand(num: int, off: int, content: bytes, final: bool = False) -> Iterator[tuple[int, bytes]]:
-            """Everything up to line `num` (at offset `off`), then that line (unless `final`)."""
-            nonlocal sent, nxt, nxt_off, dense, pending, after_t
-            while pending is not None and pending[0] < num:
-                b_num, b_off, b_content = pending
-                pending = next_bulk()
-                if pending is None and bulk_seen >= self._bulk_exact:
-                    yield from hand(b_num, b_off, b_content)
-                    dense = True  # more BULK lines may follow: search the file from here on
-                else:
-                    yield from hand(b_num, b_off, b_content)
-            # lines an open block still needs before this hit
-            while sent < nxt < num and follow():
-                line = window.line_at(nxt_off)
-                if not line:
-                    break
-                sent = nxt
-                yield sent, line
-                nxt, nxt_off = sent + 1, nxt_off + len(line)
-                after_t = False
-            is_t = dense and not final and _transparent(content)
-            if dense and sent < nxt < num and nxt_off < off:
-                for k_num, k_off, k_line in self._stretch(fd, nxt_off, nxt, off, num, after_t, is_t):
-                    if k_num > sent:
-                        sent = k_num
-                        yield k_num, k_line
-                        nxt, nxt_off = k_num + 1, k_off + len(k_line)
-                        after_t = False
-            if final:
-                return
-            if num - 1 > sent and (opener_a in content or opener_b in content):
-                sent = num - 1
-                yield sent, window.line_before(off)
-            if num > sent:
-                sent = num
-                yield num, content
-                nxt, nxt_off = num + 1, off + len(content)
-                after_t = is_t and not follow()  # (read by the parser by now: not in a block)
-
-        pending = next_bulk()
-        if bulk is not None and pending is None and bulk_seen >= self._bulk_exact:
-            dense = True
-        bulk_a, bulk_b = BULK
-        for k, ((start, end), spool) in enumerate(zip(bounds, spools, strict=True)):
-            proc = procs[k][0]
-            if spool is None:
-                assert proc.stdout is not None
-                hits: Iterator[bytes] = iter(proc.stdout)
-            else:
-                proc.wait()
-                spool.seek(0)
-                hits = iter(spool)
-            s_num, s_off = base, start  # the search's line numbers and offsets start after these
-            last_num, last_end = base, start
-            for out in hits:
-                num_b, off_b, content = out.split(b":", 2)
-                last_num, off = s_num + int(num_b), s_off + int(off_b)
-                last_end = off + len(content)
-                if dense or pending is not None:
-                    yield from hand(last_num, off, content)
-                else:  # `hand` inlined: this loop runs once per hit
-                    num = last_num
-                    while sent < nxt < num and follow():
-                        line = window.line_at(nxt_off)
-                        if not line:
-                            break
-                        sent = nxt
-                        yield sent, line
-                        nxt, nxt_off = sent + 1, nxt_off + len(line)
-                    if num - 1 > sent and (opener_a in content or opener_b in content):
-                        sent = num - 1
-                        yield sent, window.line_before(off)
-                    if num > sent:
-                        sent = num
-                        yield num, content
-                        nxt, nxt_off = num + 1, last_end
-                    after_t = False
-                if switch and (bulk_a in content or bulk_b in content):
-                    bulk_seen += 1
-                    if bulk_seen >= self._bulk_exact:
-                        # from the next line on: the other needles only, the rest summarised
-                        switch, dense = False, True
-                        if proc.stdout is not None:
-                            proc.stdout.close()
-                        proc.kill()
-                        proc.wait()
-                        if last_end >= end:
-                            break
-                        procs[k] = self._spawn(fd, last_end, end, size, subprocess.PIPE)
-                        proc = procs[k][0]
-                        assert proc.stdout is not None
-                        hits = iter(proc.stdout)
-                        s_num, s_off = last_num, last_end
-                        for out in hits:  # the rest of this part, from the new search
-                            num_b, off_b, content = out.split(b":", 2)
-                            last_num, off = s_num + int(num_b), s_off + int(off_b)
-                            last_end = off + len(content)
-                            yield from hand(last_num, off, content)
-                        break
-            if spool is None and proc.stdout is not None:
-                proc.stdout.close()
-            if proc.wait() > 1:
-                self.failures.append(f"grep exited {proc.returncode}: lines may be missing")
-            tail, open_end = self._newlines(fd, min(last_end, end), end)
-            base = last_num + tail + (1 if open_end else 0)
-        # BULK lines after the last other hit, and what an open block needs at the very end
-        ends_nl = size == 0 or os.pread(fd, 1, size - 1) == b"\n"
-        yield from hand(base + 1 if ends_nl else base, size, b"", final=True)
-        self.lines = base
-        if base > sent:
-            yield base, self._last_line(fd, size)
-
-    def _stretch(
-        self, fd: int, a: int, na: int, b: int, nb: int, after_t: bool = False, before_t: bool = False
-    ) -> list[tuple[int, int, bytes]]:
-        """The BULK lines to hand out from [a, b): line `na` starts at `a`, line `nb` at `b`.
-
-        While the parser says such lines change nothing but their own record, only the first,
-        the last and those that raise the largest number read so far in the log (`_TopSearch`:
-        the log's largest is among them) are kept; else all of them. `after_t`, `before_t`: the
-        line before `a`, the line at `b` is a retried connection error (`_transparent`), itself
-        evidence that the process runs: then the first, the last is not needed either. Without
-        the search for the log's largest, each stretch keeps one with its own largest number.
-        Sorted (line number, offset, line)."""
-        keep: dict[int, bytes] = {}  # offset -> line
-        top = self._top_for(fd) if self.summarisable() else None
-        if top:
-            return self._stretch_top(fd, a, na, b, nb, top, after_t, before_t)
-        if not self.summarisable():
-            for pos, buf, lim in _pieces(fd, a, b):
-                for needle in BULK:
-                    p = buf.find(needle, 0, lim)
-                    while p >= 0:
-                        ls = buf.rfind(b"\n", 0, p) + 1
-                        le = buf.find(b"\n", p, lim) + 1 or lim
-                        keep[pos + ls] = buf[ls:le]
-                        p = buf.find(needle, le, lim)
-        elif b - a <= SHORT and b - a < self.helper_min:  # (no half for the helper)
-            return self._stretch_short(fd, a, na, b, nb)
-        else:
-            last = _line_of(fd, _search_back(fd, BULK, a, b), b)
-            if last is None:
-                return []
-            self.summarised += 1
-            keep[last[0]] = last[1]
-            first = _line_of(fd, _search_forward(fd, BULK, a, b), b)
-            if first is not None:
-                keep[first[0]] = first[1]
-            # Start from the stretch's last number: a climbing series then needs one search
-            # with one pattern; each larger number found raises the bar.
-            best, best_at = -1, None
-            tail = _line_of(fd, _search_back(fd, NUMBER_AT, a, b), b)
-            if tail is not None:
-                value = _pressure(tail[1])
-                if value is not None:
-                    best, best_at = value, tail
-            start = first[0] if first is not None else a
-            end = tail[0] if tail is not None else b
-            # the second half searched by the helper process meanwhile, when it is worth it
-            mid = start
-            helper = self._helper
-            if end - start >= self.helper_min and not self._no_helper:
-                if helper is None:
-                    helper = self._helper = _Helper.start(fd)
-                    self._no_helper = helper is None
-                if helper is not None:
-                    mid = _line_start_after(fd, (start + end) // 2, end)
-                    if not helper.ask(mid, end, best):
-                        mid = start
-            found = _largest_above(fd, start, mid if mid > start else end, best)
-            if found is not None:
-                best, best_at = found[0], (found[1], found[2])
-            if mid > start and helper is not None:
-                theirs = helper.answer()
-                if theirs is None:  # the helper went away: search its half here
-                    self._no_helper = True
-                    theirs = _largest_above(fd, mid, end, best)
-                if theirs is not None and theirs[0] > best:
-                    best, best_at = theirs[0], (theirs[1], theirs[2])
-            if best_at is not None:
-                keep[best_at[0]] = best_at[1]
-        out: list[tuple[int, int, bytes]] = []
-        for o in sorted(keep):
-            near_a = o - a <= b - o
-            n = na + self._newlines(fd, a, o)[0] if near_a else nb - self._newlines(fd, o, b)[0]
-            out.append((n, o, keep[o]))
-        return out
-
-    def _top_for(self, fd: int) -> _TopSearch | None:
-        if self._top is None:
-            self._top = _TopSearch.start(self, fd) if self.top_search else False
-        if self._top and self._top.failed:
-            self._top.close()
-            self._top = False
-        return self._top or None
-
-    def _stretch_top(
-        self, fd: int, a: int, na: int, b: int, nb: int, top: _TopSearch, after_t: bool, before_t: bool
-    ) -> list[tuple[int, int, bytes]]:
-        """`_stretch` with the log's largest number searched for in the whole file."""
-        out: dict[int, tuple[int, bytes]] = {}  # offset -> (line number, line)
-        records = top.take(a, b)
-        if top.failed:  # this stretch's own largest, searched for as without the search
-            return self._stretch(fd, a, na, b, nb)
-        self.summarised += 1
-        for num, off, line in records:
-            out[off] = (num, line)
-        last = None if after_t and before_t else _line_of(fd, _search_back(fd, BULK, a, b), b)
-        if last is not None:  # (else none in the stretch)
-            ends = [last] if not before_t else []
-            if not after_t:
-                first = _line_of(fd, _search_forward(fd, BULK, a, last[0] + len(last[1])), b)
-                if first is not None:
-                    ends.append(first)
-            for o, line in ends:
-                if o not in out:  # its number, counted from the nearer end
-                    near_a = o - a <= b - o
-                    n = na + self._newlines(fd, a, o)[0] if near_a else nb - self._newlines(fd, o, b)[0]
-                    out[o] = (n, line)
-        return [(n, o, line) for o, (n, line) in sorted(out.items())]
-
-    def _stretch_short(self, fd: int, a: int, na: int, b: int, nb: int) -> list[tuple[int, int, bytes]]:
-        """`_stretch` summarising a short stretch from one read of it (the same lines)."""
-        buf = os.pread(fd, b - a, a)
-        size = len(buf)
-
-        def line_of(p: int) -> tuple[int, bytes] | None:
-            if p < 0:
-                return None
-            ls = buf.rfind(b"\n", 0, p) + 1
-            return ls, buf[ls : buf.find(b"\n", p) + 1 or size]
-
-        last = line_of(max(buf.rfind(n) for n in BULK))
-        if last is None:
-            return []
-        self.summarised += 1
-        keep: dict[int, bytes] = {last[0]: last[1]}
-        first = line_of(min((p for p in (buf.find(n) for n in BULK) if p >= 0), default=-1))
-        if first is not None:
-            keep[first[0]] = first[1]
-        best, best_at = -1, None
-        tail = line_of(max(buf.rfind(n) for n in NUMBER_AT))
-        if tail is not None:
-            value = _pressure(tail[1])
-            if value is not None:
-                best, best_at = value, tail
-        start = first[0] if first is not None else 0
-        end = tail[0] if tail is not None else size
-        found = _largest_in_buf(buf, start, end, best) if end > start else None
-        if found is False:
-            far = _largest_above(fd, a + start, a + end, best)
-            found = None if far is None else (far[0], far[1] - a, far[2])
-        if found is not None:
-            best_at = (found[1], found[2])
-        if best_at is not None:
-            keep[best_at[0]] = best_at[1]
-        out: list[tuple[int, int, bytes]] = []
-        for o in sorted(keep):
-            n = na + buf.count(b"\n", 0, o) if o <= size - o else nb - buf.count(b"\n", o)
-            out.append((n, a + o, keep[o]))
-        return out
-
-    @staticmethod
-    def _last_line(fd: int, size: int) -> bytes:
-        start = max(0, size - 65536)
-        data = os.pread(fd, size - start, start)
-        if data.endswith(b"\n"):
-            return data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
-        return data[data.rfind(b"\n") + 1 :]
-
-
-_OTHER_NEEDLES = re.compile(b"|".join(re.escape(n) for n in NEEDLES if n != RETRY))
-
-
-def _transparent(content: bytes) -> bool:
-    """A retried connection error and nothing else: its record (a `retry` fact) is evidence
-    that the process runs, like a Pressure line, and nothing else about the run depends on
-    where it falls among them (`runs._Builder`)."""
-    return RETRY in content and _OTHER_NEEDLES.search(content) is None
-
-
-TOP_SAMPLES = 256  # Pressure lines read across the log for the first bar
-TOP_CAP = 2000  # lines read from one search before it restarts with a higher bar
-TOP_RESTARTS = 64  # (each costs a process: a few ms)
-
-
-class _TopSearch:
-    """The lines that raise the largest Pressure number read so far in the log, in order, from
-    the external search (C speed) instead of a search of each stretch in Python.
-
-    The bar starts at the largest number of `TOP_SAMPLES` Pressure lines read across the log,
-    so the search (`scan.above_source`) picks only lines at or above it: a few, and among them
-    the log's largest. Each picked line's number is read as the parser reads it. When a search
-    picks more than `TOP_CAP` lines it restarts after the last one with the largest number so
-    far as the bar; past `TOP_RESTARTS`, or when the search fails, `failed` is set and the
-    stretches from then on are each searched for their own largest (`GrepCandidates._stretch`).
-    """
-
-    def __init__(self, owner: GrepCandidates, fd: int, size: int) -> None:
-        self.owner, self.fd, self.size = owner, fd, size
-        self.best = -1
-        self.queue: deque[tuple[int, int, bytes]] = deque()  # (line number, offset, line)
-        self.read_to = 0  # every picked line that starts before this offset has been read
-        self.failed = False
-        self.restarts = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.hits: Iterator[bytes] = iter(())
-        self.s_num = self.s_off = self.count = 0
-
-    @classmethod
-    def start(cls, owner: GrepCandidates, fd: int) -> _TopSearch:
-        size = os.fstat(fd).st_size
-        top = cls(owner, fd, size)
-        top._spawn(0, 0, top._sample())
-        return top
-
-    def _sample(self) -> int:
-        bar = -1
-        for k in range(1, TOP_SAMPLES + 1):
-            p = self.size * k // TOP_SAMPLES
-            lo = max(0, p - _NEAR)
-            buf = os.pread(self.fd, p - lo, lo)
-            found = max(buf.rfind(n) for n in NUMBER_AT)
-            if found < 0:
-                continue
-            ls = buf.rfind(b"\n", 0, found) + 1
-            le = buf.find(b"\n", found)
-            if (ls == 0 and lo > 0) or le < 0:
-                continue  # a line cut by the window
-            value = _pressure(buf[ls : le + 1])
-            if value is not None and value > bar:
-                bar = value
-        return bar - 1 if bar > 0 else -1  # the sampled line itself is picked too
-
-    def _spawn(self, start: int, base: int, bar: int) -> None:
-        tool = GrepCandidates._tool()
-        argv = [str(tool), "-a", "-n", "-b"]
-        if tool == GREP:
-            argv += ["-E", "-e", above_source(bar, ere=True)]
-        else:
-            argv += ["--no-config", "--no-mmap", "--encoding", "none", "--color", "never",
-                     "--no-filename", "-e", above_source(bar, ere=False)]
-        env = {**os.environ, "LC_ALL": "C"}
-        src = os.open(self.owner.path, os.O_RDONLY)
-        try:
-            os.lseek(src, start, os.SEEK_SET)
-            self.proc = subprocess.Popen(argv, stdin=src, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, env=env)
-        finally:
-            os.close(src)
-        assert self.proc.stdout is not None
-        self.hits = iter(self.proc.stdout)
-        self.s_num, self.s_off, self.count = base, start, 0
-
-    def _stop(self) -> int:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return 0
-        if proc.stdout is not None:
-            proc.stdout.close()
-        if proc.poll() is None:
-            proc.kill()
-        return proc.wait()
-
-    def close(self) -> None:
-        self._stop()
-
-    def take(self, a: int, b: int) -> list[tuple[int, int, bytes]]:
-        """The lines in [a, b) that raise the largest number so far; those before `a` (handed
-        out already, one by one) are dropped."""
-        while self.read_to < b and self.proc is not None:
-            out = next(self.hits, None)
-            if out is None:
-                if self._stop() > 1:
-                    self.failed = True
-                    return []
-                self.read_to = self.size + 1
-                break
-            num_b, off_b, content = out.split(b":", 2)
-            num, off = self.s_num + int(num_b), self.s_off + int(off_b)
-            self.read_to = off + 1
-            self.count += 1
-            hits = _ANY_NUMBER.findall(content)
-            if hits and max(map(_number, hits)) > self.best:
-                value = _pressure(content)
-                if value is not None and value > self.best:
-                    self.best = value
-                    self.queue.append((num, off, content))
-            if self.count >= TOP_CAP:
-                self._stop()
-                self.restarts += 1
-                if self.restarts > TOP_RESTARTS:
-                    self.failed = True
-                    return []
-                if off + len(content) < self.size:
-                    self._spawn(off + len(content), num, self.best)
-                else:
-                    self.read_to = self.size + 1
-        out_: list[tuple[int, int, bytes]] = []
-        queue = self.queue
-        while queue and queue[0][1] < b:
-            rec = queue.popleft()
-            if rec[1] >= a:
-                out_.append(rec)
-        return out_
-
-
-class _Window:
-    """Lines read back by offset through one buffer: follow-up lines come in runs."""
-
-    SIZE = 8192  # a panic block's lines; a bigger copy costs more than it saves
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.start = 0
-        self.data = b""
-
-    def line_at(self, offset: int) -> bytes:
-        i = offset - self.start
-        if 0 <= i < len(self.data):
-            cut = self.data.find(b"\n", i)
-            if cut >= 0:
-                return self.data[i : cut + 1]
-        self.start, self.data = offset, os.pread(self.fd, self.SIZE, offset)
-        cut = self.data.find(b"\n")
-        if cut >= 0 or len(self.data) < self.SIZE:
-            return self.data[: cut + 1] if cut >= 0 else self.data
-        return GrepCandidates._line_at(self.fd, offset)  # a line longer than the buffer
-
-    def line_before(self, offset: int) -> bytes:
-        """The line that ends just before `offset` (a line start)."""
-        i = offset - self.start
-        if 0 < i <= len(self.data):
-            cut = self.data.rfind(b"\n", 0, i - 1)
-            if cut >= 0:
-                return self.data[cut + 1 : i]
-        return GrepCandidates._line_before(self.fd, offset)
-
-
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-_NEAR = 1 << 16  # the first window a search from one end of a range looks in
-
-
-def _pieces(fd: int, a: int, b: int) -> Iterator[tuple[int, bytes, int]]:
-    """[a, b) in buffers of about CHUNK cut after a newline: (offset, buffer, usable length)."""
-    pos = a
-    while pos < b:
-        buf = os.pread(fd, min(CHUNK, b - pos), pos)
-        if not buf:
-            return
-        lim = len(buf)
-        if pos + lim < b:
-            cut = buf.rfind(b"\n") + 1
-            while cut == 0 and pos + len(buf) < b:  # one line longer than CHUNK
-                more = os.pread(fd, min(CHUNK, b - pos - len(buf)), pos + len(buf))
-                if not more:
-                    break
-                buf += more
-                cut = buf.rfind(b"\n") + 1
-            lim = cut or len(buf)
-        yield pos, buf, lim
-        pos += lim
-
-
-def _search_back(fd: int, needles: tuple[bytes, ...], a: int, b: int) -> int:
-    """Offset of the last of `needles` in [a, b), or -1: windows growing from b, so a needle
-    absent from the range costs one pass at most, not one per needle."""
-    width, hi = _NEAR, b
-    longest = max(len(n) for n in needles)
-    while hi > a:
-        lo = max(a, hi - width)
-        top = min(b, hi + longest - 1)
-        buf = os.pread(fd, top - lo, lo)
-        found = max(buf.rfind(n) for n in needles)
-        if found >= 0:
-            return lo + found
-        hi, width = lo, min(width * 8, CHUNK)
-    return -1
-
-
-def _search_forward(fd: int, needles: tuple[bytes, ...], a: int, b: int) -> int:
-    """Offset of the first of `needles` in [a, b), or -1 (windows growing from a)."""
-    width, lo = _NEAR, a
-    longest = max(len(n) for n in needles)
-    while lo < b:
-        hi = min(b, lo + width)
-        base = max(a, lo - longest + 1)
-        buf = os.pread(fd, hi - base, base)
-        found = [p for p in (buf.find(n) for n in needles) if p >= 0]
-        if found:
-            return base + min(found)
-        lo, width = hi, min(width * 8, CHUNK)
-    return -1
-
-
-def _line_of(fd: int, offset: int, b: int) -> tuple[int, bytes] | None:
-    """(start, line) of the line holding `offset` (lines end by b), or None for -1."""
-    if offset < 0:
-        return None
-    start = offset - len(GrepCandidates._line_before(fd, offset + 1)) + 1
-    line = GrepCandidates._line_at(fd, start)
-    return start, line[: b - start]
-
-
-HELPER_MIN = 512 << 10
-
-
-def _largest_above(fd: int, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
-    """(number, line offset, line) of the first line in [start, end) whose Pressure number (as
-    the parser reads it) is the largest there and above `best`; None if none is above.
-
-    The file is searched through read-only mappings of at most WINDOW bytes, each unmapped
-    after it (its pages stay in the page cache): no copy, and memory stays bounded."""
-    if end <= start:
-        return None
-    if end - start <= SHORT:
-        found = _largest_short(fd, start, end, best)
-        if found is not False:
-            return found
-    best_at: tuple[int, int, bytes] | None = None
-    pos = start
-    span = WINDOW
-    while pos < end:
-        base = pos // mmap.ALLOCATIONGRANULARITY * mmap.ALLOCATIONGRANULARITY
-        stop = min(end, base + span)
-        try:
-            if hasattr(mmap, "MAP_POPULATE"):  # page tables filled at once, not page by page
-                view = mmap.mmap(fd, stop - base, offset=base, prot=mmap.PROT_READ,
-                                 flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)
-            else:  # pragma: no cover - not Linux
-                view = mmap.mmap(fd, stop - base, offset=base, access=mmap.ACCESS_READ)
-        except (OSError, ValueError, OverflowError):
-            found = _largest_above_read(fd, pos, end, best)
-            return found if found is not None else best_at
-        try:
-            lim = stop - base
-            if stop < end:  # up to the window's last newline; the rest in the next window
-                cut = view.rfind(b"\n", pos - base, lim) + 1
-                if cut == 0:  # no line ends in the window after pos: map a longer one
-                    span *= 2
-                    continue
-                lim = cut
-            span = WINDOW
-            found = _largest_in(view, pos - base, lim, best)
-        finally:
-            view.close()
-        if found is not None:
-            best, best_at = found[0], (found[0], found[1] + base, found[2])
-        pos = base + lim
-    return best_at
-
-
-WINDOW = 32 << 20  # the most of the file mapped at a time
-SHORT = 256 << 10  # a range up to this long is read whole and all its numbers compared at once
-_ANY_NUMBER = re.compile(rb"y(?:=| metrics: )(\d+)")  # every number `scan.above` may find
-
-
-def _largest_short(fd: int, start: int, end: int, best: int) -> tuple[int, int, bytes] | Literal[False] | None:
-    """`_largest_above` on a short range without a pattern per bar (each costs a compile): every
-    number the search may find, compared in C, and the first line holding the largest read by
-    the parser. False when that line reads otherwise (two numbers on a line, `y=` in another
-    word): the caller then searches as usual."""
-    found = _largest_in_buf(os.pread(fd, end - start, start), 0, end - start, best)
-    if not found:
-        return found
-    return found[0], start + found[1], found[2]
-
-
-def _largest_in_buf(buf: bytes, lo: int, hi: int, best: int) -> tuple[int, int, bytes] | Literal[False] | None:
-    """`_largest_short` on buf[lo:hi] (offsets in buf)."""
-    hits = _ANY_NUMBER.findall(buf, lo, hi)
-    if not hits:
-        return None
-    try:
-        values = list(map(int, hits))
-    except ValueError:  # a number too long for int()
-        values = [_number(h) for h in hits]
-    top = max(values)
-    if top <= best:
-        return None
-    m = next(itertools.islice(_ANY_NUMBER.finditer(buf, lo, hi), values.index(top), None))
-    ls = buf.rfind(b"\n", lo, m.start()) + 1 or lo
-    line = buf[ls : buf.find(b"\n", m.end(), hi) + 1 or hi]
-    if _pressure(line) != top:
-        return False
-    return top, ls, line
-
-
-def _largest_in(view: mmap.mmap, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
-    best_at: tuple[int, int, bytes] | None = None
-    pos = start
-    while pos < end:
-        lim = end if end - pos <= CHUNK else view.rfind(b"\n", pos, pos + CHUNK) + 1 or end
-        p = pos
-        while p < lim:
-            for m in above(best).finditer(view, p, lim):
-                if _number(m.group(1)) <= best:
-                    continue  # just under the bar: the search's own pattern rounds it down
-                ls = view.rfind(b"\n", pos, m.start()) + 1 or pos
-                le = view.find(b"\n", m.end(), lim)
-                line = view[ls : le + 1 if le >= 0 else lim]
-                value = _pressure(line)  # as the parser reads the line (its first number)
-                if value is not None and value > best:
-                    best, best_at = value, (value, ls, line)
-                    p = m.end()
-                    break  # a higher bar: a new search from here
-            else:
-                p = lim
-        pos = lim
-    return best_at
-
-
-def _largest_above_read(fd: int, start: int, end: int, best: int) -> tuple[int, int, bytes] | None:
-    """`_largest_above` where the file cannot be mapped: read a piece at a time."""
-    best_at: tuple[int, int, bytes] | None = None
-    for pos, buf, lim in _pieces(fd, start, end):
-        p = 0
-        while p < lim:
-            for m in above(best).finditer(buf, p, lim):
-                if _number(m.group(1)) <= best:
-                    continue
-                ls = buf.rfind(b"\n", 0, m.start()) + 1
-                line = buf[ls : buf.find(b"\n", m.end(), lim) + 1 or lim]
-                value = _pressure(line)
-                if value is not None and value > best:
-                    best, best_at = value, (value, pos + ls, line)
-                    p = m.end()
-                    break
-            else:
-                p = lim
-    return best_at
-
-
-def _line_start_after(fd: int, pos: int, end: int) -> int:
-    nl = _find_newline(fd, pos, end)
-    return end if nl < 0 or nl + 1 > end else nl + 1
-
-
-_REQ = struct.Struct("<qqq")
-_ANS = struct.Struct("<qqq")
-
-
-class _Helper:
-    """A forked copy of this process that runs `_largest_above` on the ranges it is sent (the
-    machine's second CPU), answering in order. Started once per log, when a long stretch comes."""
-
-    def __init__(self, pid: int, req: int, ans: int) -> None:
-        self.pid, self.req, self.ans = pid, req, ans
-
-    @classmethod
-    def start(cls, fd: int) -> _Helper | None:
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            cpus = os.cpu_count() or 1
-        if not hasattr(os, "fork") or cpus < 2:
-            return None
-        req_r, req_w = os.pipe()
-        ans_r, ans_w = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            for x in (req_r, req_w, ans_r, ans_w):
-                os.close(x)
-            return None
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            code = 0
-            try:
-                # only what it needs: a pipe end held here would keep a search waiting for EOF
-                lo = 3
-                for keep in sorted({fd, req_r, ans_w}):
-                    os.closerange(lo, keep)
-                    lo = keep + 1
-                os.closerange(lo, max(lo, min(os.sysconf("SC_OPEN_MAX"), 1 << 16)))
-                _serve(fd, req_r, ans_w)
-            except BaseException:  # the parent sees EOF and searches itself
-                code = 1
-            os._exit(code)
-        os.close(req_r)
-        os.close(ans_w)
-        return cls(pid, req_w, ans_r)
-
-    def ask(self, start: int, end: int, best: int) -> bool:
-        try:
-            os.write(self.req, _REQ.pack(start, end, best))
-        except OSError:
-            return False
-        return True
-
-    def answer(self) -> tuple[int, int, bytes] | None:
-        head = _read_exact(self.ans, _ANS.size)
-        if head is None:
-            return None
-        value, offset, size = _ANS.unpack(head)
-        line = _read_exact(self.ans, size) if size else b""
-        if line is None:
-            return None
-        return (value, offset, line) if value >= 0 else (-1, -1, b"")
-
-    def close(self) -> None:
-        for x in (self.req, self.ans):
-            with contextlib.suppress(OSError):
-                os.close(x)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
-
-
-def _serve(fd: int, req: int, ans: int) -> None:  # pragma: no cover - runs in the helper
-    while (head := _read_exact(req, _REQ.size)) is not None:
-        start, end, best = _REQ.unpack(head)
-        found = _largest_above(fd, start, end, best)
-        if found is None:
-            os.write(ans, _ANS.pack(-1, -1, 0))
-        else:
-            value, offset, line = found
-            _write_all(ans, _ANS.pack(value, offset, len(line)) + line)
-
-
-def _read_exact(fd: int, n: int) -> bytes | None:
-    parts: list[bytes] = []
-    while n:
-        block = os.read(fd, n)
-        if not block:
-            return None
-        parts.append(block)
-        n -= len(block)
-    return b"".join(parts)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _number(digits: bytes) -> int:
-    """int() of a digit string; one too long for int() (a hostile log) counts as larger than any."""
-    return int(digits) if len(digits) < 4000 else 1 << 64
-
-
-def _pressure(line: bytes) -> int | None:
-    """The number the parser reads from a line's Pressure record (None: none, or no record)."""
-    try:
-        recs = LogParser("-").feed(1, line.decode("utf-8", errors="replace"))
-    except ValueError:  # a number too long for int(): the parser reading the line says so
-        return None
-    for rec in recs:
-        if isinstance(rec, Pressure):
-            return rec.events_in_memory
-    return None
-
-
-def _find_newline(fd: int, pos: int, size: int) -> int:
-    while pos < size:
-        block = os.pread(fd, 65536, pos)
-        cut = block.find(b"\n")
-        if cut >= 0:
-            return pos + cut
-        pos += len(block)
-    return -1
-
-
-def _splice_range(fd: int, pipe: int, start: int, end: int) -> None:
-    """Copy [start, end) of a file into a pipe inside the kernel, then close the pipe."""
-    try:
-        pos = start
-        while pos < end:
-            n = os.splice(fd, pipe, min(1 << 20, end - pos), offset_src=pos)
-            if n == 0:
-                break
-            pos += n
-    except OSError:
-        pass  # grep went away; the walk reports it
-    finally:
-        os.close(pipe)
-
-
-def _hash_file(path: Path, digest: hashlib._Hash) -> None:
-    with path.open("rb") as fh:
-        while block := fh.read(CHUNK):
-            digest.update(block)
-
-
-def _chunks(fh: object, digest: hashlib._Hash | None) -> Iterator[bytes]:
-    read = fh.read  # type: ignore[attr-defined]
-    while True:
-        block = read(CHUNK)
-        if not block:
-            return
-        if digest is not None:
-            digest.update(block)
-        yield block
-
-
-def _transcode(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
-    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-    for block in chunks:
-        yield decoder.decode(block).encode("utf-8")
-    yield decoder.decode(b"", final=True).encode("utf-8")
 
 
 def _read_text(
@@ -1376,8 +137,46 @@ EXPECTED = (
 )
 
 
-def load_bundle(root: Path) -> Bundle:
-    """Read a bundle directory; raises BundleError only if it is not a readable bundle at all."""
+def bundle_file(root: Path, rel: str) -> bool:
+    """Whether the bundle holds `rel` (a relative path without `..`); raises BundleError when
+    it or a folder on its way is a symbolic link or not a regular file: a bundle holds regular
+    files only, so nothing outside it (a controller file a link points to) is ever read."""
+    parts = Path(rel).parts
+    path = root
+    for i, part in enumerate(parts):
+        path = path / part
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise BundleError(f"{root}: {rel}: cannot read: {exc.strerror or exc}") from exc
+        if stat.S_ISLNK(mode):
+            raise BundleError(f"{root}: {path.relative_to(root)} is a symbolic link: a bundle holds regular files only")
+        if i < len(parts) - 1:
+            if not stat.S_ISDIR(mode):
+                return False
+        elif not stat.S_ISREG(mode):
+            raise BundleError(f"{root}: {rel} is not a regular file: a bundle holds regular files only")
+    return True
+
+
+@dataclass
+class _Reader:
+    """The small files of one bundle, read whole; what cannot be read becomes a problem."""
+
+    root: Path
+    present: list[str]
+    problems: list[Problem] = field(default_factory=list)
+    sums: dict[str, str] = field(default_factory=dict)  # the manifest's sha256 per file
+
+    def text(self, rel: str) -> str | None:
+        if rel not in self.present:
+            return None
+        return _read_text(self.root / rel, self.problems, rel, self.sums.get(rel))
+
+
+def _present(root: Path) -> list[str]:
     if not root.exists():
         raise BundleError(f"{root}: no such bundle directory")
     if not root.is_dir():
@@ -1386,84 +185,108 @@ def load_bundle(root: Path) -> Bundle:
         next(iter(root.iterdir()), None)
     except OSError as exc:
         raise BundleError(f"{root}: cannot list: {exc.strerror or exc}") from exc
-    present = [rel for rel in KNOWN if (root / rel).is_file()]
+    present = [rel for rel in KNOWN if bundle_file(root, rel)]
     if not present:
         raise BundleError(f"{root}: no bundle files (expected logs/ingester.log, events.jsonl, manifest.json...)")
-    problems: list[Problem] = []
+    return present
 
-    sums: dict[str, str] = {}
 
-    def text(rel: str) -> str | None:
-        if rel not in present:
-            return None
-        return _read_text(root / rel, problems, rel, sums.get(rel))
+def _manifest(reader: _Reader) -> Manifest | None:
+    mtext = reader.text("manifest.json")
+    if mtext is None:
+        return None
+    parsed = parse_manifest(mtext)  # raises BundleError on a foreign schema version
+    if isinstance(parsed, Problem):
+        reader.problems.append(parsed)
+        return None
+    reader.sums = {e.path: e.sha256 for e in parsed.entries if e.sha256}
+    for entry in parsed.entries:
+        if entry.truncated:
+            reader.problems.append(Problem(entry.path, "truncated by the capture agent"))
+        if entry.timed_out:
+            reader.problems.append(Problem(entry.path, "its command timed out"))
+        if entry.exit_code not in (None, 0):
+            reader.problems.append(Problem(entry.path, f"its command exited {entry.exit_code}"))
+    return parsed
 
-    manifest: Manifest | None = None
-    mtext = text("manifest.json")
-    if mtext is not None:
-        parsed = parse_manifest(mtext)  # raises BundleError on a foreign schema version
-        if isinstance(parsed, Problem):
-            problems.append(parsed)
-        else:
-            manifest = parsed
-            sums = {e.path: e.sha256 for e in parsed.entries if e.sha256}
-            for entry in parsed.entries:
-                if entry.truncated:
-                    problems.append(Problem(entry.path, "truncated by the capture agent"))
-                if entry.timed_out:
-                    problems.append(Problem(entry.path, "its command timed out"))
-                if entry.exit_code not in (None, 0):
-                    problems.append(Problem(entry.path, f"its command exited {entry.exit_code}"))
-    host, host_problems = parse_host(text("host.json"), text("window.json"))
-    problems.extend(host_problems)
-    events: list[DockerEvent] = []
-    etext = text("events.jsonl")
-    if etext is not None:
-        for rec in parse_events(etext.splitlines()):
-            (problems.append(rec) if isinstance(rec, Problem) else events.append(rec))
-    stats: list[StatsSample] = []
-    stext = text("stats.jsonl")
-    if stext is not None:
-        for srec in parse_stats(stext.splitlines()):
-            (problems.append(srec) if isinstance(srec, Problem) else stats.append(srec))
-    inspect: Inspect | None = None
-    itext = text("inspect.json")
-    if itext is not None:
-        ir = parse_inspect(itext)
-        (problems.append(ir) if isinstance(ir, Problem) else None)
-        inspect = ir if isinstance(ir, Inspect) else None
-    pre_inspect: Inspect | None = None
-    ptext = text("inspect-pre.json")
-    if ptext is not None:
-        pr = parse_inspect(ptext, "inspect-pre.json")
-        (problems.append(pr) if isinstance(pr, Problem) else None)
-        pre_inspect = pr if isinstance(pr, Inspect) else None
+
+def _records(reader: _Reader, rel: str, parse: Callable[[list[str]], Iterable[T | Problem]]) -> list[T]:
+    """The records of a JSON Lines file; its bad lines become problems."""
+    out: list[T] = []
+    text = reader.text(rel)
+    for rec in parse(text.splitlines()) if text is not None else ():
+        (reader.problems.append(rec) if isinstance(rec, Problem) else out.append(rec))
+    return out
+
+
+def _inspect(reader: _Reader, rel: str) -> Inspect | None:
+    text = reader.text(rel)
+    if text is None:
+        return None
+    parsed = parse_inspect(text, rel)
+    if isinstance(parsed, Problem):
+        reader.problems.append(parsed)
+        return None
+    return parsed
+
+
+def _kernel(reader: _Reader) -> tuple[list[KernelOom], bool]:
+    """The OOM-killer lines of dmesg.txt and dmesg-T.txt, each once; whether either was there."""
     kernel: list[KernelOom] = []
-    kernel_present = False
+    present = False
     seen: set[tuple[str, int | None, str]] = set()
     for rel in ("dmesg.txt", "dmesg-T.txt"):
-        ktext = text(rel)
+        ktext = reader.text(rel)
         if ktext is None:
             continue
-        kernel_present = True
-        for k in parse_dmesg(ktext.splitlines(), rel):
+        present = True
+        for k in parse_dmesg(strip_controls(ktext, keep_newlines=True).splitlines(), rel):
             key = (k.kind, k.pid, k.text)
             if key not in seen:
                 seen.add(key)
                 kernel.append(k)
+    return kernel, present
+
+
+def _memory(stats: list[StatsSample], inspect: Inspect | None) -> MemoryInput:
     limit = inspect.memory_limit if inspect and inspect.memory_limit else None
     if limit is None:
         limits = [s.limit_bytes for s in stats if s.limit_bytes]
         # docker stats shows the host's memory when there is no limit; only trust inspect's 0
         limit = limits[-1] if limits and inspect is None else None
-    mem_points = [(s.epoch, float(s.mem_bytes)) for s in stats if s.mem_bytes is not None]
-    memory = MemoryInput(
+    points = [(s.epoch, float(s.mem_bytes)) for s in stats if s.mem_bytes is not None]
+    return MemoryInput(
         limit_bytes=limit,
-        peak_bytes=int(max(p[1] for p in mem_points)) if mem_points else None,
-        samples=len(mem_points),
-        series_slope=slope(mem_points),
-        last_bytes=int(mem_points[-1][1]) if mem_points else None,
+        peak_bytes=int(max(p[1] for p in points)) if points else None,
+        samples=len(points),
+        series_slope=slope(points),
+        last_bytes=int(points[-1][1]) if points else None,
     )
+
+
+def _missing(present: list[str], manifest: Manifest | None) -> list[str]:
+    missing = [rel for rel in EXPECTED if rel not in present]
+    if "dmesg.txt" in missing and "dmesg-T.txt" in present:
+        missing.remove("dmesg.txt")
+    if manifest is not None:
+        listed = {e.path for e in manifest.entries} | set(manifest.missing)
+        missing.extend(rel for rel in sorted(listed) if rel in COSTS and rel not in present and rel not in missing)
+    return missing
+
+
+def load_bundle(root: Path) -> Bundle:
+    """Read a bundle directory; raises BundleError only if it is not a readable bundle at all."""
+    present = _present(root)
+    reader = _Reader(root, present)
+    manifest = _manifest(reader)
+    host, host_problems = parse_host(reader.text("host.json"), reader.text("window.json"))
+    reader.problems.extend(host_problems)
+    events: list[DockerEvent] = _records(reader, "events.jsonl", parse_events)
+    stats: list[StatsSample] = _records(reader, "stats.jsonl", parse_stats)
+    inspect = _inspect(reader, "inspect.json")
+    pre_inspect = _inspect(reader, "inspect-pre.json")
+    kernel, kernel_present = _kernel(reader)
+    memory = _memory(stats, inspect)
     context = Context(
         events=events,
         events_present="events.jsonl" in present,
@@ -1473,7 +296,7 @@ def load_bundle(root: Path) -> Bundle:
         inspect=inspect,
         container_id=host.container_id or (inspect.container_id if inspect else None),
         stats=stats,
-        memory_limit=limit,
+        memory_limit=memory.limit_bytes,
         window_end=host.window_end,
         daemon_stops=tuple(g.stopped_at for g in host.daemon_gaps if g.stopped_at is not None),
     )
@@ -1481,12 +304,6 @@ def load_bundle(root: Path) -> Bundle:
     def log_input(rel: str) -> LogInput | None:
         return LogInput(root / rel, rel) if rel in present else None
 
-    missing = [rel for rel in EXPECTED if rel not in present]
-    if "dmesg.txt" in missing and "dmesg-T.txt" in present:
-        missing.remove("dmesg.txt")
-    if manifest is not None:
-        listed = {e.path for e in manifest.entries} | set(manifest.missing)
-        missing.extend(rel for rel in sorted(listed) if rel in COSTS and rel not in present and rel not in missing)
     return Bundle(
         root=root,
         host=host,
@@ -1499,8 +316,8 @@ def load_bundle(root: Path) -> Bundle:
         memory=memory,
         stats=stats,
         present=present,
-        missing=missing,
-        problems=problems,
+        missing=_missing(present, manifest),
+        problems=reader.problems,
     )
 
 
@@ -1536,11 +353,18 @@ def load_bare_log(path: Path) -> Bundle:
 
 
 def count_container_lines(path: Path) -> int:
-    """Lines of container output in a tee'd Compose stream (`name  | ...` lines)."""
+    """Lines of container output in a tee'd Compose stream (`name  | ...` lines), read in
+    bounded chunks (only a line's first 80 bytes are looked at)."""
     n = 0
+    head = b""  # the first bytes of the line the previous chunk ended in
     with path.open("rb") as fh:
-        for raw in fh:
-            head = raw[:80]
-            if b" | " in head or head.rstrip().endswith(b"|"):
-                n += 1
-    return n
+        while block := fh.read(CHUNK):
+            lines = block.split(b"\n")
+            lines[0] = (head + lines[0])[:80]
+            head = lines.pop()[:80]
+            n += sum(1 for line in lines if _attached(line[:80]))
+    return n + (1 if head and _attached(head) else 0)
+
+
+def _attached(head: bytes) -> bool:
+    return b" | " in head or head.rstrip().endswith(b"|")

@@ -12,12 +12,12 @@ import bisect
 import calendar
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from collector.inputs import Context, slope
 from collector.sources.dmesg import KernelOom
 from collector.sources.events import DockerEvent
-from collector.sources.inspect import Inspect
 from collector.sources.logs import (
     Banner,
     ComposeExit,
@@ -31,7 +31,6 @@ from collector.sources.logs import (
     Pressure,
     TaskResult,
 )
-from collector.sources.stats import StatsSample
 
 MAX_BREADCRUMBS = 12
 MAX_CRITICALS = 8
@@ -136,24 +135,6 @@ class Run:
         return max(0.0, self.end - self.start)
 
 
-@dataclass
-class Context:
-    """Everything besides the log, already read and sorted by time."""
-
-    events: Sequence[DockerEvent] = ()
-    events_present: bool = False
-    kernel: Sequence[KernelOom] = ()
-    kernel_present: bool = False
-    boot_epoch: float | None = None
-    inspect: Inspect | None = None
-    container_id: str | None = None
-    stats: Sequence[StatsSample] = ()
-    memory_limit: int | None = None
-    window_end: float | None = None  # exits after it (the capture's own teardown) do not count
-    # When the Docker daemon stopped the container on its way down (window.json's gaps): no crash.
-    daemon_stops: Sequence[float] = ()
-
-
 def _cite(rec: object, text: str | None = None) -> Cite:
     source = str(getattr(rec, "source", "?"))
     line = getattr(rec, "line", None)
@@ -165,19 +146,6 @@ def _task_in(text: str) -> str | None:
     low = text.lower()
     found = [t for t in ("firehose", "backfill", "labeler") if t in low]
     return found[0] if len(found) == 1 else None
-
-
-def slope(points: Sequence[tuple[float, float]]) -> float | None:
-    """Least-squares slope of y over x, or None with fewer than two distinct x."""
-    n = len(points)
-    if n < 2:
-        return None
-    mx = sum(p[0] for p in points) / n
-    my = sum(p[1] for p in points) / n
-    sxx = sum((p[0] - mx) ** 2 for p in points)
-    if sxx == 0:
-        return None
-    return sum((p[0] - mx) * (p[1] - my) for p in points) / sxx
 
 
 @dataclass
@@ -449,7 +417,6 @@ def split_runs(records: Iterable[LogRecord], ctx: Context | None = None) -> Iter
     current: _Builder | None = None
     index = 0
     end_of_log: EndOfLog | None = None
-    pending_banner: Banner | None = None
     starts = matcher.starts
     si = 0
     for rec in records:
@@ -474,7 +441,6 @@ def split_runs(records: Iterable[LogRecord], ctx: Context | None = None) -> Iter
                 yield _finish(current, rec.ts, matcher, ctx, last=False)
             index += 1
             current = _Builder(index, rec.ts, _cite(rec), False, rec.synthetic)
-            pending_banner = rec
             continue
         if isinstance(rec, EndOfLog):
             end_of_log = rec
@@ -483,7 +449,6 @@ def split_runs(records: Iterable[LogRecord], ctx: Context | None = None) -> Iter
             index += 1
             current = _Builder(index, None, None, True, False)
         current.add(rec)
-    del pending_banner
     if current is None and matcher.starts:
         # no log at all: the runs Docker saw are all we have
         for i, t in enumerate(matcher.starts):
@@ -497,7 +462,21 @@ def split_runs(records: Iterable[LogRecord], ctx: Context | None = None) -> Iter
         yield _finish(current, None, matcher, ctx, last=True)
 
 
-def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *, last: bool) -> Run:
+@dataclass
+class _End:
+    """How a run ended, as far as the sources say: its die event, exit code and end time."""
+
+    die: DockerEvent | None
+    exit_code: int | None
+    code_source: str | None
+    end: float | None
+    inspect_applies: bool
+    ended: bool = False
+    main_panic: bool = False
+
+
+def _exit_of(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, last: bool) -> _End:
+    """The run's die event (inside the window), else Compose's or inspect's exit code."""
     start = b.start
     die = m.die_for(start, next_start)
     exit_code: int | None = None
@@ -523,6 +502,12 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
     if exit_code is None and inspect_applies and insp is not None and not insp.running:
         exit_code, code_source = insp.exit_code, "docker inspect (State.ExitCode)"
         end = insp.finished_at
+    return _End(die, exit_code, code_source, end, inspect_applies)
+
+
+def _ended(b: _Builder, e: _End, ctx: Context, last: bool) -> None:
+    """Whether the run ended, and the exit code the log implies when no source gave one."""
+    insp = ctx.inspect
     last_panic = b.panics[-1] if b.panics else None
     quiet_after = last_panic is not None and b.running_seen == b.panic_seen_at[-1]
     main_panic = last_panic is not None and quiet_after and _main_thread(last_panic)
@@ -530,44 +515,49 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
         last
         and last_panic is not None
         and quiet_after
-        and exit_code is None
-        and not (insp is not None and insp.running and inspect_applies)
-        and not (ctx.events_present and die is None)
+        and e.exit_code is None
+        and not (insp is not None and insp.running and e.inspect_applies)
+        and not (ctx.events_present and e.die is None)
     ):
         # a bare log that ends at a panic with nothing after it: the process ended there
         main_panic = main_panic or b.fatal_after < len(b.panics)
     ends_itself = "unknown-mode" in b.facts or "loader" in b.facts  # exit(1) follows at once
     # `X ingester exited: Ok(Ok(()))` with no `Error:`: main returns Ok right after (exit 0)
     returned_ok = b.result is not None and b.result.kind == "ok-ok" and b.error_exit is None
-    ended = (
+    e.main_panic = main_panic
+    e.ended = (
         not last
         or ends_itself
         or returned_ok
-        or exit_code is not None
+        or e.exit_code is not None
         or b.error_exit is not None
         or b.exit_path is not None
         or main_panic
     )
-    if exit_code is None and ended:
+    if e.exit_code is None and e.ended:
         if ends_itself:
-            exit_code, code_source = 1, "inferred (exit(1) at start)"
+            e.exit_code, e.code_source = 1, "inferred (exit(1) at start)"
         elif returned_ok:
             # main returned Ok: the oldest builds, whose run_* return Ok(()) after the panics
-            exit_code, code_source = 0, "inferred (main returned Ok)"
+            e.exit_code, e.code_source = 0, "inferred (main returned Ok)"
         elif b.error_exit is not None:
-            exit_code, code_source = 1, "inferred (main returned Err)"
+            e.exit_code, e.code_source = 1, "inferred (main returned Err)"
         elif main_panic and last_panic is not None and _main_thread(last_panic):
-            exit_code, code_source = 101, "inferred (panic on the main thread)"
-    # which panics ended the process: those the fatal sequence followed, and the last ones when
-    # the process exited at them (nothing logged after, the end within EXIT_AT_PANIC)
+            e.exit_code, e.code_source = 101, "inferred (panic on the main thread)"
+
+
+def _panics(b: _Builder, e: _End) -> list[ContainedPanic]:
+    """Which panics ended the process (set as `b.panic`, cited) and which it survived: the ones
+    the fatal sequence followed, and the last ones when the process exited at them (nothing
+    logged after, the end within EXIT_AT_PANIC)."""
     fatal: Panic | None = None
     contained: list[ContainedPanic] = []
-    run_end = end if end is not None else b.last_ts
+    run_end = e.end if e.end is not None else b.last_ts
     for i, p in enumerate(b.panics):
         at_exit = (
-            ended
+            e.ended
             and b.running_seen == b.panic_seen_at[i]
-            and (p.ts is None or run_end is None or run_end - p.ts <= EXIT_AT_PANIC or exit_code == 101)
+            and (p.ts is None or run_end is None or run_end - p.ts <= EXIT_AT_PANIC or e.exit_code == 101)
         )
         if i < b.fatal_after or at_exit:
             if fatal is None:
@@ -578,99 +568,147 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
     if fatal is not None:
         b.panic = fatal
         b.evidence.insert(min(1, len(b.evidence)), _cite(fatal))
+    return contained
 
-    lo = (start if start is not None else (end or 0.0)) - SLACK
-    hi = end if end is not None else (next_start if next_start is not None else float("inf"))
-    hi += SLACK
-    oom: list[Cite] = []
-    sources: list[str] = []
-    kills: list[Cite] = []
-    signals: list[int] = []
-    unlogged = 0
-    # oom and kill events come before the die they cause (and after the previous run's die);
-    # only starts are looked for later
-    ev_hi = (die.time + 0.5) if die is not None else hi
+
+@dataclass
+class _Kills:
+    """What killed the run, if anything: oom and kill events, inspect's flag, kernel lines."""
+
+    oom: list[Cite] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    kills: list[Cite] = field(default_factory=list)
+    signals: list[int] = field(default_factory=list)
+    unlogged: int = 0
+    host_wide: bool = False
+    kernel_killed: Cite | None = None
+
+
+def _events(k: _Kills, b: _Builder, e: _End, m: _Matcher, span: tuple[float, float], next_start: float | None) -> None:
+    """Docker's oom and kill events come before the die they cause (and after the previous
+    run's die); starts inside the run are starts the log did not show."""
+    start = b.start
+    lo, hi = span
+    ev_hi = (e.die.time + 0.5) if e.die is not None else hi
     ev_lo = m.last_die if m.last_die is not None else -math.inf
-    if start is not None or end is not None:
-        for e in m.events_between(lo, hi):
-            if e.action in ("oom", "kill") and not ev_lo < e.time <= ev_hi:
-                continue
-            if e.action == "oom":
-                oom.append(_cite(e, "docker event oom"))
-                if "docker events (oom)" not in sources:
-                    sources.append("docker events (oom)")
-            elif e.action == "kill":
-                kills.append(_cite(e, f"docker event kill signal={e.signal}"))
-                if e.signal is not None:
-                    signals.append(e.signal)
-            elif (
-                e.action == "start"
-                and start is not None
-                and e.time > start + SLACK
-                and (next_start is None or e.time < next_start - SLACK)
-            ):
-                unlogged += 1
-    if inspect_applies and insp is not None and insp.oom_killed:
-        oom.append(Cite(insp.source, None, "State.OOMKilled: true"))
-        sources.append("docker inspect (OOMKilled)")
-    host_wide = False
-    timed = exit_code in (137, None)
+    for ev in m.events_between(lo, hi):
+        if ev.action in ("oom", "kill") and not ev_lo < ev.time <= ev_hi:
+            continue
+        if ev.action == "oom":
+            k.oom.append(_cite(ev, "docker event oom"))
+            if "docker events (oom)" not in k.sources:
+                k.sources.append("docker events (oom)")
+        elif ev.action == "kill":
+            k.kills.append(_cite(ev, f"docker event kill signal={ev.signal}"))
+            if ev.signal is not None:
+                k.signals.append(ev.signal)
+        elif (
+            ev.action == "start"
+            and start is not None
+            and ev.time > start + SLACK
+            and (next_start is None or ev.time < next_start - SLACK)
+        ):
+            k.unlogged += 1
+
+
+def _kernel(k: _Kills, b: _Builder, e: _End, m: _Matcher, span: tuple[float, float]) -> None:
+    """The kernel's OOM lines of this run (each line is given to one run only)."""
+    lo, hi = span
+    timed = e.exit_code in (137, None)
+    ev_lo = m.last_die if m.last_die is not None else -math.inf
     # The kernel kills before Docker sees the die: a line after this run's die belongs to the
     # next run (restarts can come every second or two, well inside SLACK). Kernel times are
     # placed with host.json's whole-second boot_epoch, so they may read up to 1 s early.
-    k_hi = (die.time + 0.5) if die is not None else hi
-    kernel_killed: Cite | None = None
-    for i, k in enumerate(m.kernel):
+    k_hi = (e.die.time + 0.5) if e.die is not None else hi
+    for i, kl in enumerate(m.kernel):
         if i in m.kernel_used:
             continue
-        t = m.kernel_time(k)
-        if t is not None and (start is not None or end is not None):
+        t = m.kernel_time(kl)
+        if t is not None and (b.start is not None or e.end is not None):
             if not (max(lo, ev_lo - 1.0) <= t <= k_hi):
                 continue
         elif t is None:
             # no usable clock: hand kernel kills to SIGKILLed runs in order
-            if not (timed and ended and exit_code == 137):
+            if not (timed and e.ended and e.exit_code == 137):
                 continue
-            if k.kind not in ("memcg-killed", "host-killed") and not oom:
+            if kl.kind not in ("memcg-killed", "host-killed") and not k.oom:
                 continue
         m.kernel_used.add(i)
-        if k.kind == "host-killed" and not k.container_ids:
-            if not (k.comm and "ingester" in k.comm) and exit_code != 137:
+        if kl.kind == "host-killed" and not kl.container_ids:
+            if not (kl.comm and "ingester" in kl.comm) and e.exit_code != 137:
                 continue
-            host_wide = True
-        oom.append(_cite(k))
-        if kernel_killed is None and k.kind in ("memcg-killed", "host-killed"):
-            kernel_killed = oom[-1]
-        label = f"kernel log ({k.source})"
-        if label not in sources:
-            sources.append(label)
-        if t is None and k.kind in ("memcg-killed", "host-killed"):
+            k.host_wide = True
+        k.oom.append(_cite(kl))
+        if k.kernel_killed is None and kl.kind in ("memcg-killed", "host-killed"):
+            k.kernel_killed = k.oom[-1]
+        label = f"kernel log ({kl.source})"
+        if label not in k.sources:
+            k.sources.append(label)
+        if t is None and kl.kind in ("memcg-killed", "host-killed"):
             break
-    if die is not None:
-        m.last_die = die.time
-    # memory
-    samples = m.samples
-    pts: list[tuple[float, float]] = []
-    if samples and (start is not None or end is not None):
-        i = bisect.bisect_left(m.sample_times, start if start is not None else lo)
-        j = bisect.bisect_right(m.sample_times, end if end is not None else hi)
-        pts = [(s.epoch, float(s.mem_bytes or 0)) for s in samples[i:j]]
-    peak = int(max(p[1] for p in pts)) if pts else None
-    last_mem = int(pts[-1][1]) if pts else None
+
+
+def _kills(
+    b: _Builder, e: _End, m: _Matcher, ctx: Context, span: tuple[float, float], next_start: float | None
+) -> _Kills:
+    """Every sign that the run was killed, and by what."""
+    k = _Kills()
+    if b.start is not None or e.end is not None:
+        _events(k, b, e, m, span, next_start)
+    insp = ctx.inspect
+    if e.inspect_applies and insp is not None and insp.oom_killed:
+        k.oom.append(Cite(insp.source, None, "State.OOMKilled: true"))
+        k.sources.append("docker inspect (OOMKilled)")
+    _kernel(k, b, e, m, span)
+    if e.die is not None:
+        m.last_die = e.die.time
+    return k
+
+
+def _memory_points(b: _Builder, e: _End, m: _Matcher, span: tuple[float, float]) -> list[tuple[float, float]]:
+    if not m.samples or (b.start is None and e.end is None):
+        return []
+    i = bisect.bisect_left(m.sample_times, b.start if b.start is not None else span[0])
+    j = bisect.bisect_right(m.sample_times, e.end if e.end is not None else span[1])
+    return [(s.epoch, float(s.mem_bytes or 0)) for s in m.samples[i:j]]
+
+
+def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *, last: bool) -> Run:
+    e = _exit_of(b, next_start, m, ctx, last)
+    _ended(b, e, ctx, last)
+    contained = _panics(b, e)
+    start, end, ended = b.start, e.end, e.ended
+    lo = (start if start is not None else (end or 0.0)) - SLACK
+    hi = end if end is not None else (next_start if next_start is not None else float("inf"))
+    span = (lo, hi + SLACK)
+    k = _kills(b, e, m, ctx, span, next_start)
+    pts = _memory_points(b, e, m, span)
     limit = ctx.memory_limit
     reached: bool | None = None
     if pts and limit and ended and end is not None:
         near = [p for p in pts if end - p[0] <= 10.0]
         reached = bool(near) and max(p[1] for p in near) >= 0.9 * limit
-    if kernel_killed is not None:
+    if k.kernel_killed is not None:
         # the kernel's own "Killed process" line is the strongest evidence: cite it first
-        b.evidence.insert(0, kernel_killed)
-        del b.evidence[MAX_EVIDENCE:]
-    for c in oom[:4]:
-        if c is not kernel_killed:
+        b.evidence.insert(0, k.kernel_killed)
+        b.evidence[MAX_EVIDENCE:] = []
+    for c in k.oom[:4]:
+        if c is not k.kernel_killed:
             b.note(c)
-    for c in kills[:2]:
+    for c in k.kills[:2]:
         b.note(c)
+    return _run(b, e, k, pts, reached, contained, ctx)
+
+
+def _run(
+    b: _Builder,
+    e: _End,
+    k: _Kills,
+    pts: list[tuple[float, float]],
+    reached: bool | None,
+    contained: list[ContainedPanic],
+    ctx: Context,
+) -> Run:
     task = (
         b.task
         or (b.result.task if b.result else None)
@@ -680,16 +718,17 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
         or _location_task(b.panic)
     )
     res = b.result
+    die = e.die
     return Run(
         index=b.index,
-        start=start,
-        end=end if ended else (b.last_ts or end),
+        start=b.start,
+        end=e.end if e.ended else (b.last_ts or e.end),
         start_cite=b.start_cite,
         partial=b.partial,
         synthetic_start=b.synthetic,
-        ended=ended,
-        exit_code=exit_code,
-        exit_code_source=code_source,
+        ended=e.ended,
+        exit_code=e.exit_code,
+        exit_code_source=e.code_source,
         breadcrumbs=tuple(b.breadcrumbs),
         last_breadcrumb=_cite(b.last_breadcrumb) if b.last_breadcrumb is not None else None,
         exit_path=b.exit_path,
@@ -705,22 +744,22 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
         critical_count=b.critical_count,
         critical_kinds=tuple(b.critical_kinds),
         error_exit=b.error_exit,
-        oom=tuple(oom[:6]),
-        oom_sources=tuple(sources),
-        host_wide_oom=host_wide,
-        kill_events=tuple(kills[:4]),
-        kill_signals=tuple(signals[:4]),
-        unlogged_starts=unlogged,
+        oom=tuple(k.oom[:6]),
+        oom_sources=tuple(k.sources),
+        host_wide_oom=k.host_wide,
+        kill_events=tuple(k.kills[:4]),
+        kill_signals=tuple(k.signals[:4]),
+        unlogged_starts=k.unlogged,
         pressure_max=b.pressure_max,
         mem_samples=len(pts),
-        mem_peak=peak,
-        mem_last=last_mem,
+        mem_peak=int(max(p[1] for p in pts)) if pts else None,
+        mem_last=int(pts[-1][1]) if pts else None,
         mem_slope=slope(pts),
         reached_limit=reached,
         evidence=tuple(b.evidence),
         contained=tuple(contained),
         facts=b.startup(),
-        stopped_by_operator=b.facts.get("graceful-stop") is not None or 15 in signals,
+        stopped_by_operator=b.facts.get("graceful-stop") is not None or 15 in k.signals,
         stopped_by_daemon=die is not None and any(abs(die.time - t) <= DAEMON_MATCH for t in ctx.daemon_stops),
     )
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.diagnose import Diagnosis, Distribution, RunVerdict
+from collector.diagnose import (
+    PATTERN_TOLERANCE,
+    PRODUCTION_INTERVAL,
+    Accumulator,
+    Diagnosis,
+    Distribution,
+    Memory,
+    RunVerdict,
+    Verdict,
+)
 from collector.runs import Cite, Run
 from collector.sources.bundle_meta import DaemonGap
 from collector.sources.common import Problem, format_time
@@ -251,6 +260,171 @@ def source_json(index: SourceIndex | None, evidence: list[dict[str, Any]], panic
     }
 
 
+def _panic_json(diag: Diagnosis) -> dict[str, Any] | None:
+    """The panic of a panic verdict: its hook or default-hook block, or the JoinError's payload."""
+    v = diag.verdict
+    rep = diag.representative
+    if rep is not None and rep.panic is not None and v.scenario == "panic":
+        return {
+            "style": rep.panic.style,
+            "thread": rep.panic.thread,
+            "location": rep.panic.location,
+            "message": rep.panic.message,
+            "backtrace": list(rep.panic.backtrace),
+            "file": rep.panic.source,
+            "line": rep.panic.line,
+            "dependency": _dependency(rep.panic.location),
+        }
+    if rep is not None and v.scenario == "panic":
+        return {
+            "style": "join-error",
+            "thread": None,
+            "location": None,
+            "message": rep.result_error,
+            "backtrace": [],
+            "file": rep.result_cite.file if rep.result_cite else None,
+            "line": rep.result_cite.line if rep.result_cite else None,
+            "dependency": None,
+        }
+    return None
+
+
+def _verdict_json(v: Verdict, instrumented: bool, evidence: list[dict[str, Any]]) -> dict[str, Any]:
+    """report.json's verdict."""
+    return {
+        "scenario": v.scenario,
+        "task": v.task,
+        "exit_path": v.exit_path,
+        "summary": v.summary,
+        "confidence": v.confidence,
+        "deterministic": v.deterministic,
+        "determinism": v.determinism,
+        "needs_debug_build": v.needs_debug_build,
+        "instrumented": instrumented,
+        "evidence": evidence,
+        "next_steps": list(v.next_steps),
+    }
+
+
+def _restarts_json(diag: Diagnosis, capture: CaptureFacts) -> dict[str, Any]:
+    """The restarts: counts, intervals and whether they match production's pattern."""
+    acc = diag.acc
+    med = diag.intervals.median
+    lo = PRODUCTION_INTERVAL[0] * (1 - PATTERN_TOLERANCE)
+    hi = PRODUCTION_INTERVAL[1] * (1 + PATTERN_TOLERANCE)
+    return {
+        "count": acc.ended,
+        "runs": acc.runs_total,
+        "exit_codes": dict(sorted(acc.exit_codes.items())),
+        "exit_paths": dict(sorted(acc.exit_paths.items())),
+        "scenarios": dict(sorted(acc.scenarios.items())),
+        "intervals_seconds": _dist(diag.intervals),
+        "matches_production_pattern": None if med is None else lo <= med <= hi,
+        "time_to_exit_seconds": _dist(diag.durations),
+        "restart_count_inspect": capture.restart_count_inspect,
+        "starts_without_banner": acc.unlogged_starts,
+        "killed_via_docker_api": acc.kill_via_api,
+    }
+
+
+def _memory_json(mem: Memory) -> dict[str, Any]:
+    """The memory facts across the runs."""
+    return {
+        "limit_bytes": mem.limit_bytes,
+        "peak_bytes": mem.peak_bytes,
+        "slope_bytes_per_second": _num(mem.slope_bytes_per_second),
+        "seconds_to_limit": _num(mem.seconds_to_limit, 1),
+        "samples": mem.samples,
+        "reaches_limit_at_exit": mem.reaches_limit_at_exit,
+        "runs_at_limit": mem.runs_at_limit,
+        "runs_with_samples": mem.runs_with_samples,
+        "pressure_events_in_memory_max": mem.pressure_events_in_memory_max,
+    }
+
+
+def _questions_json(diag: Diagnosis) -> list[dict[str, Any]]:
+    """The six questions and their answers."""
+    return [
+        {
+            "id": q.id,
+            "question": q.question,
+            "answer": q.answer,
+            "answerable": q.answerable,
+            "needs_debug_build": q.needs_debug_build,
+        }
+        for q in diag.questions
+    ]
+
+
+def _causes_json(diag: Diagnosis) -> list[dict[str, Any]]:
+    """The root causes, ranked."""
+    return [
+        {
+            "id": c.id,
+            "title": c.title,
+            "rank": i + 1,
+            "likelihood": c.likelihood,
+            "score": c.score,
+            "evidence": list(c.evidence),
+            "next_step": c.next_step,
+        }
+        for i, c in enumerate(diag.root_causes)
+    ]
+
+
+def _contained_json(acc: Accumulator) -> list[dict[str, Any]]:
+    """Panics the process survived."""
+    return [
+        {
+            "run": idx,
+            "location": cp.location,
+            "message": cp.message,
+            "at": format_time(cp.ts),
+            "ran_on_seconds": _num(cp.ran_on_seconds, 1),
+            "file": cp.cite.file,
+            "line": cp.cite.line,
+        }
+        for idx, cp in acc.contained
+    ]
+
+
+def _config_json(acc: Accumulator) -> list[dict[str, Any]]:
+    """The configuration errors and how many runs hit each."""
+    return [
+        {"variable": p.variable, "value": p.value, "detail": p.detail, "runs": n,
+         "file": p.cite.file if p.cite else None, "line": p.cite.line if p.cite else None}
+        for n, p in acc.config_problems.values()
+    ]
+
+
+def _capture_json(capture: CaptureFacts) -> dict[str, Any]:
+    """What was captured: lines, sources, gaps, what is missing or damaged."""
+    damaged: dict[str, list[str]] = {}
+    for p in capture.problems:
+        damaged.setdefault(p.source, [])
+        if len(damaged[p.source]) < 5:
+            damaged[p.source].append(p.message)
+    return {
+        "lines": capture.lines,
+        "tee_missed_lines": capture.tee_missed_lines,
+        "tee_container_lines": capture.tee_container_lines,
+        "log_sources": capture.log_account,
+        "daemon_unavailable": [daemon_json(g) for g in capture.daemon_gaps],
+        "missing": [{"file": f, "cost": c} for f, c in capture.missing],
+        "damaged": [
+            {"file": f, "problems": msgs, "cost": capture.costs.get(f, "")} for f, msgs in sorted(damaged.items())
+        ],
+        "window": {
+            "start": format_time(capture.window_start),
+            "end": format_time(capture.window_end),
+            "ended_by": capture.ended_by,
+        },
+        "container": capture.container,
+        "container_id": capture.container_id,
+        "mode": capture.host_mode,
+    }
+
+
 def build_report(
     diag: Diagnosis,
     capture: CaptureFacts,
@@ -262,38 +436,7 @@ def build_report(
     v = diag.verdict
     acc = diag.acc
     rep = diag.representative
-    mem = diag.memory
-    panic = None
-    if rep is not None and rep.panic is not None and v.scenario == "panic":
-        panic = {
-            "style": rep.panic.style,
-            "thread": rep.panic.thread,
-            "location": rep.panic.location,
-            "message": rep.panic.message,
-            "backtrace": list(rep.panic.backtrace),
-            "file": rep.panic.source,
-            "line": rep.panic.line,
-            "dependency": _dependency(rep.panic.location),
-        }
-    elif rep is not None and v.scenario == "panic":
-        panic = {
-            "style": "join-error",
-            "thread": None,
-            "location": None,
-            "message": rep.result_error,
-            "backtrace": [],
-            "file": rep.result_cite.file if rep.result_cite else None,
-            "line": rep.result_cite.line if rep.result_cite else None,
-            "dependency": None,
-        }
-    kept = acc.kept
-    med = diag.intervals.median
-    lo, hi = 20.0 * 0.8, 30.0 * 1.2
-    damaged: dict[str, list[str]] = {}
-    for p in capture.problems:
-        damaged.setdefault(p.source, [])
-        if len(damaged[p.source]) < 5:
-            damaged[p.source].append(p.message)
+    panic = _panic_json(diag)
     evidence = [_cite(c) for c in v.evidence]
     error = None
     if rep is not None and rep.error_exit is not None:
@@ -304,105 +447,18 @@ def build_report(
         "schema_version": SCHEMA_VERSION,
         "generated_by": generated_by,
         "input": {"mode": capture.mode, "files": capture.present},
-        "verdict": {
-            "scenario": v.scenario,
-            "task": v.task,
-            "exit_path": v.exit_path,
-            "summary": v.summary,
-            "confidence": v.confidence,
-            "deterministic": v.deterministic,
-            "determinism": v.determinism,
-            "needs_debug_build": v.needs_debug_build,
-            "instrumented": acc.instrumented,
-            "evidence": evidence,
-            "next_steps": list(v.next_steps),
-        },
+        "verdict": _verdict_json(v, acc.instrumented, evidence),
         "panic": panic,
-        "restarts": {
-            "count": acc.ended,
-            "runs": acc.runs_total,
-            "exit_codes": dict(sorted(acc.exit_codes.items())),
-            "exit_paths": dict(sorted(acc.exit_paths.items())),
-            "scenarios": dict(sorted(acc.scenarios.items())),
-            "intervals_seconds": _dist(diag.intervals),
-            "matches_production_pattern": None if med is None else lo <= med <= hi,
-            "time_to_exit_seconds": _dist(diag.durations),
-            "restart_count_inspect": capture.restart_count_inspect,
-            "starts_without_banner": acc.unlogged_starts,
-            "killed_via_docker_api": acc.kill_via_api,
-        },
-        "runs": [run_json(r, rv) for r, rv in kept],
+        "restarts": _restarts_json(diag, capture),
+        "runs": [run_json(r, rv) for r, rv in acc.kept],
         "runs_omitted": acc.omitted,
-        "memory": {
-            "limit_bytes": mem.limit_bytes,
-            "peak_bytes": mem.peak_bytes,
-            "slope_bytes_per_second": _num(mem.slope_bytes_per_second),
-            "seconds_to_limit": _num(mem.seconds_to_limit, 1),
-            "samples": mem.samples,
-            "reaches_limit_at_exit": mem.reaches_limit_at_exit,
-            "runs_at_limit": mem.runs_at_limit,
-            "runs_with_samples": mem.runs_with_samples,
-            "pressure_events_in_memory_max": mem.pressure_events_in_memory_max,
-        },
-        "questions": [
-            {
-                "id": q.id,
-                "question": q.question,
-                "answer": q.answer,
-                "answerable": q.answerable,
-                "needs_debug_build": q.needs_debug_build,
-            }
-            for q in diag.questions
-        ],
-        "root_causes": [
-            {
-                "id": c.id,
-                "title": c.title,
-                "rank": i + 1,
-                "likelihood": c.likelihood,
-                "score": c.score,
-                "evidence": list(c.evidence),
-                "next_step": c.next_step,
-            }
-            for i, c in enumerate(diag.root_causes)
-        ],
+        "memory": _memory_json(diag.memory),
+        "questions": _questions_json(diag),
+        "root_causes": _causes_json(diag),
         "production_history": history,
         "error": error,
         "source": source_json(source, evidence, panic, v.task, error),
-        "contained_panics": [
-            {
-                "run": idx,
-                "location": cp.location,
-                "message": cp.message,
-                "at": format_time(cp.ts),
-                "ran_on_seconds": _num(cp.ran_on_seconds, 1),
-                "file": cp.cite.file,
-                "line": cp.cite.line,
-            }
-            for idx, cp in acc.contained
-        ],
-        "configuration_errors": [
-            {"variable": p.variable, "value": p.value, "detail": p.detail, "runs": n,
-             "file": p.cite.file if p.cite else None, "line": p.cite.line if p.cite else None}
-            for n, p in acc.config_problems.values()
-        ],
-        "capture": {
-            "lines": capture.lines,
-            "tee_missed_lines": capture.tee_missed_lines,
-            "tee_container_lines": capture.tee_container_lines,
-            "log_sources": capture.log_account,
-            "daemon_unavailable": [daemon_json(g) for g in capture.daemon_gaps],
-            "missing": [{"file": f, "cost": c} for f, c in capture.missing],
-            "damaged": [
-                {"file": f, "problems": msgs, "cost": capture.costs.get(f, "")} for f, msgs in sorted(damaged.items())
-            ],
-            "window": {
-                "start": format_time(capture.window_start),
-                "end": format_time(capture.window_end),
-                "ended_by": capture.ended_by,
-            },
-            "container": capture.container,
-            "container_id": capture.container_id,
-            "mode": capture.host_mode,
-        },
+        "contained_panics": _contained_json(acc),
+        "configuration_errors": _config_json(acc),
+        "capture": _capture_json(capture),
     }

@@ -2,11 +2,88 @@
 
 from __future__ import annotations
 
+import os
+import re
+import stat
+from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from collector.report.charts import COLOURS
+from collector.sources.common import strip_controls
+
+
+class Markdown(str):
+    """Text a filter already made Markdown (`code`, `codeblock`): not escaped again. Not
+    markupsafe's Markup, so it can never pass for safe HTML."""
+
+    __slots__ = ()
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+_MD_LINE_START = "#>+-="
+
+
+def md_text(value: object) -> str:
+    """`value` as one line of Markdown that shows it literally: no markup, raw HTML, link or
+    table cell break can come from it. None is "—". Every `{{ }}` of a .md template passes
+    here (`_finalize`); what a filter already made Markdown (`code`, `codeblock`) does not."""
+    if value is None:
+        return "—"
+    text = _MD_SPECIAL.sub(r"\\\1", _one_line(value))
+    return "\\" + text if text[:1] in _MD_LINE_START and text else text
+
+
+def _one_line(value: object) -> str:
+    return strip_controls(str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
+
+
+def md_code(value: object) -> Markdown:
+    """`value` as a Markdown code span (a fence longer than any run of backticks in it), its
+    `|` escaped for a table cell. None is "—"."""
+    if value is None:
+        return Markdown("—")
+    text = _one_line(value).replace("|", "\\|")
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text[:1] == "`" or text[-1:] == "`" else ""
+    return Markdown(f"{fence}{pad}{text}{pad}{fence}")
+
+
+def md_block(text: str, lang: str = "", indent: int = 0) -> Markdown:
+    """`text` as a fenced Markdown code block (a fence no line of it can close), indented."""
+    body = strip_controls(text, keep_newlines=True).rstrip("\n").split("\n")
+    fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
+    return Markdown("\n".join(" " * indent + line for line in (fence + lang, *body, fence)))
+
+
+@jinja2.pass_context
+def _finalize(context: jinja2.runtime.Context, value: object) -> object:
+    """Every expression's value: escaped for Markdown in a .md template, without control
+    characters in a .txt one (a terminal reads it); HTML escaping is autoescape's."""
+    name = context.name or ""
+    if name.endswith(".md.j2"):
+        return value if isinstance(value, Markdown) else md_text(value)
+    if name.endswith(".txt.j2"):
+        return strip_controls(str(value))
+    return value
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates cached in a folder of this user's own (compiling costs more than a
+    100 MB log takes to read), never in a shared temp folder another user can plant; none when
+    no such folder can be had."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    folder = Path(base) / "ingester-collector" / "templates"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = folder.lstat()
+    except (OSError, RuntimeError):
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("collector.report", "templates"),
@@ -15,9 +92,8 @@ _ENV = jinja2.Environment(
     lstrip_blocks=False,
     keep_trailing_newline=True,
     undefined=jinja2.StrictUndefined,
-    # compiled templates are cached per user in the temp dir: compiling costs more than a
-    # 100 MB log takes to read
-    bytecode_cache=jinja2.FileSystemBytecodeCache(),
+    finalize=_finalize,
+    bytecode_cache=_bytecode_cache(),
 )
 
 
@@ -44,11 +120,6 @@ def _dist(d: dict[str, Any]) -> str:
     return f"median {d['median']:.1f} s (min {d['min']:.1f}, max {d['max']:.1f}, n={d['count']})"
 
 
-def _mdcell(text: object) -> str:
-    s = str(text if text is not None else "")
-    return s.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-
-
 def _numbered(snippet: dict[str, Any]) -> str:
     """A snippet's lines with their numbers; the cited line marked with `>`."""
     text = snippet.get("text") or ""
@@ -68,13 +139,33 @@ def _cites(report: dict[str, Any], ref: str) -> list[dict[str, Any]]:
     return [s for s in src.get("snippets", []) if ref in s.get("cited_by", [])]
 
 
-_ENV.filters.update(bytes=_bytes, rate=_rate, dist=_dist, mdcell=_mdcell, numbered=_numbered)
+def dash(value: object) -> str:
+    """A value for a table: "—" when there is none, on one line."""
+    return "—" if value is None or value == "" else _one_line(value)
+
+
+_ENV.filters.update(
+    bytes=_bytes, rate=_rate, dist=_dist, numbered=_numbered, code=md_code, codeblock=md_block, dash=dash
+)
+
+
 def _beside(snippet: dict[str, Any]) -> bool:
     """Whether a snippet is already shown next to a verdict evidence line."""
     return any(str(c).startswith("verdict.evidence[") for c in snippet.get("cited_by", []))
 
 
 _ENV.globals.update(cites=_cites, beside=_beside)
+
+
+# The fleet and verify templates are written with trim_blocks and lstrip_blocks: the same
+# environment (loader, filters, escaping, cache) with those two set.
+_TRIMMED = _ENV.overlay(trim_blocks=True, lstrip_blocks=True)
+TRIMMED = ("fleet.md.j2", "fleet-verify.md.j2", "fleet.txt.j2", "verify.md.j2", "verify-history.md.j2")
+
+
+def render_template(name: str, **context: Any) -> str:
+    """Any template of the collector's, in its one environment."""
+    return (_TRIMMED if name in TRIMMED else _ENV).get_template(name).render(**context)
 
 
 def render_markdown(report: dict[str, Any]) -> str:

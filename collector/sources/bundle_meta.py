@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from collector.errors import BundleError
-from collector.sources.common import Problem
+from collector.sources.common import Problem, load_json
 
 SCHEMA_VERSION = 1
 
@@ -68,7 +67,7 @@ class HostInfo:
 
 def _load(text: str, source: str) -> dict[str, Any] | Problem:
     try:
-        obj = json.loads(text)
+        obj = load_json(text)
     except (ValueError, RecursionError):
         return Problem(source, "not valid JSON")
     if not isinstance(obj, dict):

@@ -93,6 +93,86 @@ def format_time(epoch: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
 
 
+# Terminal escape sequences as a whole (CSI; OSC, DCS, SOS, PM and APC strings up to their
+# terminator or the end of the text; two-byte escapes; their 8-bit C1 forms), then every C0 and C1
+# control left but tab. What a log line or a JSON string carries reaches a terminal (summarize's
+# stdout) and report.md: an OSC 52 writes the reader's clipboard, a BS rewrites what they see.
+_ESCAPES = (
+    r"\x1b\[[0-?]*[ -/]*[@-~]?"
+    r"|\x9b[0-?]*[ -/]*[@-~]?"
+    r"|\x1b[\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|[\x90\x98\x9d\x9e\x9f][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+# one pass: an escape sequence whole, else a single control character
+_STRIP = re.compile(_ESCAPES + r"|[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_STRIP_KEEP_NEWLINE = re.compile(_ESCAPES + r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # what a log line mostly holds: its colours
+
+
+def strip_controls(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` without terminal escape sequences and C0/C1 control characters (tab kept; with
+    `keep_newlines`, `\\n` and `\\r\\n` too, for a whole document)."""
+    if text.isprintable():  # the usual case: nothing to drop (tab is not "printable")
+        return text
+    if keep_newlines:
+        return _STRIP_KEEP_NEWLINE.sub("", text.replace("\r\n", "\n"))
+    text = _COLOURS.sub("", text)
+    return text if text.isprintable() else _STRIP.sub("", text)
+
+
+class JsonError(ValueError):
+    """A JSON text this collector will not read: malformed, nested too deep or with numbers
+    no reading of it can use (integers over `INT_DIGITS` digits, infinities, NaN)."""
+
+
+INT_DIGITS = 30  # beyond any byte count, epoch or exit code (a float's range is 308 digits)
+JSON_DEPTH = 64  # nesting beyond any document the capture writes
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > INT_DIGITS:
+        raise JsonError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise JsonError(f"a number out of range ({text[:20]}...)")
+    return value
+
+
+def _constant(name: str) -> float:
+    raise JsonError(f"{name} is not a JSON number")
+
+
+def load_json(text: str) -> Any:
+    """The value of a JSON text, its strings without control characters (`strip_controls`);
+    raises `JsonError` (a ValueError) for anything else, never RecursionError or OverflowError."""
+    try:
+        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+    except RecursionError:
+        raise JsonError(f"nested deeper than {JSON_DEPTH} levels") from None
+    except JsonError:
+        raise
+    except ValueError as exc:
+        raise JsonError(str(exc)) from None
+    return _cleaned(value, 0)
+
+
+def _cleaned(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return strip_controls(value)
+    if depth > JSON_DEPTH:
+        raise JsonError(f"nested deeper than {JSON_DEPTH} levels")
+    if isinstance(value, dict):
+        return {strip_controls(k): _cleaned(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(v, depth + 1) for v in value]
+    return value
+
+
 def json_lines(lines: Iterable[str], source: str) -> Iterator[tuple[int, str, Any] | Problem]:
     """`(line number, stripped text, decoded value)` for each non-blank JSON Lines line; bad JSON is a `Problem`."""
     for number, raw in enumerate(lines, 1):
@@ -100,6 +180,6 @@ def json_lines(lines: Iterable[str], source: str) -> Iterator[tuple[int, str, An
         if not text:
             continue
         try:
-            yield number, text, json.loads(text)
-        except (ValueError, RecursionError):
-            yield Problem(source, f"line {number} is not JSON", number)
+            yield number, text, load_json(text)
+        except JsonError as exc:
+            yield Problem(source, f"line {number} is not JSON we read ({exc})", number)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
-from collector.sources.common import Problem, parse_time
+from collector.sources.common import Problem, load_json, parse_time
 
 SOURCE = "inspect.json"
 
@@ -59,7 +58,7 @@ def _time(value: object) -> float | None:
 def parse_inspect(text: str, source: str = SOURCE) -> Inspect | Problem:
     """The first container in the list, or a `Problem` saying why there is none."""
     try:
-        obj = json.loads(text)
+        obj = load_json(text)
     except (ValueError, RecursionError):
         return Problem(source, "not valid JSON")
     if isinstance(obj, list):

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from collector.sources.common import SECONDS_CACHE, Problem, parse_time
+from collector.sources.common import SECONDS_CACHE, Problem, parse_time, strip_controls
 
 TASKS = ("firehose", "backfill", "labeler")
 PATH_TASK = {
@@ -191,7 +191,6 @@ LogRecord = (
     | Problem
 )
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]")
 _COMPOSE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*) +\| ?(.*)$", re.DOTALL)
 _COMPOSE_EXIT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*) exited with code (-?\d{1,10})(?!\d)")
 _TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)"
@@ -389,11 +388,8 @@ def split_line(raw: str) -> _Line:
 
 
 def _split_line(raw: str) -> _Line:
-    s = raw.rstrip("\r\n")
-    if "\x1b" in s:
-        s = _ANSI.sub("", s)
-    if "\r" in s:
-        s = s.replace("\r", "")
+    # Every record is made from what is left: no escape sequence, no control but tab.
+    s = strip_controls(raw.rstrip("\r\n"))
     compose: str | None = None
     compose_own = False
     journal_ts: float | None = None

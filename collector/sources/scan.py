@@ -6,7 +6,7 @@ the lines a block may need after them (`FOLLOW`), the line before each banner (t
 last timestamp) and the file's last line. Feeding the parser these lines gives the same records as
 feeding it every line; the test suite checks that on every fixture.
 
-With ripgrep or grep (`loader.GrepCandidates`) the high-frequency `BULK` lines are read one by
+With ripgrep or grep (`search.GrepCandidates`) the high-frequency `BULK` lines are read one by
 one only up to `BULK_EXACT` of them; past that, each stretch between two other candidate lines
 hands out only its first and last BULK line and the one with the largest number (`above` finds
 it at C speed). Every other record is the same, and so are the runs built from them; the tests
@@ -37,11 +37,11 @@ PROBES: tuple[bytes, ...] = tuple(
 # rules read per run as first and last time and largest `events_in_memory`; so past the first
 # `BULK_EXACT` of them (read line by line like any needle) the external-search reader keeps, in
 # each stretch between two other candidate lines, only the first, the last and the one with the
-# largest number (`loader.GrepCandidates`). Nothing else may be derived from these lines (no
+# largest number (`search.GrepCandidates`). Nothing else may be derived from these lines (no
 # per-line count) without also changing that reader.
 BULK: tuple[bytes, ...] = (b"Backpressure active", b"Memory metrics:")
 # A host task's retried connection error: between two of them no Pressure line need be read
-# (`loader._transparent`).
+# (`search._transparent`).
 RETRY = b"Ingester connection error for"
 BULK_EXACT = 2000
 RARE_PROBES: tuple[bytes, ...] = tuple(p for p, n in zip(PROBES, NEEDLES, strict=True) if n not in BULK)

@@ -8,11 +8,12 @@ a missing snippet file becomes a problem message, never an exception.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from collector.sources.common import load_json
 
 INDEX = "source/index.json"
 KINDS = ("panic", "run_fn", "dependency")
@@ -72,7 +73,7 @@ def parse_source_index(index_text: str, files: Mapping[str, str]) -> SourceIndex
     """The index and its snippets; `files` maps a snippet's `file` to its text (what was read)."""
     problems: list[str] = []
     try:
-        obj = json.loads(index_text)
+        obj = load_json(index_text)
     except ValueError as exc:
         return SourceIndex(None, (), (), (f"{INDEX}: not JSON ({exc})",))
     if not isinstance(obj, dict):

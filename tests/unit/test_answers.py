@@ -19,7 +19,7 @@ import yaml
 from collector.cli import main
 from collector.diagnose import SCENARIOS
 from collector.report.schema import validate
-from tests.unit.conftest import BUNDLES, FIXTURES, LOGS
+from tests.support.fixtures import BUNDLES, FIXTURES, LOGS
 
 ANSWERS = Path(__file__).resolve().parent.parent / "answers"
 RECORDED = FIXTURES / "recorded"

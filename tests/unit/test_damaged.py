@@ -8,6 +8,7 @@ follows the fixtures when they are re-recorded.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from collector.cli import main
 from collector.exitcodes import Exit
-from tests.unit.conftest import BUNDLES
+from tests.support.fixtures import BUNDLES
 
 SOURCE = BUNDLES / "hypothetical-task-panic"
 
@@ -169,3 +170,104 @@ def test_unwritable_output_still_prints_verdict(
     assert code == Exit.CRASH_LOOP
     assert "verdict: panic" in out
     assert "cannot write reports" in err
+
+
+def _deep(rel: str) -> Callable[[Path], None]:
+    return _replace(rel, b"[" * 100_000 + b"]" * 100_000 + b"\n")
+
+
+def _huge_number(rel: str, key: str) -> Callable[[Path], None]:
+    """A 400-digit integer where the file holds a number (no float can hold it)."""
+
+    def damage(root: Path) -> None:
+        text = (root / rel).read_text()
+        at = text.index(f'"{key}": ') + len(key) + 4
+        end = at
+        while text[end] in "-.0123456789":
+            end += 1
+        (root / rel).write_text(text[:at] + "9" * 400 + text[end:])
+
+    return damage
+
+
+# Deep or huge JSON in any file is damage the report names, never RecursionError or OverflowError.
+JSON_CORPUS: dict[str, Callable[[Path], None]] = {
+    **{f"deep-{rel}": _deep(rel) for rel in ("manifest.json", "events.jsonl", "stats.jsonl", "inspect.json",
+                                             "host.json", "window.json")},
+    "huge-stats-epoch": _huge_number("stats.jsonl", "epoch"),
+    "huge-inspect-memory": _huge_number("inspect.json", "Memory"),
+    "huge-host-boot": _huge_number("host.json", "boot_epoch"),
+    "huge-window-start": _huge_number("window.json", "window_start_epoch"),
+    "huge-window-end": _huge_number("window.json", "window_end_epoch"),
+    "huge-manifest-version": _huge_number("manifest.json", "schema_version"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JSON_CORPUS))
+def test_deep_or_huge_json_is_damage(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _bundle(tmp_path, JSON_CORPUS[name])
+    code = main(["summarize", str(root), "--quiet"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Error" not in err
+    assert code in (Exit.OK, Exit.CRASH_LOOP, Exit.INCONCLUSIVE), err
+    damaged = json.loads((root / "report.json").read_text())["capture"]["damaged"]
+    assert damaged, name
+
+
+def test_deep_or_huge_source_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _bundle(tmp_path, lambda r: None)
+    (root / "source").mkdir()
+    for text in ("[" * 100_000 + "]" * 100_000, '{"schema_version": 1, "snippets": [], "commit": ' + "9" * 400 + "}"):
+        (root / "source" / "index.json").write_text(text)
+        code = main(["summarize", str(root), "--quiet"])
+        assert "Traceback" not in capsys.readouterr().err
+        assert code == Exit.CRASH_LOOP
+
+
+def _link(rel: str, target: Path) -> Callable[[Path], None]:
+    def damage(root: Path) -> None:
+        (root / rel).unlink(missing_ok=True)
+        (root / rel).symlink_to(target)
+
+    return damage
+
+
+def _linked_folder(root: Path) -> None:
+    """`logs/` a link to a folder outside the bundle holding a log of its own."""
+    outside = root.parent / "outside"
+    shutil.move(root / "logs", outside)
+    (root / "logs").symlink_to(outside)
+
+
+def _fifo(root: Path) -> None:
+    (root / "events.jsonl").unlink()
+    os.mkfifo(root / "events.jsonl")
+
+
+SECRET = "controller-file-7f3a"  # noqa: S105 - what a link would leak, not a password
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda r: _link("host.json", r.parent / "secret.json")(r), id="file-link"),
+        pytest.param(lambda r: _link("logs/ingester.log", r.parent / "secret.json")(r), id="log-link"),
+        pytest.param(lambda r: _link("dmesg-T.txt", r.parent / "secret.json")(r), id="new-file-link"),
+        pytest.param(_linked_folder, id="folder-link"),
+        pytest.param(_fifo, id="fifo"),
+        pytest.param(lambda r: _link("source", r.parent)(r), id="source-link"),
+    ],
+)
+def test_links_and_special_files_are_refused(
+    damage: Callable[[Path], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bundle holds regular files: a link (or a FIFO) is refused in one line with exit 3, and
+    nothing it points to reaches a report."""
+    (tmp_path / "secret.json").write_text(json.dumps({"boot_epoch": 1, "kernel": SECRET}) + "\n")
+    (tmp_path / "index.json").write_text(json.dumps({"schema_version": 1, "snippets": []}))
+    root = _bundle(tmp_path, damage)
+    code = main(["summarize", str(root), "--quiet", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == Exit.UNREADABLE, err
+    assert len(err.strip().splitlines()) == 1 and "regular file" in err
+    assert not (tmp_path / "out").exists()

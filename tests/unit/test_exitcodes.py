@@ -16,7 +16,7 @@ from collector import runner
 from collector.cli import main as cli_main
 from collector.exitcodes import ALL, TABLE, Exit, codes_for, markdown_table, worst
 from collector.verify import main as verify_main
-from tests.unit.conftest import BUNDLES
+from tests.support.fixtures import BUNDLES
 from tests.unit.test_verify_logic import facts
 
 README = Path(__file__).resolve().parent.parent.parent / "README.md"

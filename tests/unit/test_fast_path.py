@@ -13,10 +13,10 @@ import pytest
 
 from collector.sources.logs import LogParser, LogRecord, Pressure, parse_log
 from collector.sources.scan import CandidateScanner
-from tests.unit.conftest import BUNDLES, LOGS
+from tests.support.fixtures import BUNDLES, LOGS
 
 if TYPE_CHECKING:
-    from collector.loader import GrepCandidates
+    from collector.search import GrepCandidates
 
 ALL_LOGS = sorted([*LOGS.glob("*.log"), *BUNDLES.glob("*/logs/*.log")])
 
@@ -110,7 +110,7 @@ def _grep_run(
     summarise: bool = False,
     helper_min: int | None = None,
 ) -> tuple[GrepCandidates, list[LogRecord]]:
-    from collector.loader import GrepCandidates
+    from collector.search import GrepCandidates
     from collector.sources.scan import BULK_EXACT
 
     f = tmp_path / "g.log"
@@ -351,14 +351,14 @@ def test_summarised_pressure(
 ) -> None:
     """The log's largest number from one search of the file (restarting with a higher bar after
     a few lines, giving up after a few restarts) or, without it, each stretch's own."""
-    import collector.loader as loader
+    import collector.search as search
 
     if top in ("restarts", "gives-up"):
-        monkeypatch.setattr(loader, "TOP_CAP", 3)
-        monkeypatch.setattr(loader, "TOP_SAMPLES", 1)  # a low first bar: many lines picked
-        monkeypatch.setattr(loader, "TOP_RESTARTS", 1 << 20 if top == "restarts" else 2)
+        monkeypatch.setattr(search, "TOP_CAP", 3)
+        monkeypatch.setattr(search, "TOP_SAMPLES", 1)  # a low first bar: many lines picked
+        monkeypatch.setattr(search, "TOP_RESTARTS", 1 << 20 if top == "restarts" else 2)
     if top == "off":
-        monkeypatch.setattr(loader.GrepCandidates, "top_search", False)
+        monkeypatch.setattr(search.GrepCandidates, "top_search", False)
     data = pressure_log(seed)
     g, got = _grep_run(data, tmp_path, parts, bulk_exact=bulk_exact, summarise=True,
                        helper_min=1 if helper else 1 << 40)
@@ -416,7 +416,7 @@ def test_largest_above_mapped_and_read_agree(tmp_path: Path) -> None:
     """The search through a mapping (in windows), the one of a short range read whole and the one
     through reads find the same line, which is the first with the largest number above the bar,
     as the parser reads it."""
-    import collector.loader as loader
+    import collector.search as search
 
     data = pressure_log(4, runs=4)
     f = tmp_path / "p.log"
@@ -429,31 +429,31 @@ def test_largest_above_mapped_and_read_agree(tmp_path: Path) -> None:
     with f.open("rb") as fh:
         fd = fh.fileno()
         # (SHORT 0: every range through the mapping; else the short ones read whole)
-        for window, short in ((loader.WINDOW, loader.SHORT), (loader.WINDOW, 0), (4096, 0), (65536, 0)):
-            loader.WINDOW, loader.SHORT = window, short
+        for window, short in ((search.WINDOW, search.SHORT), (search.WINDOW, 0), (4096, 0), (65536, 0)):
+            search.WINDOW, search.SHORT = window, short
             try:
                 for _ in range(30):
                     i, j = sorted(rng.sample(range(len(offsets)), 2))
                     bar = rng.choice([-1, 0, 1000, 10**5, 10**6])
                     want = None
                     for k in range(i, j):
-                        n = loader._pressure(lines[k].encode())
+                        n = search._pressure(lines[k].encode())
                         if n is not None and n > bar and (want is None or n > want[0]):
                             want = (n, offsets[k], lines[k].encode())
-                    assert loader._largest_above(fd, offsets[i], offsets[j], bar) == want
-                    assert loader._largest_above_read(fd, offsets[i], offsets[j], bar) == want
+                    assert search._largest_above(fd, offsets[i], offsets[j], bar) == want
+                    assert search._largest_above_read(fd, offsets[i], offsets[j], bar) == want
             finally:
-                loader.WINDOW, loader.SHORT = 32 << 20, 256 << 10
+                search.WINDOW, search.SHORT = 32 << 20, 256 << 10
 
 
 @pytest.mark.parametrize("path", GREP_CASES[:12], ids=[p.name for p in GREP_CASES[:12]])
 def test_forked_reader_same_records(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A long log is read in a forked process: the same records, line count, hash, problems."""
-    import collector.loader as loader
+    import collector.search as search
 
     def read(fork: bool) -> tuple[list[LogRecord], int, str | None, list[object]]:
-        monkeypatch.setattr(loader, "FORK_MIN", 0 if fork else 1 << 62)
-        log = loader.LogInput(path, path.name)
+        monkeypatch.setattr(search, "FORK_MIN", 0 if fork else 1 << 62)
+        log = search.LogInput(path, path.name)
         recs = list(log.records(hash_it=True))
         return recs, log.lines, log.sha256, list(log.problems)
 
@@ -464,14 +464,14 @@ def test_forked_reader_same_records(path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_forked_reader_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The child's BundleError is raised in the parent, with its message."""
-    import collector.loader as loader
+    import collector.search as search
     from collector.errors import BundleError
 
-    monkeypatch.setattr(loader, "FORK_MIN", 0)
+    monkeypatch.setattr(search, "FORK_MIN", 0)
     f = tmp_path / "gone.log"
     f.write_bytes(b"Starting rsky-ingester\n")
-    log = loader.LogInput(f, f.name)
-    monkeypatch.setattr(loader.LogInput, "_records", _raises)
+    log = search.LogInput(f, f.name)
+    monkeypatch.setattr(search.LogInput, "_records", _raises)
     with pytest.raises(BundleError, match="cannot open: gone"):
         list(log.records())
 
@@ -488,7 +488,7 @@ def test_external_above_picks_every_larger_number_and_not_other_fields(tmp_path:
     the bar, and not the lines where another field ending in "y=" holds a larger number."""
     import subprocess
 
-    from collector.loader import GrepCandidates
+    from collector.search import GrepCandidates
     from collector.sources.scan import above_source
 
     rng = random.Random(7)

@@ -12,7 +12,8 @@ from collector.cli import main
 from collector.exitcodes import Exit
 from collector.fleet import FleetError, capture_cause, parse_outcomes
 from collector.report.fleet_schema import validate
-from tests.unit.conftest import BUNDLES
+from collector.report.render import md_text
+from tests.support.fixtures import BUNDLES
 
 STAMP = "20261201T100000Z"
 
@@ -93,7 +94,7 @@ def test_three_hosts_grouped_by_cause(dest: Path, capsys: pytest.CaptureFixture[
     assert out.splitlines()[0] == f"fleet: {doc['summary']} (exit 10)"
     assert "Configuration error (high)" in out and "Task panic on malformed data (high)" in out
     md = (dest / "fleet.md").read_text()
-    assert doc["summary"] in md and "| prod-c | panic | labeler | F |" in md
+    assert md_text(doc["summary"]) in md and "| prod-c | panic | labeler | F |" in md
 
 
 def test_a_failed_and_an_unreachable_host(dest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

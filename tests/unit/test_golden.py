@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from collector.cli import main
-from tests.unit.conftest import BUNDLES, LOGS
+from tests.support.fixtures import BUNDLES, LOGS
 
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 CASES = sorted(p for p in BUNDLES.glob("*") if p.is_dir())

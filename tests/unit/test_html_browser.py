@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from collector.cli import main
-from tests.unit.conftest import BUNDLES
+from tests.support.fixtures import BUNDLES
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.cli import main
-from collector.diagnose import Coverage, MemoryInput, diagnose
+from collector.diagnose import diagnose
 from collector.errors import BundleError
 from collector.exitcodes import Exit
+from collector.inputs import Coverage, MemoryInput
 from collector.runs import split_runs
 from collector.sources.dmesg import parse_dmesg
 from collector.sources.events import parse_events

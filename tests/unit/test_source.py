@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from collector.cli import main
 from collector.report.schema import validate
 from collector.sources.source_index import dependency_of, parse_source_index, path_line
-from tests.unit.conftest import BUNDLES
+from tests.support.fixtures import BUNDLES
 
 CASE = BUNDLES / "handmade-source-beside"
 

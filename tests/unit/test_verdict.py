@@ -11,10 +11,11 @@ import pytest
 
 from collector.cli import main
 from collector.diagnose import _end_sentence
-from collector.runs import Context, split_runs
+from collector.inputs import Context
+from collector.runs import split_runs
 from collector.sources.events import DockerEvent
 from collector.sources.logs import parse_log
-from tests.unit.conftest import BUNDLES
+from tests.support.fixtures import BUNDLES
 
 
 def _report(tmp_path: Path, *argv: str) -> dict[str, Any]:

@@ -146,7 +146,8 @@ def test_the_collector_reads_the_gap_and_names_the_daemons_stop(tmp_path: Path) 
 
 
 def test_a_run_the_daemon_stopped_is_not_an_outside_kill() -> None:
-    from collector.runs import Context, split_runs
+    from collector.inputs import Context
+    from collector.runs import split_runs
     from collector.sources.events import parse_events
 
     lines = [

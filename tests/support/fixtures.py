@@ -1,4 +1,4 @@
-"""Shared paths and helpers for the collector's unit tests (no Docker needed)."""
+"""Where the recorded and hand-made fixtures live."""
 
 from __future__ import annotations
 
