@@ -168,7 +168,7 @@ def lock_acquire(state: Path, owner: str, purpose: str, ttl: float, force: bool 
         "pid_start": None,
     }
     broke = ""
-    for _ in range(3):
+    for _attempt in range(3):
         try:
             fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -511,7 +511,7 @@ def find_image_line(text: str, service: str) -> Tuple[int, Any]:
 def current_image(compose: Path, service: str) -> Optional[str]:
     """The text of the service's own ``image:`` value (a ``*alias`` as written); None without one."""
     try:
-        _, match = find_image_line(compose.read_text(encoding="utf-8"), service)
+        _text, match = find_image_line(compose.read_text(encoding="utf-8"), service)
     except (StateError, OSError, UnicodeDecodeError):
         return None
     return str(match["value"])

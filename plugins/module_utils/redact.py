@@ -99,7 +99,7 @@ class Redactor:
             except OSError:
                 pass
         for name in containers:
-            found, _ = inspect(name, attempts=1)
+            found, _error = inspect(name, attempts=1)
             if found is not None:
                 redactor.learn_env(collect_inspect_env(found))
         for text in texts:

@@ -14,8 +14,11 @@ description:
     whose window process is gone, or that outlived its time to live, is stale and is taken over, saying so.
   - V(checked) only reads; it never creates the lock.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.target
 options:
   state:
@@ -105,7 +108,7 @@ def main() -> None:
         required_if=[("state", "acquired", ["owner"]), ("state", "released", ["owner"])],
     )
     p = module.params
-    state, _ = host_state.target_paths(p)
+    state, _compose = host_state.target_paths(p)
     checked = host_state.lock_check(state)
     result = {
         "changed": False,

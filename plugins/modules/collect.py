@@ -17,8 +17,13 @@ description:
     C(host.json) and returned, so the play, the manifest and the report say it.
   - The files are redacted by the seal module, before anything leaves the host.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
+  - Docker Compose v2 (C(docker compose)) on the host
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.work
   - rsky.ingester_capture.target
 options:
@@ -29,8 +34,10 @@ options:
     default: capture
 attributes:
   check_mode:
-    support: full
-    details: In check mode nothing is collected.
+    support: partial
+    details: >-
+      In check mode nothing is collected
+      and the result says C(changed=false): the work folder it would write into is made only by a real capture.
   diff_mode:
     support: none
 """
@@ -87,7 +94,7 @@ def main() -> None:
         module.exit_json(changed=False, msg="check mode: nothing collected")
     p = module.params
     out = Path(p["work_dir"])
-    _, compose = host_state.target_paths(p)
+    _state, compose = host_state.target_paths(p)
     name = p["container"]
     module.exit_json(changed=False, **evidence.collect(out, compose, name, p["service"], p["mode"]))
 

@@ -15,7 +15,11 @@ description:
     O(read_json) back after a run that answered.
   - Runs as an action on the controller, whatever the task's host; no module runs anywhere.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - the ingester-capture Python package on the controller (C(capture_collector_command) runs it)
+extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
 options:
   command:
     description: The collector's command, for example C([python, -m, collector]).
@@ -45,7 +49,7 @@ options:
     default: 600
 attributes:
   check_mode:
-    support: full
+    support: none
     details: In check mode nothing is written or run; the task is skipped.
   diff_mode:
     support: none

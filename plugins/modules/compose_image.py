@@ -23,8 +23,13 @@ description:
   - The diff (before and after) and every message are redacted. Secrets learned from the compose config of every
     profile, the container's environment and by pattern never appear in the result.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
+  - Docker Compose v2 (C(docker compose)) on the host
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.target
 options:
   state:
@@ -228,13 +233,13 @@ def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]
         }
     swap_record = plan["swap"]
     original = str(swap_record["original_image"])
-    code, _, err = run(["docker", "image", "inspect", original])
+    code, _out, err = run(["docker", "image", "inspect", original])
     if code != 0:
         raise host_state.StateError(
             "The original image %s is not on this host any more (%s); rebuild or retag it, then rerun rollback.yml. "
             "Nothing was changed." % (original, err.strip())
         )
-    found, _ = inspect(p["container"], attempts=1)
+    found, _error = inspect(p["container"], attempts=1)
     c = found or {}
     c_image = (c.get("Config") or {}).get("Image") or "(no container)"
     c_running = bool((c.get("State") or {}).get("Running"))

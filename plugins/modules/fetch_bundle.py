@@ -17,7 +17,11 @@ description:
   - Runs as an action on the controller; the host sees the transfer (and, without O(checksum) or under C(become), one
     C(stat) or C(slurp) module run).
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (C(ansible.builtin.fetch) and, under become, C(slurp))
+extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
 options:
   src:
     description: The tarball on the host.
@@ -41,7 +45,7 @@ options:
     default: ""
 attributes:
   check_mode:
-    support: full
+    support: none
     details: In check mode nothing is fetched, unpacked or removed; the task is skipped.
   diff_mode:
     support: none

@@ -17,8 +17,13 @@ description:
   - Logs are cut, newest part kept, until the bundle fits O(max_bytes); C(manifest.json) says what was cut, what
     made each file, and the built commit (C(build.commit), C(git rev-parse HEAD) of O(build_context)).
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
+  - Docker Compose v2 (C(docker compose)) on the host
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.work
   - rsky.ingester_capture.target
 options:
@@ -54,8 +59,10 @@ options:
     default: false
 attributes:
   check_mode:
-    support: full
-    details: In check mode nothing is written.
+    support: partial
+    details: >-
+      In check mode nothing is redacted, written or packed
+      and the result says C(changed=false): there is no work folder to seal before a real capture.
   diff_mode:
     support: none
 """

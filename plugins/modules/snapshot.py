@@ -13,8 +13,12 @@ description:
   - A failed C(docker inspect) is tried again; when the container still cannot be read, docker's own error is kept in
     the result and in the manifest.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.work
 options:
   state_dir:
@@ -22,8 +26,10 @@ options:
     type: path
 attributes:
   check_mode:
-    support: full
-    details: In check mode nothing is read or written.
+    support: partial
+    details: >-
+      In check mode nothing is saved
+      and the result says C(changed=false): the work folder it would write into is made only by a real capture.
   diff_mode:
     support: none
 """
