@@ -53,3 +53,25 @@ def test_preflight_refuses_an_old_python_in_one_line() -> None:
         "Python 3.7.3 at /usr/bin/python3 is too old for ingester-capture: the host needs Python 3.8 or newer"
     )
     assert python_problem((3, 8, 0), "/usr/bin/python3") is None
+
+
+def test_every_filter_is_documented() -> None:
+    sys.path.insert(0, str(REPO / "collections"))
+    from ansible_collections.rsky.ingester_capture.plugins.filter.fleet import FilterModule
+
+    names = sorted(FilterModule().filters())
+    env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [ANSIBLE_DOC, "-t", "filter", "--json", *(f"rsky.ingester_capture.{name}" for name in names)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    for name in names:
+        doc = docs[f"rsky.ingester_capture.{name}"]
+        assert doc["doc"]["short_description"] and doc["doc"]["description"], name
+        assert doc["examples"].strip() and doc["return"], name
