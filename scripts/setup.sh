@@ -63,7 +63,8 @@ python_env() {
 # script it downloads from a host of its own; the machines we run on reach only a package index.
 # So: its pip bootstrap is scripts/ansible_test_get_pip.py (pip from Python's ensurepip), and the
 # wheels of the exact versions it pins (its requirements/sanity.*.txt, for the ansible-core pinned
-# in requirements.txt) are downloaded here once, so that scripts/sanity.sh runs with no index.
+# in requirements.txt) are downloaded here once: the bootstrap points each environment's pip at
+# them alone, so that scripts/sanity.sh runs with no network.
 sanity_env() {
     local wheels="$state/ansible-test-wheels" reqs pip_version stamp
     reqs=$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.join(os.path.dirname(ansible_test.__file__), "_data", "requirements"))')
@@ -71,8 +72,13 @@ sanity_env() {
     [ -n "$pip_version" ] || die "cannot tell which pip ansible-test bootstraps"
     mkdir -p "$HOME/.ansible/test/cache"
     local bootstrap="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
-    cmp -s "$here/scripts/ansible_test_get_pip.py" "$bootstrap" 2>/dev/null \
-        || install -m 0644 "$here/scripts/ansible_test_get_pip.py" "$bootstrap"
+    sed "s|^WHEELS = \"\"\$|WHEELS = \"$wheels\"|" "$here/scripts/ansible_test_get_pip.py" > "$bootstrap.new"
+    grep -q "^WHEELS = \"$wheels\"\$" "$bootstrap.new" || die "cannot set the wheel folder in $bootstrap"
+    if cmp -s "$bootstrap.new" "$bootstrap"; then
+        rm -f "$bootstrap.new"
+    else
+        mv "$bootstrap.new" "$bootstrap"
+    fi
     stamp=$(cat "$reqs"/sanity.*.txt | sha256sum | cut -d' ' -f1)-$pip_version
     if [ "$(cat "$wheels/.stamp" 2>/dev/null)" = "$stamp" ]; then
         return
