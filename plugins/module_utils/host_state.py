@@ -7,14 +7,18 @@ through here: the state key, the lock, the swap record, the swap and the restore
 from __future__ import annotations
 
 import difflib
+import fcntl
 import hashlib
 import json
 import os
 import platform
 import re
+import stat
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
     config_json,
@@ -30,6 +34,8 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest imp
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import iso, now_iso
 
 LOCK_FILE = "lock"
+# flock()ed around every step on the lock file; never removed (docs/host-state.md).
+GUARD_FILE = "lock.guard"
 SWAP_FILE = "swap.json"
 BACKUP_FILE = "compose.orig"
 ROLLBACK_FILE = "rollback.json"
@@ -43,6 +49,8 @@ SWAP_KEYS = (
     "sha256_swapped",
     "swapped_at",
 )
+# The labels docker compose puts on a container: the project it was started as.
+PROJECT_LABEL = "com.docker.compose.project"
 IMAGE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
 
 
@@ -80,8 +88,63 @@ def private_files() -> None:
     os.umask(PRIVATE_UMASK)
 
 
+class UnsafeStateError(StateError):
+    """The state folder, or a file in it, could have been written by someone else: it is not used."""
+
+
+def _unsafe(path: Path, st: os.stat_result, what: str) -> str:
+    """Why ``path`` cannot be trusted by this user ("" when it can)."""
+    uid = os.geteuid()
+    if st.st_uid != uid:
+        return "%s %s is owned by uid %d, not by uid %d that runs the modules" % (what, path, st.st_uid, uid)
+    if st.st_mode & 0o022:
+        return "%s %s can be written by %s (mode %04o)" % (
+            what,
+            path,
+            "group and others" if st.st_mode & 0o022 == 0o022 else "others" if st.st_mode & 0o002 else "group",
+            stat.S_IMODE(st.st_mode),
+        )
+    return ""
+
+
+def check_state_dir(state: Path) -> None:
+    """The state folder and the configured root it is in (``capture_state_dir``) must be this
+    user's alone to write: owned by the user running the modules, not writable by group or
+    others. A folder missing is fine (make_state_dir creates it so). Raises UnsafeStateError."""
+    for folder in (state.parent, state):
+        try:
+            st = folder.stat()
+        except FileNotFoundError:
+            continue
+        problem = "the state folder %s is not a folder" % folder if not stat.S_ISDIR(st.st_mode) else ""
+        problem = problem or _unsafe(folder, st, "the state folder")
+        if problem:
+            raise UnsafeStateError(
+                "%s: refusing to use it, nothing was changed (make it that user's alone: chown, chmod go-w)" % problem
+            )
+
+
+def trusted_file(state: Path, name: str) -> Optional[Path]:
+    """``state/name`` when it exists and only this user could have written it (a regular file,
+    not a link, in a safe state folder); None when it does not exist. Raises UnsafeStateError."""
+    check_state_dir(state)
+    path = state / name
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    problem = "%s is not a regular file" % path if not stat.S_ISREG(st.st_mode) else ""
+    problem = problem or _unsafe(path, st, "the state file")
+    if problem:
+        raise UnsafeStateError("%s: refusing to trust it, nothing was changed" % problem)
+    return path
+
+
 def make_state_dir(state: Path) -> None:
+    """Create the state folder (0700) or check the one there; an unsafe one is refused, unchanged."""
+    check_state_dir(state)
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_state_dir(state)
     os.chmod(str(state), 0o700)
 
 
@@ -128,13 +191,53 @@ def read_lock(state: Path) -> Optional[Dict[str, Any]]:
         return None
     held = read_json(path)
     if not held:
-        # Written right after the O_EXCL create: give the writer a moment before calling it broken.
+        # A lock appears whole (linked in once written); an empty one is from an older version
+        # still writing it: give the writer a moment before calling it broken.
         try:
             young = time.time() - path.stat().st_mtime < 10
         except OSError:
             return None
         return {"owner": "?", "purpose": "capture", "expires": time.time() + 10} if young else {}
     return held
+
+
+@contextmanager
+def _guarded(state: Path) -> Iterator[None]:
+    """Hold the state folder's lock guard (an exclusive ``flock`` on a file never removed) for one
+    step on the lock file: read, decide and write happen as one, whoever else tries at the same
+    time. The lock file itself cannot carry the flock, since a takeover replaces it."""
+    fd = os.open(str(state / GUARD_FILE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _create_lock(state: Path, body: Dict[str, Any]) -> bool:
+    """Create the lock file whole, or return False when one exists (a hard link fails with EEXIST,
+    like O_EXCL, but the lock appears with its content)."""
+    tmp = state / (".%s.%d.tmp" % (LOCK_FILE, os.getpid()))
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(body, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(str(tmp), str(state / LOCK_FILE))
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def lock_check(state: Path) -> Dict[str, Any]:
@@ -155,9 +258,10 @@ def locked_message(state: Path, held: Dict[str, Any]) -> str:
 
 
 def lock_acquire(state: Path, owner: str, purpose: str, ttl: float, force: bool = False) -> Dict[str, Any]:
-    """Take the lock (O_EXCL create), or say who holds it. A stale lock is broken and said so."""
+    """Take the lock, or say who holds it. A stale lock is broken and said so. The check and the
+    take are one step under the guard's flock: of many runs finding the same stale lock, one takes
+    it over and the others are refused (they see the taker's live lock)."""
     make_state_dir(state)
-    path = state / LOCK_FILE
     body = {
         "owner": owner,
         "purpose": purpose,
@@ -167,27 +271,24 @@ def lock_acquire(state: Path, owner: str, purpose: str, ttl: float, force: bool 
         "pid": None,
         "pid_start": None,
     }
-    broke = ""
-    for _attempt in range(3):
-        try:
-            fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            held = read_lock(state) or {}
+    with _guarded(state):
+        broke = ""
+        held = read_lock(state)
+        if held is not None:
             if held.get("owner") == owner:
                 return {"acquired": True, "again": True, "broke": "", "lock": held}
             stale = lock_stale_reason(held) if held else "it was unreadable"
-            if stale or force:
-                broke = "took over the lock of %s (%s)" % (held.get("owner"), stale or "capture_break_lock")
-                try:
-                    path.unlink()
-                except OSError:
-                    pass
-                continue
-            raise LockedError(locked_message(state, held)) from None
-        with os.fdopen(fd, "w") as handle:
-            json.dump(body, handle)
+            if not (stale or force):
+                raise LockedError(locked_message(state, held))
+            broke = "took over the lock of %s (%s)" % (held.get("owner"), stale or "capture_break_lock")
+            try:
+                (state / LOCK_FILE).unlink()
+            except FileNotFoundError:
+                pass
+        if not _create_lock(state, body):
+            # Only a writer that does not take the guard (an older version) gets here.
+            raise LockedError(locked_message(state, read_lock(state) or {"owner": "?"}))
         return {"acquired": True, "again": False, "broke": broke, "lock": body}
-    raise StateError("could not take the lock %s" % path)
 
 
 def lock_attach(
@@ -201,44 +302,54 @@ def lock_attach(
     """Name the process that keeps the capture alive (the window, or the debug build), so its
     death frees the lock. ``ended_file``: written when that process ends by itself; once it
     exists, the process's end is no death of the capture. ``until``: a new expiry (default: keep)."""
-    held = read_lock(state)
-    if not held or held.get("owner") != owner:
+    if not state.is_dir():
         return
-    held.update(
-        {
-            "pid": pid,
-            "pid_start": process_start(pid),
-            "pid_role": role,
-            "pid_ended_file": str(ended_file) if ended_file else None,
-            "host": platform.node(),
-        }
-    )
-    if until is not None:
-        held["expires"] = until
-    write_json(state / LOCK_FILE, held)
+    with _guarded(state):
+        held = read_lock(state)
+        if not held or held.get("owner") != owner:
+            return
+        held.update(
+            {
+                "pid": pid,
+                "pid_start": process_start(pid),
+                "pid_role": role,
+                "pid_ended_file": str(ended_file) if ended_file else None,
+                "host": platform.node(),
+            }
+        )
+        if until is not None:
+            held["expires"] = until
+        write_json(state / LOCK_FILE, held)
 
 
 def lock_detach(state: Path, owner: str, until: float) -> None:
     """The window ended normally: the capture goes on (collect, seal, fetch) without a process on
     the host, so the lock holds by its time to live again."""
-    held = read_lock(state)
-    if not held or held.get("owner") != owner:
+    if not state.is_dir():
         return
-    held.update({"pid": None, "pid_start": None, "pid_role": None, "pid_ended_file": None, "expires": until})
-    write_json(state / LOCK_FILE, held)
+    with _guarded(state):
+        held = read_lock(state)
+        if not held or held.get("owner") != owner:
+            return
+        held.update({"pid": None, "pid_start": None, "pid_role": None, "pid_ended_file": None, "expires": until})
+        write_json(state / LOCK_FILE, held)
 
 
 def lock_release(state: Path, owner: str, force: bool = False) -> Dict[str, Any]:
-    held = read_lock(state)
-    if held is None:
+    """Give the lock back if ``owner`` holds it (or with ``force``); another run's lock stays."""
+    if not (state / LOCK_FILE).exists():
         return {"released": False, "reason": "no lock"}
-    if held.get("owner") == owner or force:
-        try:
-            (state / LOCK_FILE).unlink()
-        except OSError:
-            pass
-        return {"released": True, "reason": ""}
-    return {"released": False, "reason": "held by %s" % held.get("owner")}
+    with _guarded(state):
+        held = read_lock(state)
+        if held is None:
+            return {"released": False, "reason": "no lock"}
+        if held.get("owner") == owner or force:
+            try:
+                (state / LOCK_FILE).unlink()
+            except OSError:
+                pass
+            return {"released": True, "reason": ""}
+        return {"released": False, "reason": "held by %s" % held.get("owner")}
 
 
 # --- the swap ---------------------------------------------------------------------------------
@@ -585,8 +696,10 @@ def unified_diff(before: str, after: str, name: str, before_label: str, after_la
 
 
 def read_swap(state: Path) -> Optional[Dict[str, Any]]:
-    path = state / SWAP_FILE
-    if not path.exists():
+    """The swap record, or None. Raises StateError when it cannot be trusted: unreadable, not an
+    object, or in a folder (or a file) someone other than this user could have written."""
+    path = trusted_file(state, SWAP_FILE)
+    if path is None:
         return None
     try:
         data = json.loads(path.read_text())
@@ -704,20 +817,80 @@ def apply_swap(state: Path, compose: Path, service: str, container: str, image: 
 # --- the restore ------------------------------------------------------------------------------
 
 
-def plan_restore(state: Path, compose: Path, service: str, force: bool) -> Dict[str, Any]:
+def _same_file(a: Path, b: Path) -> bool:
+    return os.path.realpath(str(a)) == os.path.realpath(str(b))
+
+
+@dataclass(frozen=True)
+class RestoreTargets:
+    """What a restore may write and run: ``files``, the inventory's compose file first, then the
+    config files of the service's compose project as the role or Docker names them; ``folders``,
+    the project directories compose may run from. Never what the state folder says."""
+
+    files: Tuple[Path, ...]
+    folders: Tuple[Path, ...]
+
+
+def restore_targets(params: Dict[str, Any], labels: Optional[Dict[str, Any]] = None) -> RestoreTargets:
+    """The inventory's compose file and project folder, the project the role passed (preflight
+    read it from the running container) and the one the container's compose labels name
+    (``labels``: Docker's record of how it was started)."""
+    files = [compose_path(params["project_dir"], params["compose_file"])]
+    folders = [Path(params["project_dir"]), files[0].parent]
+    if params.get("project_working_dir"):
+        folders.append(Path(str(params["project_working_dir"])))
+    files += [Path(str(f)) for f in params.get("project_config_files") or [] if f]
+    labels = labels or {}
+    working_dir = str(labels.get(PROJECT_LABEL + ".working_dir") or "")
+    if working_dir:
+        folders.append(Path(working_dir))
+    named = str(labels.get(PROJECT_LABEL + ".config_files") or "")
+    files += [Path(working_dir or "/") / f.strip() for f in named.split(",") if f.strip()]
+    folders += [f.parent for f in files]
+    return RestoreTargets(tuple(files), tuple(folders))
+
+
+def restore_target_problem(compose: Path, allowed: RestoreTargets) -> str:
+    """Why a restore of ``compose``, under the compose project this process runs its compose calls
+    under (use_project: the role's, or swap.json's), is not among ``allowed`` ("" when it is):
+    a swap record cannot choose what a rollback writes or runs."""
+    if not any(_same_file(compose, f) for f in allowed.files):
+        return (
+            "the restore target %s is neither the inventory's compose file %s nor a config file of the service's project"
+            % (
+                compose,
+                allowed.files[0],
+            )
+        )
+    project = current_project()
+    stray = [str(f) for f in project.get("files") or [] if not any(_same_file(Path(str(f)), a) for a in allowed.files)]
+    if stray:
+        return "the compose project to recreate names %s, not a config file of the service's project" % ", ".join(stray)
+    working_dir = project.get("working_dir")
+    if working_dir and not any(_same_file(Path(str(working_dir)), d) for d in allowed.folders):
+        return "the compose project to recreate runs from %s, not from the service's project folder" % working_dir
+    return ""
+
+
+def plan_restore(state: Path, compose: Path, service: str, force: bool, allowed: RestoreTargets) -> Dict[str, Any]:
     """What a restore would do (read-only). ``status`` is ``nothing`` (no swap recorded, with
     ``reason``) or ``restore`` (``file_state``: original, swapped or missing; edited only with force).
-    Raises StateError when the backup cannot be trusted or the file was edited after the swap."""
+    Raises StateError when the backup cannot be trusted (a state folder others can write, a record
+    for another file), the target is not among ``allowed`` (restore_targets), or the file was edited
+    after the swap."""
     swap = read_swap(state)
     if swap is None:
         return plan_nothing(state, compose, service)
     missing = [k for k in SWAP_KEYS if k not in swap]
+    trusted = trusted_file(state, BACKUP_FILE)
+    backup = trusted.read_bytes() if trusted is not None else None
     backup_path = state / BACKUP_FILE
-    backup = backup_path.read_bytes() if backup_path.is_file() else None
-    problem = ""
-    if missing:
+    problem = restore_target_problem(compose, allowed)
+    if problem:
+        pass  # the first problem found is the one said
+    elif missing:
         problem = "swap.json lacks %s" % ", ".join(missing)
-    elif swap["compose_path"] != str(compose) or swap["service"] != service:
+    elif not _same_file(Path(str(swap["compose_path"])), compose) or swap["service"] != service:
         problem = "swap.json is for %s service %s, not %s service %s" % (
             swap["compose_path"],
             swap["service"],

@@ -13,6 +13,10 @@ description:
   - The lock names its owner and, once the capture window runs, the window's process (pid and start time). A lock
     whose window process is gone, or that outlived its time to live, is stale and is taken over, saying so.
   - V(checked) only reads; it never creates the lock.
+  - Every step on the lock is atomic (an exclusive C(flock) on C(lock.guard) around the check and the take), so of
+    several runs that find the same stale lock at once, one takes it over and the others are refused.
+  - A state folder (or the O(state_dir) it is in) that is not owned by the user running the module, or that group
+    or others can write, is refused, and nothing is changed.
 version_added: 0.1.0
 author: ingester-capture contributors (@blacksky-algorithms)
 requirements:
@@ -27,7 +31,10 @@ options:
     choices: [acquired, released, checked]
     default: acquired
   owner:
-    description: Who takes or releases the lock (a play and time); required unless O(state=checked).
+    description:
+      - Who takes or releases the lock, unique to one play run (its play, controller and a random run id, as
+        capture.yml and rollback.yml set it); required unless O(state=checked).
+      - The same owner taking the lock again gets it, unchanged; every other owner is refused while it holds.
     type: str
   purpose:
     description: What the owner does while it holds the lock; named in the refusal others get.
@@ -54,7 +61,7 @@ EXAMPLES = r"""
 - name: Take the capture lock
   rsky.ingester_capture.capture_lock:
     project_dir: /mnt/nvme/bsky/atproto
-    owner: "{{ inventory_hostname }}@20260101T000000"
+    owner: "capture.yml@controller#k3v9q2m0x7ab"
     ttl: 5400
 
 - name: Refuse while a capture runs
@@ -109,6 +116,11 @@ def main() -> None:
     )
     p = module.params
     state, _compose = host_state.target_paths(p)
+    try:
+        # A lock in a folder someone else can write says nothing about who runs here.
+        host_state.check_state_dir(state)
+    except host_state.UnsafeStateError as exc:
+        module.fail_json(msg=str(exc), state_dir=str(state))
     checked = host_state.lock_check(state)
     result = {
         "changed": False,

@@ -222,7 +222,13 @@ def wait_for(module: AnsibleModule, image: str) -> Dict[str, Any]:
 
 def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]:
     p = module.params
-    plan = host_state.plan_restore(state, compose, p["service"], p["force"])
+    allowed = host_state.restore_targets(p)
+    if host_state.restore_target_problem(compose, allowed):
+        # Not the inventory's file, nor one the role passed: one of the running container's own
+        # config files (an override file), as Docker records them, may still be restored.
+        found, _error = inspect(p["container"], attempts=1)
+        allowed = host_state.restore_targets(p, ((found or {}).get("Config") or {}).get("Labels"))
+    plan = host_state.plan_restore(state, compose, p["service"], p["force"], allowed)
     if plan["status"] == "nothing":
         return {
             "changed": False,

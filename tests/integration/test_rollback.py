@@ -9,12 +9,15 @@ import os
 import re
 import signal
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.conftest import (
+    ANSIBLE_PLAYBOOK,
     REPO,
     VENV_BIN,
     PlayResult,
@@ -24,7 +27,7 @@ from tests.integration.conftest import (
     wait_for_window,
     write_inventory,
 )
-from tests.standin.stack import PROD_IMAGE, Stack
+from tests.standin.stack import PROD_IMAGE, Stack, build_images
 
 pytestmark = pytest.mark.integration
 
@@ -366,3 +369,197 @@ def _descendants(pid: int) -> list[int]:
         found.append(child)
         todo += _children(child)
     return found
+
+
+# ------------------------------------------------------------------- two rollbacks at once ---
+
+CHECK_TASK = "Rollback | Look for a capture holding the lock"
+RESTORE_TASK = "Rollback | Restore the compose file byte for byte"
+
+
+class Play:
+    """rollback.yml in the background, its output read line by line as it comes."""
+
+    def __init__(self, inventory: Path) -> None:
+        self.proc = subprocess.Popen(
+            [ANSIBLE_PLAYBOOK, "-i", str(inventory), "playbooks/rollback.yml"],
+            cwd=REPO,
+            env=ansible_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self.at_check = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("TASK [") and CHECK_TASK in line and not self.at_check.is_set():
+                self.at_check.set()
+            self.lines.append(line)
+        self.at_check.set()
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+    def finish(self) -> PlayResult:
+        try:
+            rc = self.proc.wait(timeout=600)
+        finally:
+            if self.proc.poll() is None:
+                self.signal(signal.SIGKILL)
+        self.reader.join(30)
+        return PlayResult(rc=rc, out="".join(self.lines))
+
+
+def container_creates(project: str, since: str) -> list[dict[str, Any]]:
+    """The containers Docker created for this compose project since ``since`` (its own record)."""
+    until = subprocess.run(["date", "-u", "+%Y-%m-%dT%H:%M:%S.%NZ"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            "docker",
+            "events",
+            "--since",
+            since,
+            "--until",
+            until.stdout.strip(),
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+            "--format",
+            "{{json .}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_two_rollbacks_started_together_one_restores_the_other_refuses(
+    swapped: tuple[Stack, bytes, Path, Path],
+) -> None:
+    stack, original, folder, inventory = swapped
+    since = subprocess.run(["date", "-u", "+%Y-%m-%dT%H:%M:%S.%NZ"], capture_output=True, text=True, check=True)
+
+    first, second = Play(inventory), Play(inventory)
+    # Both look at the lock together, whatever the machine's load: the one that gets there first
+    # is held (SIGSTOP, before its check has run) until the other is there too.
+    first_there = first.at_check.wait(300) and second.proc.poll() is None
+    if first_there and not second.at_check.is_set():
+        first.signal(signal.SIGSTOP)
+        second.at_check.wait(300)
+        first.signal(signal.SIGCONT)
+    results = [first.finish(), second.finish()]
+
+    restored = [r for r in results if r.rc == 0]
+    refused = [r for r in results if r.rc != 0]
+    assert len(restored) == 1 and len(refused) == 1, f"exit codes {[r.rc for r in results]}:\n" + "\n----\n".join(
+        r.out[-3000:] for r in results
+    )
+    (won,), (lost,) = restored, refused
+    assert "restored" in won.out or "Restoring" in won.out, won.out[-3000:]
+    assert re.search(r"another rollback holds the lock|A rollback holds", lost.out), lost.out[-3000:]
+    # The refused run never reached the restore: no compose call, no container of its own.
+    assert RESTORE_TASK not in lost.out, lost.out[-3000:]
+    creates = container_creates(stack.project, since.stdout.strip())
+    assert len(creates) == 1, f"Docker created {len(creates)} containers for the service: {creates}"
+    assert stack.compose_path.read_bytes() == original
+    assert image_of(stack) == PROD_IMAGE
+    assert stack.inspect()["State"]["Running"]
+    assert not (folder / "swap.json").exists()
+    assert not (folder / "lock").exists(), "the winner releases its lock; the loser never held it"
+
+
+# ------------------------------------------------------------ a state folder others can write ---
+
+
+def test_rollback_refuses_a_state_folder_others_can_write(swapped: tuple[Stack, bytes, Path, Path]) -> None:
+    stack, _, folder, inventory = swapped
+    before, old_id = stack.compose_path.read_bytes(), stack.container_id()
+    folder.parent.chmod(0o777)
+
+    result = run_playbook("playbooks/rollback.yml", inventory)
+
+    assert result.rc != 0
+    said = [line for line in result.out.splitlines() if "can be written by group and others (mode 0777)" in line]
+    assert said, result.out[-3000:]
+    assert "nothing was changed" in said[0]
+    assert stack.compose_path.read_bytes() == before
+    assert stack.container_id() == old_id
+    assert (folder / "swap.json").exists() and not (folder / "lock").exists()
+
+
+COMPOSE_IMAGE = REPO / "plugins" / "modules" / "compose_image.py"
+
+
+def test_a_planted_swap_record_does_not_make_rollback_write_a_chosen_file(tmp_path: Path) -> None:
+    # Someone planted a swap record naming a file root keeps, and a "backup" of their choosing;
+    # the original image it names is on the host, the container is not.
+    build_images()
+    project = tmp_path / "atproto"
+    project.mkdir()
+    (project / "docker-compose.yml").write_text("services:\n  ingester:\n    image: rsky-ingester:latest\n")
+    victim = tmp_path / "cron.d" / "job"
+    victim.parent.mkdir()
+    victim.write_bytes(b"# root's own job\n")
+    chosen = b"* * * * * root chosen-command\n"
+    root = tmp_path / "state"
+    args = {
+        "project_dir": str(project),
+        "compose_file": "docker-compose.yml",
+        "service": "ingester",
+        "state_dir": str(root),
+        "state": "restored",
+        "container": "ingester-capture-test-no-such-container",
+        "recreate": False,
+    }
+    folder = root / sha(f"{project}/docker-compose.yml:ingester".encode())[:12]
+    folder.mkdir(parents=True, mode=0o700)
+    (folder / "compose.orig").write_bytes(chosen)
+    (folder / "swap.json").write_text(
+        json.dumps(
+            {
+                "compose_path": str(victim),
+                "service": "ingester",
+                "container": args["container"],
+                "original_image": PROD_IMAGE,
+                "debug_image": PROD_IMAGE,
+                "sha256_orig": sha(chosen),
+                "sha256_swapped": sha(victim.read_bytes()),
+                "swapped_at": "2026-01-01T00:00:00Z",
+                "project": {
+                    "name": "",
+                    "working_dir": str(victim.parent),
+                    "config_files": [str(victim)],
+                    "compose_path": str(victim),
+                },
+            }
+        )
+    )
+    (tmp_path / "args.json").write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+
+    proc = subprocess.run(
+        [sys.executable, str(COMPOSE_IMAGE), str(tmp_path / "args.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO / "collections")},
+        stdin=subprocess.DEVNULL,
+    )
+
+    result = json.loads(proc.stdout)
+    assert result.get("failed"), result
+    assert "is neither the inventory's compose file" in result["msg"], result["msg"]
+    assert victim.read_bytes() == b"# root's own job\n"
+    assert (folder / "swap.json").exists() and not (folder / "rollback.json").exists()

@@ -87,12 +87,13 @@ def test_restore_refuses_an_edited_file_and_a_corrupt_backup(tmp_path: Path) -> 
     record.update(compose_path=str(compose), service="x", original_image="a", debug_image="b")
     record.update(sha256_orig=host_state.sha256_bytes(original), sha256_swapped=host_state.sha256_bytes(swapped))
     (state / "swap.json").write_text(json.dumps(record))
+    only = host_state.RestoreTargets((compose,), (compose.parent,))
     with pytest.raises(host_state.StateError, match=r"changed after capture\.yml swapped it"):
-        host_state.plan_restore(state, compose, "x", force=False)
-    assert host_state.plan_restore(state, compose, "x", force=True)["file_state"] == "edited"
+        host_state.plan_restore(state, compose, "x", force=False, allowed=only)
+    assert host_state.plan_restore(state, compose, "x", force=True, allowed=only)["file_state"] == "edited"
     (state / "compose.orig").write_bytes(b"other\n")
     with pytest.raises(host_state.StateError, match="cannot be trusted"):
-        host_state.plan_restore(state, compose, "x", force=True)
+        host_state.plan_restore(state, compose, "x", force=True, allowed=only)
 
 
 def test_structured_secrets_with_spaces_and_quotes_are_caught() -> None:
