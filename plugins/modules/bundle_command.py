@@ -59,10 +59,12 @@ rc:
   description: The command's exit code (-1 when it timed out, 127 when it could not run).
   returned: unless in check mode
   type: int
+  sample: 0
 tail:
   description: The last 2000 characters of the bundle file, redacted.
   returned: unless in check mode
   type: str
+  sample: "Already up to date.\n"
 """
 
 from pathlib import Path

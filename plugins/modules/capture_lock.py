@@ -77,22 +77,27 @@ held:
   description: With O(state=checked), whether a live owner holds the lock.
   returned: always
   type: bool
+  sample: true
 stale:
   description: Why the lock found is stale (empty when it is not, or there is none).
   returned: always
   type: str
+  sample: ""
 lock:
   description: The lock's record (owner, purpose, since, expires, pid, pid_start), or null.
   returned: always
   type: dict
+  sample: {"owner": "capture.yml@controller#k3v9q2m0x7ab", "purpose": "capture", "since": "2026-01-01T00:00:00Z", "expires": "2026-01-01T02:00:00Z", "pid": null, "pid_start": null}
 broke:
   description: With O(state=acquired), the stale or forced lock that was taken over.
   returned: always
   type: str
+  sample: ""
 state_dir:
   description: This target's state folder.
   returned: always
   type: str
+  sample: "/var/lib/ingester-capture/0123456789ab"
 """
 
 from ansible.module_utils.basic import AnsibleModule

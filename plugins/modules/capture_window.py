@@ -117,31 +117,38 @@ phase:
   description: V(starting), V(recreating), V(capturing), V(finishing) or V(done).
   returned: always
   type: str
+  sample: "capturing"
 done:
   description: Whether the window is over.
   returned: always
   type: bool
+  sample: false
 elapsed:
   description: Seconds since the window started.
   returned: when a window runs
   type: float
+  sample: 42.5
 restarts:
   description: Restarts seen so far.
   returned: when a window runs
   type: int
+  sample: 2
 exit_codes:
   description: Exit codes of the runs that ended, in order.
   returned: when a window runs
   type: list
+  sample: [1, 1]
   elements: raw
 oom_events:
   description: OOM events seen.
   returned: when a window runs
   type: int
+  sample: 0
 ended_by:
   description: V(deadline), V(restarts), V(stopped), V(failed), V(disk nearly full ...) or V(aborted ...).
   returned: when the window is over
   type: str
+  sample: "restarts"
 logs:
   description: >-
     When the window is over, the merged log's account (also in C(window.json) and the manifest's C(logs)), its sources
@@ -149,6 +156,7 @@ logs:
     stand-in's numbered lines, each run's first, last and missing counts.
   returned: when the window is over
   type: dict
+  sample: {"merged_lines": 1520, "lines": {"stdout": 1480, "stderr": 40}, "only_source": null, "docker_logs_error": null}
 daemon_unavailable:
   description: >-
     Each time the Docker daemon was away during the window (its event stream ended and C(docker version) failed):
@@ -159,6 +167,7 @@ daemon_unavailable:
     the returning daemon is not counted as a restart, nor its stop as an exit.
   returned: when a window runs
   type: list
+  sample: []
   elements: dict
 notes:
   description: >-
@@ -166,6 +175,7 @@ notes:
     time the Docker daemon was away.
   returned: when a window runs
   type: list
+  sample: []
   elements: str
 """
 

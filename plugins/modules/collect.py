@@ -54,25 +54,30 @@ kernel_log_source:
   description: V(dmesg), V(journalctl -k) or V(none).
   returned: unless in check mode
   type: str
+  sample: "dmesg"
 container_id:
   description: The container's id at the end of the window.
   returned: unless in check mode
   type: str
+  sample: "4f2c9a7e1b3d"
 container_state:
   description: Its State.Status.
   returned: unless in check mode
   type: str
+  sample: "restarting"
 daemon_unavailable:
   description: >-
     Each time the Docker daemon was away during the window (from C(window.json)): start, end, seconds, what became of
     the container and one sentence; also in C(host.json). Empty when the daemon stayed up.
   returned: unless in check mode
   type: list
+  sample: []
   elements: dict
 docker_error:
   description: Docker's error when the daemon did not answer at collection time (the files it would give are missing).
   returned: unless in check mode
   type: str
+  sample: ""
 """
 
 from pathlib import Path

@@ -70,26 +70,32 @@ rc:
   description: The collector's exit code.
   returned: unless in check mode
   type: int
+  sample: 10
 stdout:
   description: What it printed.
   returned: unless in check mode
   type: str
+  sample: "verdict: panic · task firehose · EXIT PATH D · confidence high"
 stdout_lines:
   description: The same, line by line.
   returned: unless in check mode
   type: list
+  sample: ["verdict: panic · task firehose · EXIT PATH D · confidence high"]
   elements: str
 stderr:
   description: What it printed on stderr.
   returned: unless in check mode
   type: str
+  sample: ""
 cmd:
   description: The command run.
   returned: unless in check mode
   type: list
+  sample: ["/usr/bin/python3", "-m", "collector", "summarize", "captures/prod-1/20260101T000000Z-capture", "--format", "text"]
   elements: str
 json:
   description: The content of O(read_json).
   returned: when O(read_json) is set and the run answered
   type: raw
+  sample: {"verdict": {"scenario": "panic"}}
 """

@@ -95,39 +95,48 @@ original_image:
   description: The service's image before the swap, as compose resolves it (interpolation and anchors applied).
   returned: when a swap is recorded or made
   type: str
+  sample: "rsky-ingester:latest"
 line:
   description: With O(state=swapped), the line (1-based) the swap edits or inserts.
   returned: when a swap is planned
   type: int
+  sample: 12
 edit:
   description: With O(state=swapped), V(replace) (the service's own image line) or V(insert) (an inherited image).
   returned: when a swap is planned
   type: str
+  sample: "replace"
 compose_path:
   description: The compose file.
   returned: always
   type: str
+  sample: "/mnt/nvme/bsky/atproto/docker-compose.prod-rust.yml"
 status:
   description: With O(state=restored), V(nothing) (no swap recorded) or V(restored).
   returned: always
   type: str
+  sample: "restored"
 file_state:
   description: The compose file against the backup before a restore, V(original), V(swapped), V(edited) or V(missing).
   returned: when a swap is recorded
   type: str
+  sample: "swapped"
 plan:
   description: What the step does or, in check mode, would do; one sentence a line.
   returned: always
   type: list
+  sample: ["Swap the image of ingester in docker-compose.prod-rust.yml from rsky-ingester:latest to rsky-ingester:debug (line 12)."]
   elements: str
 msg:
   description: The plan or the reason nothing changes, as one line.
   returned: always
   type: str
+  sample: "Swapped docker-compose.prod-rust.yml of ingester from rsky-ingester:latest to rsky-ingester:debug."
 state_dir:
   description: This target's state folder.
   returned: always
   type: str
+  sample: "/var/lib/ingester-capture/0123456789ab"
 """
 
 import time

@@ -106,44 +106,54 @@ revision:
   description: The commit built (with C(+dirty) for uncommitted changes), empty if not in a git checkout.
   returned: always
   type: str
+  sample: "fce7fe099d96e0b859e39277c4837b154c905456"
 reused:
   description: Whether an image of this commit was reused instead of built.
   returned: always
   type: bool
+  sample: false
 done:
   description: Whether the build ended (or was not needed).
   returned: always
   type: bool
+  sample: false
 rc:
   description: The build's exit code once it ended (124 when it timed out).
   returned: when done
   type: int
+  sample: 0
 elapsed:
   description: Seconds since the build started.
   returned: when a build runs
   type: float
+  sample: 95.2
 step:
   description: The build's current step, for example C(Step 7/12 RUN cargo build --release).
   returned: when a build runs
   type: str
+  sample: "Step 7/12 : RUN cargo build --release"
 compiled:
   description: Crates cargo has compiled so far.
   returned: when a build runs
   type: int
+  sample: 231
 tail:
   description: The last 2000 characters of build.log once the build ended, redacted.
   returned: when done
   type: str
+  sample: "Successfully tagged rsky-ingester:debug\n"
 snapshot:
   description:
     - What O(snapshot) saved, as the C(rsky.ingester_capture.snapshot) module returns it (C(exists), C(id), C(image),
       C(restart_count), C(status), C(log_lines), or C(inspect_error)), redacted.
   returned: when O(snapshot) ran
   type: dict
+  sample: {"exists": true, "id": "4f2c9a7e1b3d", "image": "rsky-ingester:latest", "restart_count": 14, "status": "restarting", "log_lines": {"stdout": 160, "stderr": 0}}
 pull:
   description: What O(pull) did - its C(rc), C(tail) (redacted), C(cmd) and C(changed) (false when already up to date).
   returned: when O(pull) ran
   type: dict
+  sample: {"rc": 0, "tail": "Already up to date.\n", "cmd": ["git", "-C", "/mnt/nvme/bsky/atproto", "pull", "--ff-only", "origin", "rude1/backfill"], "changed": false}
 """
 
 import json

@@ -66,21 +66,26 @@ dest:
   description: The folder the bundle was unpacked into.
   returned: unless in check mode
   type: str
+  sample: "captures/prod-1/20260101T000000Z-capture"
 tarball:
   description: The fetched tarball on the controller.
   returned: unless in check mode
   type: str
+  sample: "captures/prod-1/20260101T000000Z-capture.tar.gz"
 files:
   description: Files unpacked.
   returned: unless in check mode
   type: int
+  sample: 23
 checksum:
   description: The tarball's SHA-1, as C(fetch) compared it.
   returned: unless in check mode
   type: str
+  sample: "3f786850e387550fdab836ed7e6dc881de23001b"
 removed:
   description: What was removed on the host.
   returned: unless in check mode
   type: list
+  sample: ["/var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture", "/var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture.tar.gz"]
   elements: str
 """

@@ -108,6 +108,7 @@ problems:
   description: Every problem found; empty when the host is ready.
   returned: always
   type: list
+  sample: []
   elements: str
 facts:
   description: >-
@@ -115,10 +116,12 @@ facts:
     it cannot be inspected), the logging driver, its options and whether C(docker logs) can read it.
   returned: always
   type: dict
+  sample: {"docker_version": "24.0.7", "compose_version": "2.24.5", "image": "rsky-ingester:latest", "free_bytes": 53687091200, "container_exists": true, "container_error": null, "log_driver": "json-file", "log_readable": true}
 warnings_text:
   description: What the capture will do differently on this host (for example, rely on the attached stream alone).
   returned: always
   type: list
+  sample: []
   elements: str
 state_dir:
   description: This target's state folder on the host.
@@ -129,6 +132,7 @@ compose_path:
   description: The compose file.
   returned: always
   type: str
+  sample: "/mnt/nvme/bsky/atproto/docker-compose.prod-rust.yml"
 project:
   description:
     - The compose project the capture runs every compose call under. When the container exists, its compose labels
@@ -169,6 +173,7 @@ lock:
     (this owner held it already) and C(lock) (its content).
   returned: when O(lock_owner) is set and every check passed
   type: dict
+  sample: {"broke": "", "again": false, "lock": {"owner": "capture.yml@controller#k3v9q2m0x7ab", "purpose": "capture"}}
 python:
   description: The host's Python version.
   returned: always

@@ -80,36 +80,44 @@ tarball:
   description: The tarball written.
   returned: unless in check mode
   type: str
+  sample: "/var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture.tar.gz"
 files:
   description: Files in the bundle.
   returned: unless in check mode
   type: int
+  sample: 23
 bytes:
   description: Their total size.
   returned: unless in check mode
   type: int
+  sample: 1843200
 truncated:
   description: Files that were cut to fit.
   returned: unless in check mode
   type: list
+  sample: []
   elements: str
 placeholders:
   description: Distinct secrets replaced.
   returned: unless in check mode
   type: int
+  sample: 3
 commit:
   description: The built commit, or null.
   returned: unless in check mode
   type: str
+  sample: "fce7fe099d96e0b859e39277c4837b154c905456"
 checksum:
   description: The tarball's SHA-1 (what C(ansible.builtin.fetch) compares), for M(rsky.ingester_capture.fetch_bundle).
   returned: unless in check mode
   type: str
+  sample: "3f786850e387550fdab836ed7e6dc881de23001b"
 collected:
   description: With O(collect), what M(rsky.ingester_capture.collect) returns (C(kernel_log_source), C(container_id),
     C(container_state)).
   returned: when O(collect) is true, unless in check mode
   type: dict
+  sample: {"kernel_log_source": "dmesg", "container_id": "4f2c9a7e1b3d", "container_state": "restarting"}
 """
 
 import hashlib

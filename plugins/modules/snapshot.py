@@ -46,30 +46,37 @@ exists:
   description: Whether the container could be inspected.
   returned: always
   type: bool
+  sample: true
 inspect_error:
   description: Docker's error when it could not.
   returned: when O(container) could not be inspected
   type: str
+  sample: ""
 id:
   description: Container id.
   returned: when it exists
   type: str
+  sample: "4f2c9a7e1b3d"
 image:
   description: Its image.
   returned: when it exists
   type: str
+  sample: "rsky-ingester:latest"
 restart_count:
   description: Docker's RestartCount.
   returned: when it exists
   type: int
+  sample: 14
 status:
   description: Docker's State.Status.
   returned: when it exists
   type: str
+  sample: "restarting"
 log_lines:
   description: Lines saved per stream (stdout, stderr).
   returned: when it exists
   type: dict
+  sample: {"stdout": 160, "stderr": 0}
 """
 
 from pathlib import Path

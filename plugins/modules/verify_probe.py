@@ -62,10 +62,12 @@ facts:
   description: The probe's facts (schema 1), or the baseline with O(mode=record).
   returned: always
   type: dict
+  sample: {"schema": 1, "window_seconds": 120, "inspect_error": null, "baseline": null, "baseline_error": null}
 state_dir:
   description: This target's state folder.
   returned: always
   type: str
+  sample: "/var/lib/ingester-capture/0123456789ab"
 """
 
 import json

@@ -35,11 +35,14 @@ def test_ansible_doc_renders_the_module(name: str) -> None:
     doc = json.loads(proc.stdout)[f"rsky.ingester_capture.{name}"]
     assert doc["doc"]["short_description"]
     assert doc["return"], "RETURN must be documented"
+    for key, spec in doc["return"].items():
+        assert "sample" in spec, f"{name} returns {key} without a sample"
     assert doc["examples"].strip()
     options = doc["doc"]["options"]
     for option, spec in options.items():
         assert spec.get("description"), f"{name}.{option} has no description"
         assert spec.get("required") or "default" in spec or spec.get("type") in {"str", "path", "list", "dict"}, option
+    assert doc["doc"].get("requirements"), f"{name} lists no requirements"
     for attribute in doc["doc"]["attributes"].values():
         assert attribute["description"] and attribute["support"] in {"full", "partial", "none"}
 
