@@ -87,7 +87,13 @@ lock:
   description: The lock's record (owner, purpose, since, expires, pid, pid_start), or null.
   returned: always
   type: dict
-  sample: {"owner": "capture.yml@controller#k3v9q2m0x7ab", "purpose": "capture", "since": "2026-01-01T00:00:00Z", "expires": "2026-01-01T02:00:00Z", "pid": null, "pid_start": null}
+  sample:
+    owner: capture.yml@controller#k3v9q2m0x7ab
+    purpose: capture
+    since: '2026-01-01T00:00:00Z'
+    expires: '2026-01-01T02:00:00Z'
+    pid: null
+    pid_start: null
 broke:
   description: With O(state=acquired), the stale or forced lock that was taken over.
   returned: always

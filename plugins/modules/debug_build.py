@@ -148,12 +148,31 @@ snapshot:
       C(restart_count), C(status), C(log_lines), or C(inspect_error)), redacted.
   returned: when O(snapshot) ran
   type: dict
-  sample: {"exists": true, "id": "4f2c9a7e1b3d", "image": "rsky-ingester:latest", "restart_count": 14, "status": "restarting", "log_lines": {"stdout": 160, "stderr": 0}}
+  sample:
+    exists: true
+    id: 4f2c9a7e1b3d
+    image: rsky-ingester:latest
+    restart_count: 14
+    status: restarting
+    log_lines:
+      stdout: 160
+      stderr: 0
 pull:
   description: What O(pull) did - its C(rc), C(tail) (redacted), C(cmd) and C(changed) (false when already up to date).
   returned: when O(pull) ran
   type: dict
-  sample: {"rc": 0, "tail": "Already up to date.\n", "cmd": ["git", "-C", "/mnt/nvme/bsky/atproto", "pull", "--ff-only", "origin", "rude1/backfill"], "changed": false}
+  sample:
+    rc: 0
+    tail: "Already up to date.\n"
+    cmd:
+    - git
+    - -C
+    - /mnt/nvme/bsky/atproto
+    - pull
+    - --ff-only
+    - origin
+    - rude1/backfill
+    changed: false
 """
 
 import json

@@ -86,6 +86,8 @@ removed:
   description: What was removed on the host.
   returned: unless in check mode
   type: list
-  sample: ["/var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture", "/var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture.tar.gz"]
+  sample:
+    - /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture
+    - /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture.tar.gz
   elements: str
 """

@@ -76,6 +76,8 @@ progress_lines:
   description: The lines printed, one per poll.
   returned: always
   type: list
-  sample: ["[prod-1] window 0:05 of 5:00, 1 restart(s) seen, exit codes 1", "[prod-1] window 0:16 of 5:00, 3 restart(s) seen, exit codes 1, 1, 1 - window ended (restarts)"]
+  sample:
+    - '[prod-1] window 0:05 of 5:00, 1 restart(s) seen, exit codes 1'
+    - '[prod-1] window 0:16 of 5:00, 3 restart(s) seen, exit codes 1, 1, 1 - window ended (restarts)'
   elements: str
 """

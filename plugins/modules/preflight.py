@@ -116,7 +116,15 @@ facts:
     it cannot be inspected), the logging driver, its options and whether C(docker logs) can read it.
   returned: always
   type: dict
-  sample: {"docker_version": "24.0.7", "compose_version": "2.24.5", "image": "rsky-ingester:latest", "free_bytes": 53687091200, "container_exists": true, "container_error": null, "log_driver": "json-file", "log_readable": true}
+  sample:
+    docker_version: 24.0.7
+    compose_version: 2.24.5
+    image: rsky-ingester:latest
+    free_bytes: 53687091200
+    container_exists: true
+    container_error: null
+    log_driver: json-file
+    log_readable: true
 warnings_text:
   description: What the capture will do differently on this host (for example, rely on the attached stream alone).
   returned: always
