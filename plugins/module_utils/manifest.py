@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import now_iso
 
@@ -25,20 +26,24 @@ _RECORD_LOCK = threading.Lock()
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a file so a reader sees the old or the new content, never half of it."""
+    """Write a file so a reader sees the old or the new content, never half of it.
+
+    The temporary file is made by ``mkstemp`` in the target's folder (a new, random name, opened
+    with ``O_EXCL`` and ``O_NOFOLLOW``: a planted file or symlink is never opened), its mode set on
+    the open descriptor, and renamed over the target (a rename replaces a symlink there, it never
+    writes through it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".%s.%d.tmp" % (path.name, os.getpid()))
-    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, name = tempfile.mkstemp(prefix=".%s." % path.name, suffix=".tmp", dir=str(path.parent))
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(str(tmp), mode)
-        tmp.replace(path)
+        Path(name).replace(path)
     except BaseException:
         try:
-            tmp.unlink()
+            Path(name).unlink()
         except OSError:
             pass
         raise
@@ -75,7 +80,8 @@ def record(out: Path, entry: Dict[str, Any]) -> None:
     # Created for its owner alone whatever the umask (a record may come before the module makes the
     # work folder private, e.g. the debug build's git pull): the commands name unredacted paths.
     with _RECORD_LOCK:
-        fd = os.open(str(out / COMMANDS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # O_NOFOLLOW: a symlink planted at the name is refused, not appended through.
+        fd = os.open(str(out / COMMANDS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
@@ -107,9 +113,12 @@ def records(out: Path) -> Dict[str, Dict[str, Any]]:
 
 
 def bundle_files(out: Path) -> List[Path]:
-    """The bundle's files: everything but the hidden work files."""
+    """The bundle's files: the regular files of the work folder but the hidden work files (a
+    symlink is no bundle file: it would redact, and ship, what it points at)."""
     return sorted(
-        p for p in out.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(out).parts)
+        p
+        for p in out.rglob("*")
+        if p.is_file() and not p.is_symlink() and not any(part.startswith(".") for part in p.relative_to(out).parts)
     )
 
 
@@ -167,12 +176,17 @@ def manifest(
     redaction: Dict[str, Any],
     max_bytes: int,
     build: Dict[str, Any],
+    partial: Optional[List[str]] = None,
 ) -> Dict[str, Any]:
-    """The manifest of a bundle as it is on disk now (docs/bundle.md)."""
+    """The manifest of a bundle as it is on disk now (docs/bundle.md). ``partial``: why the bundle
+    holds less than a whole capture (a window whose worker died, a step that failed after the
+    window started); empty or None for a whole one."""
     made = records(out)
     files = []
     for path in bundle_files(out):
         rel = str(path.relative_to(out))
+        if rel == "manifest.json":
+            continue  # an earlier seal's (a partial bundle sealed again): the manifest is not its own file
         entry = made.get(rel, {})
         files.append(
             {
@@ -207,4 +221,7 @@ def manifest(
         "build": build,
         # The merged log's sources and counted losses (the capture window's record of it).
         "logs": made.get("logs/ingester.log", {}).get("logs"),
+        # sos report and must-gather keep partial output, and say so: so does a bundle.
+        "partial": bool(partial),
+        "partial_reasons": list(partial or []),
     }

@@ -42,16 +42,30 @@ def cited(log_lines: Iterable[str]) -> Tuple[List[str], Optional[str]]:
     return locations, family
 
 
+def inside(root: Path, path: Path) -> Optional[str]:
+    """``path`` resolved (symlinks followed), relative to the resolved ``root``; None when it leaves it."""
+    try:
+        return str(path.resolve().relative_to(root))
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
 def resolve(context: Path, path: str) -> Optional[Tuple[Path, str]]:
-    """The file of a cited path in the build context (its relative path), trying shorter suffixes
-    for paths built elsewhere (/usr/src/app/rsky-ingester/src/x.rs)."""
+    """The file of a cited path in the build context and its path there, resolved, trying shorter
+    suffixes for paths built elsewhere (/usr/src/app/rsky-ingester/src/x.rs).
+
+    The path comes from log text: one with a ``..`` part is refused outright, and the name the
+    bundle uses is the resolved file's own path inside the context, never the cited text, so a
+    symlink or a path that leaves the context cannot name (or be) a file outside it."""
     parts = [p for p in Path(path).parts if p not in ("/", "")]
+    if ".." in parts:
+        return None
     root = context.resolve()
     for start in range(len(parts)):
-        rel = "/".join(parts[start:])
-        candidate = (root / rel).resolve()
-        if str(candidate).startswith(str(root) + "/") and candidate.is_file():
-            return candidate, rel
+        candidate = root.joinpath(*parts[start:])
+        rel = inside(root, candidate)
+        if rel is not None and rel != "." and (root / rel).is_file():
+            return root / rel, rel
     return None
 
 
@@ -66,15 +80,17 @@ def find_run_fn(context: Path, family: str) -> Optional[Tuple[Path, str, int, in
     preferred = [root / "rsky-ingester" / "src" / ("%s.rs" % family)]
     others = sorted(p for p in root.glob("**/*.rs") if "target" not in p.parts)[:5000]
     for path in preferred + others:
-        if not path.is_file():
-            continue
+        rel = inside(root, path)
+        if rel is None or not (root / rel).is_file():
+            continue  # missing, or a symlink that leaves the build context
+        path = root / rel
         try:
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             continue
         for index, text in enumerate(lines):
             if name.search(text):
-                return path, str(path.relative_to(root)), index + 1, _block_end(lines, index) + 1
+                return path, rel, index + 1, _block_end(lines, index) + 1
     return None
 
 
@@ -123,7 +139,8 @@ def build_index(
             continue
         found = resolve(context, path) if context is not None and context.is_dir() else None
         if found is None:
-            missing.append({"location": where, "why": "not in the build context"})
+            why = "a path with '..' is not followed" if ".." in Path(path).parts else "not in the build context"
+            missing.append({"location": where, "why": why})
             continue
         source, rel = found
         lines = source.read_text(encoding="utf-8", errors="replace").splitlines()

@@ -39,6 +39,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest imp
     read_json,
     record,
     record_note,
+    records,
     write_atomic,
     write_json,
 )
@@ -94,6 +95,10 @@ class Window:
         self.service = str(config["service"])
         self.recreate_first = bool(config["recreate"])
         self.children = []  # type: List[subprocess.Popen[bytes]]
+        # (pid, start time) of each follower, in the progress file: if this worker is killed, its
+        # followers (each in a session of its own) live on, and whoever finds it dead stops them.
+        self.child_starts = []  # type: List[Tuple[int, Optional[str]]]
+        self.pid_start = host_state.process_start(os.getpid())
         self.lock = threading.Lock()
         self.starts = 0
         self.dies = []  # type: List[Dict[str, Any]]
@@ -142,6 +147,8 @@ class Window:
         return {
             "phase": self.phase,
             "pid": os.getpid(),
+            "pid_start": self.pid_start,
+            "children": [[pid, start] for pid, start in self.child_starts if start],
             "started_epoch": self.started_epoch,
             "elapsed": round(time.time() - self.started_epoch, 1),
             "window_seconds": self.cfg["seconds"],
@@ -164,8 +171,13 @@ class Window:
         self, argv: List[str], sink: Union[IO[bytes], int], err: Union[IO[bytes], int] = subprocess.STDOUT
     ) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(argv, stdout=sink, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.children.append(proc)
+        self.own(proc)
         return proc
+
+    def own(self, proc: subprocess.Popen[bytes]) -> None:
+        """A follower this window stops at its end (or, if it dies, whoever finds it dead)."""
+        self.children.append(proc)
+        self.child_starts.append((proc.pid, host_state.process_start(proc.pid)))
 
     def events_argv(self, since: float) -> List[str]:
         return [
@@ -443,7 +455,7 @@ class Window:
         out_path, err_path = base.with_suffix(".stdout"), base.with_suffix(".stderr")
         with out_path.open("wb") as stdout, err_path.open("wb") as stderr:
             proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.children.append(proc)
+        self.own(proc)
         self.followers.append(
             {
                 "index": index,
@@ -466,7 +478,7 @@ class Window:
         proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True
         )
-        self.children.append(proc)
+        self.own(proc)
         entry = {
             "index": index,
             "since": None,
@@ -926,6 +938,7 @@ class Window:
                 "daemon_starts": self.daemon_starts,
             }
         )
+        progress.pop("children", None)  # the host's process ids: for the progress file only
         write_json(self.out / "window.json", progress, mode=0o600)
         record_note(self.out, "window.json", "")
         self.save()
@@ -986,6 +999,7 @@ def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optio
     """Start the detached worker and wait until it captures (or failed); its progress."""
     if (out / PROGRESS_FILE).exists():
         raise WindowError("a window already ran in %s" % out)
+    stop_abandoned(out.parent)
     out.mkdir(parents=True, exist_ok=True)
     root = _payload_root()
     if os.path.isfile(root):
@@ -1046,31 +1060,202 @@ def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optio
     raise WindowError("the capture window failed to start: %s" % (progress.get("error") or tail))
 
 
+def worker_death(out: Path, progress: Dict[str, Any]) -> str:
+    """One sentence when the window's worker died before it ended the window (killed, out of
+    memory), "" while it runs or once it ended. The worker is known by its pid and that process's
+    start time (a recycled pid is another process), as the lock knows it."""
+    pid = progress.get("pid")
+    if progress.get("phase") in (None, "done") or not isinstance(pid, int) or not progress.get("pid_start"):
+        return ""
+    if host_state.process_start(pid) == progress.get("pid_start"):
+        return ""
+    # It may have ended the window and exited between the two reads.
+    again = read_progress(out)
+    if again.get("phase") == "done":
+        return ""
+    return (
+        "the capture window's worker (pid %d) died %.0f s into the window (phase %s) without ending it: killed, "
+        "or out of memory; what it captured until then is kept as a partial bundle"
+        % (pid, time.time() - float(progress.get("started_epoch") or time.time()), progress.get("phase"))
+    )
+
+
+def stop_orphans(progress: Dict[str, Any]) -> int:
+    """SIGKILL the followers a dead worker left running (each leads its own process group; the
+    attached compose is killed, never interrupted, so it does not stop the service); how many."""
+    stopped = 0
+    for item in progress.get("children") or []:
+        try:
+            pid, start = int(item[0]), str(item[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if host_state.process_start(pid) != start:
+            continue  # ended, or the pid is someone else's now
+        try:
+            os.killpg(pid, signal.SIGKILL)
+            stopped += 1
+        except OSError:
+            pass
+    return stopped
+
+
+def stop_abandoned(work: Path) -> int:
+    """Stop the followers of earlier windows in ``work`` (this target's work folders) whose worker
+    died and whose play never ended them (it was gone too); how many."""
+    stopped = 0
+    for progress_file in sorted(work.glob("*/%s" % PROGRESS_FILE)):
+        progress = read_json(progress_file)
+        if worker_death(progress_file.parent, progress):
+            stopped += stop_orphans(progress)
+    return stopped
+
+
+def salvage(out: Path, reason: str) -> Dict[str, Any]:
+    """End a window whose worker died: stop its followers, merge what they wrote (and what Docker
+    still holds) into the merged log, record the files the worker could not, never leave the
+    service stopped, and write ``window.json`` saying the window is partial and why. The raw
+    follower copies are removed once merged. The progress, done."""
+    progress = read_progress(out)
+    cfg = read_json(out / CONFIG_FILE)
+    stopped = stop_orphans(progress)
+    notes = list(progress.get("notes") or [])
+    notes.append(reason)
+    if stopped:
+        notes.append("%d follower(s) the worker left running were stopped" % stopped)
+    logs = None  # type: Optional[Dict[str, Any]]
+    if cfg.get("container"):
+        try:
+            logs = _salvage_logs(out, cfg, reason)
+        except OSError as exc:
+            notes.append("the merged log could not be written: %s" % exc)
+            logs = {"error": str(exc)}
+        if cfg.get("recreate") and cfg.get("compose_path"):
+            # Killed during the recreate, the service may be down: never leave it stopped.
+            win = Window(out, cfg)
+            try:
+                win.ensure_not_stopped()
+            except OSError as exc:
+                notes.append("whether the service runs could not be checked: %s" % exc)
+            notes.extend(win.notes)
+        for name, note in (
+            ("events.jsonl", "streamed live until the window's worker died"),
+            ("stats.jsonl", "sampled until the window's worker died"),
+        ):
+            if (out / name).is_file() and name not in records(out):
+                record_note(out, name, note)
+    progress.update(
+        {
+            "phase": "done",
+            "ended_by": "worker died",
+            "error": reason,
+            "partial": reason,
+            "notes": notes,
+            "logs": logs,
+            "mode": "capture" if cfg.get("recreate") else "observe",
+            "window_start_epoch": progress.get("started_epoch"),
+            "window_end_epoch": time.time(),
+        }
+    )
+    progress.pop("children", None)
+    write_json(out / "window.json", progress, mode=0o600)
+    record_note(out, "window.json", "written after the window's worker died (partial)")
+    write_json(out / PROGRESS_FILE, progress, mode=0o600)
+    if cfg.get("lock_state") and cfg.get("lock_owner"):
+        # The play goes on (seal, fetch) without a process on the host: the lock holds by its time.
+        host_state.lock_detach(Path(cfg["lock_state"]), str(cfg["lock_owner"]), time.time() + LOCK_AFTER_WINDOW)
+    progress["done"] = True
+    return progress
+
+
+def _salvage_logs(out: Path, cfg: Dict[str, Any], reason: str) -> Dict[str, Any]:
+    """The merged log from the followers' raw copies and an end-of-window read."""
+    folder = out / FOLLOW_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    kind = "attach" if cfg.get("attach") else "follow"
+    parts = []  # type: List[Tuple[str, Path, Path]]
+    for stdout in sorted(folder.glob("run-*.stdout")):
+        parts.append((kind, stdout, stdout.with_suffix(".stderr")))
+    argv = logs_argv(str(cfg["container"]), since=None if cfg.get("recreate") else cfg.get("logs_since"))
+    started = now_iso()
+    end_out, end_err = folder / "end.stdout", folder / "end.stderr"
+    code, timed_out, end_error = end_read(argv, end_out, end_err, timeout=120)
+    parts.append(("end_read", end_out, end_err))
+    for _name, out_path, err_path in parts:
+        for path in (out_path, err_path):
+            if not path.exists():
+                path.touch()
+    counts = merge_sources(out / "logs" / "ingester.log", parts, None)
+    logs = {
+        "sources": {
+            "follow": counts["read"].get("follow", 0),
+            "attach": counts["read"].get("attach", 0),
+            "end_read": counts["read"].get("end_read", 0),
+        },
+        "merged_lines": counts["merged"],
+        "lines": {"stdout": counts["kept"]["stdout"], "stderr": counts["kept"]["stderr"]},
+        "docker_logs_error": end_error or None,
+        "partial": reason,
+        "numbered_runs": numbered_runs(out / "logs" / "ingester.log"),
+    }
+    record(
+        out,
+        {
+            "file": "logs/ingester.log",
+            "argv": argv,
+            "exit_code": code,
+            "started": started,
+            "ended": now_iso(),
+            "timed_out": timed_out,
+            "lines": logs["lines"],
+            "logs": logs,
+            "note": "partial: what the live followers had read when the window's worker died, and an end-of-window "
+            "read, each line once, merged by timestamp",
+        },
+    )
+    shutil.rmtree(str(folder), ignore_errors=True)
+    return logs
+
+
 def status(out: Path, poll: float) -> Dict[str, Any]:
     """Wait up to ``poll`` seconds (the heartbeat kept fresh), then the progress.
 
-    Only the end of the window cuts a poll short: the play counts on every poll lasting the full
-    period to cover the window with a bounded number of polls."""
+    Only the end of the window, or its worker's death (``worker_died``), cuts a poll short: the
+    play counts on every poll lasting the full period to cover the window with a bounded number
+    of polls."""
     (out / HEARTBEAT_FILE).touch()
     deadline = time.time() + poll
+    died = ""
     while time.time() < deadline:
-        if read_progress(out).get("phase") == "done":
+        progress = read_progress(out)
+        if progress.get("phase") == "done":
+            break
+        died = worker_death(out, progress)
+        if died:
             break
         time.sleep(0.1)
         (out / HEARTBEAT_FILE).touch()
     progress = read_progress(out)
     progress["done"] = progress.get("phase") == "done"
+    if died:
+        progress["worker_died"] = died
     return progress
 
 
 def stop(out: Path, wait: float) -> Dict[str, Any]:
-    """Ask the worker to stop and wait for it to finish; the progress."""
+    """Ask the worker to stop and wait for it to finish; the progress. A worker found dead is not
+    waited for: its window is ended here (:func:`salvage`)."""
     if not out.exists():
         return {"done": True, "phase": None}
-    (out / STOP_FILE).touch()
     progress = read_progress(out)
+    if progress.get("phase") == "done" and progress.get("partial"):
+        progress["done"] = True
+        return progress  # salvaged already
+    (out / STOP_FILE).touch()
     deadline = time.time() + wait
     while progress.get("phase") not in {"done", None} and time.time() < deadline:
+        died = worker_death(out, progress)
+        if died:
+            return salvage(out, died)
         time.sleep(0.5)
         progress = read_progress(out)
     progress["done"] = progress.get("phase") in {"done", None}

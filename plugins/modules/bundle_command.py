@@ -22,7 +22,9 @@ extends_documentation_fragment:
   - rsky.ingester_capture.target
 options:
   file:
-    description: The bundle file the output is appended to, relative to O(work_dir).
+    description:
+      - The bundle file the output is appended to, relative to O(work_dir). An absolute path, a C(..) part or a
+        symlink that leads out of O(work_dir) is refused before anything runs.
     type: str
     default: build.log
   argv:
@@ -68,11 +70,25 @@ tail:
 """
 
 from pathlib import Path
+from typing import Optional
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run_to_file
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
+
+
+def confined(out: Path, rel: str) -> Optional[str]:
+    """Why ``rel`` may not be written under ``out`` (absolute, ``..``, a symlink leading out), or None."""
+    parts = Path(rel).parts
+    if not parts or Path(rel).is_absolute() or ".." in parts:
+        return "file must be a relative path inside work_dir without '..' parts, got %r" % rel
+    root = out.resolve()
+    try:
+        root.joinpath(*parts).resolve().relative_to(root)
+    except (OSError, RuntimeError, ValueError):
+        return "file %r leads out of work_dir %s (a symlink)" % (rel, out)
+    return None
 
 
 def main() -> None:
@@ -90,14 +106,18 @@ def main() -> None:
     p = module.params
     state, compose = host_state.target_paths(p)
     redactor = Redactor.for_target(state, compose, [p["container"]])
+    out = Path(p["work_dir"])
+    refused = confined(out, p["file"])
+    if refused:
+        module.fail_json(msg=redactor.line("refusing to run %s: %s; nothing was run" % (p["argv"][0], refused)))
     if module.check_mode:
         module.exit_json(changed=True, msg=redactor.line("would run: %s" % " ".join(p["argv"])))
-    out = Path(p["work_dir"])
     code = run_to_file(out, p["file"], p["argv"], timeout=p["timeout"], append=True, cwd=p["chdir"])
-    tail = (out / p["file"]).read_bytes()[-2000:].decode(errors="replace")
+    # Redacted first, then cut: a secret the cut would halve is replaced whole.
+    tail = redactor.tail((out / p["file"]).read_bytes(), 2000)
     if state.is_dir():
         redactor.save(state / MAP_FILE)
-    result = {"changed": True, "rc": code, "tail": redactor.line(tail), "cmd": redactor.value(p["argv"])}
+    result = {"changed": True, "rc": code, "tail": tail, "cmd": redactor.value(p["argv"])}
     if code != 0:
         module.fail_json(msg=redactor.line("%s exited %d" % (p["argv"][0], code)), **result)
     module.exit_json(**result)

@@ -13,6 +13,11 @@ description:
     the service on the swapped image. It returns once the worker captures.
   - V(status) waits up to O(poll) seconds, keeping the worker's heartbeat fresh, and returns its progress.
   - V(stopped) asks the worker to end and waits until it has written the merged log and C(window.json).
+  - The worker is known by its pid and its process's start time. When it dies before ending the window (killed, out
+    of memory), V(status) fails within the poll under way, saying C(the capture window's worker (pid N) died ...),
+    and V(stopped) ends the window in its place at once; the followers it left running are stopped, what they had
+    read is merged with an end-of-window read into the merged log, the service is never left stopped, and
+    C(window.json) says the window is partial (RV(partial)), so the play can seal what was captured.
   - When the Docker daemon goes away during the window (stopped, restarted), the worker records a
     C(daemon_unavailable) gap, waits for the daemon, opens the event stream again from the gap's start and carries on
     (see RV(daemon_unavailable)).
@@ -169,6 +174,14 @@ daemon_unavailable:
   type: list
   sample: []
   elements: dict
+worker_died:
+  description: The sentence saying the window's worker died (V(status) then fails with it as its message).
+  returned: when the worker died before ending the window
+  type: str
+partial:
+  description: Why the window's capture is partial (its worker died); the seal marks the bundle C(partial) with it.
+  returned: when V(stopped) ended a window whose worker had died
+  type: str
 notes:
   description: >-
     What the worker did besides capturing (for example, started a stopped service again), and one sentence for each
@@ -249,6 +262,8 @@ def main() -> None:
     result = redactor.value(progress)
     if failed:
         module.fail_json(msg="the capture window did not start: %s" % result.get("error"), **result)
+    if result.get("worker_died"):
+        module.fail_json(msg=result["worker_died"], **result)
     module.exit_json(changed=changed, **result)
 
 

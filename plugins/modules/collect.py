@@ -84,6 +84,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import evidence, host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, RedactError, Redactor
 
 
 def main() -> None:
@@ -99,9 +100,15 @@ def main() -> None:
         module.exit_json(changed=False, msg="check mode: nothing collected")
     p = module.params
     out = Path(p["work_dir"])
-    _state, compose = host_state.target_paths(p)
+    state, compose = host_state.target_paths(p)
     name = p["container"]
-    module.exit_json(changed=False, **evidence.collect(out, compose, name, p["service"], p["mode"]))
+    result = evidence.collect(out, compose, name, p["service"], p["mode"])
+    # What is returned (Docker's errors, the daemon's gaps) is redacted with what is known so far.
+    try:
+        redactor = Redactor.load(state / MAP_FILE)
+    except RedactError as exc:
+        module.fail_json(msg="collect: %s" % exc)
+    module.exit_json(changed=False, **redactor.value(result))
 
 
 if __name__ == "__main__":

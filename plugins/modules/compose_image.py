@@ -329,6 +329,8 @@ def main() -> None:
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_if=[("state", "swapped", ["image"])])
     state, compose = host_state.target_paths(module.params)
     redactor = Redactor.for_target(state, compose, [module.params["container"]])
+    for note in redactor.notes:
+        module.warn(note)
     base = {"state_dir": str(state), "compose_path": str(compose)}
     try:
         if module.params["state"] == "swapped":

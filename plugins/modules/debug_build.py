@@ -183,7 +183,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, pre_swap
@@ -244,14 +244,17 @@ def image_revision(image: str) -> Optional[str]:
     return str(labels.get(LABEL, ""))
 
 
-def progress(log: bytes) -> Dict[str, Any]:
-    """Where the build is, from its own output: the last step line and cargo's crate count."""
+def progress(log: bytes, redact: Optional[Callable[[str], str]] = None) -> Dict[str, Any]:
+    """Where the build is, from its own output: the last step line and cargo's crate count
+    (the step redacted by ``redact`` before it is cut)."""
     step = ""
     for match in _STEP.finditer(log):
         if match.group(1):
             step = "Step %s %s" % (match.group(1).decode(), match.group(2).decode(errors="replace"))
         else:
             step = "[%s] %s" % (match.group(3).decode(errors="replace"), match.group(4).decode(errors="replace"))
+    if redact is not None:
+        step = redact(step)
     return {"step": step[:160], "compiled": len(_COMPILING.findall(log))}
 
 
@@ -270,7 +273,8 @@ def pull(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any]
     """Run O(pull) into build.log; fail the task if it fails (nothing was built or changed)."""
     p = module.params
     code = run_to_file(out, LOG, p["pull"], timeout=p["pull_timeout"], append=True)
-    tail = redactor.line((out / LOG).read_bytes()[-2000:].decode(errors="replace"))
+    # Redacted first, then cut: a secret the cut would halve is replaced whole.
+    tail = redactor.tail((out / LOG).read_bytes(), 2000)
     result = {"rc": code, "tail": tail, "cmd": redactor.value(p["pull"]), "changed": "Already up to date" not in tail}
     if code != 0:
         module.fail_json(
@@ -398,8 +402,7 @@ def status(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, An
         "revision": state["revision"],
         "elapsed": round(time.time() - state["started"], 1),
     }
-    result.update(progress(log))
-    result["step"] = redactor.line(result["step"])
+    result.update(progress(log, redactor.text))
     if rc_file.exists():
         try:
             code = int(rc_file.read_text().strip() or "1")
@@ -422,7 +425,7 @@ def status(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, An
                 },
             )
             (out / ".build.recorded").write_text("")
-        result.update(done=True, rc=code, tail=redactor.line(log[-2000:].decode(errors="replace")))
+        result.update(done=True, rc=code, tail=redactor.tail(log, 2000))
     else:
         result["done"] = False
     return result
@@ -456,6 +459,8 @@ def main() -> None:
     # A status poll redacts with what the start learned and saved (no docker calls per poll).
     if p["state"] == "started" or not (state_path / MAP_FILE).is_file():
         redactor = Redactor.for_target(state_path, compose, [p["container"]])
+        for note in redactor.notes:
+            module.warn(note)
     else:
         redactor = Redactor.load(state_path / MAP_FILE)
     out = Path(p["work_dir"])

@@ -10,8 +10,15 @@ short_description: Fetch the sealed bundle, unpack it on the controller and remo
 description:
   - Fetches O(src) (the tarball the seal module wrote) to O(dest)C(.tar.gz) with C(ansible.builtin.fetch), so its
     checksum is compared and privilege escalation is handled as C(fetch) handles it.
-  - Unpacks it into O(dest) (made with mode C(0750) when missing), regular files and folders only, nothing outside
-    O(dest), owned by the controller's user. A member that is anything else refuses the whole bundle.
+  - Writes O(dest)C(.tar.gz.sha256) beside the tarball (C(sha256sum -c) reads it).
+  - Before anything is unpacked, reads the tarball header by header itself, without C(tarfile), and allows regular
+    files and folders only (a symlink, a hard link, a device, a FIFO, a sparse file, an absolute path or a C(..) part refuses the
+    whole bundle), each file at most O(max_member_bytes), all of them at most O(max_bytes) (sizes from the headers,
+    PAX and GNU long-name headers included), and every extended header small (8 KiB) and well formed, so that
+    C(tarfile)'s PAX parser, quadratic on some input before Python 3.12.6 (CVE-2024-6232), never sees a large one.
+    A refusal says which member and why, and nothing is unpacked.
+  - Unpacks it into O(dest) (made with mode C(0750) when missing), nothing outside O(dest), owned by the controller's
+    user.
   - Then removes O(remove) on the host with one C(rm -rf) over the task's connection (and its C(become)). A failed
     removal is a warning naming what was left, since the bundle is already safe on the controller.
   - Runs as an action on the controller; the host sees the transfer (and, without O(checksum) or under C(become), one
@@ -43,6 +50,14 @@ options:
         C(ansible.builtin.fetch) does the transfer and its own check.
     type: str
     default: ""
+  max_bytes:
+    description: The most the bundle may unpack to, in bytes (the sum of its files' sizes).
+    type: int
+    default: 1073741824
+  max_member_bytes:
+    description: The most one file of the bundle may unpack to, in bytes; 0 for O(max_bytes).
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: none
@@ -82,6 +97,11 @@ checksum:
   returned: unless in check mode
   type: str
   sample: "3f786850e387550fdab836ed7e6dc881de23001b"
+sha256:
+  description: The tarball's SHA-256, also written to O(dest)C(.tar.gz.sha256).
+  returned: unless in check mode
+  type: str
+  sample: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 removed:
   description: What was removed on the host.
   returned: unless in check mode

@@ -532,6 +532,8 @@ def main():  # type: ignore[no-untyped-def]
         prefetch(questions(module.params, compose))
         problems, facts, warnings = check(module.params, state, compose)
         redactor = Redactor.for_target(state, compose if compose.is_file() else None)
+        # A source the redactor could not read is said, not swallowed.
+        warnings = list(warnings) + redactor.notes
     except PermissionError as exc:
         denied = permission_problem(exc, user)
         module.fail_json(msg="Pre-flight failed; nothing was changed: %s" % denied, problems=[denied], user=user)

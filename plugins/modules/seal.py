@@ -16,6 +16,10 @@ description:
     (while the redactor learns what to redact), so both steps cost one module run.
   - Logs are cut, newest part kept, until the bundle fits O(max_bytes); C(manifest.json) says what was cut, what
     made each file, and the built commit (C(build.commit), C(git rev-parse HEAD) of O(build_context)).
+  - The tarball is an allow-list, not a walk of the work folder - the files C(manifest.json) names, each redacted
+    above, and C(manifest.json) itself; a hidden work file or folder (the window's raw follower copies in C(.follow/),
+    its log, the commands record) is never in it, and is removed once the tarball is written. A name that is not a
+    regular file (a symlink) is left out and listed in the manifest's C(withheld).
 version_added: 0.1.0
 author: ingester-capture contributors (@blacksky-algorithms)
 requirements:
@@ -57,6 +61,13 @@ options:
     description: Gather the host evidence first (M(rsky.ingester_capture.collect)'s files, with O(mode) in C(host.json)).
     type: bool
     default: false
+  partial:
+    description:
+      - Why this bundle holds less than a whole capture (the play's failure after the window started); empty for a whole
+        one. The manifest marks the bundle C(partial) with this reason and any the window left in C(window.json) (its
+        worker died, the merged log could not be written), which count even when this is empty.
+    type: str
+    default: ""
 attributes:
   check_mode:
     support: partial
@@ -102,6 +113,17 @@ placeholders:
   returned: unless in check mode
   type: int
   sample: 3
+partial:
+  description: Whether the bundle is partial, and RV(partial_reasons) why.
+  returned: unless in check mode
+  type: bool
+  sample: false
+partial_reasons:
+  description: Why the bundle is partial (also in C(manifest.json)).
+  returned: unless in check mode
+  type: list
+  elements: str
+  sample: []
 commit:
   description: The built commit, or null.
   returned: unless in check mode
@@ -122,11 +144,13 @@ collected:
 
 import hashlib
 import json
+import os
 import platform
+import shutil
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import evidence, host_state, source
@@ -134,7 +158,9 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli i
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import (
     cap_size,
     manifest,
+    read_json,
     record_note,
+    write_atomic,
     write_json,
 )
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import (
@@ -162,6 +188,21 @@ def build_commit(project_dir: str, build_context: str) -> Dict[str, Any]:
     return {"commit": commit, "context": str(context), "error": None if commit else (err.strip()[:200] or None)}
 
 
+def confined(out: Path, rel: str) -> Optional[Path]:
+    """``out / rel`` when that stays inside ``out`` (no ``..``, no absolute path, no symlinked folder
+    leading out); None otherwise. Bundle file names built from data go through here."""
+    parts = Path(rel).parts
+    if not parts or Path(rel).is_absolute() or ".." in parts:
+        return None
+    root = out.resolve()
+    target = root.joinpath(*parts)
+    try:
+        target.parent.resolve().relative_to(root)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return target
+
+
 def write_source(out: Path, build: Dict[str, Any]) -> None:
     """source/index.json and the snippets the merged log cites (redacted with the rest)."""
     log = out / "logs" / "ingester.log"
@@ -169,13 +210,84 @@ def write_source(out: Path, build: Dict[str, Any]) -> None:
         return
     with log.open(encoding="utf-8", errors="replace") as lines:
         index, files = source.build_index(Path(build["context"]), build.get("commit"), lines)
+    refused = set()
     for rel, text in files.items():
-        target = out / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        target = confined(out / "source", rel[len("source/") :]) if rel.startswith("source/") else None
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target = confined(out / "source", rel[len("source/") :])  # the folders made are checked again
+        if target is None:
+            refused.add(rel)
+            continue
+        write_atomic(target, text.encode("utf-8"), mode=0o600)
         record_note(out, rel, "lines of the build context cited by the log")
+    if refused:
+        kept = [s for s in index["snippets"] if s.get("file") not in refused]
+        index["missing"] += [
+            {"location": s["location"], "why": "its file name would leave the bundle"}
+            for s in index["snippets"]
+            if s.get("file") in refused
+        ]
+        index["snippets"] = kept
     write_json(out / "source" / "index.json", index, mode=0o600)
     record_note(out, "source/index.json", "where each snippet comes from (schema_version 1)")
+
+
+def partial_reasons(out: Path, given: str) -> List[str]:
+    """Why the bundle is partial: the play's reason, and what the window's own record says."""
+    reasons = [given] if given else []
+    window = read_json(out / "window.json")
+    if not window:
+        progress = read_json(out / ".window.json")
+        if progress and progress.get("phase") != "done":
+            reasons.append("the capture window did not end (phase %s): its merged log and window.json are missing" % progress.get("phase"))
+    said = str(window.get("partial") or "")
+    if said and not any(said in reason for reason in reasons):
+        reasons.append(said)
+    logs = window.get("logs")
+    if isinstance(logs, dict) and logs.get("error"):
+        reasons.append("the merged log could not be written: %s" % logs["error"])
+    return reasons
+
+
+def write_tarball(out: Path, tar_path: Path, names: List[str]) -> List[str]:
+    """The tarball of exactly ``names`` (paths inside ``out``), each opened without following a
+    symlink; the names left out (not a regular file)."""
+    left_out = []
+    tar_path.parent.mkdir(parents=True, exist_ok=True)
+    # gzip level 6, not tarfile's 9: a few percent larger, several times faster on logs.
+    with tarfile.open(str(tar_path), "w:gz", compresslevel=6) as tar:
+        for rel in names:
+            path = confined(out, rel)
+            try:
+                if path is None:
+                    raise OSError("outside the work folder")
+                fd = os.open(str(path), os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                left_out.append(rel)
+                continue
+            with os.fdopen(fd, "rb") as handle:
+                info = tar.gettarinfo(arcname=rel, fileobj=handle)
+                if not info.isfile():
+                    left_out.append(rel)
+                    continue
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, handle)
+    return left_out
+
+
+def remove_work_files(out: Path) -> None:
+    """The hidden work files and folders (raw follower copies, the window's log and config, the
+    commands record): never in the bundle, and not kept once it is sealed."""
+    for hidden in out.glob(".*"):
+        if hidden.is_dir() and not hidden.is_symlink():
+            shutil.rmtree(str(hidden), ignore_errors=True)
+        else:
+            try:
+                hidden.unlink()
+            except OSError:
+                pass
 
 
 def main() -> None:
@@ -191,6 +303,7 @@ def main() -> None:
         mode={"type": "str", "choices": ["capture", "observe"], "default": "capture"},
         build_context={"type": "str", "default": ""},
         collect={"type": "bool", "default": False},
+        partial={"type": "str", "default": ""},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if module.check_mode:
@@ -237,19 +350,32 @@ def main() -> None:
             "placeholders": len(redactor.mapping),
             "replacements": dict(redactor.counts),
             "mapping_kept_on_host": True,
+            # What the redactor could not read or refused to learn (docs/security.md).
+            "notes": [redactor.line(n) for n in redactor.notes],
         },
         max_bytes=p["max_bytes"],
         build=redactor.value(build),
+        partial=redactor.value(partial_reasons(out, p["partial"])),
     )
-    write_json(out / "manifest.json", document, mode=0o600)
-    for hidden in out.glob(".*"):
-        if hidden.is_file():
-            hidden.unlink()
+    # The allow-list: the files the manifest names, each of them redacted above.
+    withheld = [f["path"] for f in document["files"] if f["path"] not in redactions]
+    document["files"] = [f for f in document["files"] if f["path"] not in withheld]
+    document["withheld"] = sorted(withheld)
     tar_path = Path(p["tarball"])
-    tar_path.parent.mkdir(parents=True, exist_ok=True)
-    # gzip level 6, not tarfile's 9: a few percent larger, several times faster on logs.
-    with tarfile.open(str(tar_path), "w:gz", compresslevel=6) as tar:
-        tar.add(str(out), arcname=".")
+    if tar_path.exists():
+        tar_path.unlink()
+    write_json(out / "manifest.json", document, mode=0o600)
+    left_out = write_tarball(out, tar_path, [f["path"] for f in document["files"]] + ["manifest.json"])
+    if left_out:
+        # Named but not a regular file when it was opened: the manifest says so, and the tarball is
+        # made again without it.
+        document["files"] = [f for f in document["files"] if f["path"] not in left_out]
+        document["withheld"] = sorted(set(withheld) | set(left_out) - {"manifest.json"})
+        write_json(out / "manifest.json", document, mode=0o600)
+        write_tarball(out, tar_path, [f["path"] for f in document["files"]] + ["manifest.json"])
+    remove_work_files(out)
+    for note in redactor.notes:
+        module.warn(redactor.line(note))
     module.exit_json(
         changed=True,
         tarball=str(tar_path),
@@ -257,6 +383,8 @@ def main() -> None:
         files=len(document["files"]),
         bytes=sum(f["size"] for f in document["files"]),
         truncated=sorted(truncated),
+        partial=document["partial"],
+        partial_reasons=document["partial_reasons"],
         placeholders=len(redactor.mapping),
         commit=build["commit"],
         **({"collected": collected} if collected is not None else {}),

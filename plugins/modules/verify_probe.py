@@ -75,7 +75,7 @@ import re
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, hostinfo
@@ -215,8 +215,9 @@ def classify(text: str) -> Optional[str]:
     return None
 
 
-def scan_logs(container: str, since: Optional[float]) -> Dict[str, Any]:
-    """Stream `docker logs --timestamps` once, both streams, keeping only what verify needs."""
+def scan_logs(container: str, since: Optional[float], redact: Callable[[str], str] = str) -> Dict[str, Any]:
+    """Stream `docker logs --timestamps` once, both streams, keeping only what verify needs
+    (each kept line redacted by ``redact`` before it is cut)."""
     argv = ["docker", "logs", "--timestamps"]
     if since is not None:
         argv += ["--since", "%.3f" % since]
@@ -246,7 +247,7 @@ def scan_logs(container: str, since: Optional[float]) -> Dict[str, Any]:
         kind = classify(text)
         if kind:
             exit_total += 1
-            entry = {"ts": ts, "kind": kind, "text": text[:500]}
+            entry = {"ts": ts, "kind": kind, "text": redact(text)[:500]}
             # The first and the last ones tell the story; the middle of a long loop repeats.
             (first if len(first) < EXIT_LINES_KEPT // 2 else last).append(entry)
     rc = proc.wait()
@@ -278,7 +279,9 @@ def read_baseline(state: Path) -> Tuple[Optional[Dict[str, Any]], Optional[str]]
         return None, "%s: %s" % (path, exc)
 
 
-def probe(state: Path, container: str, window: float, interval: float) -> Dict[str, Any]:
+def probe(
+    state: Path, container: str, window: float, interval: float, redact: Callable[[str], str] = str
+) -> Dict[str, Any]:
     started = time.time()
     baseline, baseline_error = read_baseline(state)
     samples, sample_errors = sample(container, window, interval)
@@ -296,7 +299,7 @@ def probe(state: Path, container: str, window: float, interval: float) -> Dict[s
         "samples": samples,
         "sample_errors": sample_errors,
         "window_seconds": window,
-        "logs": scan_logs(container, since) if facts else None,
+        "logs": scan_logs(container, since, redact) if facts else None,
         "kernel": kernel_oom(),
         "baseline": baseline,
         "baseline_error": baseline_error,
@@ -330,9 +333,11 @@ def main() -> None:
     p = module.params
     state, compose = host_state.target_paths(p)
     redactor = Redactor.for_target(state, compose, [p["container"]])
+    for note in redactor.notes:
+        module.warn(note)
     try:
         if p["mode"] == "probe":
-            facts = probe(state, p["container"], p["window"], p["interval"])
+            facts = probe(state, p["container"], p["window"], p["interval"], redactor.text)
             changed = False
         else:
             facts = record(p["container"])
