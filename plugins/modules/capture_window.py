@@ -178,10 +178,12 @@ worker_died:
   description: The sentence saying the window's worker died (V(status) then fails with it as its message).
   returned: when the worker died before ending the window
   type: str
+  sample: "the capture window's worker (pid 4242) died before the window ended"
 partial:
   description: Why the window's capture is partial (its worker died); the seal marks the bundle C(partial) with it.
   returned: when V(stopped) ended a window whose worker had died
   type: str
+  sample: "the window's worker died before the window ended"
 notes:
   description: >-
     What the worker did besides capturing (for example, started a stopped service again), and one sentence for each
