@@ -58,6 +58,42 @@ python_env() {
     echo "$want_sum" > "$stamp"
 }
 
+# --- ansible-test sanity ---------------------------------------------------------------------
+# ansible-test builds a virtual environment per sanity test and bootstraps pip into each with a
+# script it downloads from a host of its own; the machines we run on reach only a package index.
+# So: its pip bootstrap is scripts/ansible_test_get_pip.py (pip from Python's ensurepip), and the
+# wheels of the exact versions it pins (its requirements/sanity.*.txt, for the ansible-core pinned
+# in requirements.txt) are downloaded here once: the bootstrap points each environment's pip at
+# them alone, so that scripts/sanity.sh runs with no network.
+sanity_env() {
+    local wheels="$state/ansible-test-wheels" reqs pip_version stamp
+    reqs=$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.join(os.path.dirname(ansible_test.__file__), "_data", "requirements"))')
+    pip_version=$("$venv/bin/python" -c 'import types; from ansible_test._internal.python_requirements import get_venv_packages; print(get_venv_packages(types.SimpleNamespace(version="")).get("pip", ""))')
+    [ -n "$pip_version" ] || die "cannot tell which pip ansible-test bootstraps"
+    mkdir -p "$HOME/.ansible/test/cache"
+    local bootstrap="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+    sed "s|^WHEELS = \"\"\$|WHEELS = \"$wheels\"|" "$here/scripts/ansible_test_get_pip.py" > "$bootstrap.new"
+    grep -q "^WHEELS = \"$wheels\"\$" "$bootstrap.new" || die "cannot set the wheel folder in $bootstrap"
+    if cmp -s "$bootstrap.new" "$bootstrap"; then
+        rm -f "$bootstrap.new"
+    else
+        mv "$bootstrap.new" "$bootstrap"
+    fi
+    stamp=$(cat "$reqs"/sanity.*.txt | sha256sum | cut -d' ' -f1)-$pip_version
+    if [ "$(cat "$wheels/.stamp" 2>/dev/null)" = "$stamp" ]; then
+        return
+    fi
+    say "downloading the wheels ansible-test sanity pins into $wheels"
+    mkdir -p "$wheels"
+    local req log="$state/ansible-test-wheels.log"
+    for req in "pip==$pip_version" "$reqs"/sanity.*.txt; do
+        [ -f "$req" ] && set -- -r "$req" || set -- "$req"
+        "$venv/bin/pip" download -q --disable-pip-version-check -d "$wheels" "$@" >"$log" 2>&1 \
+            || die "cannot download the wheels of $(basename "$req") for ansible-test sanity; see $log"
+    done
+    echo "$stamp" > "$wheels/.stamp"
+}
+
 # --- Docker engine and Compose v2 ----------------------------------------------------------
 docker_engine() {
     if docker info >/dev/null 2>&1; then
@@ -129,7 +165,7 @@ docker_engine
 compose_plugin
 case "$want" in
     demo) ;;
-    test) sshd_tools; journald_tools; chromium_tools ;;
+    test) sshd_tools; journald_tools; chromium_tools; sanity_env ;;
     *) die "usage: scripts/setup.sh demo|test" ;;
 esac
 say "ready: $(docker version --format 'engine {{.Server.Version}}' 2>/dev/null), $(docker compose version --short 2>/dev/null | sed 's/^/compose /')"

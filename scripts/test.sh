@@ -18,6 +18,10 @@ echo "== lint"
 .venv/bin/yamllint -s .
 .venv/bin/ansible-lint --offline -q
 
+echo "== ansible-test sanity"
+# Galaxy's bar, on the collection as it ships (scripts/sanity.sh builds it and tests that).
+scripts/sanity.sh
+
 echo "== tests"
 # In parallel: the integration tests mostly wait (capture windows, restart loops, plays), so
 # more workers than cores overlap the waiting. Tests marked `serial` run first, alone, in a

@@ -101,7 +101,7 @@ class ActionModule(ActionBase):
         ended = targs.get("ended") or {}
         if not isinstance(ended, dict):
             raise AnsibleActionFail("follow: ended must be a start's result (a dict)")
-        for _ in range(polls):
+        for _attempt in range(polls):
             if ended.get("done"):
                 progress = {k: ended[k] for k in self._ENDED_KEYS if k in ended}
             else:

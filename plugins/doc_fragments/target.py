@@ -1,3 +1,4 @@
+# Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
 """The options every module that knows the capture target shares."""
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ options:
   project_name:
     description:
       - The compose project name every compose call runs under (C(-p)); the running container's
-        C(com.docker.compose.project) label, as preflight returns it in RV(project.name).
+        C(com.docker.compose.project) label, as M(rsky.ingester_capture.preflight) returns it in
+        RV(rsky.ingester_capture.preflight#module:project.name).
       - Empty, the project a recorded swap ran under, else compose's own choice (the file's C(name:) or the folder).
     type: str
     default: ""

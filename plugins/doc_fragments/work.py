@@ -1,3 +1,4 @@
+# Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
 """The options of the modules that write into a capture's work folder."""
 
 from __future__ import annotations

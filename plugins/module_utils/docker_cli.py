@@ -74,6 +74,36 @@ def _run(argv: Sequence[str], timeout: float, cwd: Optional[str]) -> Tuple[int, 
     return proc.returncode, proc.stdout, proc.stderr
 
 
+# A child process the caller started and still owns (a module file may not name Popen itself:
+# validate-modules holds modules to run_command, and the children here outlive or stream past it).
+Child = subprocess.Popen
+
+
+def spawn_detached(argv: Sequence[str], cwd: Optional[str] = None) -> Child[bytes]:
+    """Start a child that outlives the module run, in a session of its own, its output discarded.
+
+    Not AnsibleModule.run_command: that waits for the child, and a background step (the debug
+    build) must keep running between the polls, each of which is a module run of its own.
+    """
+    return subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stream_lines(argv: Sequence[str]) -> Child[bytes]:
+    """Start a child whose stdout (stderr merged in) the caller reads line by line as it comes.
+
+    Not AnsibleModule.run_command: that holds the whole output in memory, and a restart loop's
+    `docker logs` can be far larger than what the caller keeps of it.
+    """
+    return subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
 def run_to_file(
     out: Path,
     rel: str,
@@ -589,7 +619,7 @@ def end_read(argv: Sequence[str], out_path: Path, err_path: Path, timeout: float
     if code != 0:
         # On failure docker's error is the stderr file's last line (no timestamp): not log output.
         body = err_path.read_bytes().rstrip(b"\n")
-        head, _, tail = body.rpartition(b"\n")
+        head, _sep, tail = body.rpartition(b"\n")
         if not line_ns(tail):
             error = tail.decode(errors="replace").strip()[:300]
             err_path.write_bytes(head + b"\n" if head else b"")

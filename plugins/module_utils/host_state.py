@@ -622,7 +622,7 @@ def find_image_line(text: str, service: str) -> Tuple[int, Any]:
 def current_image(compose: Path, service: str) -> Optional[str]:
     """The text of the service's own ``image:`` value (a ``*alias`` as written); None without one."""
     try:
-        _, match = find_image_line(compose.read_text(encoding="utf-8"), service)
+        _text, match = find_image_line(compose.read_text(encoding="utf-8"), service)
     except (StateError, OSError, UnicodeDecodeError):
         return None
     return str(match["value"])

@@ -684,7 +684,7 @@ class Redactor:
                 except OSError:
                     pass
         for name in containers:
-            found, _ = inspect(name, attempts=1)
+            found, _error = inspect(name, attempts=1)
             if found is not None:
                 redactor.learn_structure(found)
         for text in texts:
@@ -1046,7 +1046,7 @@ def _redact_text_file(path: Path, redactor: Redactor) -> None:
                 # Write up to a line break OVERLAP before the end that no replacement crosses;
                 # the rest is seen again with the next block.
                 cut = text.rfind("\n", 0, max(len(text) - OVERLAP, 0)) + 1
-                for start, end, _, _ in reversed(spans):
+                for start, end, _kind, _value in reversed(spans):
                     if start < cut < end:
                         cut = text.rfind("\n", 0, start) + 1
                 if cut <= 0:

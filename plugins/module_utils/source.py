@@ -124,7 +124,7 @@ def build_index(
     missing = []  # type: List[Dict[str, str]]
     files = {}  # type: Dict[str, str]
     for where in locations:
-        path, line, _ = where.rsplit(":", 2)
+        path, line, _column = where.rsplit(":", 2)
         registry = REGISTRY.search(path)
         if registry:
             snippets.append(

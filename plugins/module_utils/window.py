@@ -219,7 +219,8 @@ class Window:
                     thread.start()
                     self.copiers.append(thread)
                     settle = None
-                assert proc.stdout is not None
+                if proc.stdout is None:
+                    raise AssertionError("the follower's stdout is a pipe")
                 for raw in proc.stdout:
                     key = _event_key(raw)
                     if key is not None and key in seen:
@@ -266,7 +267,7 @@ class Window:
         daemon answers again (or the window ends), then pick the capture up again. The gap, or
         None when the window ended first (the gap stays open: no end)."""
         start = time.time()
-        code, _, err = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
+        code, _out, err = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
         if code == 0 and not any(m in error for m in DAEMON_GONE):
             # The daemon is there: the stream alone broke. Open it again, no gap.
             self.notes.append("the event stream ended (%s) and was opened again" % (error or "no error"))
@@ -291,7 +292,7 @@ class Window:
             self.gaps.append(gap)
         self.save()
         while not self.stopping.is_set():
-            code, _, err = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
+            code, _out, err = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
             if code == 0:
                 break
             gap["docker_error"] = err.strip()[:300] or gap["docker_error"]
@@ -553,10 +554,10 @@ class Window:
             return 127, ""
         self.stats_proc = proc
         try:
-            out, _ = proc.communicate(timeout=20)
+            out, _err = proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-            out, _ = proc.communicate()
+            out, _err = proc.communicate()
             return -1, ""
         finally:
             self.stats_proc = None
@@ -591,7 +592,8 @@ class Window:
     def _copy_tee(self, proc: subprocess.Popen[bytes], sink: Path) -> None:
         """Copy the attached stream byte for byte, noting when each line arrived: a line only
         the tee caught (Docker rotated it away) goes into the merged log at that time."""
-        assert proc.stdout is not None
+        if proc.stdout is None:
+            raise AssertionError("the follower's stdout is a pipe")
         with sink.open("ab") as handle:
             for raw in proc.stdout:
                 self.tee_times.append(time.time_ns())
@@ -611,11 +613,11 @@ class Window:
 
     def ensure_not_stopped(self) -> None:
         """Never leave the service stopped: bring it up if the capture left it exited."""
-        found, _ = inspect(self.container)
+        found, _error = inspect(self.container)
         state = (found or {}).get("State") or {}
         if state.get("Running") or state.get("Restarting"):
             return
-        code, _, err = run(
+        code, _out, err = run(
             compose_argv(self.compose, "up", "-d", "--no-deps", "--no-build", "--pull", "never", self.service),
             timeout=180,
         )
@@ -670,7 +672,7 @@ class Window:
             until = time.time() + float(self.cfg["seconds"]) + 900
             host_state.lock_attach(Path(self.cfg["lock_state"]), str(self.cfg["lock_owner"]), os.getpid(), until)
         if self.recreate_first:
-            found, _ = inspect(self.container, attempts=1)
+            found, _error = inspect(self.container, attempts=1)
             self.old_id = str((found or {}).get("Id") or "")
         threads = [threading.Thread(target=self.follow_events, daemon=True)]
         threads[0].start()
@@ -766,7 +768,7 @@ class Window:
                 error = "; ".join(entry["cli_errors"][:3])
             elif returncode not in (0, None, -signal.SIGKILL):
                 body = entry["stderr"].read_bytes().rstrip(b"\n")
-                head, _, tail = body.rpartition(b"\n")
+                head, _sep, tail = body.rpartition(b"\n")
                 error = tail.decode(errors="replace").strip()[:300]
                 entry["stderr"].write_bytes(head + b"\n" if head else b"")
                 if self.gaps and any(m in error for m in DAEMON_GONE):
@@ -1044,7 +1046,7 @@ def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optio
             if eof:  # the worker closed the pipe without a word: it is exiting
                 time.sleep(0.1)
                 continue
-            readable, _, _ = select.select([ready_r], [], [], max(0.0, min(1.0, deadline - time.time())))
+            readable, _writable, _exceptional = select.select([ready_r], [], [], max(0.0, min(1.0, deadline - time.time())))
             if readable and not os.read(ready_r, 64):
                 eof = True
     finally:

@@ -12,8 +12,12 @@ description:
     exit code and times for the manifest, and returns the last lines, redacted like the bundle.
   - Used for the debug build (C(git pull --ff-only), C(docker build)).
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the command it runs (for the runbook, C(git) and the docker CLI) on the host
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.work
   - rsky.ingester_capture.target
 options:
@@ -57,10 +61,12 @@ rc:
   description: The command's exit code (-1 when it timed out, 127 when it could not run).
   returned: unless in check mode
   type: int
+  sample: 0
 tail:
   description: The last 2000 characters of the bundle file, redacted.
   returned: unless in check mode
   type: str
+  sample: "Already up to date.\n"
 """
 
 from pathlib import Path

@@ -18,8 +18,11 @@ description:
   - A state folder (or the O(state_dir) it is in) that is not owned by the user running the module, or that group
     or others can write, is refused, and nothing is changed.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.target
 options:
   state:
@@ -74,22 +77,33 @@ held:
   description: With O(state=checked), whether a live owner holds the lock.
   returned: always
   type: bool
+  sample: true
 stale:
   description: Why the lock found is stale (empty when it is not, or there is none).
   returned: always
   type: str
+  sample: ""
 lock:
   description: The lock's record (owner, purpose, since, expires, pid, pid_start), or null.
   returned: always
   type: dict
+  sample:
+    owner: capture.yml@controller#k3v9q2m0x7ab
+    purpose: capture
+    since: '2026-01-01T00:00:00Z'
+    expires: '2026-01-01T02:00:00Z'
+    pid: null
+    pid_start: null
 broke:
   description: With O(state=acquired), the stale or forced lock that was taken over.
   returned: always
   type: str
+  sample: ""
 state_dir:
   description: This target's state folder.
   returned: always
   type: str
+  sample: "/var/lib/ingester-capture/0123456789ab"
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -112,7 +126,7 @@ def main() -> None:
         required_if=[("state", "acquired", ["owner"]), ("state", "released", ["owner"])],
     )
     p = module.params
-    state, _ = host_state.target_paths(p)
+    state, _compose = host_state.target_paths(p)
     try:
         # A lock in a folder someone else can write says nothing about who runs here.
         host_state.check_state_dir(state)

@@ -25,8 +25,13 @@ description:
     its status for O(heartbeat_timeout) seconds (an interrupted play), so nothing is left running. It never leaves
     the service stopped.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
+  - Docker Compose v2 (C(docker compose)) on the host
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.work
   - rsky.ingester_capture.target
 options:
@@ -117,31 +122,38 @@ phase:
   description: V(starting), V(recreating), V(capturing), V(finishing) or V(done).
   returned: always
   type: str
+  sample: "capturing"
 done:
   description: Whether the window is over.
   returned: always
   type: bool
+  sample: false
 elapsed:
   description: Seconds since the window started.
   returned: when a window runs
   type: float
+  sample: 42.5
 restarts:
   description: Restarts seen so far.
   returned: when a window runs
   type: int
+  sample: 2
 exit_codes:
   description: Exit codes of the runs that ended, in order.
   returned: when a window runs
   type: list
+  sample: [1, 1]
   elements: raw
 oom_events:
   description: OOM events seen.
   returned: when a window runs
   type: int
+  sample: 0
 ended_by:
   description: V(deadline), V(restarts), V(stopped), V(failed), V(disk nearly full ...) or V(aborted ...).
   returned: when the window is over
   type: str
+  sample: "restarts"
 logs:
   description: >-
     When the window is over, the merged log's account (also in C(window.json) and the manifest's C(logs)), its sources
@@ -149,6 +161,7 @@ logs:
     stand-in's numbered lines, each run's first, last and missing counts.
   returned: when the window is over
   type: dict
+  sample: {"merged_lines": 1520, "lines": {"stdout": 1480, "stderr": 40}, "only_source": null, "docker_logs_error": null}
 daemon_unavailable:
   description: >-
     Each time the Docker daemon was away during the window (its event stream ended and C(docker version) failed):
@@ -159,21 +172,25 @@ daemon_unavailable:
     the returning daemon is not counted as a restart, nor its stop as an exit.
   returned: when a window runs
   type: list
+  sample: []
   elements: dict
 worker_died:
   description: The sentence saying the window's worker died (V(status) then fails with it as its message).
   returned: when the worker died before ending the window
   type: str
+  sample: "the capture window's worker (pid 4242) died before the window ended"
 partial:
   description: Why the window's capture is partial (its worker died); the seal marks the bundle C(partial) with it.
   returned: when V(stopped) ended a window whose worker had died
   type: str
+  sample: "the window's worker died before the window ended"
 notes:
   description: >-
     What the worker did besides capturing (for example, started a stopped service again), and one sentence for each
     time the Docker daemon was away.
   returned: when a window runs
   type: list
+  sample: []
   elements: str
 """
 

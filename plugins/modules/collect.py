@@ -17,8 +17,13 @@ description:
     C(host.json) and returned, so the play, the manifest and the report say it.
   - The files are redacted by the seal module, before anything leaves the host.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
+  - Docker Compose v2 (C(docker compose)) on the host
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.work
   - rsky.ingester_capture.target
 options:
@@ -29,8 +34,10 @@ options:
     default: capture
 attributes:
   check_mode:
-    support: full
-    details: In check mode nothing is collected.
+    support: partial
+    details: >-
+      In check mode nothing is collected
+      and the result says C(changed=false): the work folder it would write into is made only by a real capture.
   diff_mode:
     support: none
 """
@@ -47,25 +54,30 @@ kernel_log_source:
   description: V(dmesg), V(journalctl -k) or V(none).
   returned: unless in check mode
   type: str
+  sample: "dmesg"
 container_id:
   description: The container's id at the end of the window.
   returned: unless in check mode
   type: str
+  sample: "4f2c9a7e1b3d"
 container_state:
   description: Its State.Status.
   returned: unless in check mode
   type: str
+  sample: "restarting"
 daemon_unavailable:
   description: >-
     Each time the Docker daemon was away during the window (from C(window.json)): start, end, seconds, what became of
     the container and one sentence; also in C(host.json). Empty when the daemon stayed up.
   returned: unless in check mode
   type: list
+  sample: []
   elements: dict
 docker_error:
   description: Docker's error when the daemon did not answer at collection time (the files it would give are missing).
   returned: unless in check mode
   type: str
+  sample: ""
 """
 
 from pathlib import Path

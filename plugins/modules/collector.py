@@ -15,7 +15,11 @@ description:
     O(read_json) back after a run that answered.
   - Runs as an action on the controller, whatever the task's host; no module runs anywhere.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - the ingester-capture Python package on the controller (C(capture_collector_command) runs it)
+extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
 options:
   command:
     description: The collector's command, for example C([python, -m, collector]).
@@ -45,7 +49,7 @@ options:
     default: 600
 attributes:
   check_mode:
-    support: full
+    support: none
     details: In check mode nothing is written or run; the task is skipped.
   diff_mode:
     support: none
@@ -66,26 +70,32 @@ rc:
   description: The collector's exit code.
   returned: unless in check mode
   type: int
+  sample: 10
 stdout:
   description: What it printed.
   returned: unless in check mode
   type: str
+  sample: "verdict: panic · task firehose · EXIT PATH D · confidence high"
 stdout_lines:
   description: The same, line by line.
   returned: unless in check mode
   type: list
+  sample: ["verdict: panic · task firehose · EXIT PATH D · confidence high"]
   elements: str
 stderr:
   description: What it printed on stderr.
   returned: unless in check mode
   type: str
+  sample: ""
 cmd:
   description: The command run.
   returned: unless in check mode
   type: list
+  sample: ["/usr/bin/python3", "-m", "collector", "summarize", "captures/prod-1/20260101T000000Z-capture", "--format", "text"]
   elements: str
 json:
   description: The content of O(read_json).
   returned: when O(read_json) is set and the run answered
   type: raw
+  sample: {"verdict": {"scenario": "panic"}}
 """

@@ -23,8 +23,13 @@ description:
   - The diff (before and after) and every message are redacted. Secrets learned from the compose config of every
     profile, the container's environment and by pattern never appear in the result.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
+  - Docker Compose v2 (C(docker compose)) on the host
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.target
 options:
   state:
@@ -90,39 +95,48 @@ original_image:
   description: The service's image before the swap, as compose resolves it (interpolation and anchors applied).
   returned: when a swap is recorded or made
   type: str
+  sample: "rsky-ingester:latest"
 line:
   description: With O(state=swapped), the line (1-based) the swap edits or inserts.
   returned: when a swap is planned
   type: int
+  sample: 12
 edit:
   description: With O(state=swapped), V(replace) (the service's own image line) or V(insert) (an inherited image).
   returned: when a swap is planned
   type: str
+  sample: "replace"
 compose_path:
   description: The compose file.
   returned: always
   type: str
+  sample: "/mnt/nvme/bsky/atproto/docker-compose.prod-rust.yml"
 status:
   description: With O(state=restored), V(nothing) (no swap recorded) or V(restored).
   returned: always
   type: str
+  sample: "restored"
 file_state:
   description: The compose file against the backup before a restore, V(original), V(swapped), V(edited) or V(missing).
   returned: when a swap is recorded
   type: str
+  sample: "swapped"
 plan:
   description: What the step does or, in check mode, would do; one sentence a line.
   returned: always
   type: list
+  sample: ["Swap the image of ingester in docker-compose.prod-rust.yml from rsky-ingester:latest to rsky-ingester:debug (line 12)."]
   elements: str
 msg:
   description: The plan or the reason nothing changes, as one line.
   returned: always
   type: str
+  sample: "Swapped docker-compose.prod-rust.yml of ingester from rsky-ingester:latest to rsky-ingester:debug."
 state_dir:
   description: This target's state folder.
   returned: always
   type: str
+  sample: "/var/lib/ingester-capture/0123456789ab"
 """
 
 import time
@@ -221,7 +235,7 @@ def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]
     if host_state.restore_target_problem(compose, allowed):
         # Not the inventory's file, nor one the role passed: one of the running container's own
         # config files (an override file), as Docker records them, may still be restored.
-        found, _ = inspect(p["container"], attempts=1)
+        found, _error = inspect(p["container"], attempts=1)
         allowed = host_state.restore_targets(p, ((found or {}).get("Config") or {}).get("Labels"))
     plan = host_state.plan_restore(state, compose, p["service"], p["force"], allowed)
     if plan["status"] == "nothing":
@@ -234,13 +248,13 @@ def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]
         }
     swap_record = plan["swap"]
     original = str(swap_record["original_image"])
-    code, _, err = run(["docker", "image", "inspect", original])
+    code, _out, err = run(["docker", "image", "inspect", original])
     if code != 0:
         raise host_state.StateError(
             "The original image %s is not on this host any more (%s); rebuild or retag it, then rerun rollback.yml. "
             "Nothing was changed." % (original, err.strip())
         )
-    found, _ = inspect(p["container"], attempts=1)
+    found, _error = inspect(p["container"], attempts=1)
     c = found or {}
     c_image = (c.get("Config") or {}).get("Image") or "(no container)"
     c_running = bool((c.get("State") or {}).get("Running"))

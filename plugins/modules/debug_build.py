@@ -20,8 +20,13 @@ description:
     C(build.log); if it fails, the task fails before anything is built, with its last lines, production untouched.
   - Everything returned is redacted like the bundle.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
+  - C(git) on the host when O(pull) or the build context is a checkout
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.work
   - rsky.ingester_capture.target
 options:
@@ -101,44 +106,73 @@ revision:
   description: The commit built (with C(+dirty) for uncommitted changes), empty if not in a git checkout.
   returned: always
   type: str
+  sample: "fce7fe099d96e0b859e39277c4837b154c905456"
 reused:
   description: Whether an image of this commit was reused instead of built.
   returned: always
   type: bool
+  sample: false
 done:
   description: Whether the build ended (or was not needed).
   returned: always
   type: bool
+  sample: false
 rc:
   description: The build's exit code once it ended (124 when it timed out).
   returned: when done
   type: int
+  sample: 0
 elapsed:
   description: Seconds since the build started.
   returned: when a build runs
   type: float
+  sample: 95.2
 step:
   description: The build's current step, for example C(Step 7/12 RUN cargo build --release).
   returned: when a build runs
   type: str
+  sample: "Step 7/12 : RUN cargo build --release"
 compiled:
   description: Crates cargo has compiled so far.
   returned: when a build runs
   type: int
+  sample: 231
 tail:
   description: The last 2000 characters of build.log once the build ended, redacted.
   returned: when done
   type: str
+  sample: "Successfully tagged rsky-ingester:debug\n"
 snapshot:
   description:
     - What O(snapshot) saved, as the C(rsky.ingester_capture.snapshot) module returns it (C(exists), C(id), C(image),
       C(restart_count), C(status), C(log_lines), or C(inspect_error)), redacted.
   returned: when O(snapshot) ran
   type: dict
+  sample:
+    exists: true
+    id: 4f2c9a7e1b3d
+    image: rsky-ingester:latest
+    restart_count: 14
+    status: restarting
+    log_lines:
+      stdout: 160
+      stderr: 0
 pull:
   description: What O(pull) did - its C(rc), C(tail) (redacted), C(cmd) and C(changed) (false when already up to date).
   returned: when O(pull) ran
   type: dict
+  sample:
+    rc: 0
+    tail: "Already up to date.\n"
+    cmd:
+    - git
+    - -C
+    - /mnt/nvme/bsky/atproto
+    - pull
+    - --ff-only
+    - origin
+    - rude1/backfill
+    changed: false
 """
 
 import json
@@ -153,7 +187,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, pre_swap
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import run_to_file
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import Child, run_to_file, spawn_detached
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import record, record_note
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
 
@@ -308,19 +342,12 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
         handle.write(("$ %s\n" % " ".join(argv)).encode())
     if (out / RC_FILE).exists():
         (out / RC_FILE).unlink()
-    proc = subprocess.Popen(
-        ["/bin/sh", "-c", script],
-        cwd=project,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = spawn_detached(["/bin/sh", "-c", script], cwd=project)
     state = {"pid": proc.pid, "started": time.time(), "argv": argv, "revision": rev, "image": p["image"]}
     (out / STATE_FILE).write_text(json.dumps(state))
     if p["lock_owner"]:
         # The build's shell writes RC_FILE as it ends: an end without it (killed) frees the lock.
-        lock_state, _ = host_state.target_paths(p)
+        lock_state, _compose = host_state.target_paths(p)
         host_state.lock_attach(lock_state, p["lock_owner"], proc.pid, role="debug build", ended_file=out / RC_FILE)
     result.update(done=False, elapsed=0.0, step="", compiled=0, cmd=redactor.value(argv))
     if snapped is not None:
@@ -329,7 +356,7 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
 
 
 def snapshot(
-    module: AnsibleModule, out: Path, redactor: Redactor, build: Optional[subprocess.Popen] = None  # type: ignore[type-arg]
+    module: AnsibleModule, out: Path, redactor: Redactor, build: Optional[Child] = None
 ) -> Dict[str, Any]:
     """pre_swap.save for O(snapshot); when it cannot write (a full disk), the task fails in one
     line (a build already running beside it is stopped): production untouched, nothing left running."""

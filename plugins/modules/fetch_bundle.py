@@ -24,7 +24,11 @@ description:
   - Runs as an action on the controller; the host sees the transfer (and, without O(checksum) or under C(become), one
     C(stat) or C(slurp) module run).
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (C(ansible.builtin.fetch) and, under become, C(slurp))
+extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
 options:
   src:
     description: The tarball on the host.
@@ -56,7 +60,7 @@ options:
     default: 0
 attributes:
   check_mode:
-    support: full
+    support: none
     details: In check mode nothing is fetched, unpacked or removed; the task is skipped.
   diff_mode:
     support: none
@@ -77,25 +81,33 @@ dest:
   description: The folder the bundle was unpacked into.
   returned: unless in check mode
   type: str
+  sample: "captures/prod-1/20260101T000000Z-capture"
 tarball:
   description: The fetched tarball on the controller.
   returned: unless in check mode
   type: str
+  sample: "captures/prod-1/20260101T000000Z-capture.tar.gz"
 files:
   description: Files unpacked.
   returned: unless in check mode
   type: int
+  sample: 23
 checksum:
   description: The tarball's SHA-1, as C(fetch) compared it.
   returned: unless in check mode
   type: str
+  sample: "3f786850e387550fdab836ed7e6dc881de23001b"
 sha256:
   description: The tarball's SHA-256, also written to O(dest)C(.tar.gz.sha256).
   returned: unless in check mode
   type: str
+  sample: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 removed:
   description: What was removed on the host.
   returned: unless in check mode
   type: list
+  sample:
+    - /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture
+    - /var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture.tar.gz
   elements: str
 """

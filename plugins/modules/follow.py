@@ -13,8 +13,11 @@ description:
     crate count for the debug build). One task, however long the step, and no included poll files.
   - Runs as an action on the controller; every poll is one call of O(module) on the host.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - whatever O(module) needs on the host
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.target
 options:
   module:
@@ -46,7 +49,7 @@ options:
     default: {}
 attributes:
   check_mode:
-    support: full
+    support: none
     details: In check mode nothing is polled (no window or build runs); the task is skipped.
   diff_mode:
     support: none
@@ -68,9 +71,13 @@ done:
   description: Whether the step ended.
   returned: always
   type: bool
+  sample: true
 progress_lines:
   description: The lines printed, one per poll.
   returned: always
   type: list
+  sample:
+    - '[prod-1] window 0:05 of 5:00, 1 restart(s) seen, exit codes 1'
+    - '[prod-1] window 0:16 of 5:00, 3 restart(s) seen, exit codes 1, 1, 1 - window ended (restarts)'
   elements: str
 """

@@ -2,31 +2,6 @@
 # Copyright: (c) 2026, ingester-capture contributors; MIT License (see LICENSE)
 """Read-only checks before a capture changes anything."""
 
-# The version check comes first and uses no newer syntax, so that an old interpreter gets one
-# line that says what it found, not a traceback.
-import json
-import sys
-
-MIN_PYTHON = (3, 8)
-
-
-def python_problem(version_info=None, executable=None):
-    """One line when the interpreter is too old, else None."""
-    found = tuple(version_info or sys.version_info)[:3]
-    if found[:2] >= MIN_PYTHON:
-        return None
-    return "Python %s at %s is too old for ingester-capture: the host needs Python %d.%d or newer" % (
-        ".".join(str(x) for x in found),
-        executable or sys.executable,
-        MIN_PYTHON[0],
-        MIN_PYTHON[1],
-    )
-
-
-if __name__ == "__main__" and python_problem() is not None:
-    print(json.dumps({"failed": True, "msg": python_problem()}))
-    sys.exit(1)
-
 DOCUMENTATION = r"""
 module: preflight
 short_description: Read-only checks before a capture changes anything
@@ -47,8 +22,13 @@ description:
     M(rsky.ingester_capture.capture_lock) V(acquired) does, in the same module run); a lock another run holds is a
     problem. In check mode the lock is only checked.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
+  - Docker Compose v2 (C(docker compose)) on the host
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.target
 options:
   container:
@@ -128,6 +108,7 @@ problems:
   description: Every problem found; empty when the host is ready.
   returned: always
   type: list
+  sample: []
   elements: str
 facts:
   description: >-
@@ -135,10 +116,20 @@ facts:
     it cannot be inspected), the logging driver, its options and whether C(docker logs) can read it.
   returned: always
   type: dict
+  sample:
+    docker_version: 24.0.7
+    compose_version: 2.24.5
+    image: rsky-ingester:latest
+    free_bytes: 53687091200
+    container_exists: true
+    container_error: null
+    log_driver: json-file
+    log_readable: true
 warnings_text:
   description: What the capture will do differently on this host (for example, rely on the attached stream alone).
   returned: always
   type: list
+  sample: []
   elements: str
 state_dir:
   description: This target's state folder on the host.
@@ -149,6 +140,7 @@ compose_path:
   description: The compose file.
   returned: always
   type: str
+  sample: "/mnt/nvme/bsky/atproto/docker-compose.prod-rust.yml"
 project:
   description:
     - The compose project the capture runs every compose call under. When the container exists, its compose labels
@@ -157,6 +149,26 @@ project:
     - C(note) says in one line what differs from the inventory and which wins; empty when nothing does.
   returned: always
   type: dict
+  contains:
+    name:
+      description: The compose project name (C(-p)) every compose call runs under.
+      type: str
+    working_dir:
+      description: The compose project directory of the compose calls.
+      type: str
+    config_files:
+      description: The compose files of the compose calls, in order.
+      type: list
+      elements: str
+    compose_path:
+      description: The compose file the swap edits.
+      type: str
+    source:
+      description: Where the project came from, V(container) (its compose labels) or V(inventory).
+      type: str
+    note:
+      description: One line saying what differs from the inventory and which wins; empty when nothing does.
+      type: str
   sample:
     name: atproto
     working_dir: /mnt/nvme/bsky/atproto
@@ -169,6 +181,7 @@ lock:
     (this owner held it already) and C(lock) (its content).
   returned: when O(lock_owner) is set and every check passed
   type: dict
+  sample: {"broke": "", "again": false, "lock": {"owner": "capture.yml@controller#k3v9q2m0x7ab", "purpose": "capture"}}
 python:
   description: The host's Python version.
   returned: always
@@ -176,13 +189,21 @@ python:
   sample: 3.11.2
 """
 
+# The Python floor is checked first and its module uses no newer syntax, so that an old
+# interpreter gets one line that says what it found, not a traceback.
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.python_floor import refuse_old_python  # isort: skip
+
+if __name__ == "__main__":
+    refuse_old_python()
+
 import errno
+import json
 import os
 import pwd
 import shutil
 import socket
+import sys
 from pathlib import Path
-from typing import Any, Dict  # noqa: F401 - type comments (this file parses on old interpreters)
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
@@ -285,7 +306,7 @@ def check(params, state, compose):  # type: ignore[no-untyped-def]
             facts["docker_version"] = json.loads(out).get("Version")
         except (ValueError, AttributeError):
             pass
-    code, out, _ = run(["docker", "compose", "version", "--short"])
+    code, out, _err = run(["docker", "compose", "version", "--short"])
     if code != 0 or not out.strip().lstrip("v").startswith("2"):
         problems.append("Docker Compose v2 is missing ('docker compose version' failed or is not 2.x)")
     else:
@@ -302,7 +323,7 @@ def check(params, state, compose):  # type: ignore[no-untyped-def]
                 "service '%s' is not in %s (services: %s)" % (params["service"], compose.name, ", ".join(services))
             )
         else:
-            code, _, err = run(compose_argv(compose, "config", "-q"))
+            code, _out, err = run(compose_argv(compose, "config", "-q"))
             if code != 0:
                 problems.append("compose config does not validate: %s" % err.strip()[:300])
             facts["image"] = host_state.current_image(compose, params["service"])
@@ -337,7 +358,7 @@ def check(params, state, compose):  # type: ignore[no-untyped-def]
             problems.append("Dockerfile not found: %s" % dockerfile)
         if params["git_pull"]:
             git_dir = params["git_dir"] or str(project)
-            code, _, err = run(["git", "-C", git_dir, "rev-parse", "--is-inside-work-tree"])
+            code, _out, err = run(["git", "-C", git_dir, "rev-parse", "--is-inside-work-tree"])
             if code != 0:
                 problems.append("not a git checkout: %s (%s)" % (git_dir, err.strip()[:200]))
     probe = Path(params["state_dir"])
@@ -372,7 +393,7 @@ PROJECT_LABEL = "com.docker.compose.project"
 def inventory_project_name(params, compose):  # type: ignore[no-untyped-def]
     """The project name compose derives from the inventory's file and folder ("" if it cannot say)."""
     argv = ["docker", "compose", "--project-directory", params["project_dir"], "-f", str(compose)]
-    code, out, _ = run(argv + ["config", "--format", "json"])
+    code, out, _err = run(argv + ["config", "--format", "json"])
     try:
         return str(json.loads(out).get("name") or "") if code == 0 else ""
     except (ValueError, AttributeError):
@@ -382,7 +403,7 @@ def inventory_project_name(params, compose):  # type: ignore[no-untyped-def]
 def compose_project(params, compose):  # type: ignore[no-untyped-def]
     """The compose project of the running container (its labels), else the inventory's; with a
     one-line note of what differs and which wins. Read-only."""
-    found, _ = inspect(params["container"], attempts=1)
+    found, _error = inspect(params["container"], attempts=1)
     labels = ((found or {}).get("Config") or {}).get("Labels") or {}
     inventory = {
         "name": params.get("project_name") or "",

@@ -21,8 +21,13 @@ description:
     its log, the commands record) is never in it, and is removed once the tarball is written. A name that is not a
     regular file (a symlink) is left out and listed in the manifest's C(withheld).
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
+  - Docker Compose v2 (C(docker compose)) on the host
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.work
   - rsky.ingester_capture.target
 options:
@@ -65,8 +70,10 @@ options:
     default: ""
 attributes:
   check_mode:
-    support: full
-    details: In check mode nothing is written.
+    support: partial
+    details: >-
+      In check mode nothing is redacted, written or packed
+      and the result says C(changed=false): there is no work folder to seal before a real capture.
   diff_mode:
     support: none
 """
@@ -84,45 +91,55 @@ tarball:
   description: The tarball written.
   returned: unless in check mode
   type: str
+  sample: "/var/lib/ingester-capture/0123456789ab/work/20260101T000000Z-capture.tar.gz"
 files:
   description: Files in the bundle.
   returned: unless in check mode
   type: int
+  sample: 23
 bytes:
   description: Their total size.
   returned: unless in check mode
   type: int
+  sample: 1843200
 truncated:
   description: Files that were cut to fit.
   returned: unless in check mode
   type: list
+  sample: []
   elements: str
 placeholders:
   description: Distinct secrets replaced.
   returned: unless in check mode
   type: int
+  sample: 3
 partial:
   description: Whether the bundle is partial, and RV(partial_reasons) why.
   returned: unless in check mode
   type: bool
+  sample: false
 partial_reasons:
   description: Why the bundle is partial (also in C(manifest.json)).
   returned: unless in check mode
   type: list
   elements: str
+  sample: []
 commit:
   description: The built commit, or null.
   returned: unless in check mode
   type: str
+  sample: "fce7fe099d96e0b859e39277c4837b154c905456"
 checksum:
   description: The tarball's SHA-1 (what C(ansible.builtin.fetch) compares), for M(rsky.ingester_capture.fetch_bundle).
   returned: unless in check mode
   type: str
+  sample: "3f786850e387550fdab836ed7e6dc881de23001b"
 collected:
   description: With O(collect), what M(rsky.ingester_capture.collect) returns (C(kernel_log_source), C(container_id),
     C(container_state)).
   returned: when O(collect) is true, unless in check mode
   type: dict
+  sample: {"kernel_log_source": "dmesg", "container_id": "4f2c9a7e1b3d", "container_state": "restarting"}
 """
 
 import hashlib

@@ -13,8 +13,12 @@ description:
   - A failed C(docker inspect) is tried again; when the container still cannot be read, docker's own error is kept in
     the result and in the manifest.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.work
 options:
   state_dir:
@@ -22,8 +26,10 @@ options:
     type: path
 attributes:
   check_mode:
-    support: full
-    details: In check mode nothing is read or written.
+    support: partial
+    details: >-
+      In check mode nothing is saved
+      and the result says C(changed=false): the work folder it would write into is made only by a real capture.
   diff_mode:
     support: none
 """
@@ -40,30 +46,37 @@ exists:
   description: Whether the container could be inspected.
   returned: always
   type: bool
+  sample: true
 inspect_error:
   description: Docker's error when it could not.
   returned: when O(container) could not be inspected
   type: str
+  sample: ""
 id:
   description: Container id.
   returned: when it exists
   type: str
+  sample: "4f2c9a7e1b3d"
 image:
   description: Its image.
   returned: when it exists
   type: str
+  sample: "rsky-ingester:latest"
 restart_count:
   description: Docker's RestartCount.
   returned: when it exists
   type: int
+  sample: 14
 status:
   description: Docker's State.Status.
   returned: when it exists
   type: str
+  sample: "restarting"
 log_lines:
   description: Lines saved per stream (stdout, stderr).
   returned: when it exists
   type: dict
+  sample: {"stdout": 160, "stderr": 0}
 """
 
 from pathlib import Path

@@ -15,8 +15,13 @@ description:
   - V(record) returns the baseline (docs/host-state.md) and, unless in check mode, writes C(baseline.json).
   - Every string returned is redacted like a capture bundle.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
+  - Docker Compose v2 (C(docker compose)) on the host
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.target
 options:
   mode:
@@ -57,15 +62,16 @@ facts:
   description: The probe's facts (schema 1), or the baseline with O(mode=record).
   returned: always
   type: dict
+  sample: {"schema": 1, "window_seconds": 120, "inspect_error": null, "baseline": null, "baseline_error": null}
 state_dir:
   description: This target's state folder.
   returned: always
   type: str
+  sample: "/var/lib/ingester-capture/0123456789ab"
 """
 
 import json
 import re
-import subprocess
 import time
 from collections import deque
 from pathlib import Path
@@ -73,7 +79,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, hostinfo
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import inspect, run
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import inspect, run, stream_lines
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import write_json
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import DOCKER_TS, iso, parse_epoch
@@ -141,7 +147,7 @@ def _read_int(path: Path) -> Optional[int]:
 def _inactive_file(stat: Path) -> int:
     try:
         for line in stat.read_text().splitlines():
-            key, _, value = line.partition(" ")
+            key, _sep, value = line.partition(" ")
             if key in ("total_inactive_file", "inactive_file"):
                 return int(value)
     except (OSError, ValueError):
@@ -167,7 +173,7 @@ def cgroup_memory(cid: str) -> Tuple[Optional[int], str]:
 
 def stats_memory(container: str) -> Optional[int]:
     """Fallback: parse `docker stats` MemUsage ("12.5MiB / 64MiB")."""
-    code, out, _ = run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container])
+    code, out, _err = run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container])
     m = re.match(r"\s*([\d.]+)\s*([A-Za-z]+)", out)
     if code != 0 or not m or m.group(2).upper() not in UNITS:
         return None
@@ -222,8 +228,9 @@ def scan_logs(container: str, since: Optional[float], redact: Callable[[str], st
     exit_total = lines = starts = 0
     # stderr merged into stdout: the kernel pipe keeps each line whole, and order only matters
     # for the kept exit lines, which carry their own timestamps.
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    assert proc.stdout is not None
+    proc = stream_lines(argv)
+    if proc.stdout is None:
+        raise AssertionError("stream_lines gives a pipe")
     for raw in proc.stdout:
         lines += 1
         line = raw.decode("utf-8", "replace").rstrip("\n")

@@ -455,7 +455,8 @@ def test_verify_probe_redacts_a_kept_line_before_cutting_it(monkeypatch: pytest.
         def wait(self) -> int:
             return 0
 
-    monkeypatch.setattr(verify_probe.subprocess, "Popen", Logs)
+    # The module streams docker logs through docker_cli.stream_lines (a Popen it reads as it comes).
+    monkeypatch.setattr(verify_probe, "stream_lines", Logs)
     found = verify_probe.scan_logs("c", None, Redactor().text)
     (kept,) = found["exit_lines"]
     for n in range(6, len(secret) + 1):
