@@ -16,6 +16,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,9 +31,19 @@ from collector.fleet import render_text as render_fleet_text
 from collector.report.render import render_summary
 
 SOURCE_INDEX_LIMIT = 1 << 20
+DISTRIBUTION = "ingester-capture"
 SNIPPET_LIMIT = 256 << 10
 
 PROG = "ingester-collector"
+
+
+def package_version() -> str:
+    """The installed distribution's version (the collection's own, checked by every play's first
+    play), or "unknown" when the package runs from a checkout that was never installed."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +64,7 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each subcommand sets `handler`. Add one with a new `add_parser`."""
     parser = _Parser(prog=PROG, description="Diagnose rsky-ingester restart loops.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     summ = sub.add_parser(

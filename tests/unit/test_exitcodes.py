@@ -259,3 +259,12 @@ def test_every_listed_code_was_seen() -> None:
         pytest.skip("only meaningful when the whole file ran")
     for command in ALL:
         assert codes_for(command) - unreached == SEEN[command], command
+
+
+def test_version_names_the_program_and_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    # Every play's first play compares this with the collection's version before touching a host.
+    from importlib import metadata
+
+    assert cli_main(["--version"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == f"ingester-collector {metadata.version('ingester-capture')}"
