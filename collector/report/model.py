@@ -261,10 +261,12 @@ def source_json(index: SourceIndex | None, evidence: list[dict[str, Any]], panic
 
 
 def _panic_json(diag: Diagnosis) -> dict[str, Any] | None:
-    """The panic of a panic verdict: its hook or default-hook block, or the JoinError's payload."""
+    """The panic that ended the headline run, whatever the verdict (a METRICS_PORT panic is a
+    configuration error): its hook or default-hook block; for a panic verdict without one, the
+    JoinError's payload."""
     v = diag.verdict
     rep = diag.representative
-    if rep is not None and rep.panic is not None and v.scenario == "panic":
+    if rep is not None and rep.panic is not None:
         return {
             "style": rep.panic.style,
             "thread": rep.panic.thread,
@@ -381,6 +383,8 @@ def _contained_json(acc: Accumulator) -> list[dict[str, Any]]:
             "message": cp.message,
             "at": format_time(cp.ts),
             "ran_on_seconds": _num(cp.ran_on_seconds, 1),
+            "task": cp.task,
+            "host": cp.host,
             "file": cp.cite.file,
             "line": cp.cite.line,
         }
