@@ -181,3 +181,63 @@ def cancelled_reason(run: Run) -> str | None:
     task = run.task or "host"
     return (f"every {task} task was cancelled (JoinError::Cancelled, {run.cancelled_tasks} task(s)), "
             f"not a panic and not a returned error: run_{task} then returned Err(All {task} tasks exited)")
+
+
+# What each kind of next step is about, the command that checks it, and whether doing it changes
+# production, keyed by how the step's text starts (every step `diagnose` writes starts one way).
+_ENV = "docker inspect -f '{{json .Config.Env}}' <container>"
+_KINDS: tuple[tuple[str, str | None, str | None, bool], ...] = (
+    ("Deploy the debug image", "the debug image (capture_mode=capture)",
+     "ansible-playbook capture.yml -e capture_mode=capture --check", True),
+    ("Set INGESTER_MODE", "INGESTER_MODE", _ENV, True),
+    ("Set INGESTER_RELAY_HOSTS", "INGESTER_RELAY_HOSTS", _ENV, True),
+    ("Set METRICS_PORT", "METRICS_PORT", _ENV, True),
+    ("Set INGESTER_BATCH_SIZE", "INGESTER_BATCH_SIZE", _ENV, True),
+    ("Fix REDIS_URL", "REDIS_URL", _ENV, True),
+    ("Fix the database path of REDIS_URL", "REDIS_URL", _ENV, True),
+    ("Fix the part of REDIS_URL", "REDIS_URL", _ENV, True),
+    ("Use a redis:// URL", "REDIS_URL (or the image's redis-rs TLS feature)", _ENV, True),
+    ("Fix the setting the error names", "the service's environment", _ENV, True),
+    ("Check the service's environment", "the service's environment", _ENV, True),
+    ("Fix the image", "the image's build (base image, linking)",
+     "docker run --rm --entrypoint /lib64/ld-linux-x86-64.so.2 <image> --list /usr/local/bin/ingester", True),
+    ("Nothing to fix in the code", "INGESTER_LABELER_HOSTS, INGESTER_MODE", _ENV, True),
+    ("Free Redis or raise its maxmemory", "Redis maxmemory",
+     "redis-cli INFO memory | grep -E 'used_memory:|maxmemory:'", True),
+    ("OOM kill confirmed", "mem_limit and the image's commit",
+     "docker inspect -f '{{.Config.Image}} {{.HostConfig.Memory}} {{.State.OOMKilled}}' <container>", False),
+    ("Find what used the host's memory", "the host's memory",
+     "free -m; docker stats --no-stream; dmesg -T | grep -i 'out of memory'", False),
+    ("Find who restarts the container", "the host's cron, watchdogs and automation",
+     "docker events --filter container=<container> --filter event=kill --filter event=start; "
+     "grep -rn docker /etc/cron* /var/spool/cron 2>/dev/null", False),
+    ("Nothing in Docker sent the kill", "the host's processes and audit log",
+     "ausearch -sc kill 2>/dev/null | tail; grep -rn kill /etc/cron* 2>/dev/null", False),
+    ("Find the client calling the Docker API kill", "the Docker API's clients",
+     "docker events --filter container=<container> --filter event=kill", False),
+    ("Capture docker events", "docker events during the window",
+     "docker events --filter container=<container> --format '{{json .}}'", False),
+    ("Capture the kernel log", "the kernel log", "dmesg -T | grep -iE 'oom|killed process'", False),
+    ("Find what cancels the task handles", "the code that aborts JoinHandles", "git grep -n 'abort()'", False),
+    ("Review main()", "rsky-ingester/src/bin/ingester.rs (main)", "git grep -n 'EXIT PATH' rsky-ingester/src", False),
+    ("Review the connection error handling", "the host tasks' run loops (firehose.rs, backfill.rs, labeler.rs)",
+     "git grep -n 'return' rsky-ingester/src/firehose.rs rsky-ingester/src/backfill.rs rsky-ingester/src/labeler.rs",
+     False),
+    ("Check Redis health", "Redis", "redis-cli INFO | grep -E 'maxmemory|used_memory:|rejected'", False),
+    ("Review the run loop", "the host tasks' run loops", "git grep -n 'break\\|return Ok' rsky-ingester/src", False),
+    ("No restart seen", None, "docker inspect -f '{{.RestartCount}} {{.State.StartedAt}}' <container>", False),
+)
+
+
+def describe(text: str) -> Step:
+    """A next step's text as data: `Fix the panic at <location>` is about that location."""
+    for prefix in ("Fix the panic at ", "Fix the contained panic at "):
+        if text.startswith(prefix):
+            where = text[len(prefix):].split(":", 3)
+            loc = ":".join(where[:3]).rstrip(".") if len(where) >= 3 else None
+            check = f"git grep -n '' -- {where[0]} | sed -n '{where[1]}p'" if loc else None
+            return Step(text, about=loc, check=check, changes_production=False)
+    for prefix, about, check, changes in _KINDS:
+        if text.startswith(prefix):
+            return Step(text, about, check, changes)
+    return Step(text)

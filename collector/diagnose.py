@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from collector import advice
+from collector.advice import Step
 from collector.inputs import Coverage, MemoryInput
 from collector.runs import Cite, ContainedPanic, Run, StartupFacts
 
@@ -403,6 +404,9 @@ class Verdict:
     determinism: str
     needs_debug_build: bool
     next_steps: tuple[str, ...]
+    # each next step as data (what it is about, the command that checks it, whether it changes
+    # production), in the order of next_steps
+    advice: tuple[Step, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -548,6 +552,7 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
         determinism,
         needs_debug,
         steps,
+        tuple(advice.describe(s) for s in steps),
     )
     return Diagnosis(verdict, rep, questions, causes, mem, intervals, durations, acc)
 

@@ -33,6 +33,7 @@ SCHEMA: dict[str, Any] = {
         "instrumented": bool,
         "evidence": [CITE],
         "next_steps": list,
+        "advice": [{"step": str, "about": _OPT_STR, "check": _OPT_STR, "changes_production": bool}],
     },
     "panic": (dict, type(None)),
     "restarts": {

@@ -69,3 +69,18 @@ def test_contained_panics_are_counted_with_when_each_relay_stopped() -> None:
     assert [c.get("host") for c in contained] == [
         "https://relay1.us-east.bsky.network", "https://relay1.us-west.bsky.network",
         "https://atproto.africa", "https://relay2.eu-west.example.net"]
+
+
+@pytest.mark.parametrize("fixture", sorted({*WORDS, "bundles/stable", "bundles/oom-kill", "bundles/config-error",
+                                             "logs/hypothetical-task-error-labeler.docker-ts.log"}))
+def test_each_next_step_is_data(fixture: str) -> None:
+    report = json.loads(_run(fixture)[1])
+    v = report["verdict"]
+    assert [a["step"] for a in v["advice"]] == v["next_steps"]
+    for a in v["advice"]:
+        assert a["about"] or a["check"], f"a step about nothing: {a['step']}"
+        assert isinstance(a["changes_production"], bool)
+    md = _run(fixture)[2]
+    for a in v["advice"]:
+        if a["check"]:
+            assert a["check"] in md
