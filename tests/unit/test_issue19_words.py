@@ -80,7 +80,8 @@ def test_each_next_step_is_data(fixture: str) -> None:
     for a in v["advice"]:
         assert a["about"] or a["check"], f"a step about nothing: {a['step']}"
         assert isinstance(a["changes_production"], bool)
-    md = _run(fixture)[2]
+    md, html = _run(fixture)[2:]
     for a in v["advice"]:
         if a["check"]:
-            assert a["check"] in md
+            assert a["check"].replace("|", "\\|") in md  # in a code span, whole (`|` escaped for tables)
+            assert html.count("check: <code>") == sum(1 for x in v["advice"] if x["check"])
