@@ -354,18 +354,25 @@ def _fact_cite(rec: object) -> Cite | None:
     return _cite(rec) if isinstance(rec, Fact) else None
 
 
+# compiled once: the `re` module's own cache is churned by the searches built per log
+_CONFIG_LISTS = {k: re.compile(k + r": \[([^\]]*)\]") for k in ("relay_hosts", "labeler_hosts")}
+_BATCH_SIZE = re.compile(r"\bbatch_size: (\d{1,12})\b")
+_TASK_INDEX = re.compile(r"\btask (\d{1,6}) panicked")
+
+
 def _config_list(config: object, key: str) -> tuple[str, ...]:
     """The hosts of `relay_hosts: [..]` / `labeler_hosts: [..]` in the Configuration line."""
     if not isinstance(config, Fact):
         return ()
-    m = re.search(key + r": \[([^\]]*)\]", config.text)
+    m = _CONFIG_LISTS[key].search(config.text)
     return tuple(h.strip(' "') for h in m.group(1).split(",") if h.strip(' "')) if m else ()
 
 
 def _config_number(config: object, key: str) -> int | None:
     if not isinstance(config, Fact):
         return None
-    m = re.search(r"\b" + key + r": (\d{1,12})\b", config.text)
+    assert key == "batch_size"
+    m = _BATCH_SIZE.search(config.text)
     return int(m.group(1)) if m else None
 
 
@@ -631,7 +638,8 @@ def _panics(b: _Builder, e: _End) -> list[ContainedPanic]:
         elif len(contained) < MAX_CONTAINED:
             on = (run_end - p.ts) if (run_end is not None and p.ts is not None) else None
             contained.append(ContainedPanic(p.location, p.message, p.ts, on, _cite(p)))
-    contained = _name_hosts(contained, b.open_criticals, b.startup())
+    if b.open_criticals:
+        contained = _name_hosts(contained, b.open_criticals, b.startup())
     if fatal is not None:
         b.panic = fatal
         b.evidence.insert(min(1, len(b.evidence)), _cite(fatal))
@@ -883,7 +891,7 @@ def _name_hosts(
 
 
 def _task_index(text: str) -> int | None:
-    m = re.search(r"\btask (\d{1,6}) panicked", text)
+    m = _TASK_INDEX.search(text)
     return int(m.group(1)) if m else None
 
 
