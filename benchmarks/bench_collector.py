@@ -9,6 +9,8 @@ removed afterwards, each log deleted once measured):
 
 * `mix`: thousands of runs of ordinary lines ending in every kind of exit: [EXIT-TRACE]
   breadcrumbs, CRITICAL lines, panic banners, `Error:` lines (about 1 line in 5000 a Pressure line);
+* `retry1`: `signal10` where about one line in a hundred is a retried connection error
+  (`FirehoseIngester connection error for ..` + `Retrying in 5 seconds...`) among the warnings;
 * `signal10`, `signal50`: the documented OOM. Runs of 6000-14000 lines where the write task's
   `received batch` lines are followed by `Backpressure active: .. events_in_memory=N` (N climbing;
   one in ten a `Memory metrics: N events in-flight` line) until 10% resp. 50% of all lines are
@@ -31,8 +33,8 @@ of each (so a change in the machine's load hits all of them), the best of each k
 * the same followed by the runbook's "Timing Analysis" command,
   `grep -E 'Starting rsky-ingester|EXIT-TRACE|CRITICAL' FILE | awk '{print $1, $2, $NF}'`.
 
-Targets (issue 10): at 1 GiB, on every mix, collector <= 2x the grep -c and faster than the
-runbook's greps in sequence, peak RSS < 150 MB.
+Targets (issues 10 and 19): at 1 GiB, on every mix (retry1 included), collector <= 2x the grep -c
+and faster than the runbook's greps in sequence, peak RSS < 150 MB.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ def generate(path: Path, size_mb: int, seed: int = 4) -> None:
     tmp.replace(path)
 
 
-def generate_signal(path: Path, size_mb: int, share: float, seed: int = 7) -> None:
+def generate_signal(path: Path, size_mb: int, share: float, seed: int = 7, retry: float = 0.002) -> None:
     """Write a log of about size_mb MiB where `share` of the lines are ones the collector reads.
 
     The documented OOM, as the real service prints it: each run starts (banner, `Configuration:`,
@@ -173,7 +175,8 @@ def generate_signal(path: Path, size_mb: int, share: float, seed: int = 7) -> No
     backpressure by `Backpressure active: ..events_in_memory=N` with N climbing, now and then
     `Memory metrics: N events in-flight` and a retried connection error; then the log stops (the
     OOM killer's SIGKILL, exit 137) and the next run starts. Production build: no EXIT-TRACE.
-    `share` counts the backpressure and memory-metrics lines (the needle lines of a run's body).
+    `share` counts the backpressure and memory-metrics lines (the needle lines of a run's body);
+    `retry` is the chance that a line outside the pairs is a retried connection error (two lines).
     """
     rng = random.Random(seed)
     target = size_mb * 2**20
@@ -227,7 +230,7 @@ def generate_signal(path: Path, size_mb: int, share: float, seed: int = 7) -> No
                     i += 2
                     continue
                 r = rng.random()
-                if r < 0.002:
+                if r < retry:
                     add(f"{stamp} {conn_err.format(ts=short, h=HOSTS[i % 3])}\n")
                     add(f"{stamp} Retrying in 5 seconds...\n")
                     i += 2
@@ -245,6 +248,7 @@ MIXES = {
     "mix": "runs of ordinary lines ending in every kind of exit (issue 4's mix)",
     "signal10": "OOM under backpressure: 10% of lines backpressure warnings / memory metrics",
     "signal50": "OOM under backpressure: every received batch followed by a warning (50%)",
+    "retry1": "backpressure (10% warnings) where about 1 line in 100 is a retried connection error",
 }
 
 
@@ -256,7 +260,8 @@ def ensure_log(size_mb: int, mix: str = "mix", where: Path = OUT) -> Path:
         if mix == "mix":
             generate(path, size_mb)
         else:
-            generate_signal(path, size_mb, {"signal10": 0.1, "signal50": 0.5}[mix])
+            share = {"signal10": 0.1, "signal50": 0.5, "retry1": 0.1}[mix]
+            generate_signal(path, size_mb, share, retry=0.012 if mix == "retry1" else 0.002)
         print(f"generated {path.name} in {time.monotonic() - started:.1f} s", flush=True)
     return path
 

@@ -14,8 +14,10 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from collector import advice
+from collector.advice import Step
 from collector.inputs import Coverage, MemoryInput
-from collector.runs import Cite, ContainedPanic, Run
+from collector.runs import Cite, ContainedPanic, Run, StartupFacts
 
 SCENARIOS = (
     "task-error",
@@ -100,6 +102,11 @@ def config_problem(run: Run) -> ConfigProblem | None:
         )
     texts = _all_error_texts(run)
     redis = next((t for t in texts if any(e in t for e in _REDIS_URL_ERRORS)), None)
+    variant = advice.redis_url_words(f.redis_url, redis) if redis is not None else None
+    if redis is not None and variant is not None:
+        return ConfigProblem("REDIS_URL", f.redis_url, variant[0], variant[1], f.config_cite or (
+            Cite(run.error_exit.source, run.error_exit.line, "Error: " + run.error_exit.message)
+            if run.error_exit else None))
     if redis is not None:
         shown = f'"{f.redis_url}"' if f.redis_url is not None else "(value not in this log: no Configuration line)"
         return ConfigProblem(
@@ -187,6 +194,8 @@ def classify_run(run: Run, *, oom_visible: bool = True) -> RunVerdict:
                 else "docker stop (SIGTERM, then SIGKILL)"
             )
             return RunVerdict("stopped", f"exit {code}: stopped by the operator ({how}), not a crash")
+        if run.outside_restart:
+            return RunVerdict("external-kill", advice.outside_restart_reason(run))
         if not oom_visible:
             return RunVerdict(
                 "inconclusive",
@@ -206,6 +215,9 @@ def classify_run(run: Run, *, oom_visible: bool = True) -> RunVerdict:
         return RunVerdict("task-returned-ok", "a host task returned Ok(()) from its infinite loop")
     if "task-completed" in kinds and "host-error" not in kinds and run.result_kind != "ok-err":
         return RunVerdict("task-returned-ok", "a host task completed, which it should never do")
+    cancelled = advice.cancelled_reason(run)
+    if cancelled is not None:
+        return RunVerdict("task-error", cancelled)
     if run.result_kind == "ok-err" or "host-error" in kinds or run.error_exit is not None:
         return RunVerdict("task-error", "a task's run function returned an error")
     if run.result_kind == "join-cancelled":
@@ -289,13 +301,22 @@ class Accumulator:
     retry_hosts: dict[str, None] = field(default_factory=dict)
     retry_cite: Cite | None = None
     config_problems: dict[str, tuple[int, ConfigProblem]] = field(default_factory=dict)
+    write_dead: int = 0
+    maxmemory: int = 0
+    last_facts: StartupFacts | None = None
+    outside_restarts: int = 0
 
     def add(self, run: Run) -> None:
         verdict = classify_run(run, oom_visible=self.oom_visible)
         self.runs_total += 1
+        self.write_dead += run.facts.write_dead
+        self.maxmemory += run.facts.maxmemory
+        self.last_facts = run.facts
+        if verdict.scenario == "external-kill" and run.outside_restart:
+            self.outside_restarts += 1
         for cp in run.contained:
             self.contained_total += 1
-            if len(self.contained) < 4:
+            if len(self.contained) < 8:
                 self.contained.append((run.index, cp))
         self.retries += run.facts.retries
         for h in run.facts.retry_hosts:
@@ -383,6 +404,9 @@ class Verdict:
     determinism: str
     needs_debug_build: bool
     next_steps: tuple[str, ...]
+    # each next step as data (what it is about, the command that checks it, whether it changes
+    # production), in the order of next_steps
+    advice: tuple[Step, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -495,7 +519,8 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
         det = consistent if acc.ended >= 2 else None
 
     task = rep.task if rep else None
-    if scenario in ("config-error", "cannot-start"):
+    single_mode = rep is not None and rep.mode is not None and scenario == "config-error"
+    if scenario in ("config-error", "cannot-start") and not single_mode:
         task = None  # no task failed: in `all` mode select! names whichever family it saw first
     path = rep.exit_path if rep else None
     needs_debug = scenario == "inconclusive" and not acc.instrumented
@@ -515,7 +540,7 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
             evidence = (problem.cite, *evidence[:11])  # the line that shows the value first
     questions = _questions(scenario, rep, acc, durations, det, determinism)
     causes = _root_causes(scenario, rep, acc, mem)
-    steps = _next_steps(scenario, rep, acc, mem, coverage, needs_debug, causes)
+    steps = _next_steps(scenario, rep, acc, mem, coverage, needs_debug, causes, intervals)
     verdict = Verdict(
         scenario,
         task,
@@ -527,6 +552,7 @@ def decide(acc: Accumulator, memory: MemoryInput, coverage: Coverage) -> Diagnos
         determinism,
         needs_debug,
         steps,
+        tuple(advice.describe(s) for s in steps),
     )
     return Diagnosis(verdict, rep, questions, causes, mem, intervals, durations, acc)
 
@@ -550,13 +576,13 @@ def _summary(
     if scenario == "stable" and acc.daemon_stopped:
         return "No crash in the window: the only exit was the Docker daemon stopping the container as it went down."
     if scenario == "stable":
-        return "No exit and no restart in the window: the ingester ran steadily."
+        words = advice.stable_words(acc.last_facts, [cp for _i, cp in acc.contained], acc.write_dead, acc.maxmemory)
+        return words or "No exit and no restart in the window: the ingester ran steadily."
     if rep is None or rv is None:
         return lead + "no run carried enough evidence to name a cause."
     task = f"the {rep.task}" if rep.task else "a"
     if scenario == "oom-kill":
-        limit = f" at its {mem.limit_bytes / 2**20:.0f} MiB limit" if mem.limit_bytes else ""
-        return lead + f"the kernel OOM killer killed the ingester{limit} (exit 137)."
+        return lead + advice.oom_words(rep, acc.instrumented, mem.limit_bytes)[0] + "."
     if scenario == "external-kill":
         return lead + f"{rv.reason}."
     if scenario == "panic":
@@ -567,7 +593,13 @@ def _summary(
         if rep.exit_code == 0:
             zero = (" Then exit 0, not 1: the oldest builds swallow the host tasks' panics "
                     "(`let _ = task.await`) and main returns Ok.")
-        return lead + f"a panic at {where}{msg}{via}.{zero}"
+        setting = advice.setting_behind_panic(rep)
+        cause = (" Its cause is a setting: the Configuration line shows batch_size: 0 (INGESTER_BATCH_SIZE)."
+                 if setting is not None else "")
+        return lead + f"a panic at {where}{msg}{via}.{zero}{cause}"
+    if scenario == "task-error" and advice.cancelled_reason(rep) is not None:
+        via = f" (EXIT PATH {rep.exit_path})" if rep.exit_path else ""
+        return lead + f"{rv.reason}{via}."
     if scenario == "task-error":
         err = _error_text(rep) or "an error"
         via = f" (EXIT PATH {rep.exit_path})" if rep.exit_path else ""
@@ -594,9 +626,7 @@ def _asides(scenario: str, acc: Accumulator) -> str:
     unexplained exits, contained panics, the operator's stops, retried connection errors."""
     out = ""
     if scenario == "inconclusive" and acc.ended and acc.pressure_max:
-        out += (f" Memory pressure was climbing before the exits (up to {acc.pressure_max} events held "
-                "in memory, the documented OOM pattern): an OOM kill is likely; the kernel log, "
-                "Docker's oom events or inspect's OOMKilled would confirm it.")
+        out += advice.pressure_words(acc.pressure_max, acc.instrumented)
     if acc.contained:
         idx, cp = acc.contained[0]
         where = cp.location or "an unknown location"
@@ -798,7 +828,8 @@ _CAUSES = (
     (
         "oom",
         "OOM kill",
-        "Bound the batcher channels (backpressure) or raise mem_limit; compare the memory slope with the limit.",
+        "Compare the memory slope (stats samples) with mem_limit; builds before ea4869ca hold events in "
+        "unbounded batcher channels under Redis backpressure.",
     ),
     (
         "loop-logic-bug",
@@ -854,7 +885,10 @@ def _root_causes(scenario: str, rep: Run | None, acc: Accumulator, mem: Memory) 
     elif mem.seconds_to_limit is not None and mem.seconds_to_limit < 600:
         put("oom", 0.4, f"memory grows and would reach the limit in {mem.seconds_to_limit:.0f} s")
     if acc.pressure_max:
-        put("oom", 0.3, f"backpressure: up to {acc.pressure_max} events held in memory")
+        if acc.instrumented:  # bounded channels: events_in_memory is a counter, not memory
+            put("oom", 0.1, f"backpressure (events_in_memory up to {acc.pressure_max}, a counter in this build)")
+        else:
+            put("oom", 0.3, f"backpressure: up to {acc.pressure_max} events held in memory (builds before ea4869ca)")
     if scenario == "task-returned-ok":
         put("loop-logic-bug", 0.9, "a run function returned Ok(()) from its infinite loop")
     if scenario == "external-kill":
@@ -890,6 +924,7 @@ def _next_steps(
     cov: Coverage,
     needs_debug: bool,
     causes: tuple[RootCause, ...],
+    intervals: Distribution | None = None,
 ) -> tuple[str, ...]:
     steps: list[str] = []
     if needs_debug:
@@ -897,10 +932,9 @@ def _next_steps(
             "Deploy the debug image (capture_mode=capture): these production logs cannot say which task exits or why."
         )
     if scenario == "oom-kill":
-        limit = f" at {mem.limit_bytes / 2**20:.0f} MiB" if mem.limit_bytes else ""
-        steps.append(
-            f"OOM kill confirmed{limit}; no debug build needed. Bound the batcher's channels or raise mem_limit."
-        )
+        steps.append(advice.oom_words(rep, acc.instrumented, mem.limit_bytes)[1].text)
+    elif scenario == "external-kill" and acc.outside_restarts:
+        steps.append(advice.outside_restart_step([], intervals.median if intervals else None).text)
     elif scenario == "external-kill":
         if cov.events and not acc.kill_via_api:
             steps.append(
@@ -912,7 +946,12 @@ def _next_steps(
         else:
             steps.append("Capture docker events to tell a Docker API kill from one outside Docker.")
     elif scenario == "panic" and rep is not None and rep.panic is not None:
-        steps.append(f"Fix the panic at {rep.panic.location or 'the panic site'}.")
+        setting = advice.setting_behind_panic(rep)
+        where = rep.panic.location or "the panic site"
+        steps.append(setting.text if setting is not None else f"Fix the panic at {where}.")
+    elif scenario == "task-error" and rep is not None and advice.cancelled_reason(rep) is not None:
+        steps.append("Find what cancels the task handles (JoinHandle::abort, a runtime shutdown): a cancelled "
+                     "task neither panicked nor returned an error.")
     elif scenario in ("task-error", "task-returned-ok") and causes:
         steps.append(causes[0].next_step)
     elif scenario == "config-error":
@@ -933,7 +972,10 @@ def _next_steps(
     elif scenario == "impossible-path":
         steps.append("Review main(): a mode arm returned without an exit path.")
     elif scenario == "stable":
-        steps.append("No restart seen: watch longer, or close the incident if this is the fix.")
+        extra = advice.stable_steps(acc.last_facts, acc.write_dead, acc.maxmemory)
+        steps.extend(x.text for x in extra)
+        if not extra and not any(cp.host for _i, cp in acc.contained):
+            steps.append("No restart seen: watch longer, or close the incident if this is the fix.")
     if acc.contained and scenario not in ("config-error", "cannot-start"):
         _idx, cp = acc.contained[0]
         steps.append(

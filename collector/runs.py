@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import calendar
 import math
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -53,6 +54,10 @@ class ContainedPanic:
     ts: float | None
     ran_on_seconds: float | None  # how long the process was seen running after it
     cite: Cite
+    # from the `CRITICAL: X task i panicked` line run_* logs when it awaits that task (the host is
+    # the i-th of the family's hosts in the Configuration line); None for a banner alone
+    task: str | None = None
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,14 @@ class StartupFacts:
     retry_hosts: tuple[str, ...] = ()
     retry_cite: Cite | None = None
     graceful_stop: Cite | None = None
+    relay_list: tuple[str, ...] = ()
+    labeler_list: tuple[str, ...] = ()
+    batch_size: int | None = None
+    write_dead: int = 0  # `Failed to send batch to write task` lines: the write task is gone
+    write_dead_cite: Cite | None = None
+    maxmemory: int = 0  # writes Redis refused for its maxmemory (retried)
+    maxmemory_cite: Cite | None = None
+    idle: Cite | None = None  # labeler mode with no hosts: sleeping forever by design
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,11 @@ class Run:
     facts: StartupFacts = StartupFacts()
     stopped_by_operator: bool = False
     stopped_by_daemon: bool = False
+    # killed through the Docker API and started again by someone: "docker restart" (a restart
+    # event follows the start) or "docker start" (a watchdog's kill and start)
+    outside_restart: str | None = None
+    cancelled_tasks: int = 0  # `CRITICAL: X task i panicked or was cancelled: JoinError::Cancelled`
+    mode: str | None = None  # a single INGESTER_MODE (`About to run X mode`), None for all
 
     @property
     def duration(self) -> float | None:
@@ -181,10 +199,16 @@ class _Builder:
     facts: dict[str, object] = field(default_factory=dict)
     retries: int = 0
     retry_hosts: dict[str, None] = field(default_factory=dict)
+    cancelled: int = 0
+    # `CRITICAL: X task i panicked` lines not (yet) followed by the rest of the fatal sequence
+    open_criticals: list[Critical] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
 
     def fatal(self) -> None:
-        """The fatal sequence (CRITICAL per task, All .. exited, select line, Error:) is here."""
+        """The fatal sequence (All .. exited, select line, result, Error:) is here: the panics and
+        per-task CRITICAL lines before it are part of it."""
         self.fatal_after = len(self.panics)
+        self.open_criticals.clear()
 
     def note(self, cite: Cite) -> None:
         if len(self.evidence) < MAX_EVIDENCE:
@@ -230,12 +254,18 @@ class _Builder:
             self._fact(rec)
             return
         elif isinstance(rec, Critical):
-            if rec.kind in ("task-panicked", "all-exited", "family-exited", "task-completed", "host-error"):
+            # one task's CRITICAL line is not the end: run_* then awaits the next task, which may
+            # run on (a contained panic); only `All .. tasks exited` and what follows end it
+            if rec.kind in ("all-exited", "family-exited", "host-error"):
                 self.fatal()
             self.critical_count += 1
             self.critical_kinds[rec.kind] = None
-            if rec.kind == "task-panicked" and not (rec.detail or "").startswith("JoinError::Cancelled"):
+            if rec.kind == "task-panicked" and (rec.detail or "").startswith("JoinError::Cancelled"):
+                self.cancelled += 1
+            elif rec.kind == "task-panicked":
                 self.host_task_panics += 1
+                if len(self.open_criticals) < MAX_CONTAINED * 2:
+                    self.open_criticals.append(rec)
             if rec.kind in ("family-exited", "all-exited") and self.critical_task is None:
                 self.critical_task = rec.task
             if len(self.criticals) < MAX_CRITICALS:
@@ -273,6 +303,11 @@ class _Builder:
         elif rec.kind == "loader" and "loader" not in f:
             f["loader"] = rec
             self.note(_cite(rec))
+        elif rec.kind in ("write-dead", "maxmemory", "idle"):
+            self.counts[rec.kind] = self.counts.get(rec.kind, 0) + 1
+            f.setdefault(rec.kind, rec)
+            if rec.kind == "maxmemory":
+                self._fact(Fact(rec.ts, "retry", rec.task, rec.value, rec.count, rec.text, rec.source, rec.line))
         elif rec.kind == "retry":
             self.retries += 1
             self.running_seen += 1
@@ -304,7 +339,41 @@ class _Builder:
             retry_hosts=tuple(self.retry_hosts),
             retry_cite=_cite(retry) if isinstance(retry, Fact) else None,
             graceful_stop=_cite(stop) if isinstance(stop, Fact) else None,
+            relay_list=_config_list(config, "relay_hosts"),
+            labeler_list=_config_list(config, "labeler_hosts"),
+            batch_size=_config_number(config, "batch_size"),
+            write_dead=self.counts.get("write-dead", 0),
+            write_dead_cite=_fact_cite(f.get("write-dead")),
+            maxmemory=self.counts.get("maxmemory", 0),
+            maxmemory_cite=_fact_cite(f.get("maxmemory")),
+            idle=_fact_cite(f.get("idle")),
         )
+
+
+def _fact_cite(rec: object) -> Cite | None:
+    return _cite(rec) if isinstance(rec, Fact) else None
+
+
+# compiled once: the `re` module's own cache is churned by the searches built per log
+_CONFIG_LISTS = {k: re.compile(k + r": \[([^\]]*)\]") for k in ("relay_hosts", "labeler_hosts")}
+_BATCH_SIZE = re.compile(r"\bbatch_size: (\d{1,12})\b")
+_TASK_INDEX = re.compile(r"\btask (\d{1,6}) panicked")
+
+
+def _config_list(config: object, key: str) -> tuple[str, ...]:
+    """The hosts of `relay_hosts: [..]` / `labeler_hosts: [..]` in the Configuration line."""
+    if not isinstance(config, Fact):
+        return ()
+    m = _CONFIG_LISTS[key].search(config.text)
+    return tuple(h.strip(' "') for h in m.group(1).split(",") if h.strip(' "')) if m else ()
+
+
+def _config_number(config: object, key: str) -> int | None:
+    if not isinstance(config, Fact):
+        return None
+    assert key == "batch_size"
+    m = _BATCH_SIZE.search(config.text)
+    return int(m.group(1)) if m else None
 
 
 class _Matcher:
@@ -456,6 +525,10 @@ def split_runs(records: Iterable[LogRecord], ctx: Context | None = None) -> Iter
             b = _Builder(i + 1, t, None, False, True)
             yield _finish(b, nxt, matcher, ctx, last=nxt is None)
         return
+    if current is None and end_of_log is not None and end_of_log.lines > 0:
+        # lines, but none that starts, ends or marks a run (`--tail` of a run that began before
+        # it): one run, going on before the log and still going at its end
+        current = _Builder(1, None, None, True, False)
     if current is not None:
         if end_of_log is not None and end_of_log.last_ts is not None:
             current.last_ts = max(current.last_ts or end_of_log.last_ts, end_of_log.last_ts)
@@ -565,6 +638,8 @@ def _panics(b: _Builder, e: _End) -> list[ContainedPanic]:
         elif len(contained) < MAX_CONTAINED:
             on = (run_end - p.ts) if (run_end is not None and p.ts is not None) else None
             contained.append(ContainedPanic(p.location, p.message, p.ts, on, _cite(p)))
+    if b.open_criticals:
+        contained = _name_hosts(contained, b.open_criticals, b.startup())
     if fatal is not None:
         b.panic = fatal
         b.evidence.insert(min(1, len(b.evidence)), _cite(fatal))
@@ -582,6 +657,8 @@ class _Kills:
     unlogged: int = 0
     host_wide: bool = False
     kernel_killed: Cite | None = None
+    kernel_time: float | None = None  # when the kernel's kill line says it killed
+    restart: str | None = None  # how an outsider started it again (`_outside_restart`)
 
 
 def _events(k: _Kills, b: _Builder, e: _End, m: _Matcher, span: tuple[float, float], next_start: float | None) -> None:
@@ -641,6 +718,7 @@ def _kernel(k: _Kills, b: _Builder, e: _End, m: _Matcher, span: tuple[float, flo
         k.oom.append(_cite(kl))
         if k.kernel_killed is None and kl.kind in ("memcg-killed", "host-killed"):
             k.kernel_killed = k.oom[-1]
+            k.kernel_time = t
         label = f"kernel log ({kl.source})"
         if label not in k.sources:
             k.sources.append(label)
@@ -682,6 +760,12 @@ def _finish(b: _Builder, next_start: float | None, m: _Matcher, ctx: Context, *,
     hi = end if end is not None else (next_start if next_start is not None else float("inf"))
     span = (lo, hi + SLACK)
     k = _kills(b, e, m, ctx, span, next_start)
+    if last and not e.ended and k.kernel_killed is not None:
+        # the kernel's kill of this container after this run's start (no later start): an exit
+        e.ended, e.exit_code, e.code_source = True, 137, "kernel log (OOM kill)"
+        e.end = k.kernel_time if k.kernel_time is not None else e.end
+        end, ended = e.end, True
+    k.restart = _outside_restart(m, e.die) if k.kills else None
     pts = _memory_points(b, e, m, span)
     limit = ctx.memory_limit
     reached: bool | None = None
@@ -719,6 +803,7 @@ def _run(
     )
     res = b.result
     die = e.die
+    restart = k.restart
     return Run(
         index=b.index,
         start=b.start,
@@ -759,9 +844,55 @@ def _run(
         evidence=tuple(b.evidence),
         contained=tuple(contained),
         facts=b.startup(),
-        stopped_by_operator=b.facts.get("graceful-stop") is not None or 15 in k.signals,
+        stopped_by_operator=b.facts.get("graceful-stop") is not None or (15 in k.signals and restart is None),
+        outside_restart=restart,
+        cancelled_tasks=b.cancelled,
+        mode=b.mode_task,
         stopped_by_daemon=die is not None and any(abs(die.time - t) <= DAEMON_MATCH for t in ctx.daemon_stops),
     )
+
+
+def _outside_restart(m: _Matcher, die: DockerEvent | None) -> str | None:
+    """How a run killed through the Docker API came back, if it did: a `docker stop` by the
+    operator ends with stop and no start; a start after the die is someone's (`docker kill` and
+    `docker stop` are manual stops the restart policy never undoes). "docker restart" when Docker
+    logged a restart with that start, else "docker start" (a watchdog's)."""
+    if die is None:
+        return None
+    i = bisect.bisect_right(m.event_times, die.time)
+    later = m.events[i:]
+    start = next((e for e in later if e.action == "start"), None)
+    if start is None:
+        return None
+    near = (e for e in later if abs(e.time - start.time) <= SLACK)
+    return "docker restart" if any(e.action == "restart" for e in near) else "docker start"
+
+
+def _name_hosts(
+    contained: list[ContainedPanic], criticals: list[Critical], facts: StartupFacts
+) -> list[ContainedPanic]:
+    """Each contained panic with the host task its `CRITICAL: X task i` line names (the first such
+    line at or after the banner; run_* awaits tasks in order, so a later task's line may wait)."""
+    if not criticals:
+        return contained
+    left = list(criticals)
+    out: list[ContainedPanic] = []
+    for cp in contained:
+        crit = next((c for c in left if cp.ts is None or c.ts is None or c.ts >= cp.ts), None)
+        if crit is None:
+            out.append(cp)
+            continue
+        left.remove(crit)
+        hosts = facts.labeler_list if crit.task == "labeler" else facts.relay_list
+        idx = _task_index(crit.text)
+        host = hosts[idx] if idx is not None and idx < len(hosts) else None
+        out.append(ContainedPanic(cp.location, cp.message, cp.ts, cp.ran_on_seconds, cp.cite, crit.task, host))
+    return out
+
+
+def _task_index(text: str) -> int | None:
+    m = _TASK_INDEX.search(text)
+    return int(m.group(1)) if m else None
 
 
 def _location_task(p: Panic | None) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.advice import Step
 from collector.diagnose import (
     PATTERN_TOLERANCE,
     PRODUCTION_INTERVAL,
@@ -261,10 +262,12 @@ def source_json(index: SourceIndex | None, evidence: list[dict[str, Any]], panic
 
 
 def _panic_json(diag: Diagnosis) -> dict[str, Any] | None:
-    """The panic of a panic verdict: its hook or default-hook block, or the JoinError's payload."""
+    """The panic that ended the headline run, whatever the verdict (a METRICS_PORT panic is a
+    configuration error): its hook or default-hook block; for a panic verdict without one, the
+    JoinError's payload."""
     v = diag.verdict
     rep = diag.representative
-    if rep is not None and rep.panic is not None and v.scenario == "panic":
+    if rep is not None and rep.panic is not None:
         return {
             "style": rep.panic.style,
             "thread": rep.panic.thread,
@@ -289,8 +292,10 @@ def _panic_json(diag: Diagnosis) -> dict[str, Any] | None:
     return None
 
 
-def _verdict_json(v: Verdict, instrumented: bool, evidence: list[dict[str, Any]]) -> dict[str, Any]:
-    """report.json's verdict."""
+def _verdict_json(
+    v: Verdict, instrumented: bool, evidence: list[dict[str, Any]], container: str | None = None
+) -> dict[str, Any]:
+    """report.json's verdict; `container` fills the `<container>` of each step's check."""
     return {
         "scenario": v.scenario,
         "task": v.task,
@@ -303,7 +308,14 @@ def _verdict_json(v: Verdict, instrumented: bool, evidence: list[dict[str, Any]]
         "instrumented": instrumented,
         "evidence": evidence,
         "next_steps": list(v.next_steps),
+        "advice": [_advice_json(a, container) for a in v.advice],
     }
+
+
+def _advice_json(a: Step, container: str | None) -> dict[str, Any]:
+    """A next step as data: what it is about, the command that checks it, whether it changes production."""
+    check = a.check.replace("<container>", container) if a.check and container else a.check
+    return {"step": a.text, "about": a.about, "check": check, "changes_production": a.changes_production}
 
 
 def _restarts_json(diag: Diagnosis, capture: CaptureFacts) -> dict[str, Any]:
@@ -381,6 +393,8 @@ def _contained_json(acc: Accumulator) -> list[dict[str, Any]]:
             "message": cp.message,
             "at": format_time(cp.ts),
             "ran_on_seconds": _num(cp.ran_on_seconds, 1),
+            "task": cp.task,
+            "host": cp.host,
             "file": cp.cite.file,
             "line": cp.cite.line,
         }
@@ -447,7 +461,7 @@ def build_report(
         "schema_version": SCHEMA_VERSION,
         "generated_by": generated_by,
         "input": {"mode": capture.mode, "files": capture.present},
-        "verdict": _verdict_json(v, acc.instrumented, evidence),
+        "verdict": _verdict_json(v, acc.instrumented, evidence, capture.container),
         "panic": panic,
         "restarts": _restarts_json(diag, capture),
         "runs": [run_json(r, rv) for r, rv in acc.kept],

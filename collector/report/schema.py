@@ -33,6 +33,7 @@ SCHEMA: dict[str, Any] = {
         "instrumented": bool,
         "evidence": [CITE],
         "next_steps": list,
+        "advice": [{"step": str, "about": _OPT_STR, "check": _OPT_STR, "changes_production": bool}],
     },
     "panic": (dict, type(None)),
     "restarts": {
@@ -94,7 +95,7 @@ SCHEMA: dict[str, Any] = {
     "source": None,  # replaced below by Nullable(SOURCE)
     "contained_panics": [
         {"run": int, "location": _OPT_STR, "message": _OPT_STR, "at": _OPT_STR,
-         "ran_on_seconds": _OPT_NUM, "file": str, "line": _OPT_INT}
+         "ran_on_seconds": _OPT_NUM, "task": _OPT_STR, "host": _OPT_STR, "file": str, "line": _OPT_INT}
     ],
     "configuration_errors": [
         {"variable": _OPT_STR, "value": _OPT_STR, "detail": str, "runs": int,

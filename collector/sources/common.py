@@ -36,8 +36,14 @@ def parse_time(text: str) -> float | None:
     if m is None:
         return None
     year, month, day, hour, minute, sec, frac, zone = m.groups()
+    midnight = _DAYS.get(text[:10])
     try:
-        whole = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(sec), 0, 0, 0))
+        if midnight is None:
+            midnight = calendar.timegm((int(year), int(month), int(day), 0, 0, 0, 0, 0, 0))
+            if len(_DAYS) >= 1024:
+                _DAYS.clear()
+            _DAYS[text[:10]] = midnight
+        whole = midnight + int(hour) * 3600 + int(minute) * 60 + int(sec)  # as timegm adds them
     except (ValueError, OverflowError):
         return None
     if len(SECONDS_CACHE) >= 4096:
@@ -54,6 +60,8 @@ def parse_time(text: str) -> float | None:
 
 # `YYYY-MM-DDTHH:MM:SS` -> epoch seconds, bounded; logs.split_line inlines the fast path
 SECONDS_CACHE: dict[str, float] = {}
+# `YYYY-MM-DD` -> epoch seconds at its midnight, bounded (a new second costs no timegm)
+_DAYS: dict[str, int] = {}
 
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGTPE]?i?B|B)?\s*$", re.IGNORECASE)

@@ -154,8 +154,10 @@ class Fact:
     hosts: relay and labeler host counts); `hosts` `Starting X ingesters for N hosts` (task, count);
     `unknown-mode` the error! line before `exit(1)` (value: the mode); `loader` the dynamic
     loader refused the binary (value: what is missing); `retry` a connection error a host task
-    logs and retries (task, host); `graceful-stop` Compose's own `Gracefully stopping...` (the
-    operator's Ctrl-C).
+    logs and retries (task, host; `maxmemory` when Redis refused the write for its maxmemory);
+    `graceful-stop` Compose's own `Gracefully stopping...` (the operator's Ctrl-C); `write-dead`
+    the reader could not hand a batch to the write task (it is gone); `idle` labeler mode with no
+    hosts sleeping forever.
     """
 
     ts: float | None
@@ -244,6 +246,8 @@ NEEDLES = (
     "Ingester connection error for",  # a host task's retried error (retry works)
     "Gracefully stopping",  # Compose v1 on the operator's Ctrl-C
     "Gracefully Stopping",  # ... and Compose v2
+    "Failed to send batch to write task",  # the write task is gone: nothing is written
+    "No labeler hosts configured, sleeping",  # labeler mode with no hosts idles by design
 )
 
 
@@ -338,6 +342,13 @@ class _Line:
     text: str
     compose: str | None
     compose_own: bool
+    # the time is the journal's, whole seconds: the line was printed up to a second later
+    coarse: bool = False
+
+
+def _until(line: _Line) -> float | None:
+    """The latest time the line may have been printed (a coarse time reads up to 1 s early)."""
+    return line.ts + 1.0 if line.coarse and line.ts is not None else line.ts
 
 
 # `docker logs --timestamps` prefix in its usual shape. After it, a line's reading depends on the
@@ -428,9 +439,10 @@ def _split_line(raw: str) -> _Line:
             if ts is None and t.group(1) is not None:
                 ts = parse_time(t.group(1))
             level, target, s = t.group(2), t.group(3), t.group(4)
-    if ts is None:
-        ts = journal_ts
-    return _Line(ts, level, target, s, compose, compose_own)
+    coarse = False
+    if ts is None and journal_ts is not None:
+        ts, coarse = journal_ts, journal_ts == int(journal_ts)
+    return _Line(ts, level, target, s, compose, compose_own, coarse)
 
 
 @dataclass
@@ -445,6 +457,11 @@ class _Block:
     causes: list[str] = field(default_factory=list)
     section: str = "head"
     text: str = ""
+    # a second hook banner interleaved line by line with this one (two threads panicking at once)
+    twin: _Block | None = None
+
+
+_OLD_TAIL = re.compile(r"^(.*)', (\S+:\d+:\d+)$")
 
 
 class LogParser:
@@ -537,19 +554,22 @@ class LogParser:
                 )
             )
             return
+        out.append(self._panic(b, b.backtrace))
+        if b.twin is not None:
+            out.append(self._panic(b.twin, b.backtrace))
+
+    def _panic(self, b: _Block, backtrace: list[str]) -> Panic:
         message = " ".join(b.message).strip() or None
-        out.append(
-            Panic(
-                b.ts,
-                b.kind,
-                b.thread,
-                b.location,
-                _clip(message) if message else None,
-                tuple(b.backtrace[:BACKTRACE_HEAD]),
-                _clip(b.text),
-                self.source,
-                b.first,
-            )
+        return Panic(
+            b.ts,
+            b.kind,
+            b.thread,
+            b.location,
+            _clip(message) if message else None,
+            tuple(backtrace[:BACKTRACE_HEAD]),
+            _clip(b.text),
+            self.source,
+            b.first,
         )
 
     def _starts_block(self, text: str) -> bool:
@@ -568,6 +588,10 @@ class LogParser:
             return False
         if line.level is not None:
             return False  # another thread's tracing line: not part of a stderr block
+        if b.kind == "hook" and b.twin is None and b.location is None and "FATAL PANIC OCCURRED" in text:
+            # a second thread's banner, line by line between this one's: read both
+            b.twin = _Block("hook", b.first + 1, line.ts, text=text)
+            return True
         if self._starts_block(text) or "[EXIT-TRACE]" in text:
             self._close_block(out)
             return False
@@ -584,12 +608,19 @@ class LogParser:
             elif b.section == "message":
                 b.section = "tail"
             return True
+        twin = b.twin
         if text.startswith("Location:"):
-            b.location = text[len("Location:") :].strip() or None
-            b.section = "location"
+            if twin is not None and b.location is not None and twin.location is None:
+                twin.location = text[len("Location:") :].strip() or None
+            else:
+                b.location = text[len("Location:") :].strip() or None
+                b.section = "location"
         elif text.startswith("Message:"):
-            b.message = [text[len("Message:") :].strip()]
-            b.section = "message"
+            if twin is not None and b.message and not twin.message:
+                twin.message = [text[len("Message:") :].strip()]
+            else:
+                b.message = [text[len("Message:") :].strip()]
+                b.section = "message"
         elif text.startswith("Backtrace:"):
             b.section = "backtrace"
             rest = text[len("Backtrace:") :].strip()
@@ -606,6 +637,15 @@ class LogParser:
         return True
 
     def _continue_default(self, b: _Block, text: str, out: list[LogRecord]) -> bool:
+        if b.section == "quoted":
+            # Rust < 1.73: `panicked at '<msg>', file:line:col` with the message over several lines
+            m = _OLD_TAIL.match(text)
+            if len(b.message) < 5:
+                b.message.append(m.group(1) if m is not None else text)
+            if m is not None:
+                b.location = m.group(2)
+                b.section = "note"
+            return True
         if b.section == "head":
             if text.startswith("note: "):
                 b.section = "note"
@@ -686,7 +726,7 @@ class LogParser:
                 self._close_block(out)
                 out.append(ComposeExit(line.ts, m.group(1), int(m.group(2)), src, number))
                 self._terminal = True
-                self._terminal_ts = line.ts
+                self._terminal_ts = _until(line)
                 self._after_compose_exit = True
             return
         if "Starting rsky-ingester" in text:
@@ -740,6 +780,9 @@ class LogParser:
                     b.message = [old.group(1)]
                     b.location = old.group(2)
                     b.section = "note"
+                elif where.startswith("'"):  # ... and a message over several lines
+                    b.message = [where[1:]]
+                    b.section = "quoted"
                 else:
                     b.location = where[:-1] if where.endswith(":") else where
                 self._block = b
@@ -748,7 +791,7 @@ class LogParser:
             self._close_block(out)
             self._block = _Block("error", number, line.ts, text=text[len("Error: ") :])
             self._terminal = True
-            self._terminal_ts = line.ts
+            self._terminal_ts = _until(line)
             return
         if "[EXIT-TRACE]" in text:
             self._exit_trace(number, line, text, out)
@@ -772,7 +815,7 @@ class LogParser:
             if kind in ("unknown-mode", "loader"):
                 self._terminal = True  # exit(1) follows; the loader's line is all a run prints
                 if self._terminal_ts is None or kind == "loader":
-                    self._terminal_ts = line.ts
+                    self._terminal_ts = _until(line)
             out.append(Fact(line.ts, kind, task, value, count, _clip(text), src, number))
 
     def _exit_trace(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
@@ -790,7 +833,7 @@ class LogParser:
         if path is not None:
             self._terminal = True
             if self._terminal_ts is None:
-                self._terminal_ts = line.ts
+                self._terminal_ts = _until(line)
 
     def _critical(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
         body = text.split("CRITICAL", 1)[1].lstrip(":").strip()
@@ -844,18 +887,25 @@ def _fact(line: _Line, text: str) -> tuple[str, str | None, str | None, int | No
         relays = lists.get("relay_hosts")
         count = None if relays is None else len([h for h in relays.split(",") if h.strip(' "')])
         return "config", None, redact_url(um.group(1)) if um else None, count
-    hm = _HOSTS.search(text)
+    # each search only where its literal is: a retried connection error (1 line in 100 of some
+    # logs) then costs one search, not four
+    if "Ingester connection error for" in text:
+        rm = _RETRY.search(text)
+        if rm is not None:
+            return ("maxmemory" if "maxmemory" in text else "retry"), _task(rm.group(1)), rm.group(2), None
+    hm = _HOSTS.search(text) if " ingesters for " in text else None
     if hm is not None:
         return "hosts", hm.group(1), None, int(hm.group(2))
     if "Unknown INGESTER_MODE" in text and line.level is not None:
         mm = _UNKNOWN_MODE.search(text)
         return "unknown-mode", None, (mm.group(1) if mm else None), None
-    lm = _LOADER.search(text)
+    lm = _LOADER.search(text) if "(required by" in text else None
     if lm is not None:
         return "loader", None, lm.group(1), None
-    rm = _RETRY.search(text)
-    if rm is not None:
-        return "retry", _task(rm.group(1)), rm.group(2), None
+    if "Failed to send batch to write task" in text:
+        return "write-dead", _task((line.target or "").rsplit("::", 1)[-1]), None, None
+    if "No labeler hosts configured, sleeping" in text:
+        return "idle", "labeler", None, None
     if text.startswith(("Gracefully stopping", "Gracefully Stopping")):
         return "graceful-stop", None, None, None
     return None

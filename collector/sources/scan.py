@@ -59,6 +59,10 @@ RG_PROBE: dict[bytes, bytes] = {
     b"Starting backfill ingesters for 0 hosts": b"0 hosts",
     b"Gracefully stopping": b"Gracefully ",
     b"Gracefully Stopping": b"Gracefully ",
+    # whole, these two made ripgrep ten times slower on an ordinary log (measured: 2.2 s of CPU
+    # per GiB instead of 0.2 s); their tails keep it fast
+    b"Failed to send batch to write task": b"to write task",
+    b"No labeler hosts configured, sleeping": b"hosts configured, sleeping",
 }
 
 

@@ -159,14 +159,16 @@ def test_a_run_the_daemon_stopped_is_not_an_outside_kill() -> None:
         event("start", T0 + 19.9).decode(),
     ]
     events = [e for e in parse_events(lines) if not hasattr(e, "message")]
-    # Without the window's gap, SIGTERM then SIGKILL reads as somebody's docker stop.
-    for stops, phrase in (((T0 + 15.03,), "stopped with the Docker daemon"), ((), "stopped by the operator")):
+    # Without the window's gap, SIGTERM, SIGKILL, stop and a later start read as a restart from
+    # outside through the Docker API (an operator's docker stop has no start after it).
+    for stops, scenario, phrase in (((T0 + 15.03,), "stopped", "stopped with the Docker daemon"),
+                                    ((), "external-kill", "restarted from outside through the Docker API")):
         ctx = Context(events=events, events_present=True, daemon_stops=stops)
         first = next(iter(split_runs([], ctx)))
         assert first.exit_code == 137
         assert first.stopped_by_daemon is bool(stops)
         verdict = classify_run(first)
-        assert verdict.scenario == "stopped" and phrase in verdict.reason, verdict
+        assert verdict.scenario == scenario and phrase in verdict.reason, verdict
 
 
 def test_the_progress_line_says_the_daemon_is_away() -> None:
