@@ -237,4 +237,4 @@ def test_the_inventorys_file_through_a_link_is_the_same_target(tmp_path: Path) -
     state.rename(host_state.state_dir(params["state_dir"], str(link), "docker-compose.yml", SERVICE))
     found, compose = host_state.target_paths(params)
     plan = host_state.plan_restore(found, compose, SERVICE, force=False, allowed=host_state.restore_targets(params))
-    assert plan["status"] == "restore" and plan["backup"] == b"services: {}\n"
+    assert plan.status == "restore" and plan.backup == b"services: {}\n"
