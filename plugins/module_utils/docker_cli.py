@@ -216,9 +216,9 @@ def stats_to_file(out: Path, rel: str, name: str, timeout: float = 120) -> int:
     )
 
 
-# The compose project of this process's target (see use_project), in the environment so that
-# the capture window's detached worker, started from the module, runs its compose calls the same.
-PROJECT_ENV = "INGESTER_CAPTURE_COMPOSE_PROJECT"
+# The compose project of this process's target (see use_project). The capture window's
+# detached worker gets it in its config (window.ComposeTarget), not from this process.
+_PROJECT = {}  # type: Dict[str, Any]
 
 
 def use_project(compose: Path, name: str, working_dir: str = "", config_files: Sequence[str] = ()) -> None:
@@ -228,18 +228,18 @@ def use_project(compose: Path, name: str, working_dir: str = "", config_files: S
     files = [str(f) for f in config_files if f] or [str(compose)]
     if str(compose) not in files:
         files = [str(compose)]
-    os.environ[PROJECT_ENV] = json.dumps(
-        {"main": str(compose), "name": name, "working_dir": working_dir or str(compose.parent), "files": files}
-    )
+    _PROJECT.clear()
+    _PROJECT.update({"main": str(compose), "name": name, "working_dir": working_dir or str(compose.parent), "files": files})
+
+
+def forget_project() -> None:
+    """Back to compose's own choice of project (a process that serves more than one target)."""
+    _PROJECT.clear()
 
 
 def current_project() -> Dict[str, Any]:
-    """The project set by use_project in this process or its parent; {} when none."""
-    try:
-        found = json.loads(os.environ.get(PROJECT_ENV, "") or "{}")
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
+    """The project set by use_project in this process; {} when none."""
+    return dict(_PROJECT)
 
 
 def compose_argv(compose: Path, *rest: str) -> List[str]:

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +163,11 @@ SERVICE = "ingester"
 
 
 @pytest.fixture(autouse=True)
-def no_project(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_project() -> Iterator[None]:
     """Each test starts with no compose project chosen (target_paths chooses one per process)."""
-    monkeypatch.setenv(docker_cli.PROJECT_ENV, "")
+    docker_cli.forget_project()
+    yield
+    docker_cli.forget_project()
 
 
 def planted(tmp_path: Path, target: Path, chosen: bytes) -> tuple[dict[str, Any], Path]:
