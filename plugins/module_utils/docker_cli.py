@@ -9,7 +9,6 @@ from __future__ import annotations
 import heapq
 import json
 import os
-import re
 import socket
 import subprocess
 import time
@@ -365,8 +364,6 @@ UNREADABLE = "does not support reading"
 TEE_SEP = b" | "
 # A tee line seen again this soon (ns) is Compose's replay at a re-attach, not a new line.
 TEE_REPEAT_NS = 5_000_000_000
-# The stand-in's numbered lines (STANDIN_NUMBERED): gaps in n are countable losses.
-SEQ_LINE = re.compile(rb"\[SEQ\] run=([0-9a-f]{8}) (?:n=(\d+)|done total=(\d+))")
 
 
 def logs_argv(container: str, since: Optional[str] = None, follow: bool = False) -> List[str]:
@@ -489,56 +486,6 @@ def merge_sources(
         # Lines of the merged log the attached stream never showed.
         "tee_missed": docker_lines - matched if tee is not None else None,
     }
-
-
-def numbered_runs(path: Path) -> List[Dict[str, Any]]:
-    """Per run of the stand-in's numbered mode: first, last, expected, seen and missing n."""
-    runs = {}  # type: Dict[str, Dict[str, Any]]
-    order = []  # type: List[str]
-    try:
-        handle = path.open("rb")
-    except OSError:
-        return []
-    with handle:
-        for line in handle:
-            match = SEQ_LINE.search(line, 0, 200)
-            if not match:
-                continue
-            run_id = match.group(1).decode()
-            entry = runs.get(run_id)
-            if entry is None:
-                entry = runs[run_id] = {"seen": set(), "total": None}
-                order.append(run_id)
-            if match.group(2) is not None:
-                entry["seen"].add(int(match.group(2)))
-            else:
-                entry["total"] = int(match.group(3))
-    result = []
-    for run_id in order:
-        entry = runs[run_id]
-        seen = entry["seen"]  # type: set
-        total = entry["total"]
-        top = total if total is not None else (max(seen) if seen else 0)
-        missing = [k for k in range(1, top + 1) if k not in seen]
-        ranges = []  # type: List[List[int]]
-        for k in missing:
-            if ranges and ranges[-1][1] == k - 1:
-                ranges[-1][1] = k
-            else:
-                ranges.append([k, k])
-        result.append(
-            {
-                "run": run_id,
-                "first": min(seen) if seen else None,
-                "last": max(seen) if seen else None,
-                "total": total,
-                "seen": len(seen),
-                "missing": len(missing),
-                "missing_ranges": ranges[:20],
-                "done_line": total is not None,
-            }
-        )
-    return result
 
 
 def logs_merged(out: Path, rel: str, container: str, since: Optional[str] = None) -> Dict[str, Any]:

@@ -34,7 +34,6 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli i
     inspect,
     logs_argv,
     merge_sources,
-    numbered_runs,
     run,
     use_project,
 )
@@ -63,6 +62,10 @@ FOLLOW_MARGIN = 2.0
 ATTACH_ERRORS = (b"Error response from daemon", b"You cannot attach", b"Error: ")
 # What a docker client prints when the daemon goes away under it, or is not there.
 DAEMON_GONE = ("unexpected EOF", "Cannot connect to the Docker daemon", "connection reset by peer", "EOF")
+# The logging options that say how much of the service's output Docker keeps (an allow-list:
+# other options of a driver, such as an address, stay on the host).
+ROTATION_OPTIONS = ("max-size", "max-file", "compress", "mode", "max-buffer-size", "cache-disabled", "cache-max-size",
+                    "cache-max-file")
 # Seconds between asks whether the daemon is back.
 DAEMON_POLL = 0.5
 # A daemon that stops takes its containers down first (SIGTERM, the grace period, SIGKILL), then
@@ -393,10 +396,9 @@ class DaemonGaps:
             gap["statement"] + ": the end-of-window read and the check of the service could not be done"
         )
 
-    def account(self, numbered_lost: Optional[int]) -> List[Dict[str, Any]]:
+    def account(self) -> List[Dict[str, Any]]:
         """Each time the daemon was away, and what it cost the log: nothing, when the container
-        was stopped with the daemon (nothing ran meanwhile); otherwise what the numbered lines
-        show, or None (not countable) without them."""
+        was stopped with the daemon (nothing ran meanwhile); otherwise None: not countable."""
         account = []
         for gap in self.public():
             fate = gap.get("container")
@@ -404,11 +406,10 @@ class DaemonGaps:
                 lost = 0  # type: Optional[int]
                 how = "the container was stopped with the daemon: it printed nothing while the daemon was away"
             elif fate == "kept_running":
-                lost = numbered_lost
+                lost = None
                 how = (
                     "the container ran on while the daemon was away; its output waited in the pipe and Docker "
-                    "logged it on its return"
-                    + ("" if lost is not None else "; without numbered lines a loss cannot be counted")
+                    "logged it on its return, so a loss cannot be counted"
                 )
             else:
                 lost = None
@@ -942,6 +943,30 @@ class Window:
             "events of the production container while the capture stopped and removed it",
         )
 
+    def tee_only_why(self, tee_only: int, unreadable: bool) -> Optional[str]:
+        """Why Docker had no copy of lines only the tee held; None when there were none."""
+        if not tee_only:
+            return None
+        why = (
+            "the logging driver keeps no copy Docker can read"
+            if unreadable
+            else "Docker's log rotation removed them before a follower read them"
+        )
+        if self.daemon.gaps:
+            why += "; the Docker daemon was away for part of the window (daemon_unavailable)"
+        return why
+
+    def log_config(self) -> Optional[Dict[str, Any]]:
+        """The container's logging driver and its options (max-size, max-file: how much Docker
+        keeps of what the service writes); None when it cannot be inspected."""
+        found, _ = inspect(self.container, attempts=1)
+        config = ((found or {}).get("HostConfig") or {}).get("LogConfig")
+        if not isinstance(config, dict):
+            return None
+        options = config.get("Config") or {}
+        kept = {k: str(v) for k, v in options.items() if k in ROTATION_OPTIONS} if isinstance(options, dict) else {}
+        return {"driver": config.get("Type"), "options": kept}
+
     def merge_logs(self, since: Optional[str]) -> Dict[str, Any]:
         """logs/ingester.log from the live followers, the end-of-window read and the tee, each
         line once; what each source gave, and every loss that can be counted."""
@@ -989,18 +1014,6 @@ class Window:
             self.out / "logs" / "ingester.log", parts, (self.out / "logs" / "tee.log", list(self.tee_times))
         )
         unreadable = self.cfg.attach or UNREADABLE in end_error or any(UNREADABLE in e for e in errors)
-        runs = numbered_runs(self.out / "logs" / "ingester.log")
-        lost = sum(r["missing"] for r in runs)
-        why = None
-        if lost:
-            why = (
-                "the logging driver keeps no copy Docker can read, and the attached stream missed them"
-                if unreadable
-                else "Docker's log rotation removed them before a follower read them, and the attached stream "
-                "missed them too"
-            )
-            if self.daemon.gaps:
-                why += "; the Docker daemon was away for part of the window (daemon_unavailable)"
         logs = {
             "sources": {
                 "follow": counts["read"].get("follow", 0),
@@ -1012,6 +1025,8 @@ class Window:
                 "tee_only_at": counts["tee_only_at"],
                 "tee_missed_lines": counts["tee_missed"],
             },
+            "tee_only_why": self.tee_only_why(counts["kept"]["tee_only"], unreadable),
+            "rotation": self.log_config(),
             "merged_lines": counts["merged"],
             "lines": {"stdout": counts["kept"]["stdout"], "stderr": counts["kept"]["stderr"]},
             # docker logs could not read the driver: the attached streams (the window's own
@@ -1019,9 +1034,7 @@ class Window:
             "only_source": ("attach" if self.cfg.attach else "tee") if unreadable else None,
             "docker_logs_error": (end_error or (errors[0] if errors else "")) or None,
             "followers": followers,
-            "numbered_runs": runs,
-            "lost": {"lines": lost, "runs": [r["run"] for r in runs if r["missing"]], "why": why} if runs else None,
-            "daemon_unavailable": self.daemon.account(lost if runs else None),
+            "daemon_unavailable": self.daemon.account(),
         }
         record(
             self.out,
@@ -1350,7 +1363,6 @@ def _salvage_logs(out: Path, cfg: WindowConfig, reason: str) -> Dict[str, Any]:
         "lines": {"stdout": counts["kept"]["stdout"], "stderr": counts["kept"]["stderr"]},
         "docker_logs_error": end_error or None,
         "partial": reason,
-        "numbered_runs": numbered_runs(out / "logs" / "ingester.log"),
     }
     record(
         out,

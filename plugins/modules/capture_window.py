@@ -145,8 +145,8 @@ ended_by:
 logs:
   description: >-
     When the window is over, the merged log's account (also in C(window.json) and the manifest's C(logs)), its sources
-    (live followers, attached runs, the end-of-window read, lines only the tee caught), the followers and, for the
-    stand-in's numbered lines, each run's first, last and missing counts.
+    (live followers, attached runs, the end-of-window read, lines only the tee caught, and why Docker had no copy of
+    those), the container's logging driver and rotation options, and the followers.
   returned: when the window is over
   type: dict
 daemon_unavailable:
