@@ -33,8 +33,8 @@ from typing import Any
 
 import pytest
 
+from standin.stack import PROD_IMAGE, Stack, standin_image
 from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, agent_processes, ansible_env, write_inventory
-from tests.standin.stack import PROD_IMAGE, Stack, standin_image
 from tests.support.numbered import SEQ, missing, seq_runs
 
 pytestmark = pytest.mark.integration

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from standin.stack import Stack
 from tests.integration.conftest import run_playbook, write_inventory
 from tests.integration.test_real_hosts_rotation import only_bundle, tee_bodies, with_logging
-from tests.standin.stack import Stack
 from tests.support.numbered import missing, seq_runs
 
 pytestmark = pytest.mark.integration

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from standin.stack import Stack
 from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, agent_processes, ansible_env, write_inventory
 from tests.integration.test_real_hosts_daemon import PrivateDaemon, private_daemon_for
-from tests.standin.stack import Stack
 from tests.support.numbered import SEQ, missing, seq_runs
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from standin.stack import Stack
 from tests.integration.conftest import agent_processes, run_playbook, write_inventory
-from tests.standin.stack import Stack
 from tests.support.numbered import SEQ, missing, seq_runs
 
 pytestmark = pytest.mark.integration

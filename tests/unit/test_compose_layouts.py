@@ -18,8 +18,8 @@ sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import compose_text  # noqa: E402
 
+from standin.stack import Stack  # noqa: E402
 from tests.integration.layouts import SWAP_CORPUS, SwapLayout  # noqa: E402
-from tests.standin.stack import Stack  # noqa: E402
 
 DEBUG = "rsky-ingester:debug-unit"
 
