@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.standin.stack import Stack, build_images  # noqa: E402
+from standin.stack import Stack, build_images  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 SCENARIO = "hypothetical-task-error"

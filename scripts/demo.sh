@@ -18,7 +18,7 @@ cd "$here"
 py=.venv/bin/python
 
 if [ "${1:-}" = "--down" ]; then
-    [ -d .demo ] && "$py" -m tests.standin.stack down --root .demo >/dev/null 2>&1 || true
+    [ -d .demo ] && "$py" -m standin.stack down --root .demo >/dev/null 2>&1 || true
     rm -rf .demo
     echo "demo: stack removed"
     exit 0
@@ -29,11 +29,11 @@ build=${2:-}
 bash scripts/setup.sh demo
 
 if [ -d .demo ]; then
-    "$py" -m tests.standin.stack down --root .demo >/dev/null 2>&1 || true
+    "$py" -m standin.stack down --root .demo >/dev/null 2>&1 || true
     rm -rf .demo
 fi
 echo "demo: starting a production-shaped stack whose ingester crash-loops ($scenario${build:+, $build build})"
-"$py" -m tests.standin.stack up --root .demo --prefix demo --scenario "$scenario" ${build:+--build "$build"} --exit-after-ms 4000 >/dev/null
+"$py" -m standin.stack up --root .demo --prefix demo --scenario "$scenario" ${build:+--build "$build"} --exit-after-ms 4000 >/dev/null
 sleep 6
 docker ps -a --filter name=demo-rust-ingester --format 'demo: {{.Names}}: {{.Status}} ({{.Image}})'
 

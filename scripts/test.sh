@@ -10,7 +10,7 @@ cd "$here"
 bash scripts/setup.sh test
 
 echo "== lint"
-.venv/bin/ruff check collector tests benchmarks plugins
+.venv/bin/ruff check collector tests benchmarks plugins standin
 # The host side runs on the targets' Python: 3.8 and newer, standard library only.
 .venv/bin/vermin -q -t=3.8- --no-tips --violations --eval-annotations plugins
 .venv/bin/mypy

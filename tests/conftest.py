@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.standin.stack import PROD_IMAGE, Stack, build_binary, build_images
+from standin.stack import PROD_IMAGE, Stack, build_binary, build_images
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import heapq
 import json
 import os
-import re
 import socket
 import subprocess
 import time
@@ -246,9 +245,9 @@ def stats_to_file(out: Path, rel: str, name: str, timeout: float = 120) -> int:
     )
 
 
-# The compose project of this process's target (see use_project), in the environment so that
-# the capture window's detached worker, started from the module, runs its compose calls the same.
-PROJECT_ENV = "INGESTER_CAPTURE_COMPOSE_PROJECT"
+# The compose project of this process's target (see use_project). The capture window's
+# detached worker gets it in its config (window.ComposeTarget), not from this process.
+_PROJECT = {}  # type: Dict[str, Any]
 
 
 def use_project(compose: Path, name: str, working_dir: str = "", config_files: Sequence[str] = ()) -> None:
@@ -258,18 +257,18 @@ def use_project(compose: Path, name: str, working_dir: str = "", config_files: S
     files = [str(f) for f in config_files if f] or [str(compose)]
     if str(compose) not in files:
         files = [str(compose)]
-    os.environ[PROJECT_ENV] = json.dumps(
-        {"main": str(compose), "name": name, "working_dir": working_dir or str(compose.parent), "files": files}
-    )
+    _PROJECT.clear()
+    _PROJECT.update({"main": str(compose), "name": name, "working_dir": working_dir or str(compose.parent), "files": files})
+
+
+def forget_project() -> None:
+    """Back to compose's own choice of project (a process that serves more than one target)."""
+    _PROJECT.clear()
 
 
 def current_project() -> Dict[str, Any]:
-    """The project set by use_project in this process or its parent; {} when none."""
-    try:
-        found = json.loads(os.environ.get(PROJECT_ENV, "") or "{}")
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
+    """The project set by use_project in this process; {} when none."""
+    return dict(_PROJECT)
 
 
 def compose_argv(compose: Path, *rest: str) -> List[str]:
@@ -395,8 +394,6 @@ UNREADABLE = "does not support reading"
 TEE_SEP = b" | "
 # A tee line seen again this soon (ns) is Compose's replay at a re-attach, not a new line.
 TEE_REPEAT_NS = 5_000_000_000
-# The stand-in's numbered lines (STANDIN_NUMBERED): gaps in n are countable losses.
-SEQ_LINE = re.compile(rb"\[SEQ\] run=([0-9a-f]{8}) (?:n=(\d+)|done total=(\d+))")
 
 
 def logs_argv(container: str, since: Optional[str] = None, follow: bool = False) -> List[str]:
@@ -519,56 +516,6 @@ def merge_sources(
         # Lines of the merged log the attached stream never showed.
         "tee_missed": docker_lines - matched if tee is not None else None,
     }
-
-
-def numbered_runs(path: Path) -> List[Dict[str, Any]]:
-    """Per run of the stand-in's numbered mode: first, last, expected, seen and missing n."""
-    runs = {}  # type: Dict[str, Dict[str, Any]]
-    order = []  # type: List[str]
-    try:
-        handle = path.open("rb")
-    except OSError:
-        return []
-    with handle:
-        for line in handle:
-            match = SEQ_LINE.search(line, 0, 200)
-            if not match:
-                continue
-            run_id = match.group(1).decode()
-            entry = runs.get(run_id)
-            if entry is None:
-                entry = runs[run_id] = {"seen": set(), "total": None}
-                order.append(run_id)
-            if match.group(2) is not None:
-                entry["seen"].add(int(match.group(2)))
-            else:
-                entry["total"] = int(match.group(3))
-    result = []
-    for run_id in order:
-        entry = runs[run_id]
-        seen = entry["seen"]  # type: set
-        total = entry["total"]
-        top = total if total is not None else (max(seen) if seen else 0)
-        missing = [k for k in range(1, top + 1) if k not in seen]
-        ranges = []  # type: List[List[int]]
-        for k in missing:
-            if ranges and ranges[-1][1] == k - 1:
-                ranges[-1][1] = k
-            else:
-                ranges.append([k, k])
-        result.append(
-            {
-                "run": run_id,
-                "first": min(seen) if seen else None,
-                "last": max(seen) if seen else None,
-                "total": total,
-                "seen": len(seen),
-                "missing": len(missing),
-                "missing_ranges": ranges[:20],
-                "done_line": total is not None,
-            }
-        )
-    return result
 
 
 def logs_merged(out: Path, rel: str, container: str, since: Optional[str] = None) -> Dict[str, Any]:

@@ -6,7 +6,6 @@ through here: the state key, the lock, the swap record, the swap and the restore
 
 from __future__ import annotations
 
-import difflib
 import fcntl
 import hashlib
 import json
@@ -20,6 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.compose_text import (
+    ComposeTextError,
+    RefusedSwap,
+    find_image_line,
+    swap_edit,
+    unified_diff,
+)
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
     config_json,
     current_project,
@@ -354,326 +360,17 @@ def lock_release(state: Path, owner: str, force: bool = False) -> Dict[str, Any]
 
 # --- the swap ---------------------------------------------------------------------------------
 #
-# The compose file is edited as text, never re-serialised, so every byte but the swapped line
-# stays. Which line is decided here, without a YAML library (docs/compose-layouts.md): the
-# service's own ``image:`` line is replaced whatever its value (plain, quoted, digest-pinned,
-# ``${VAR}`` interpolation, a ``*alias``); a service that inherits its image (``<<: *anchor``,
-# ``extends:``) gets one ``image:`` line of its own; anything else is refused, naming the line.
-
-IMAGE_HEAD = re.compile(r"^(?P<indent>[ \t]+)image[ \t]*:(?P<sp>[ \t]+(?:&(?P<anchor>\S+)[ \t]+)?)")
-IMAGE_VALUE = re.compile(
-    r"^(?:(?P<alias>\*[^\s,\[\]{}]+)|\"(?P<dq>[^\"\\]+)\"|'(?P<sq>[^']+)'|(?P<plain>[^\s\"'#&*|>!{}\[\]%@`,?:-].*|[?:-]\S.*))$"
-)
-_KEY = re.compile(r"^(?P<indent>[ \t]*)(?P<key>\"[^\"]*\"|'[^']*'|[^\s#\"'\[{-][^#]*?)[ \t]*:(?:[ \t]+(?P<value>.*))?$")
-INSERTED_NOTE = "# ingester-capture: debug image over the inherited one; rollback.yml restores this file"
-
-
-class RefusedSwap(StateError):
-    """The swap cannot be one exact edit of the compose file; nothing was changed."""
-
-    def __init__(self, name: str, index: int, why: str) -> None:
-        self.line = index + 1
-        super().__init__(
-            "%s line %d: %s; the swap is refused and the compose file left as it was" % (name, index + 1, why)
-        )
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" \t"))
-
-
-def _lines(text: str) -> List[str]:
-    """The lines of ``text`` with their endings ("".join gives ``text`` back, CRLF kept)."""
-    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
-
-
-def _scan(line: str, blank_quotes: bool) -> str:
-    """``line`` without its comment (and, with ``blank_quotes``, with quoted scalars emptied)."""
-    out = []
-    quote = ""
-    i = 0
-    while i < len(line):
-        ch = line[i]
-        if quote:
-            if quote == '"' and ch == "\\":
-                i += 2
-                continue
-            if ch == quote:
-                quote = ""
-                out.append(ch)
-            elif not blank_quotes:
-                out.append(ch)
-        elif ch in "\"'" and (i == 0 or line[i - 1] in " \t[{,:-"):
-            quote = ch
-            out.append(ch)
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            break
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out).rstrip()
-
-
-def _unquote(key: str) -> str:
-    return key[1:-1] if len(key) >= 2 and key[0] == key[-1] and key[0] in "\"'" else key
-
-
-def image_line(line: str) -> Optional[Dict[str, str]]:
-    """The parts of an ``image:`` line (without its ending): ``indent``, ``sp`` (the spaces and
-    any ``&anchor`` before the value), ``anchor``, ``alias`` (``*name``) or ``q`` and ``value``
-    (one plain or quoted scalar), and ``rest`` (spaces and a comment). None when the value is not
-    one scalar on this line (a block scalar, a flow collection, nothing)."""
-    head = IMAGE_HEAD.match(line)
-    if not head:
-        return None
-    body = line[head.end() :]
-    content = _scan(body, False)
-    found = IMAGE_VALUE.match(content)
-    if not content or not found:
-        return None
-    if found.group("alias"):
-        q, value = "", found.group("alias")
-    elif found.group("dq") is not None:
-        q, value = '"', found.group("dq")
-    elif found.group("sq") is not None:
-        q, value = "'", found.group("sq")
-    else:
-        q, value = "", found.group("plain")
-    return {
-        "indent": head.group("indent"),
-        "sp": head.group("sp"),
-        "anchor": head.group("anchor") or "",
-        "alias": found.group("alias") or "",
-        "q": q,
-        "value": value,
-        "rest": body[len(content) :],
-    }
-
-
-class _Block:
-    """One service's lines: its header, where it ends, its children's indent and keys."""
-
-    def __init__(self, name: str, header: int, indent: int, value: str) -> None:
-        self.name = name
-        self.header = header
-        self.indent = indent
-        self.value = value
-        self.end = header + 1
-        self.child_indent = -1
-        self.keys = {}  # type: Dict[str, int]
-
-
-def _service_blocks(lines: Sequence[str]) -> Dict[str, _Block]:
-    """The blocks under the top-level ``services:`` key, by service name (block style only)."""
-    blocks = {}  # type: Dict[str, _Block]
-    in_services = False
-    service_indent = -1
-    current = None  # type: Optional[_Block]
-    for index, raw in enumerate(lines):
-        line = _scan(raw.rstrip("\r\n"), False)
-        if not line.strip():
-            continue
-        indent = _indent(line)
-        match = _KEY.match(line)
-        if current is not None and (indent == 0 or (in_services and indent <= service_indent)):
-            current.end = index
-            current = None
-        if indent == 0:
-            in_services = match is not None and _unquote(match.group("key")) == "services" and not match.group("value")
-            continue
-        if not in_services:
-            continue
-        if service_indent < 0:
-            service_indent = indent
-        if indent <= service_indent:
-            name = _unquote(match.group("key")) if match else line.strip()
-            current = _Block(name, index, indent, (match.group("value") or "") if match else line.strip())
-            blocks.setdefault(name, current)
-            continue
-        if current is None:
-            continue
-        current.end = index + 1
-        if current.child_indent < 0:
-            current.child_indent = indent
-        if indent == current.child_indent and match:
-            current.keys.setdefault(_unquote(match.group("key")), index)
-    return blocks
-
-
-def _owner(lines: Sequence[str], blocks: Dict[str, _Block], index: int) -> str:
-    """What a line belongs to, for a message: a service, or a top-level key."""
-    for block in blocks.values():
-        if block.header <= index < block.end:
-            return "service '%s'" % block.name
-    for back in range(index, -1, -1):
-        line = _scan(lines[back].rstrip("\r\n"), False)
-        match = _KEY.match(line) if line.strip() and _indent(line) == 0 else None
-        if match:
-            return "'%s'" % _unquote(match.group("key"))
-    return "the top of the file"
-
-
-def _alias_uses(lines: Sequence[str], anchor: str, skip: int) -> List[int]:
-    """Indexes of the lines (but ``skip``) that use ``*anchor``."""
-    use = re.compile(r"(?:^|(?<=[\s\[{,:]))\*%s(?=$|[\s,\]}])" % re.escape(anchor))
-    return [i for i, raw in enumerate(lines) if i != skip and use.search(_scan(raw.rstrip("\r\n"), True))]
-
-
-def image_site(text: str, service: str, name: str = "the compose file") -> Dict[str, Any]:
-    """Where one swap edits ``text`` for ``service`` (read-only); raises :class:`RefusedSwap`.
-
-    ``edit`` is ``replace`` (``index``: the service's own ``image:`` line, ``match``) or ``insert``
-    (``index``: where a new ``image:`` line goes, ``indent``, ``inherit``: the ``<<:`` or
-    ``extends:`` line the image comes from)."""
-    lines = _lines(text)
-    blocks = _service_blocks(lines)
-    block = blocks.get(service)
-    if block is None:
-        raise StateError(
-            "%s has no block for service '%s' under a top-level services: key (block style); "
-            "the swap is refused and the compose file left as it was" % (name, service)
-        )
-    block_anchor = re.match(r"^&(\S+)$", block.value)
-    if block.value and not block_anchor:
-        raise RefusedSwap(
-            name,
-            block.header,
-            "service '%s' is written on one line (%s): there is no image: line of its own to edit"
-            % (service, block.value[:60]),
-        )
-    users = _alias_uses(lines, block_anchor.group(1), block.header) if block_anchor else []
-    if block_anchor and users:
-        raise RefusedSwap(
-            name,
-            block.header,
-            "service '%s' is the anchor &%s, and %s reuse%s it as *%s: any edit of the service would change "
-            "that too. Give the other service its own block, then capture again"
-            % (
-                service,
-                block_anchor.group(1),
-                ", ".join("line %d (%s)" % (i + 1, _owner(lines, blocks, i)) for i in users),
-                "s" if len(users) == 1 else "",
-                block_anchor.group(1),
-            ),
-        )
-    index = block.keys.get("image")
-    if index is not None:
-        match = image_line(lines[index].rstrip("\r\n"))
-        if not match:
-            raise RefusedSwap(
-                name,
-                index,
-                "the image: of '%s' is not one plain, quoted or *aliased value on that line "
-                "(a multi-line or block scalar cannot be swapped as one line)" % service,
-            )
-        anchor = match["anchor"]
-        users = _alias_uses(lines, anchor, index) if anchor else []
-        if users:
-            others = ", ".join("line %d (%s)" % (i + 1, _owner(lines, blocks, i)) for i in users)
-            raise RefusedSwap(
-                name,
-                index,
-                "the image of '%s' is the anchor &%s, and %s reuse%s it as *%s: editing this line would swap "
-                "that too, and dropping the anchor would break it. Give the other service its own image: "
-                "line, then capture again" % (service, anchor, others, "s" if len(users) == 1 else "", anchor),
-            )
-        return {"edit": "replace", "index": index, "match": match, "block": block}
-    inherit = block.keys.get("<<", block.keys.get("extends"))
-    if inherit is not None:
-        at = inherit + 1
-        for j in range(inherit + 1, block.end):
-            line = _scan(lines[j].rstrip("\r\n"), False)
-            if line.strip():
-                if _indent(line) <= block.child_indent:
-                    break
-                at = j + 1
-        raw = lines[inherit].rstrip("\r\n")
-        return {
-            "edit": "insert",
-            "index": at,
-            "indent": raw[: _indent(raw)],
-            "inherit": inherit,
-            "inherit_text": _scan(raw, False).strip(),
-            "block": block,
-        }
-    if "build" in block.keys:
-        raise RefusedSwap(
-            name,
-            block.header,
-            "service '%s' has no image: line: it is built from build: (line %d), so there is no image tag to "
-            "swap. Add image: with the production tag to the service (compose then tags its build so), "
-            "then capture again" % (service, block.keys["build"] + 1),
-        )
-    raise RefusedSwap(
-        name,
-        block.header,
-        "service '%s' has no image: line, and no <<: merge key or extends: it could inherit one from" % service,
-    )
-
-
-def find_image_line(text: str, service: str) -> Tuple[int, Any]:
-    """(line index, match) of the service's own ``image:`` line; StateError when it has none."""
-    site = image_site(text, service)
-    if site["edit"] != "replace":
-        raise StateError("service '%s' has no image: line of its own (it inherits its image)" % service)
-    return site["index"], site["match"]
+# Which line of the compose file a swap edits, and how, is compose_text's (pure); here the file
+# is read, compose asked what it resolves, and the backup and record kept.
 
 
 def current_image(compose: Path, service: str) -> Optional[str]:
     """The text of the service's own ``image:`` value (a ``*alias`` as written); None without one."""
     try:
         _text, match = find_image_line(compose.read_text(encoding="utf-8"), service)
-    except (StateError, OSError, UnicodeDecodeError):
+    except (ComposeTextError, OSError, UnicodeDecodeError):
         return None
     return str(match["value"])
-
-
-def swap_edit(text: str, service: str, image: str, name: str = "the compose file") -> Dict[str, Any]:
-    """The one edit that swaps ``service`` to ``image``: ``text`` (the new text, every other byte
-    kept), ``line`` (1-based), ``edit``, ``found`` (the value on the line; "" when inherited) and
-    ``how`` (one sentence for the plan)."""
-    site = image_site(text, service, name)
-    lines = _lines(text)
-    index = site["index"]
-    if site["edit"] == "replace":
-        match = site["match"]
-        line = lines[index]
-        ending = line[len(line.rstrip("\r\n")) :]
-        q = match["q"]
-        lines[index] = "%simage:%s%s%s%s%s%s" % (match["indent"], match["sp"], q, image, q, match["rest"], ending)
-        found = match["value"]
-        how = "line %d, the service's own image: line (%s%s%s), now %s" % (
-            index + 1,
-            "&%s " % match["anchor"] if match["anchor"] else "",
-            q + found + q,
-            ", which compose resolves" if ("$" in found or found.startswith("*")) else "",
-            image,
-        )
-    else:
-        inherit = lines[site["inherit"]]
-        ending = inherit[len(inherit.rstrip("\r\n")) :] or "\n"
-        if index > 0 and not lines[index - 1].endswith("\n"):
-            lines[index - 1] += ending
-        lines.insert(index, "%simage: %s  %s%s" % (site["indent"], image, INSERTED_NOTE, ending))
-        found = ""
-        how = (
-            "a new line %d, image: %s in the service's own block, over the image it inherits through %s (line %d); "
-            "%s and every other service stay as they are"
-            % (
-                index + 1,
-                image,
-                site["inherit_text"],
-                site["inherit"] + 1,
-                "the anchor" if site["inherit_text"].startswith("<<") else "the service it extends",
-            )
-        )
-    return {"text": "".join(lines), "line": index + 1, "edit": site["edit"], "found": found, "how": how, "site": site}
-
-
-def swap_text(text: str, service: str, image: str) -> Tuple[str, str]:
-    """The compose text with one service's image swapped, every other byte kept; and the old value."""
-    edit = swap_edit(text, service, image)
-    return edit["text"], edit["found"]
 
 
 def resolved_image(compose: Path, service: str) -> Optional[str]:
@@ -682,17 +379,6 @@ def resolved_image(compose: Path, service: str) -> Optional[str]:
     found = (config_json(compose).get("services", {}) or {}).get(service) or {}
     image = found.get("image") if isinstance(found, dict) else None
     return str(image) if image else None
-
-
-def unified_diff(before: str, after: str, name: str, before_label: str, after_label: str) -> str:
-    return "".join(
-        difflib.unified_diff(
-            before.splitlines(True),
-            after.splitlines(True),
-            "%s (%s)" % (name, before_label),
-            "%s (%s)" % (name, after_label),
-        )
-    )
 
 
 def read_swap(state: Path) -> Optional[Dict[str, Any]]:
@@ -735,7 +421,31 @@ def prove_only_image_changes(compose: Path, candidate: Path, service: str, image
         )
 
 
-def plan_swap(state: Path, compose: Path, service: str, image: str) -> Dict[str, Any]:
+@dataclass(frozen=True)
+class SwapPlan:
+    """What a swap would do: ``raw`` the compose file's bytes now, ``new_raw`` after the swap (and
+    ``before``/``after`` as text, ``diff`` between them); the image compose resolves now
+    (``original_image``) and the value on the edited line (``original_text``, "" when inserted);
+    ``line`` (1-based), ``edit`` (replace or insert) and ``how`` (one sentence); ``again`` when the
+    file is already this swap's result (the backup holds the original, whose digest is
+    ``sha256_orig``); ``changed`` when the bytes differ."""
+
+    raw: bytes
+    new_raw: bytes
+    before: str
+    after: str
+    original_image: str
+    original_text: str
+    line: int
+    edit: str
+    how: str
+    again: bool
+    sha256_orig: str
+    changed: bool
+    diff: str
+
+
+def plan_swap(state: Path, compose: Path, service: str, image: str) -> SwapPlan:
     """What a swap would do, changing nothing: the new bytes, the original image, the diff."""
     if not IMAGE_REF.fullmatch(image):
         raise StateError("not a valid image reference: %r" % image)
@@ -759,53 +469,53 @@ def plan_swap(state: Path, compose: Path, service: str, image: str) -> Dict[str,
                 % service,
             )
         original_image = resolved
-    return {
-        "raw": raw,
-        "new_raw": new_text.encode("utf-8"),
-        "before": text,
-        "after": new_text,
-        "original_image": original_image,
-        "original_text": edit["found"],
-        "line": edit["line"],
-        "edit": edit["edit"],
-        "how": edit["how"],
-        "again": again,
-        "sha256_orig": str(previous["sha256_orig"]) if again and previous else current,
-        "changed": new_text.encode("utf-8") != raw,
-        "diff": unified_diff(text, new_text, compose.name, "before", "swapped"),
-    }
+    return SwapPlan(
+        raw=raw,
+        new_raw=new_text.encode("utf-8"),
+        before=text,
+        after=new_text,
+        original_image=original_image,
+        original_text=edit["found"],
+        line=edit["line"],
+        edit=edit["edit"],
+        how=edit["how"],
+        again=again,
+        sha256_orig=str(previous["sha256_orig"]) if again and previous else current,
+        changed=new_text.encode("utf-8") != raw,
+        diff=unified_diff(text, new_text, compose.name, "before", "swapped"),
+    )
 
 
-def apply_swap(state: Path, compose: Path, service: str, container: str, image: str, plan: Dict[str, Any]) -> None:
+def apply_swap(state: Path, compose: Path, service: str, container: str, image: str, plan: SwapPlan) -> None:
     """Validate the swapped file beside the original (relative paths resolve the same way), prove
     that only the image changes, keep the byte-exact backup and the swap record, then replace."""
     make_state_dir(state)
     candidate = compose.with_name(".%s.ingester-capture.tmp" % compose.name)
     try:
-        write_atomic(candidate, plan["new_raw"], mode=compose.stat().st_mode & 0o777)
-        prove_only_image_changes(compose, candidate, service, image, int(plan.get("line") or 0))
-        if not plan["again"]:
-            write_atomic(state / BACKUP_FILE, plan["raw"])
+        write_atomic(candidate, plan.new_raw, mode=compose.stat().st_mode & 0o777)
+        prove_only_image_changes(compose, candidate, service, image, plan.line)
+        if not plan.again:
+            write_atomic(state / BACKUP_FILE, plan.raw)
         write_json(
             state / SWAP_FILE,
             {
                 "compose_path": str(compose),
                 "service": service,
                 "container": container,
-                "original_image": plan["original_image"],
+                "original_image": plan.original_image,
                 "debug_image": image,
-                "sha256_orig": plan["sha256_orig"],
-                "sha256_swapped": sha256_bytes(plan["new_raw"]),
+                "sha256_orig": plan.sha256_orig,
+                "sha256_swapped": sha256_bytes(plan.new_raw),
                 "swapped_at": now_iso(),
                 # What the swap edited: the line (1-based), replace or insert, the value it held.
-                "line": plan.get("line"),
-                "edit": plan.get("edit"),
-                "original_text": plan.get("original_text"),
+                "line": plan.line,
+                "edit": plan.edit,
+                "original_text": plan.original_text,
                 # The compose project the swap ran under, so a rollback recreates the same one.
                 "project": recorded_project(compose),
             },
         )
-        if plan["changed"]:
+        if plan.changed:
             candidate.replace(compose)
     finally:
         try:
@@ -872,9 +582,26 @@ def restore_target_problem(compose: Path, allowed: RestoreTargets) -> str:
     return ""
 
 
-def plan_restore(state: Path, compose: Path, service: str, force: bool, allowed: RestoreTargets) -> Dict[str, Any]:
-    """What a restore would do (read-only). ``status`` is ``nothing`` (no swap recorded, with
-    ``reason``) or ``restore`` (``file_state``: original, swapped or missing; edited only with force).
+@dataclass(frozen=True)
+class RestorePlan:
+    """What a restore would do. ``status`` is ``nothing`` (no swap recorded; ``reason`` says what
+    the host shows instead) or ``restore``: the swap record (``swap``), the compose file's state
+    (``file_state``: original, swapped, edited or missing), the backup's bytes (``backup``), and
+    ``before``/``after``/``diff`` of the file; ``changed`` when the file would be written."""
+
+    status: str
+    changed: bool
+    reason: str = ""
+    swap: Optional[Dict[str, Any]] = None
+    file_state: str = ""
+    backup: bytes = b""
+    before: str = ""
+    after: str = ""
+    diff: str = ""
+
+
+def plan_restore(state: Path, compose: Path, service: str, force: bool, allowed: RestoreTargets) -> RestorePlan:
+    """What a restore would do (read-only): a RestorePlan (``file_state`` edited only with force).
     Raises StateError when the backup cannot be trusted (a state folder others can write, a record
     for another file), the target is not among ``allowed`` (restore_targets), or the file was edited
     after the swap."""
@@ -921,19 +648,19 @@ def plan_restore(state: Path, compose: Path, service: str, force: bool, allowed:
         )
     before = (current or b"").decode("utf-8", "replace")
     after = backup.decode("utf-8", "replace")
-    return {
-        "status": "restore",
-        "swap": swap,
-        "file_state": file_state,
-        "backup": backup,
-        "changed": file_state != "original",
-        "before": before,
-        "after": after,
-        "diff": unified_diff(before, after, compose.name, "now", "restored"),
-    }
+    return RestorePlan(
+        status="restore",
+        swap=swap,
+        file_state=file_state,
+        backup=backup,
+        changed=file_state != "original",
+        before=before,
+        after=after,
+        diff=unified_diff(before, after, compose.name, "now", "restored"),
+    )
 
 
-def plan_nothing(state: Path, compose: Path, service: str) -> Dict[str, Any]:
+def plan_nothing(state: Path, compose: Path, service: str) -> RestorePlan:
     """No swap.json: say what the last rollback did, or refuse to guess."""
     last = read_json(state / ROLLBACK_FILE)
     backup_path = state / BACKUP_FILE
@@ -942,19 +669,19 @@ def plan_nothing(state: Path, compose: Path, service: str) -> Dict[str, Any]:
         note = ""
         if current is not None and sha256_bytes(current) != last.get("sha256_orig"):
             note = " The compose file has changed since (a deployment?); it is left alone."
-        return {
-            "status": "nothing",
-            "changed": False,
-            "reason": "Nothing to roll back: no swap is recorded for %s. The last rollback, at %s, put it back on %s.%s"
+        return RestorePlan(
+            status="nothing",
+            changed=False,
+            reason="Nothing to roll back: no swap is recorded for %s. The last rollback, at %s, put it back on %s.%s"
             % (compose, last.get("rolled_back_at"), last.get("original_image"), note),
-        }
+        )
     if backup_path.is_file() and current is not None and backup_path.read_bytes() == current:
-        return {
-            "status": "nothing",
-            "changed": False,
-            "reason": "Nothing to roll back: no swap is recorded for %s. The compose file matches the backup in %s."
+        return RestorePlan(
+            status="nothing",
+            changed=False,
+            reason="Nothing to roll back: no swap is recorded for %s. The compose file matches the backup in %s."
             % (compose, state),
-        }
+        )
     raise StateError(
         "No backup to roll back from: %s does not exist %s. Is this the host and compose project capture.yml ran "
         "against (%s, service %s)? Refusing to guess."
@@ -969,11 +696,11 @@ def plan_nothing(state: Path, compose: Path, service: str) -> Dict[str, Any]:
     )
 
 
-def write_restored(compose: Path, plan: Dict[str, Any]) -> None:
+def write_restored(compose: Path, plan: RestorePlan) -> None:
     """Put the byte-exact backup back (keeping the file's mode)."""
-    if plan["changed"]:
+    if plan.changed:
         mode = (compose.stat().st_mode & 0o777) if compose.exists() else 0o644
-        write_atomic(compose, plan["backup"], mode=mode)
+        write_atomic(compose, plan.backup, mode=mode)
 
 
 def retire_swap(state: Path, compose: Path, swap: Dict[str, Any], by: str) -> Dict[str, Any]:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Tuple, Union
 
@@ -28,12 +29,13 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
     UNREADABLE,
     compose_argv,
+    current_project,
     end_read,
     inspect,
     logs_argv,
     merge_sources,
-    numbered_runs,
     run,
+    use_project,
 )
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import (
     read_json,
@@ -60,6 +62,10 @@ FOLLOW_MARGIN = 2.0
 ATTACH_ERRORS = (b"Error response from daemon", b"You cannot attach", b"Error: ")
 # What a docker client prints when the daemon goes away under it, or is not there.
 DAEMON_GONE = ("unexpected EOF", "Cannot connect to the Docker daemon", "connection reset by peer", "EOF")
+# The logging options that say how much of the service's output Docker keeps (an allow-list:
+# other options of a driver, such as an address, stay on the host).
+ROTATION_OPTIONS = ("max-size", "max-file", "compress", "mode", "max-buffer-size", "cache-disabled", "cache-max-size",
+                    "cache-max-file")
 # Seconds between asks whether the daemon is back.
 DAEMON_POLL = 0.5
 # A daemon that stops takes its containers down first (SIGTERM, the grace period, SIGKILL), then
@@ -84,16 +90,346 @@ class WindowError(Exception):
     """The window could not start or run; the message says why."""
 
 
+@dataclass(frozen=True)
+class ComposeTarget:
+    """The service a window watches: the compose file the capture swaps (``compose_path``), the
+    compose service and its container, and the compose project its compose calls run under
+    (``project_name``, ``project_dir``, ``files``: the running container's labels; empty:
+    compose's own choice from ``compose_path``)."""
+
+    compose_path: str
+    service: str
+    container: str
+    project_name: str = ""
+    project_dir: str = ""
+    files: Tuple[str, ...] = ()
+
+    @classmethod
+    def current(cls, compose: Path, service: str, container: str) -> ComposeTarget:
+        """This process's target: the compose project target_paths chose, if any."""
+        project = current_project()
+        return cls(
+            compose_path=str(compose),
+            service=service,
+            container=container,
+            project_name=str(project.get("name") or ""),
+            project_dir=str(project.get("working_dir") or "") if project else "",
+            files=tuple(str(f) for f in project.get("files") or []),
+        )
+
+    def use(self) -> None:
+        """Run this process's later compose calls under this target's project (as the module did)."""
+        if self.project_name or self.project_dir or self.files:
+            use_project(Path(self.compose_path), self.project_name, self.project_dir, self.files)
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """What the worker is asked to do, written by the module to ``.window-config.json`` and read
+    back (validated) by the worker: how long (``seconds``), when to stop early (``stop_after``
+    restarts; no heartbeat for ``heartbeat_timeout`` s; less than ``reserve_bytes`` free), whether
+    it recreates the service first (``recreate``, stopping it with ``stop_timeout``), how it reads
+    the runs (``attach`` when ``docker logs`` reads nothing; ``logs_since`` in observe mode), the
+    stats interval, and the lock it keeps alive (``lock_state``, ``lock_owner``; "" for none)."""
+
+    target: ComposeTarget
+    recreate: bool = False
+    seconds: float = 300.0
+    stop_after: int = 3
+    stats_interval: float = 5.0
+    stop_timeout: int = 10
+    heartbeat_timeout: float = 60.0
+    logs_since: Optional[str] = None
+    attach: bool = False
+    reserve_bytes: int = 0
+    lock_state: str = ""
+    lock_owner: str = ""
+
+    def to_json(self) -> Dict[str, Any]:
+        """The config file's object: the target's keys beside the others, one level."""
+        body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "target"}
+        body.update(asdict(self.target))
+        body["files"] = list(self.target.files)
+        return body
+
+    @classmethod
+    def from_json(cls, data: Any) -> WindowConfig:
+        """The config a to_json object gives back; WindowError naming the first bad key."""
+        if not isinstance(data, dict):
+            raise WindowError("the window's config is not an object")
+        values = {}  # type: Dict[str, Any]
+        for klass in (ComposeTarget, cls):
+            for f in fields(klass):
+                if f.name == "target" or f.name not in data:
+                    continue
+                values[f.name] = _checked(f.name, data[f.name], _CONFIG_TYPES[f.name])
+        missing = [f.name for f in fields(ComposeTarget) if f.name not in values and f.name in _REQUIRED]
+        if missing:
+            raise WindowError("the window's config lacks %s" % ", ".join(missing))
+        target = ComposeTarget(**{f.name: values.pop(f.name) for f in fields(ComposeTarget) if f.name in values})
+        return cls(target=target, **values)
+
+
+_REQUIRED = ("compose_path", "service", "container")
+# What each config key holds (a float also takes an int; nothing takes a bool but a bool).
+_CONFIG_TYPES = {
+    "compose_path": str,
+    "service": str,
+    "container": str,
+    "project_name": str,
+    "project_dir": str,
+    "files": list,
+    "recreate": bool,
+    "seconds": float,
+    "stop_after": int,
+    "stats_interval": float,
+    "stop_timeout": int,
+    "heartbeat_timeout": float,
+    "logs_since": (str, type(None)),
+    "attach": bool,
+    "reserve_bytes": int,
+    "lock_state": str,
+    "lock_owner": str,
+}  # type: Dict[str, Any]
+
+
+def _checked(name: str, value: Any, kind: Any) -> Any:
+    """``value`` as the config key ``name`` holds it; WindowError when it is of another type."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if kind is list:
+        ok = ok and all(isinstance(item, str) for item in value)
+        value = tuple(value) if ok else value
+    if not ok:
+        raise WindowError("the window's config key %s is %r, not a %s" % (name, value, getattr(kind, "__name__", kind)))
+    return value
+
+
+def write_config(out: Path, config: WindowConfig) -> None:
+    write_json(out / CONFIG_FILE, config.to_json())
+
+
+def read_config(out: Path) -> WindowConfig:
+    """The worker's config from ``out``; WindowError when it is missing or not a WindowConfig."""
+    path = out / CONFIG_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WindowError("the window's config %s cannot be read: %s" % (path, exc)) from exc
+    return WindowConfig.from_json(data)
+
+
+class DaemonGaps:
+    """Each time the Docker daemon went away during a window: the gap (start, end, what became of
+    the container), found when the event stream ends by itself, settled once the daemon is back;
+    the daemon's own stop and start of the container, which are no exit and no restart; and at
+    the end, the wait for a daemon still away and what the gaps cost the log."""
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self.gaps = []  # type: List[Dict[str, Any]]
+        # Starts of the container by the daemon coming back (restart policy, or live-restore).
+        self.starts = 0
+
+    def claim_start(self) -> None:
+        """A start event, under the window's lock: the first since the daemon went away, with no
+        crash of its own between, is the daemon's on its way back, not a restart after an exit."""
+        gap = self.gaps[-1] if self.gaps else None
+        if gap is None or gap.get("start_counted") or any(
+            a == "die" for a, _c, t in self.window.run_events if t >= float(gap["start_epoch"])
+        ):
+            return
+        gap["start_counted"] = True
+        self.starts += 1
+        if gap.get("container") in ("stopped", "not_running", "unknown"):
+            # Inspected before the daemon had started it again.
+            gap["container"] = "restarted" if gap.get("container_stopped_at") else "started"
+            gap["statement"] = self.statement(gap)
+        if gap.get("end_epoch") is not None:
+            threading.Thread(target=self.window.reattach_tee, daemon=True).start()
+
+    def public(self) -> List[Dict[str, Any]]:
+        with self.window.lock:
+            return [{k: v for k, v in g.items() if k != "start_counted"} for g in self.gaps]
+
+    def went_away(self, error: str) -> Optional[Dict[str, Any]]:
+        """The event stream ended by itself: record a ``daemon_unavailable`` gap, wait until the
+        daemon answers again (or the window ends), then pick the capture up again. The gap, or
+        None when the window ended first (the gap stays open: no end)."""
+        start = time.time()
+        code, _out, err = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
+        if code == 0 and not any(m in error for m in DAEMON_GONE):
+            # The daemon is there: the stream alone broke. Open it again, no gap.
+            self.window.notes.append("the event stream ended (%s) and was opened again" % (error or "no error"))
+            self.window.stopping.wait(DAEMON_POLL)
+            return {"start_epoch": start}
+        gap = {
+            "kind": "daemon_unavailable",
+            "start": iso(start),
+            "start_epoch": start,
+            "end": None,
+            "end_epoch": None,
+            "seconds": None,
+            "seen_by": "docker events: %s" % (error or "the stream ended"),
+            "docker_error": (err.strip()[:300] or None) if code != 0 else None,
+            "container": None,
+            "container_stopped_at": None,
+            "exit_code_at_stop": None,
+            "statement": None,
+        }  # type: Dict[str, Any]
+        with self.window.lock:
+            self.mark_stop(gap)
+            self.gaps.append(gap)
+        self.window.save()
+        while not self.window.stopping.is_set():
+            code, _out, err = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
+            if code == 0:
+                break
+            gap["docker_error"] = err.strip()[:300] or gap["docker_error"]
+            self.window.stopping.wait(DAEMON_POLL)
+        else:
+            gap["statement"] = self.statement(gap)
+            return None
+        end = time.time()
+        with self.window.lock:
+            gap.update({"end": iso(end), "end_epoch": end, "seconds": round(end - start, 1)})
+            gap["statement"] = self.statement(gap)
+        return gap
+
+    def settle(self, gap: Dict[str, Any]) -> None:
+        """The daemon is back and the event stream open again: what became of the container."""
+        self.after(gap)
+        with self.window.lock:
+            gap["statement"] = self.statement(gap)
+        self.window.save()
+
+    def mark_stop(self, gap: Dict[str, Any]) -> None:
+        """A die then a stop in this run, nothing after and the API gone soon after: the daemon
+        stopped the container on its way down (docker stop looks the same, but the daemon then
+        went away). That die is no crash of the ingester."""
+        actions = [a for a, _code, _t in self.window.run_events]
+        if "die" not in actions:
+            return
+        at = len(actions) - 1 - actions[::-1].index("die")
+        _action, code, when = self.window.run_events[at]
+        if "stop" not in actions[at:] or float(gap["start_epoch"]) - when > DAEMON_STOP_LEAD:
+            return
+        for die in reversed(self.window.dies):
+            if die.get("epoch") == when:
+                die["cause"] = "daemon_stop"
+                break
+        gap["container_stopped_at"] = iso(when)
+        gap["container_stopped_epoch"] = when
+        gap["exit_code_at_stop"] = code
+        kills = [t for a, _signal, t in self.window.run_events[:at] if a == "kill"]
+        # Its first kill (SIGTERM) is when the daemon began to go down.
+        gap["stopping_from"] = iso(kills[0]) if kills else None
+        self.window.run_events = []  # that run is over: its die belongs to this gap alone
+
+    def after(self, gap: Dict[str, Any]) -> None:
+        """The daemon is back: what became of the container, and the followers picked up again."""
+        found, error = inspect(self.window.container, attempts=3)
+        state = (found or {}).get("State") or {}
+        started = parse_epoch(str(state.get("StartedAt") or "")) or 0.0
+        running = bool(state.get("Running") or state.get("Restarting"))
+        with self.window.lock:
+            if gap.get("start_counted"):
+                # The daemon's start of it came in first.
+                gap["container"] = "restarted" if gap["container_stopped_at"] else "started"
+            elif found is None:
+                gap["container"] = "unknown"
+                gap["inspect_error"] = error[:300]
+            elif running and started and started < float(gap["start_epoch"]) - 1 and not gap["container_stopped_at"]:
+                # live-restore: the container ran on without the daemon; no start event will come.
+                gap["container"] = "kept_running"
+                if not self.window.stopping.is_set():
+                    self.window.follow_logs(float(gap["start_epoch"]) - FOLLOW_MARGIN, "the daemon came back (kept running)")
+            elif running:
+                gap["container"] = "restarted" if gap["container_stopped_at"] else "started"
+            else:
+                gap["container"] = "stopped" if gap["container_stopped_at"] else "not_running"
+        if running:
+            self.window.reattach_tee()
+
+    @staticmethod
+    def statement(gap: Dict[str, Any]) -> str:
+        """One sentence for the play, the manifest and the report."""
+        if gap.get("end_epoch") is None:
+            text = "the Docker daemon went away at %s and was not back when the window ended" % gap["start"]
+        else:
+            text = "the Docker daemon was unavailable from %s to %s (%s s)" % (gap["start"], gap["end"], gap["seconds"])
+        fate = {
+            "restarted": "; the container was stopped with it (%sexit %s at %s) and started again when it came back "
+            "(its restart policy): not a crash of the ingester, and nothing ran while the daemon was away"
+            % (_from(gap), gap.get("exit_code_at_stop"), gap.get("container_stopped_at")),
+            "stopped": "; the container was stopped with it (%sexit %s at %s) and was not started again"
+            % (_from(gap), gap.get("exit_code_at_stop"), gap.get("container_stopped_at")),
+            "kept_running": "; the container kept running (live-restore): what it printed meanwhile waited in its "
+            "output pipe and was logged when the daemon came back, stamped with that time",
+            "started": "; the container was running again when it came back",
+            "not_running": "; the container was not running when it came back",
+            "unknown": "; the container could not be inspected afterwards",
+        }
+        return text + fate.get(str(gap.get("container")), "")
+
+    def wait_at_end(self) -> None:
+        """A daemon still away when the window ends: wait a while for it, so that the logs can be
+        read and the service checked; say so either way."""
+        gap = self.gaps[-1] if self.gaps else None
+        if gap is None or gap.get("end_epoch") is not None:
+            self.window.notes.extend(str(g["statement"]) for g in self.gaps if g.get("statement"))
+            return
+        self.window.notes.extend(str(g["statement"]) for g in self.gaps[:-1] if g.get("statement"))
+        deadline = time.time() + DAEMON_WAIT_AT_END
+        while time.time() < deadline:
+            if run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)[0] == 0:
+                end = time.time()
+                gap.update({"end": iso(end), "end_epoch": end, "seconds": round(end - float(gap["start_epoch"]), 1)})
+                self.after(gap)
+                gap["statement"] = self.statement(gap) + " (after the window had ended)"
+                self.window.notes.append(gap["statement"])
+                return
+            time.sleep(DAEMON_POLL)
+        gap["statement"] = self.statement(gap)
+        self.window.notes.append(
+            gap["statement"] + ": the end-of-window read and the check of the service could not be done"
+        )
+
+    def account(self) -> List[Dict[str, Any]]:
+        """Each time the daemon was away, and what it cost the log: nothing, when the container
+        was stopped with the daemon (nothing ran meanwhile); otherwise None: not countable."""
+        account = []
+        for gap in self.public():
+            fate = gap.get("container")
+            if fate in ("restarted", "stopped"):
+                lost = 0  # type: Optional[int]
+                how = "the container was stopped with the daemon: it printed nothing while the daemon was away"
+            elif fate == "kept_running":
+                lost = None
+                how = (
+                    "the container ran on while the daemon was away; its output waited in the pipe and Docker "
+                    "logged it on its return, so a loss cannot be counted"
+                )
+            else:
+                lost = None
+                how = "what the container printed while the daemon was away cannot be known"
+            gap.update({"lines_lost": lost, "lines_how": how})
+            account.append(gap)
+        return account
+
+
+
 class Window:
     """Owns the followers for one capture window and stops them on every path."""
 
-    def __init__(self, out: Path, config: Dict[str, Any]) -> None:
+    def __init__(self, out: Path, config: WindowConfig) -> None:
         self.out = out
         self.cfg = config
-        self.compose = Path(config["compose_path"])
-        self.container = str(config["container"])
-        self.service = str(config["service"])
-        self.recreate_first = bool(config["recreate"])
+        self.compose = Path(config.target.compose_path)
+        self.container = config.target.container
+        self.service = config.target.service
+        self.recreate_first = config.recreate
         self.children = []  # type: List[subprocess.Popen[bytes]]
         # (pid, start time) of each follower, in the progress file: if this worker is killed, its
         # followers (each in a session of its own) live on, and whoever finds it dead stops them.
@@ -117,10 +453,9 @@ class Window:
         self.copiers = []  # type: List[threading.Thread]
         self.logs = None  # type: Optional[Dict[str, Any]]
         # Each time the Docker daemon was away: start and end, and what that did to the container.
-        self.gaps = []  # type: List[Dict[str, Any]]
+        self.daemon = DaemonGaps(self)
         # This run's events since its start (action, exit code, epoch): to tell the daemon's stop.
         self.run_events = []  # type: List[Any]
-        self.daemon_starts = 0
         self.stats_failed = 0
         self.tee_proc = None  # type: Optional[subprocess.Popen[bytes]]
         self.tee_attaches = 0
@@ -133,15 +468,11 @@ class Window:
         # With a recreate, the first start is ours; every later one is a restart. In observe mode
         # the container was already running, so every start seen is a restart.
         # A start by the daemon coming back (restart policy, or live-restore) is not a restart.
-        starts = self.starts - self.daemon_starts
+        starts = self.starts - self.daemon.starts
         return max(0, starts - 1) if self.recreate_first else starts
 
     def crash_codes(self) -> List[Any]:
         return [d.get("exit_code") for d in self.dies if d.get("cause") != "daemon_stop"]
-
-    def gaps_public(self) -> List[Dict[str, Any]]:
-        with self.lock:
-            return [{k: v for k, v in g.items() if k != "start_counted"} for g in self.gaps]
 
     def progress(self) -> Dict[str, Any]:
         return {
@@ -151,10 +482,10 @@ class Window:
             "children": [[pid, start] for pid, start in self.child_starts if start],
             "started_epoch": self.started_epoch,
             "elapsed": round(time.time() - self.started_epoch, 1),
-            "window_seconds": self.cfg["seconds"],
+            "window_seconds": self.cfg.seconds,
             "restarts": self.restarts(),
             "exit_codes": self.crash_codes(),
-            "daemon_unavailable": self.gaps_public(),
+            "daemon_unavailable": self.daemon.public(),
             "oom_events": self.ooms,
             "kill_events": self.kills,
             "ended_by": self.stop_reason or None,
@@ -215,7 +546,7 @@ class Window:
                 if settle is not None:
                     # The stream is open again first (the daemon's starts must not slip by), then
                     # what became of the container is looked at, beside it.
-                    thread = threading.Thread(target=self._settle, args=(settle,), daemon=True)
+                    thread = threading.Thread(target=self.daemon.settle, args=(settle,), daemon=True)
                     thread.start()
                     self.copiers.append(thread)
                     settle = None
@@ -238,7 +569,7 @@ class Window:
                 if self.stopping.is_set():
                     break
                 # The stream never ends by itself while the daemon is there.
-                gap = self.daemon_gap(error)
+                gap = self.daemon.went_away(error)
                 if gap is None:
                     break
                 since = float(gap["start_epoch"]) - 1
@@ -262,105 +593,6 @@ class Window:
         record(self.out, entry)
 
     # the daemon going away -------------------------------------------------------------------
-    def daemon_gap(self, error: str) -> Optional[Dict[str, Any]]:
-        """The event stream ended by itself: record a ``daemon_unavailable`` gap, wait until the
-        daemon answers again (or the window ends), then pick the capture up again. The gap, or
-        None when the window ended first (the gap stays open: no end)."""
-        start = time.time()
-        code, _out, err = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
-        if code == 0 and not any(m in error for m in DAEMON_GONE):
-            # The daemon is there: the stream alone broke. Open it again, no gap.
-            self.notes.append("the event stream ended (%s) and was opened again" % (error or "no error"))
-            self.stopping.wait(DAEMON_POLL)
-            return {"start_epoch": start}
-        gap = {
-            "kind": "daemon_unavailable",
-            "start": iso(start),
-            "start_epoch": start,
-            "end": None,
-            "end_epoch": None,
-            "seconds": None,
-            "seen_by": "docker events: %s" % (error or "the stream ended"),
-            "docker_error": (err.strip()[:300] or None) if code != 0 else None,
-            "container": None,
-            "container_stopped_at": None,
-            "exit_code_at_stop": None,
-            "statement": None,
-        }  # type: Dict[str, Any]
-        with self.lock:
-            self._mark_daemon_stop(gap)
-            self.gaps.append(gap)
-        self.save()
-        while not self.stopping.is_set():
-            code, _out, err = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
-            if code == 0:
-                break
-            gap["docker_error"] = err.strip()[:300] or gap["docker_error"]
-            self.stopping.wait(DAEMON_POLL)
-        else:
-            gap["statement"] = self._statement(gap)
-            return None
-        end = time.time()
-        with self.lock:
-            gap.update({"end": iso(end), "end_epoch": end, "seconds": round(end - start, 1)})
-            gap["statement"] = self._statement(gap)
-        return gap
-
-    def _settle(self, gap: Dict[str, Any]) -> None:
-        """The daemon is back and the event stream open again: what became of the container."""
-        self._after_daemon(gap)
-        with self.lock:
-            gap["statement"] = self._statement(gap)
-        self.save()
-
-    def _mark_daemon_stop(self, gap: Dict[str, Any]) -> None:
-        """A die then a stop in this run, nothing after and the API gone soon after: the daemon
-        stopped the container on its way down (docker stop looks the same, but the daemon then
-        went away). That die is no crash of the ingester."""
-        actions = [a for a, _code, _t in self.run_events]
-        if "die" not in actions:
-            return
-        at = len(actions) - 1 - actions[::-1].index("die")
-        _action, code, when = self.run_events[at]
-        if "stop" not in actions[at:] or float(gap["start_epoch"]) - when > DAEMON_STOP_LEAD:
-            return
-        for die in reversed(self.dies):
-            if die.get("epoch") == when:
-                die["cause"] = "daemon_stop"
-                break
-        gap["container_stopped_at"] = iso(when)
-        gap["container_stopped_epoch"] = when
-        gap["exit_code_at_stop"] = code
-        kills = [t for a, _signal, t in self.run_events[:at] if a == "kill"]
-        # Its first kill (SIGTERM) is when the daemon began to go down.
-        gap["stopping_from"] = iso(kills[0]) if kills else None
-        self.run_events = []  # that run is over: its die belongs to this gap alone
-
-    def _after_daemon(self, gap: Dict[str, Any]) -> None:
-        """The daemon is back: what became of the container, and the followers picked up again."""
-        found, error = inspect(self.container, attempts=3)
-        state = (found or {}).get("State") or {}
-        started = parse_epoch(str(state.get("StartedAt") or "")) or 0.0
-        running = bool(state.get("Running") or state.get("Restarting"))
-        with self.lock:
-            if gap.get("start_counted"):
-                # The daemon's start of it came in first.
-                gap["container"] = "restarted" if gap["container_stopped_at"] else "started"
-            elif found is None:
-                gap["container"] = "unknown"
-                gap["inspect_error"] = error[:300]
-            elif running and started and started < float(gap["start_epoch"]) - 1 and not gap["container_stopped_at"]:
-                # live-restore: the container ran on without the daemon; no start event will come.
-                gap["container"] = "kept_running"
-                if not self.stopping.is_set():
-                    self.follow_logs(float(gap["start_epoch"]) - FOLLOW_MARGIN, "the daemon came back (kept running)")
-            elif running:
-                gap["container"] = "restarted" if gap["container_stopped_at"] else "started"
-            else:
-                gap["container"] = "stopped" if gap["container_stopped_at"] else "not_running"
-        if running:
-            self.reattach_tee()
-
     def reattach_tee(self) -> None:
         """The attached stream ended with the daemon: attach again, as the runbook's tee would be
         (only to a running container: `up` would start a stopped one)."""
@@ -370,27 +602,6 @@ class Window:
             if self.tee_thread is not None:
                 self.tee_thread.join(timeout=10)
             self.start_tee()
-
-    @staticmethod
-    def _statement(gap: Dict[str, Any]) -> str:
-        """One sentence for the play, the manifest and the report."""
-        if gap.get("end_epoch") is None:
-            text = "the Docker daemon went away at %s and was not back when the window ended" % gap["start"]
-        else:
-            text = "the Docker daemon was unavailable from %s to %s (%s s)" % (gap["start"], gap["end"], gap["seconds"])
-        fate = {
-            "restarted": "; the container was stopped with it (%sexit %s at %s) and started again when it came back "
-            "(its restart policy): not a crash of the ingester, and nothing ran while the daemon was away"
-            % (_from(gap), gap.get("exit_code_at_stop"), gap.get("container_stopped_at")),
-            "stopped": "; the container was stopped with it (%sexit %s at %s) and was not started again"
-            % (_from(gap), gap.get("exit_code_at_stop"), gap.get("container_stopped_at")),
-            "kept_running": "; the container kept running (live-restore): what it printed meanwhile waited in its "
-            "output pipe and was logged when the daemon came back, stamped with that time",
-            "started": "; the container was running again when it came back",
-            "not_running": "; the container was not running when it came back",
-            "unknown": "; the container could not be inspected afterwards",
-        }
-        return text + fate.get(str(gap.get("container")), "")
 
     def _count(self, raw: bytes) -> None:
         try:
@@ -406,20 +617,7 @@ class Window:
         with self.lock:
             if action == "start":
                 self.starts += 1
-                # The first start since the daemon went away, with no crash of its own between:
-                # the daemon started it on its way back, not a restart after an exit.
-                gap = self.gaps[-1] if self.gaps else None
-                if gap is not None and not gap.get("start_counted") and not any(
-                    a == "die" for a, _c, t in self.run_events if t >= float(gap["start_epoch"])
-                ):
-                    gap["start_counted"] = True
-                    self.daemon_starts += 1
-                    if gap.get("container") in ("stopped", "not_running", "unknown"):
-                        # Inspected before the daemon had started it again.
-                        gap["container"] = "restarted" if gap.get("container_stopped_at") else "started"
-                        gap["statement"] = self._statement(gap)
-                    if gap.get("end_epoch") is not None:
-                        threading.Thread(target=self.reattach_tee, daemon=True).start()
+                self.daemon.claim_start()
                 self.run_events = []
                 if not self.stopping.is_set():
                     # From the last run's end when there is one: nothing of this run can be older,
@@ -444,7 +642,7 @@ class Window:
 
         When the logging driver keeps nothing ``docker logs`` can read (pre-flight said so), the
         run's output is taken from ``docker attach`` instead, each line stamped on arrival."""
-        if self.cfg.get("attach"):
+        if self.cfg.attach:
             self.attach_run(why)
             return
         folder = self.out / FOLLOW_DIR
@@ -512,7 +710,7 @@ class Window:
         argv = ["docker", "stats", "--no-stream", "--format", "{{json .}}", self.container]
         started = now_iso()
         samples = 0
-        interval = float(self.cfg["stats_interval"])
+        interval = self.cfg.stats_interval
         with (self.out / "stats.jsonl").open("a", encoding="utf-8") as sink:
             while not self.stopping.is_set():
                 code, out = self._stats_sample(argv)
@@ -603,7 +801,7 @@ class Window:
     def recreate(self) -> None:
         """The runbook's step 3: stop and remove the service, bring it up on the swapped image."""
         for rest in (
-            ("stop", "--timeout", str(self.cfg["stop_timeout"]), self.service),
+            ("stop", "--timeout", str(self.cfg.stop_timeout), self.service),
             ("rm", "-f", self.service),
             ("up", "-d", "--no-deps", "--no-build", "--pull", "never", self.service),
         ):
@@ -631,7 +829,7 @@ class Window:
     def disk_short(self) -> str:
         """Why the window must stop for disk space, or "": the merge at the end needs about as
         much room as the followers have written, plus the reserve."""
-        reserve = int(self.cfg.get("reserve_bytes") or 0)
+        reserve = self.cfg.reserve_bytes
         if not reserve:
             return ""
         try:
@@ -654,13 +852,13 @@ class Window:
         short = self.disk_short()
         if short:
             return short
-        if time.time() - self.started_epoch >= float(self.cfg["seconds"]):
+        if time.time() - self.started_epoch >= self.cfg.seconds:
             return "deadline"
-        if self.cfg["stop_after"] and self.restarts() >= int(self.cfg["stop_after"]):
+        if self.cfg.stop_after and self.restarts() >= self.cfg.stop_after:
             return "restarts"
         hb = self.out / HEARTBEAT_FILE
         last = hb.stat().st_mtime if hb.exists() else self.started_epoch
-        timeout = float(self.cfg["heartbeat_timeout"])
+        timeout = self.cfg.heartbeat_timeout
         if timeout and time.time() - last > timeout:
             return "aborted: the controller stopped polling (play interrupted or host unreachable)"
         return ""
@@ -668,9 +866,9 @@ class Window:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
-        if self.cfg.get("lock_state") and self.cfg.get("lock_owner"):
-            until = time.time() + float(self.cfg["seconds"]) + 900
-            host_state.lock_attach(Path(self.cfg["lock_state"]), str(self.cfg["lock_owner"]), os.getpid(), until)
+        if self.cfg.lock_state and self.cfg.lock_owner:
+            until = time.time() + self.cfg.seconds + 900
+            host_state.lock_attach(Path(self.cfg.lock_state), self.cfg.lock_owner, os.getpid(), until)
         if self.recreate_first:
             found, _error = inspect(self.container, attempts=1)
             self.old_id = str((found or {}).get("Id") or "")
@@ -747,6 +945,30 @@ class Window:
             "events of the production container while the capture stopped and removed it",
         )
 
+    def tee_only_why(self, tee_only: int, unreadable: bool) -> Optional[str]:
+        """Why Docker had no copy of lines only the tee held; None when there were none."""
+        if not tee_only:
+            return None
+        why = (
+            "the logging driver keeps no copy Docker can read"
+            if unreadable
+            else "Docker's log rotation removed them before a follower read them"
+        )
+        if self.daemon.gaps:
+            why += "; the Docker daemon was away for part of the window (daemon_unavailable)"
+        return why
+
+    def log_config(self) -> Optional[Dict[str, Any]]:
+        """The container's logging driver and its options (max-size, max-file: how much Docker
+        keeps of what the service writes); None when it cannot be inspected."""
+        found, _error = inspect(self.container, attempts=1)
+        config = ((found or {}).get("HostConfig") or {}).get("LogConfig")
+        if not isinstance(config, dict):
+            return None
+        options = config.get("Config") or {}
+        kept = {k: str(v) for k, v in options.items() if k in ROTATION_OPTIONS} if isinstance(options, dict) else {}
+        return {"driver": config.get("Type"), "options": kept}
+
     def merge_logs(self, since: Optional[str]) -> Dict[str, Any]:
         """logs/ingester.log from the live followers, the end-of-window read and the tee, each
         line once; what each source gave, and every loss that can be counted."""
@@ -771,7 +993,7 @@ class Window:
                 head, _sep, tail = body.rpartition(b"\n")
                 error = tail.decode(errors="replace").strip()[:300]
                 entry["stderr"].write_bytes(head + b"\n" if head else b"")
-                if self.gaps and any(m in error for m in DAEMON_GONE):
+                if self.daemon.gaps and any(m in error for m in DAEMON_GONE):
                     # Cut off by the daemon going away: a follower from the next start (or from the
                     # daemon's return, under live-restore) reads on. Not docker refusing the driver.
                     error = "ended when the Docker daemon went away: %s" % error
@@ -793,19 +1015,7 @@ class Window:
         counts = merge_sources(
             self.out / "logs" / "ingester.log", parts, (self.out / "logs" / "tee.log", list(self.tee_times))
         )
-        unreadable = bool(self.cfg.get("attach")) or UNREADABLE in end_error or any(UNREADABLE in e for e in errors)
-        runs = numbered_runs(self.out / "logs" / "ingester.log")
-        lost = sum(r["missing"] for r in runs)
-        why = None
-        if lost:
-            why = (
-                "the logging driver keeps no copy Docker can read, and the attached stream missed them"
-                if unreadable
-                else "Docker's log rotation removed them before a follower read them, and the attached stream "
-                "missed them too"
-            )
-            if self.gaps:
-                why += "; the Docker daemon was away for part of the window (daemon_unavailable)"
+        unreadable = self.cfg.attach or UNREADABLE in end_error or any(UNREADABLE in e for e in errors)
         logs = {
             "sources": {
                 "follow": counts["read"].get("follow", 0),
@@ -817,16 +1027,16 @@ class Window:
                 "tee_only_at": counts["tee_only_at"],
                 "tee_missed_lines": counts["tee_missed"],
             },
+            "tee_only_why": self.tee_only_why(counts["kept"]["tee_only"], unreadable),
+            "rotation": self.log_config(),
             "merged_lines": counts["merged"],
             "lines": {"stdout": counts["kept"]["stdout"], "stderr": counts["kept"]["stderr"]},
             # docker logs could not read the driver: the attached streams (the window's own
             # `docker attach` of each run, and the tee) are all there is.
-            "only_source": ("attach" if self.cfg.get("attach") else "tee") if unreadable else None,
+            "only_source": ("attach" if self.cfg.attach else "tee") if unreadable else None,
             "docker_logs_error": (end_error or (errors[0] if errors else "")) or None,
             "followers": followers,
-            "numbered_runs": runs,
-            "lost": {"lines": lost, "runs": [r["run"] for r in runs if r["missing"]], "why": why} if runs else None,
-            "daemon_unavailable": self.daemon_account(lost if runs else None),
+            "daemon_unavailable": self.daemon.account(),
         }
         record(
             self.out,
@@ -845,53 +1055,6 @@ class Window:
         )
         shutil.rmtree(str(folder), ignore_errors=True)
         return logs
-
-    def wait_for_daemon(self) -> None:
-        """A daemon still away when the window ends: wait a while for it, so that the logs can be
-        read and the service checked; say so either way."""
-        gap = self.gaps[-1] if self.gaps else None
-        if gap is None or gap.get("end_epoch") is not None:
-            self.notes.extend(str(g["statement"]) for g in self.gaps if g.get("statement"))
-            return
-        self.notes.extend(str(g["statement"]) for g in self.gaps[:-1] if g.get("statement"))
-        deadline = time.time() + float(self.cfg.get("daemon_wait", DAEMON_WAIT_AT_END))
-        while time.time() < deadline:
-            if run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)[0] == 0:
-                end = time.time()
-                gap.update({"end": iso(end), "end_epoch": end, "seconds": round(end - float(gap["start_epoch"]), 1)})
-                self._after_daemon(gap)
-                gap["statement"] = self._statement(gap) + " (after the window had ended)"
-                self.notes.append(gap["statement"])
-                return
-            time.sleep(DAEMON_POLL)
-        gap["statement"] = self._statement(gap)
-        self.notes.append(
-            gap["statement"] + ": the end-of-window read and the check of the service could not be done"
-        )
-
-    def daemon_account(self, numbered_lost: Optional[int]) -> List[Dict[str, Any]]:
-        """Each time the daemon was away, and what it cost the log: nothing, when the container
-        was stopped with the daemon (nothing ran meanwhile); otherwise what the numbered lines
-        show, or None (not countable) without them."""
-        account = []
-        for gap in self.gaps_public():
-            fate = gap.get("container")
-            if fate in ("restarted", "stopped"):
-                lost = 0  # type: Optional[int]
-                how = "the container was stopped with the daemon: it printed nothing while the daemon was away"
-            elif fate == "kept_running":
-                lost = numbered_lost
-                how = (
-                    "the container ran on while the daemon was away; its output waited in the pipe and Docker "
-                    "logged it on its return"
-                    + ("" if lost is not None else "; without numbered lines a loss cannot be counted")
-                )
-            else:
-                lost = None
-                how = "what the container printed while the daemon was away cannot be known"
-            gap.update({"lines_lost": lost, "lines_how": how})
-            account.append(gap)
-        return account
 
     def finish(self, threads: List[threading.Thread]) -> None:
         self.phase = "finishing"
@@ -915,12 +1078,12 @@ class Window:
                 pass
         for thread in threads + ([self.tee_thread] if self.tee_thread else []) + self.copiers:
             thread.join(timeout=30)
-        self.wait_for_daemon()
+        self.daemon.wait_at_end()
         if self.recreate_first and not self.error.startswith("'docker compose stop"):
             self.ensure_not_stopped()
         if self.old_id:
             self.split_setup_events()
-        since = None if self.recreate_first else self.cfg.get("logs_since")
+        since = None if self.recreate_first else self.cfg.logs_since
         try:
             self.logs = self.merge_logs(since)
         except OSError as exc:
@@ -935,15 +1098,15 @@ class Window:
                 "window_end_epoch": window_end,
                 "mode": "capture" if self.recreate_first else "observe",
                 "dies": self.dies,
-                "daemon_starts": self.daemon_starts,
+                "daemon_starts": self.daemon.starts,
             }
         )
         progress.pop("children", None)  # the host's process ids: for the progress file only
         write_json(self.out / "window.json", progress, mode=0o600)
         record_note(self.out, "window.json", "")
         self.save()
-        if self.cfg.get("lock_state") and self.cfg.get("lock_owner"):
-            lock_state, owner = Path(self.cfg["lock_state"]), str(self.cfg["lock_owner"])
+        if self.cfg.lock_state and self.cfg.lock_owner:
+            lock_state, owner = Path(self.cfg.lock_state), self.cfg.lock_owner
             if self.stop_reason.startswith("aborted"):
                 # Nobody is left to release it: the play that owns it is gone.
                 host_state.lock_release(lock_state, owner)
@@ -978,7 +1141,10 @@ def _tail(path: Path) -> str:
 def worker_main(out: str) -> int:
     """The detached worker's entry point: run the window described by out/.window-config.json."""
     folder = Path(out)
-    return Window(folder, read_json(folder / CONFIG_FILE)).run()
+    config = read_config(folder)
+    # The compose project the module ran under, so the worker's compose calls are the same.
+    config.target.use()
+    return Window(folder, config).run()
 
 
 # --- the module's side: start, status, stop ---------------------------------------------------
@@ -995,7 +1161,7 @@ def read_progress(out: Path) -> Dict[str, Any]:
     return read_json(out / PROGRESS_FILE)
 
 
-def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optional[str] = None) -> Dict[str, Any]:
+def start(out: Path, config: WindowConfig, start_timeout: float, python: Optional[str] = None) -> Dict[str, Any]:
     """Start the detached worker and wait until it captures (or failed); its progress."""
     if (out / PROGRESS_FILE).exists():
         raise WindowError("a window already ran in %s" % out)
@@ -1006,7 +1172,7 @@ def start(out: Path, config: Dict[str, Any], start_timeout: float, python: Optio
         # Ansible removes its payload when the module returns: the worker runs from a copy.
         shutil.copyfile(root, str(out / PAYLOAD_FILE))
         root = str(out / PAYLOAD_FILE)
-    write_json(out / CONFIG_FILE, config)
+    write_config(out, config)
     (out / HEARTBEAT_FILE).touch()
     log = (out / LOG_FILE).open("ab")
     # The worker writes to this pipe once it captures (or is finishing): no polling in between.
@@ -1116,20 +1282,24 @@ def salvage(out: Path, reason: str) -> Dict[str, Any]:
     service stopped, and write ``window.json`` saying the window is partial and why. The raw
     follower copies are removed once merged. The progress, done."""
     progress = read_progress(out)
-    cfg = read_json(out / CONFIG_FILE)
     stopped = stop_orphans(progress)
     notes = list(progress.get("notes") or [])
     notes.append(reason)
+    try:
+        cfg = read_config(out)  # type: Optional[WindowConfig]
+    except WindowError as exc:
+        cfg = None
+        notes.append("%s: no merged log was written and the service was not checked" % exc)
     if stopped:
         notes.append("%d follower(s) the worker left running were stopped" % stopped)
     logs = None  # type: Optional[Dict[str, Any]]
-    if cfg.get("container"):
+    if cfg is not None:
         try:
             logs = _salvage_logs(out, cfg, reason)
         except OSError as exc:
             notes.append("the merged log could not be written: %s" % exc)
             logs = {"error": str(exc)}
-        if cfg.get("recreate") and cfg.get("compose_path"):
+        if cfg.recreate:
             # Killed during the recreate, the service may be down: never leave it stopped.
             win = Window(out, cfg)
             try:
@@ -1151,7 +1321,7 @@ def salvage(out: Path, reason: str) -> Dict[str, Any]:
             "partial": reason,
             "notes": notes,
             "logs": logs,
-            "mode": "capture" if cfg.get("recreate") else "observe",
+            "mode": "capture" if cfg is not None and cfg.recreate else "observe",
             "window_start_epoch": progress.get("started_epoch"),
             "window_end_epoch": time.time(),
         }
@@ -1160,22 +1330,22 @@ def salvage(out: Path, reason: str) -> Dict[str, Any]:
     write_json(out / "window.json", progress, mode=0o600)
     record_note(out, "window.json", "written after the window's worker died (partial)")
     write_json(out / PROGRESS_FILE, progress, mode=0o600)
-    if cfg.get("lock_state") and cfg.get("lock_owner"):
+    if cfg is not None and cfg.lock_state and cfg.lock_owner:
         # The play goes on (seal, fetch) without a process on the host: the lock holds by its time.
-        host_state.lock_detach(Path(cfg["lock_state"]), str(cfg["lock_owner"]), time.time() + LOCK_AFTER_WINDOW)
+        host_state.lock_detach(Path(cfg.lock_state), cfg.lock_owner, time.time() + LOCK_AFTER_WINDOW)
     progress["done"] = True
     return progress
 
 
-def _salvage_logs(out: Path, cfg: Dict[str, Any], reason: str) -> Dict[str, Any]:
+def _salvage_logs(out: Path, cfg: WindowConfig, reason: str) -> Dict[str, Any]:
     """The merged log from the followers' raw copies and an end-of-window read."""
     folder = out / FOLLOW_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    kind = "attach" if cfg.get("attach") else "follow"
+    kind = "attach" if cfg.attach else "follow"
     parts = []  # type: List[Tuple[str, Path, Path]]
     for stdout in sorted(folder.glob("run-*.stdout")):
         parts.append((kind, stdout, stdout.with_suffix(".stderr")))
-    argv = logs_argv(str(cfg["container"]), since=None if cfg.get("recreate") else cfg.get("logs_since"))
+    argv = logs_argv(cfg.target.container, since=None if cfg.recreate else cfg.logs_since)
     started = now_iso()
     end_out, end_err = folder / "end.stdout", folder / "end.stderr"
     code, timed_out, end_error = end_read(argv, end_out, end_err, timeout=120)
@@ -1195,7 +1365,6 @@ def _salvage_logs(out: Path, cfg: Dict[str, Any], reason: str) -> Dict[str, Any]
         "lines": {"stdout": counts["kept"]["stdout"], "stderr": counts["kept"]["stderr"]},
         "docker_logs_error": end_error or None,
         "partial": reason,
-        "numbered_runs": numbered_runs(out / "logs" / "ingester.log"),
     }
     record(
         out,

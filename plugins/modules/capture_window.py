@@ -157,8 +157,8 @@ ended_by:
 logs:
   description: >-
     When the window is over, the merged log's account (also in C(window.json) and the manifest's C(logs)), its sources
-    (live followers, attached runs, the end-of-window read, lines only the tee caught), the followers and, for the
-    stand-in's numbered lines, each run's first, last and missing counts.
+    (live followers, attached runs, the end-of-window read, lines only the tee caught, and why Docker had no copy of
+    those), the container's logging driver and rotation options, and the followers.
   returned: when the window is over
   type: dict
   sample: {"merged_lines": 1520, "lines": {"stdout": 1480, "stderr": 40}, "only_source": null, "docker_logs_error": null}
@@ -229,26 +229,21 @@ def main() -> None:
         module.exit_json(changed=p["state"] == "started", phase=None, done=True, msg="check mode: no window")
     try:
         if p["state"] == "started":
-            progress = window.start(
-                out,
-                {
-                    "compose_path": str(compose),
-                    "service": p["service"],
-                    "container": p["container"],
-                    "recreate": p["recreate"],
-                    "seconds": p["seconds"],
-                    "stop_after": p["stop_after"],
-                    "stats_interval": p["stats_interval"],
-                    "stop_timeout": p["stop_timeout"],
-                    "heartbeat_timeout": p["heartbeat_timeout"],
-                    "logs_since": p["logs_since"],
-                    "attach": p["attach"],
-                    "reserve_bytes": p["reserve_bytes"],
-                    "lock_state": str(state) if p["lock_owner"] else "",
-                    "lock_owner": p["lock_owner"] or "",
-                },
-                p["start_timeout"],
+            config = window.WindowConfig(
+                target=window.ComposeTarget.current(compose, p["service"], p["container"]),
+                recreate=p["recreate"],
+                seconds=float(p["seconds"]),
+                stop_after=p["stop_after"],
+                stats_interval=float(p["stats_interval"]),
+                stop_timeout=p["stop_timeout"],
+                heartbeat_timeout=float(p["heartbeat_timeout"]),
+                logs_since=p["logs_since"],
+                attach=p["attach"],
+                reserve_bytes=p["reserve_bytes"],
+                lock_state=str(state) if p["lock_owner"] else "",
+                lock_owner=p["lock_owner"] or "",
             )
+            progress = window.start(out, config, p["start_timeout"])
             changed = bool(p["recreate"])
         elif p["state"] == "status":
             progress = window.status(out, p["poll"])

@@ -144,7 +144,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import compose_text, host_state
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
     DockerError,
     compose_argv,
@@ -163,28 +163,28 @@ def swap(module: AnsibleModule, state: Path, compose: Path, redactor: Redactor) 
         if p["work_dir"]:
             out = Path(p["work_dir"])
             out.mkdir(parents=True, exist_ok=True)
-            (out / "compose.diff").write_text(redactor.line(plan["diff"]), encoding="utf-8")
+            (out / "compose.diff").write_text(redactor.line(plan.diff), encoding="utf-8")
             record_note(out, "compose.diff", "backup vs swapped compose file")
     verb = "Would swap" if module.check_mode else "Swapped"
     line = (
         "%s %s of %s from %s to %s: %s."
-        % (verb, compose, p["service"], plan["original_image"], p["image"], plan["how"])
-        if plan["changed"]
+        % (verb, compose, p["service"], plan.original_image, p["image"], plan.how)
+        if plan.changed
         else "%s already runs %s (no change)." % (p["service"], p["image"])
     )
     return {
-        "changed": plan["changed"],
-        "original_image": plan["original_image"],
-        "line": plan["line"],
-        "edit": plan["edit"],
+        "changed": plan.changed,
+        "original_image": plan.original_image,
+        "line": plan.line,
+        "edit": plan.edit,
         "image": p["image"],
         "compose_path": str(compose),
         "status": "swapped",
         "plan": [line],
         "msg": line,
         "diff": {
-            "before": plan["before"],
-            "after": plan["after"],
+            "before": plan.before,
+            "after": plan.after,
             "before_header": str(compose),
             "after_header": str(compose),
         },
@@ -238,15 +238,15 @@ def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]
         found, _error = inspect(p["container"], attempts=1)
         allowed = host_state.restore_targets(p, ((found or {}).get("Config") or {}).get("Labels"))
     plan = host_state.plan_restore(state, compose, p["service"], p["force"], allowed)
-    if plan["status"] == "nothing":
+    if plan.status == "nothing":
         return {
             "changed": False,
             "status": "nothing",
             "compose_path": str(compose),
-            "plan": [plan["reason"]],
-            "msg": plan["reason"],
+            "plan": [plan.reason],
+            "msg": plan.reason,
         }
-    swap_record = plan["swap"]
+    swap_record = plan.swap or {}
     original = str(swap_record["original_image"])
     code, _out, err = run(["docker", "image", "inspect", original])
     if code != 0:
@@ -258,11 +258,11 @@ def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]
     c = found or {}
     c_image = (c.get("Config") or {}).get("Image") or "(no container)"
     c_running = bool((c.get("State") or {}).get("Running"))
-    recreate = p["recreate"] and (plan["file_state"] != "original" or c_image != original or not c_running)
+    recreate = p["recreate"] and (plan.file_state != "original" or c_image != original or not c_running)
     would = module.check_mode
     lines = [
         "%s %s from %s/compose.orig (it is %s)."
-        % ("Would restore" if would else "Restoring", compose, state, plan["file_state"]),
+        % ("Would restore" if would else "Restoring", compose, state, plan.file_state),
         (
             "%s %s on %s (now %s, %s)."
             % (
@@ -280,15 +280,15 @@ def restore(module: AnsibleModule, state: Path, compose: Path) -> Dict[str, Any]
     result = {
         "changed": True,
         "status": "restored",
-        "file_state": plan["file_state"],
+        "file_state": plan.file_state,
         "original_image": original,
         "debug_image": swap_record.get("debug_image"),
         "compose_path": str(compose),
         "plan": lines,
         "msg": " ".join(lines),
         "diff": {
-            "before": plan["before"],
-            "after": plan["after"],
+            "before": plan.before,
+            "after": plan.after,
             "before_header": str(compose),
             "after_header": str(compose),
         },
@@ -337,7 +337,7 @@ def main() -> None:
             result = swap(module, state, compose, redactor)
         else:
             result = restore(module, state, compose)
-    except (host_state.StateError, DockerError, OSError, UnicodeDecodeError) as exc:
+    except (host_state.StateError, compose_text.ComposeTextError, DockerError, OSError, UnicodeDecodeError) as exc:
         kept = (
             " The backup is untouched in %s (swap.json kept), so rollback.yml can be rerun once the cause is fixed."
             % state

@@ -206,7 +206,7 @@ import sys
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import compose_text, host_state
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
     DockerError,
     compose_argv,
@@ -277,15 +277,15 @@ def swap_problem(compose, service):  # type: ignore[no-untyped-def]
     """Why the capture's swap of this compose file would be refused ("" when it would not): the
     same decision compose_image makes, taken here so that nothing changes before the refusal."""
     try:
-        site = host_state.image_site(compose.read_text(encoding="utf-8"), service, str(compose))
+        site = compose_text.image_site(compose.read_text(encoding="utf-8"), service, str(compose))
         if site["edit"] == "insert" and host_state.resolved_image(compose, service) is None:
-            raise host_state.RefusedSwap(
+            raise compose_text.RefusedSwap(
                 str(compose),
                 site["block"].header,
                 "compose resolves no image for service '%s' (it is built, not pulled), so there is no tag to swap"
                 % service,
             )
-    except (host_state.StateError, DockerError) as exc:
+    except (compose_text.ComposeTextError, DockerError) as exc:
         return "the debug image cannot be swapped in: %s" % exc
     except (OSError, UnicodeDecodeError) as exc:
         return "the compose file cannot be read: %s" % exc

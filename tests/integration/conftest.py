@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.standin.stack import Stack
+from standin.stack import Stack
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

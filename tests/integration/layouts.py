@@ -1,6 +1,6 @@
 """Compose layouts with secrets where production compose files really put them.
 
-The stand-in test bed (:mod:`tests.standin.stack`) writes one tidy compose file. Real ones are
+The stand-in test bed (:mod:`standin.stack`) writes one tidy compose file. Real ones are
 laid out differently: ``environment:`` straight under ``image:``, list-form variables, labels
 carrying URLs with passwords, profile-only services with passwords that contain spaces.
 A :class:`Layout` writes such a compose file into a laid-out :class:`Stack`'s project dir,
@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tests.standin.stack import PROD_IMAGE, Stack, build_images, run
+from standin.stack import PROD_IMAGE, Stack, build_images, run
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from standin.stack import Stack
 from tests.integration.conftest import (
     Sshd,
     agent_processes,
@@ -20,7 +21,6 @@ from tests.integration.conftest import (
     wait_for_window,
     write_inventory,
 )
-from tests.standin.stack import Stack
 
 pytestmark = pytest.mark.integration
 

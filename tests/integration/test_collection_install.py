@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
+from standin.stack import Stack
 from tests.integration.conftest import REPO, write_inventory
-from tests.standin.stack import Stack
 
 pytestmark = pytest.mark.integration
 

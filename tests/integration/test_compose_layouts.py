@@ -33,11 +33,11 @@ from typing import Any
 import pytest
 import yaml
 
+from standin.stack import PROD_IMAGE, Stack, run
 from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env
 from tests.integration.layouts import SWAP_CORPUS, SwapLayout, _fill
 from tests.integration.registry import pin_by_digest
 from tests.integration.test_secrets_layouts import walk
-from tests.standin.stack import PROD_IMAGE, Stack, run
 
 pytestmark = pytest.mark.integration
 

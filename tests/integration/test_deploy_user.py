@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from standin.stack import PROD_IMAGE, Stack
 from tests.integration.conftest import wait_for_window, write_inventory
 from tests.integration.deploy_host import DeployHost, deploy_host
-from tests.standin.stack import PROD_IMAGE, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.ssh]
 

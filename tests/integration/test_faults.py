@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from standin.stack import MONITOR_TOKEN, REDIS_PASSWORD, Stack
 from tests.conftest import sortable_stamp
 from tests.integration.conftest import (
     agent_processes,
@@ -28,7 +29,6 @@ from tests.integration.conftest import (
     wait_for_window,
     write_inventory,
 )
-from tests.standin.stack import MONITOR_TOKEN, REDIS_PASSWORD, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from standin.stack import Stack
 from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env
-from tests.standin.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
+from standin.stack import PROD_IMAGE, Stack, StackError
 from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env, run_playbook, write_inventory
-from tests.standin.stack import PROD_IMAGE, Stack, StackError
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from standin.stack import Stack
 from tests.integration.conftest import run_playbook, start_play, wait_for_window, write_inventory
-from tests.standin.stack import Stack
 
 pytestmark = pytest.mark.integration
 

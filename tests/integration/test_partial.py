@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from standin.stack import MONITOR_TOKEN, REDIS_PASSWORD, Stack
 from tests.integration.conftest import agent_processes, start_play, wait_for_window, write_inventory
-from tests.standin.stack import MONITOR_TOKEN, REDIS_PASSWORD, Stack
 
 pytestmark = pytest.mark.integration
 

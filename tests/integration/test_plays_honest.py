@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from standin.stack import MONITOR_TOKEN, REDIS_PASSWORD, Stack
 from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env, run_playbook, write_inventory
-from tests.standin.stack import MONITOR_TOKEN, REDIS_PASSWORD, Stack
 
 pytestmark = pytest.mark.integration
 

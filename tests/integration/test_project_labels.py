@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from standin.stack import build_images
 from tests.integration.conftest import run_playbook, write_inventory
-from tests.standin.stack import build_images
 
 pytestmark = pytest.mark.integration
 

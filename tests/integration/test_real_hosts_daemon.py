@@ -33,12 +33,12 @@ from typing import Any
 
 import pytest
 
+from standin.stack import PROD_IMAGE, Stack, standin_image
 from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, agent_processes, ansible_env, write_inventory
-from tests.standin.stack import PROD_IMAGE, Stack, standin_image
+from tests.support.numbered import SEQ, missing, seq_runs
 
 pytestmark = pytest.mark.integration
 
-SEQ = re.compile(r"\[SEQ\] run=([0-9a-f]{8}) (?:n=(\d+)|done total=(\d+))")
 # A docker logs --timestamps line of the stand-in: Docker's time, then the service's own (ANSI around it).
 STAMPED = re.compile(r"^(\S+) (?:\x1b\[2m)?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z)")
 PER_RUN = 300
@@ -214,20 +214,6 @@ def parse_epoch(text: str) -> float | None:
     return whole + float("0." + (match.group(2) or "0"))
 
 
-def seq_runs(lines: list[str]) -> dict[str, dict[str, Any]]:
-    runs: dict[str, dict[str, Any]] = {}
-    for line in lines:
-        match = SEQ.search(line)
-        if not match:
-            continue
-        entry = runs.setdefault(match.group(1), {"seen": set(), "total": None})
-        if match.group(2):
-            entry["seen"].add(int(match.group(2)))
-        else:
-            entry["total"] = int(match.group(3))
-    return runs
-
-
 def window_settled(state: Path) -> bool:
     """The running window has seen the daemon come back and looked at the container."""
     for progress in state.glob("*/work/*/.window.json"):
@@ -386,8 +372,7 @@ def test_daemon_restarts_mid_window_are_stated_and_lose_nothing(
     logs = manifest["logs"]
     assert logs == window["logs"]
     assert logs["merged_lines"] == len(merged)
-    assert (logs["lost"] or {}).get("lines", 0) == 0
-    assert [r["missing"] for r in logs["numbered_runs"]] == [0] * len(runs)
+    assert [missing(r) for r in runs.values()] == [0] * len(runs)
     account = logs["daemon_unavailable"]
     assert [a["lines_lost"] for a in account] == [0, 0], account
 

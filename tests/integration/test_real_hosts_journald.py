@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
+from standin.stack import Stack
 from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, agent_processes, ansible_env, write_inventory
-from tests.integration.test_real_hosts_daemon import SEQ, PrivateDaemon, private_daemon_for, seq_runs
-from tests.standin.stack import Stack
+from tests.integration.test_real_hosts_daemon import PrivateDaemon, private_daemon_for
+from tests.support.numbered import SEQ, missing, seq_runs
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +129,7 @@ def test_journald_driver_is_read_back_and_every_journal_line_is_in_the_bundle(
     assert len(merged_seq) == len(set(merged_seq)), "a numbered line is in the bundle twice"
     finished = [e for e in runs.values() if e["total"] is not None]
     assert finished and all(e["seen"] == set(range(1, PER_RUN + 1)) for e in finished), runs
-    assert (logs["lost"] or {}).get("lines", 0) == 0
+    assert [missing(e) for e in finished] == [0] * len(finished)
     assert not agent_processes(str(state)), "the window outlived the play"
     assert not agent_processes(stack.container), "a follower outlived the play"
     print(

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from standin.stack import REDIS_PASSWORD, Stack
 from tests.integration.conftest import run_playbook, write_inventory
-from tests.standin.stack import REDIS_PASSWORD, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from standin.stack import PROD_IMAGE, Stack, build_images
 from tests.integration.conftest import (
     ANSIBLE_PLAYBOOK,
     REPO,
@@ -27,7 +28,6 @@ from tests.integration.conftest import (
     wait_for_window,
     write_inventory,
 )
-from tests.standin.stack import PROD_IMAGE, Stack, build_images
 
 pytestmark = pytest.mark.integration
 

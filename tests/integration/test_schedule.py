@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from collector.exitcodes import Exit
+from standin.stack import Stack
 from tests.integration.conftest import REPO, PlayResult, run_playbook, write_inventory
-from tests.standin.stack import Stack
 
 pytestmark = pytest.mark.integration
 

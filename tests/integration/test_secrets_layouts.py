@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
+from standin.stack import PROD_IMAGE, Stack
 from tests.integration.conftest import REPO, VENV_BIN, run_playbook, write_inventory
 from tests.integration.layouts import ALL, Layout
-from tests.standin.stack import PROD_IMAGE, Stack
 
 pytestmark = pytest.mark.integration
 

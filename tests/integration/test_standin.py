@@ -23,8 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import StackFactory, StandinImages, sortable_stamp
-from tests.standin.stack import (
+from standin.stack import (
     BRANCH,
     DEFAULT_RELAY_HOSTS,
     PROD_IMAGE,
@@ -34,6 +33,7 @@ from tests.standin.stack import (
     Stack,
     standin_image,
 )
+from tests.conftest import StackFactory, StandinImages, sortable_stamp
 
 pytestmark = pytest.mark.integration
 
@@ -796,8 +796,8 @@ def test_swap_to_debug_image_shows_traces(stack_factory: StackFactory) -> None:
 
 
 def test_cli_up_and_down(standin_images: StandinImages, tmp_path: Path) -> None:
-    """`python -m tests.standin.stack up` prints the stack's JSON; `down` removes it."""
-    from tests.standin.stack import main
+    """`python -m standin.stack up` prints the stack's JSON; `down` removes it."""
+    from standin.stack import main
 
     prefix = f"ict-cli-{uuid.uuid4().hex[:6]}"
     root = tmp_path / "demo"

@@ -14,8 +14,8 @@ import pytest
 
 from collector.exitcodes import Exit
 from collector.runner import verify_run_main
+from standin.stack import Stack
 from tests.integration.conftest import PlayResult, Sshd, run_playbook, write_inventory
-from tests.standin.stack import Stack
 
 pytestmark = pytest.mark.integration
 

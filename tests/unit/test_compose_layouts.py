@@ -16,10 +16,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state  # noqa: E402
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import compose_text  # noqa: E402
 
+from standin.stack import Stack  # noqa: E402
 from tests.integration.layouts import SWAP_CORPUS, SwapLayout  # noqa: E402
-from tests.standin.stack import Stack  # noqa: E402
 
 DEBUG = "rsky-ingester:debug-unit"
 
@@ -36,15 +36,15 @@ def test_the_swap_is_one_exact_edit_or_a_refusal_naming_the_line(layout: SwapLay
     text = data.decode("utf-8")
     line = layout.line_of_target(data)
     if layout.outcome == "refused":
-        with pytest.raises(host_state.RefusedSwap) as refused:
-            host_state.swap_edit(text, "ingester", DEBUG, name)
+        with pytest.raises(compose_text.RefusedSwap) as refused:
+            compose_text.swap_edit(text, "ingester", DEBUG, name)
         message = str(refused.value)
         assert refused.value.line == line, message
         assert message.startswith(f"{name} line {line}: "), message
         assert all(word in message for word in layout.reason), (layout.reason, message)
         assert "\n" not in message
         return
-    edit = host_state.swap_edit(text, "ingester", DEBUG, name)
+    edit = compose_text.swap_edit(text, "ingester", DEBUG, name)
     assert edit["edit"] == layout.edit, edit["how"]
     before, after = text.splitlines(True), edit["text"].splitlines(True)
     if layout.edit == "replace":
@@ -69,7 +69,7 @@ def test_the_swap_is_one_exact_edit_or_a_refusal_naming_the_line(layout: SwapLay
     if layout.crlf:
         assert all(row.endswith("\r\n") for row in after), "a CRLF file keeps CRLF on every line"
     # The swapped file swaps again to the same bytes (a capture run twice edits nothing more).
-    again = host_state.swap_edit(edit["text"], "ingester", DEBUG, name)
+    again = compose_text.swap_edit(edit["text"], "ingester", DEBUG, name)
     assert again["text"] == edit["text"]
 
 
@@ -97,13 +97,13 @@ def test_every_layout_says_why() -> None:
     ids=["service-anchor-reused", "block-scalar", "flow-style"],
 )
 def test_refusals_beyond_the_corpus(text: str, line: int, words: tuple[str, ...]) -> None:
-    with pytest.raises(host_state.RefusedSwap) as refused:
-        host_state.swap_edit(text, "ingester", DEBUG, "compose.yaml")
+    with pytest.raises(compose_text.RefusedSwap) as refused:
+        compose_text.swap_edit(text, "ingester", DEBUG, "compose.yaml")
     assert refused.value.line == line and str(refused.value).startswith(f"compose.yaml line {line}: ")
     assert all(word in str(refused.value) for word in words), str(refused.value)
 
 
 def test_an_anchor_nobody_reuses_stays_on_the_swapped_line() -> None:
     text = "services:\n  ingester: &ing\n    image: &img a:1  # prod\n"
-    edit = host_state.swap_edit(text, "ingester", DEBUG, "compose.yaml")
+    edit = compose_text.swap_edit(text, "ingester", DEBUG, "compose.yaml")
     assert edit["text"] == f"services:\n  ingester: &ing\n    image: &img {DEBUG}  # prod\n"

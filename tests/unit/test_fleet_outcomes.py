@@ -72,8 +72,8 @@ def test_targets_follow_the_limit() -> None:
 
 
 def test_compose_argv_runs_as_the_recorded_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # target_paths names the project in the environment (for the window's worker): undone after the test.
-    monkeypatch.setenv(docker_cli.PROJECT_ENV, "")
+    # target_paths chooses the project for the rest of the process: undone after the test.
+    monkeypatch.setattr(docker_cli, "_PROJECT", {})
     project = tmp_path / "atproto"
     project.mkdir()
     compose = project / "docker-compose.prod-rust.yml"

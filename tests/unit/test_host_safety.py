@@ -441,9 +441,8 @@ def test_a_dead_worker_is_noticed_in_the_poll_and_its_followers_are_stopped(tmp_
             "started_epoch": 0,
         }
         (out / window.PROGRESS_FILE).write_text(json.dumps(progress))
-        (out / window.CONFIG_FILE).write_text(
-            json.dumps({"container": "ingester-capture-test-no-such-container", "recreate": False})
-        )
+        target = window.ComposeTarget(str(out / "compose.yml"), "ingester", "ingester-capture-test-no-such-container")
+        window.write_config(out, window.WindowConfig(target=target))
         alive = window.status(out, 0.3)
         assert not alive["done"] and "worker_died" not in alive
         worker.kill()

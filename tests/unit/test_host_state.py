@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +163,11 @@ SERVICE = "ingester"
 
 
 @pytest.fixture(autouse=True)
-def no_project(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_project() -> Iterator[None]:
     """Each test starts with no compose project chosen (target_paths chooses one per process)."""
-    monkeypatch.setenv(docker_cli.PROJECT_ENV, "")
+    docker_cli.forget_project()
+    yield
+    docker_cli.forget_project()
 
 
 def planted(tmp_path: Path, target: Path, chosen: bytes) -> tuple[dict[str, Any], Path]:
@@ -237,4 +240,4 @@ def test_the_inventorys_file_through_a_link_is_the_same_target(tmp_path: Path) -
     state.rename(host_state.state_dir(params["state_dir"], str(link), "docker-compose.yml", SERVICE))
     found, compose = host_state.target_paths(params)
     plan = host_state.plan_restore(found, compose, SERVICE, force=False, allowed=host_state.restore_targets(params))
-    assert plan["status"] == "restore" and plan["backup"] == b"services: {}\n"
+    assert plan.status == "restore" and plan.backup == b"services: {}\n"

@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, source  # noqa: E402
+from ansible_collections.rsky.ingester_capture.plugins.module_utils import compose_text, host_state, source  # noqa: E402
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import Redactor  # noqa: E402
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import line_ns, parse_epoch  # noqa: E402
 
@@ -72,7 +72,7 @@ def test_a_killed_build_frees_the_lock_and_a_finished_one_keeps_it(tmp_path: Pat
 
 def test_swap_text_changes_one_line_only() -> None:
     text = 'services:\n  ingester:\n    image: "rsky-ingester:latest"  # prod\n    environment:\n      A: b\n'
-    swapped, original = host_state.swap_text(text, "ingester", "rsky-ingester:debug")
+    swapped, original = compose_text.swap_text(text, "ingester", "rsky-ingester:debug")
     assert original == "rsky-ingester:latest"
     assert swapped == text.replace("rsky-ingester:latest", "rsky-ingester:debug")
 
@@ -90,7 +90,7 @@ def test_restore_refuses_an_edited_file_and_a_corrupt_backup(tmp_path: Path) -> 
     only = host_state.RestoreTargets((compose,), (compose.parent,))
     with pytest.raises(host_state.StateError, match=r"changed after capture\.yml swapped it"):
         host_state.plan_restore(state, compose, "x", force=False, allowed=only)
-    assert host_state.plan_restore(state, compose, "x", force=True, allowed=only)["file_state"] == "edited"
+    assert host_state.plan_restore(state, compose, "x", force=True, allowed=only).file_state == "edited"
     (state / "compose.orig").write_bytes(b"other\n")
     with pytest.raises(host_state.StateError, match="cannot be trusted"):
         host_state.plan_restore(state, compose, "x", force=True, allowed=only)

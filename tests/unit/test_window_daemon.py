@@ -15,7 +15,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import iso  # noqa: E402
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.window import Window  # noqa: E402
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.window import (  # noqa: E402
+    ComposeTarget,
+    DaemonGaps,
+    Window,
+    WindowConfig,
+)
 
 from collector.diagnose import classify_run  # noqa: E402
 from collector.report.model import daemon_json  # noqa: E402
@@ -39,15 +44,13 @@ def event(action: str, at: float, **attrs: str) -> bytes:
 
 
 def window(tmp_path: Path, recreate: bool = True) -> Window:
-    config: dict[str, Any] = {
-        "compose_path": str(tmp_path / "compose.yml"),
-        "container": "rust-ingester",
-        "service": "ingester",
-        "recreate": recreate,
-        "seconds": 60,
-        "stop_after": 3,
-        "attach": True,  # followers would be docker attach: none is started before a start event here
-    }
+    config = WindowConfig(
+        target=ComposeTarget(str(tmp_path / "compose.yml"), "ingester", "rust-ingester"),
+        recreate=recreate,
+        seconds=60,
+        stop_after=3,
+        attach=True,  # followers would be docker attach: none is started before a start event here
+    )
     w = Window(tmp_path, config)
     w.stopping.set()  # no follower is spawned by _count
     return w
@@ -55,8 +58,8 @@ def window(tmp_path: Path, recreate: bool = True) -> Window:
 
 def gap(w: Window, start: float, end: float) -> dict[str, Any]:
     entry: dict[str, Any] = {"start_epoch": start, "end_epoch": end, "container": None, "container_stopped_at": None}
-    w._mark_daemon_stop(entry)
-    w.gaps.append(entry)
+    w.daemon.mark_stop(entry)
+    w.daemon.gaps.append(entry)
     return entry
 
 
@@ -71,7 +74,7 @@ def test_the_daemons_stop_and_start_are_no_exit_and_no_restart(tmp_path: Path) -
     assert g["exit_code_at_stop"] == 137 and g["container_stopped_epoch"] == T0 + 15.03
     assert g["stopping_from"] == iso(T0 + 5)  # the SIGTERM, 10 s before the die
     w._count(event("start", T0 + 19.9))  # the daemon starts it as it comes back
-    assert w.restarts() == 0 and w.daemon_starts == 1
+    assert w.restarts() == 0 and w.daemon.starts == 1
     assert w.crash_codes() == []
     # A real crash after the daemon came back still counts.
     w._count(event("die", T0 + 25, exitCode="1"))
@@ -97,16 +100,15 @@ def test_a_crash_just_before_the_daemon_went_away_stays_a_crash(tmp_path: Path) 
 
 def test_the_account_states_what_the_gap_cost(tmp_path: Path) -> None:
     w = window(tmp_path)
-    w.gaps = [
+    w.daemon.gaps = [
         {"start_epoch": T0, "end_epoch": T0 + 4, "container": "restarted"},
         {"start_epoch": T0 + 10, "end_epoch": T0 + 14, "container": "kept_running"},
         {"start_epoch": T0 + 20, "end_epoch": None, "container": None},
     ]
-    account = w.daemon_account(None)
+    account = w.daemon.account()
     assert [a["lines_lost"] for a in account] == [0, None, None]
     assert "cannot be counted" in account[1]["lines_how"]
-    assert [a["lines_lost"] for a in w.daemon_account(7)] == [0, 7, None]
-    statement = Window._statement(
+    statement = DaemonGaps.statement(
         {
             "start": "A",
             "end": "B",
@@ -119,7 +121,7 @@ def test_the_account_states_what_the_gap_cost(tmp_path: Path) -> None:
     )
     assert statement.startswith("the Docker daemon was unavailable from A to B (4.0 s)")
     assert "not a crash of the ingester" in statement
-    assert "was not back" in Window._statement({"start": "A", "end_epoch": None, "container": None})
+    assert "was not back" in DaemonGaps.statement({"start": "A", "end_epoch": None, "container": None})
 
 
 def test_the_collector_reads_the_gap_and_names_the_daemons_stop(tmp_path: Path) -> None:

@@ -25,9 +25,9 @@ several stacks coexist on one engine.
 
 CLI (used by the demo script)::
 
-    python -m tests.standin.stack build
-    python -m tests.standin.stack up --root .demo --scenario all-panicked --prefix demo
-    python -m tests.standin.stack down --root .demo
+    python -m standin.stack build
+    python -m standin.stack up --root .demo --scenario all-panicked --prefix demo
+    python -m standin.stack down --root .demo
 
 ``up`` prints a JSON description of the stack on stdout; ``down`` reads ``<root>/stack.json``.
 """
@@ -659,7 +659,7 @@ def _parse_env(pairs: Sequence[str]) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``build``, ``up`` (prints the stack's JSON description) and ``down``."""
     parser = argparse.ArgumentParser(
-        prog="python -m tests.standin.stack",
+        prog="python -m standin.stack",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
