@@ -335,5 +335,3 @@ def unified_diff(before: str, after: str, name: str, before_label: str, after_la
             "%s (%s)" % (name, after_label),
         )
     )
-
-

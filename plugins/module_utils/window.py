@@ -419,7 +419,6 @@ class DaemonGaps:
         return account
 
 
-
 class Window:
     """Owns the followers for one capture window and stops them on every path."""
 
