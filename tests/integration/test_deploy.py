@@ -10,8 +10,14 @@ baseline; the gate's windows stay short through the documented variables (a lowe
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import signal
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +28,7 @@ import pytest
 import yaml
 
 from tests.conftest import StandinImages
-from tests.integration.conftest import REPO, run_playbook
+from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env, run_playbook
 from tests.standin.stack import PROD_IMAGE, Stack, run, standin_image
 
 pytestmark = pytest.mark.integration
@@ -181,6 +187,225 @@ def test_a_fix_that_holds_is_kept(stacks: list[Stack], images: Images, tmp_path:
     assert json.loads(baseline.read_text())["container_id"] == stack.container_id()
     # The backup restores the original byte for byte.
     rollback = run_playbook("playbooks/rollback.yml", inv)
+    assert rollback.rc == 0, rollback.out[-4000:]
+    assert stack.compose_path.read_bytes() == original
+    assert image_of(stack) == prod
+
+
+def test_a_fix_that_still_crashes_is_rolled_back_within_one_interval(
+    stacks: list[Stack], images: Images, tmp_path: Path
+) -> None:
+    prod = images.build("prod", STANDIN_SCENARIO="all-panicked", STANDIN_EXIT_AFTER_MS="12000")
+    fix = images.build("fix", STANDIN_SCENARIO="all-panicked", STANDIN_EXIT_AFTER_MS="3000")
+    stack = new_stack(stacks, tmp_path / "stack", prod)
+    stack.wait_restarts(2, timeout=180)
+    original = stack.compose_path.read_bytes()
+    dest, state = tmp_path / "captures", tmp_path / "state"
+    inv = inventory(tmp_path / "inv.yml", {"prod-a": host_vars(stack, state)}, dest)
+
+    result = run_playbook("playbooks/deploy.yml", inv, extra_vars={"deploy_image": fix}, timeout=900)
+
+    assert result.rc == 2, result.out[-6000:]
+    assert stack.compose_path.read_bytes() == original
+    assert image_of(stack) == prod
+    outcome = deploy_json(dest, "prod-a")
+    assert outcome["outcome"] == "rolled_back", outcome
+    gate = outcome["gate"]
+    assert gate["ended_by"] == "exit" and gate["exits"] == 1, gate
+    interval = outcome["baseline"]["interval_seconds"]
+    assert outcome["baseline"]["source"] == "history" and interval > 10, outcome["baseline"]
+    # By itself, within one failure interval of the fix's first exit: the gate decided at that
+    # exit and the restore began before the old fault's next exit would have been due.
+    first_exit = gate["first_exit"]["epoch"]
+    assert 0 <= gate["decided_epoch"] - first_exit < interval, gate
+    assert 0 <= outcome["rollback"]["started_epoch"] - first_exit < interval, (outcome["rollback"], gate)
+    assert outcome["rollback"]["restored"] is True
+    # The gate's bundle was fetched and diagnosed: the report says why the fix failed.
+    bundle = Path(outcome["bundle"])
+    report = json.loads((bundle / "report.json").read_text())
+    assert report["verdict"]["scenario"] == "panic", report["verdict"]
+    assert outcome["verdict"] == "panic" and Path(outcome["report"]).is_file()
+    assert "gate FAILED" in gate_lines(result.out)[-1]
+    assert "deploy: 1 host(s): 1 rolled back" in result.out
+    assert "Rolled back: the fix exited" in result.out
+    assert not list(state.glob("*/lock*")), "the lock was left behind"
+
+
+def test_a_fix_that_leaks_is_rolled_back_on_the_slope_before_the_kill(
+    stacks: list[Stack], images: Images, tmp_path: Path
+) -> None:
+    prod = images.build("prod", STANDIN_SCENARIO="healthy")
+    # The stand-in's leak scenario: healthy, plus 1 MiB a second touched and kept, towards the 64 MiB limit.
+    fix = images.build("fix", STANDIN_SCENARIO="leak", STANDIN_LEAK_KB_PER_S="1024")
+    stack = new_stack(stacks, tmp_path / "stack", prod)
+    stack.wait_running()
+    original = stack.compose_path.read_bytes()
+    dest, state = tmp_path / "captures", tmp_path / "state"
+    # No failure rate to measure (production is healthy): a fixed watch, long enough to see the slope.
+    inv = inventory(tmp_path / "inv.yml", {"prod-a": host_vars(stack, state)}, dest, deploy_gate_seconds=120)
+
+    result = run_playbook("playbooks/deploy.yml", inv, extra_vars={"deploy_image": fix}, timeout=900)
+
+    assert result.rc == 2, result.out[-6000:]
+    assert stack.compose_path.read_bytes() == original
+    assert image_of(stack) == prod
+    outcome = deploy_json(dest, "prod-a")
+    assert outcome["outcome"] == "rolled_back", outcome
+    gate = outcome["gate"]
+    assert outcome["baseline"]["source"] == "fixed" and gate["confidence_reached"] is None, outcome
+    assert gate["ended_by"] == "memory" and gate["exits"] == 0, gate
+    memory = gate["memory"]
+    assert memory["verdict"] == "leak" and memory["limit_bytes"] == 64 * 1024 * 1024, memory
+    assert memory["last_bytes"] < memory["limit_bytes"] and memory["seconds_to_limit"] > 0, memory
+    # Before the kill: no OOM and no exit of the fix in the gate's own events.
+    events = [json.loads(line) for line in (Path(outcome["bundle"]) / "events.jsonl").read_text().splitlines() if line]
+    assert events and not [e for e in events if e.get("Action") in ("oom", "die")], events
+
+
+def test_three_hosts_one_canary_whose_fix_fails_the_others_never_touched(
+    stacks: list[Stack], images: Images, tmp_path: Path
+) -> None:
+    prod = images.build("prod", STANDIN_SCENARIO="healthy")
+    fix = images.build("fix", STANDIN_SCENARIO="all-panicked", STANDIN_EXIT_AFTER_MS="3000")
+    dest = tmp_path / "captures"
+    hosts, before = {}, {}
+    for name in ("prod-a", "prod-b", "prod-c"):
+        stack = new_stack(stacks, tmp_path / name, prod)
+        hosts[name] = host_vars(stack, tmp_path / f"state-{name}")
+        before[name] = (stack, stack.compose_path.read_bytes())
+    for stack, _ in before.values():
+        stack.wait_running()
+    ids = {name: stack.container_id() for name, (stack, _) in before.items()}
+    inv = inventory(tmp_path / "inv.yml", hosts, dest)
+
+    result = run_playbook("playbooks/deploy.yml", inv, "--forks", "3", extra_vars={"deploy_image": fix}, timeout=900)
+
+    assert result.rc == 2, result.out[-6000:]
+    canary = deploy_json(dest, "prod-a")
+    assert canary["outcome"] == "rolled_back" and canary["gate"]["ended_by"] == "exit", canary
+    for name, (stack, original) in before.items():
+        assert stack.compose_path.read_bytes() == original, name
+        assert image_of(stack) == prod, name
+    # The other two: never touched - the same containers, no state folder, no outcome, no task run on them.
+    for name in ("prod-b", "prod-c"):
+        stack, _ = before[name]
+        assert stack.container_id() == ids[name], name
+        assert not (tmp_path / f"state-{name}").exists(), name
+        assert not (dest / name).exists(), name
+        assert f"[{name}]" not in result.out, name
+    fleet = json.loads((dest / "deploy-fleet.json").read_text())
+    statuses = {h["host"]: h["status"] for h in fleet["hosts"]}
+    assert statuses == {"prod-a": "rolled_back", "prod-b": "never_touched", "prod-c": "never_touched"}, fleet
+    assert "prod-b: never touched (the rollout stopped before it)" in result.out
+
+
+class BackgroundDeploy:
+    """deploy.yml in the background: its output read as it comes, its processes findable by a marker."""
+
+    def __init__(self, inv: Path, *args: str) -> None:
+        self.marker = uuid.uuid4().hex
+        self.proc = subprocess.Popen(
+            [ANSIBLE_PLAYBOOK, "-i", str(inv), "playbooks/deploy.yml", *args],
+            cwd=REPO,
+            env=ansible_env({MARKER: self.marker}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(pattern.search(line) for line in self.lines[:]):
+                return
+            if self.proc.poll() is not None and not self.reader.is_alive():
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"deploy.yml never printed {pattern.pattern!r}:\n{''.join(self.lines)[-4000:]}")
+
+    def processes(self) -> list[int]:
+        needle = f"{MARKER}={self.marker}".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    def kill_all(self) -> None:
+        """SIGKILL the play and every process it started (the window's worker and followers)."""
+        for _ in range(50):
+            left = [self.proc.pid, *self.processes()]
+            alive = [p for p in left if Path(f"/proc/{p}").exists() and "State:\tZ" not in _status(p)]
+            if not alive:
+                break
+            for pid in alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        self.proc.wait(timeout=60)
+        self.reader.join(30)
+
+
+def _status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return ""
+
+
+def test_a_deploy_killed_mid_gate_leaves_a_stale_lock_the_next_run_recognises(
+    stacks: list[Stack], images: Images, tmp_path: Path
+) -> None:
+    prod = images.build("prod", STANDIN_SCENARIO="healthy")
+    fix = images.build("fix", STANDIN_SCENARIO="healthy")
+    stack = new_stack(stacks, tmp_path / "stack", prod)
+    stack.wait_running()
+    original = stack.compose_path.read_bytes()
+    dest, state = tmp_path / "captures", tmp_path / "state"
+    # A fixed watch far longer than the test: the deploy is mid-gate when it is killed.
+    inv = inventory(tmp_path / "inv.yml", {"prod-a": host_vars(stack, state)}, dest, deploy_gate_seconds=600)
+    deploy = BackgroundDeploy(inv, "-e", json.dumps({"deploy_image": fix}))
+    try:
+        deploy.wait_for(re.compile(r"^\[prod-a\] gate \d+:\d\d of 10:00"))
+    finally:
+        deploy.kill_all()
+    assert deploy.proc.returncode == -signal.SIGKILL
+    assert image_of(stack) == fix and stack.compose_path.read_bytes() != original
+    (lock,) = state.glob("*/lock*")
+    held = json.loads(lock.read_text())
+    assert held["owner"].startswith("deploy.yml@prod-a@"), held
+    assert "State:\tZ" in _status(held["pid"]) or not _status(held["pid"]), f"the window {held['pid']} still runs"
+
+    again = run_playbook("playbooks/deploy.yml", inv, extra_vars={"deploy_image": fix})
+
+    assert again.rc == 2, again.out[-4000:]
+    # It recognised the lock as stale (its window is gone) and the swap as the killed deploy's.
+    assert re.search(
+        r"took over the lock of deploy\.yml@prod-a@\S+ \(its capture window \(pid \d+\) is no longer running\)",
+        again.out,
+    ), again.out[-4000:]
+    assert "A swap is pending" in again.out and "playbooks/rollback.yml" in again.out, again.out[-4000:]
+    assert image_of(stack) == fix, "the refusing run changed the service"
+    refused = deploy_json(dest, "prod-a")
+    assert refused["outcome"] == "failed" and refused["original_image"] is None, refused
+
+    rollback = run_playbook("playbooks/rollback.yml", inv)
+
     assert rollback.rc == 0, rollback.out[-4000:]
     assert stack.compose_path.read_bytes() == original
     assert image_of(stack) == prod
