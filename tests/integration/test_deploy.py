@@ -409,3 +409,59 @@ def test_a_deploy_killed_mid_gate_leaves_a_stale_lock_the_next_run_recognises(
     assert rollback.rc == 0, rollback.out[-4000:]
     assert stack.compose_path.read_bytes() == original
     assert image_of(stack) == prod
+
+
+def git(cwd: Path, *args: str) -> str:
+    ident = ["-c", "user.name=Stand-in", "-c", "user.email=standin@example.invalid"]
+    return run(["git", *ident, *args], cwd=cwd).stdout.strip()
+
+
+def test_a_fix_built_from_deploy_ref_and_check_mode_changes_nothing(
+    stacks: list[Stack], images: Images, tmp_path: Path
+) -> None:
+    prod = images.build("prod", STANDIN_SCENARIO="healthy")
+    stack = new_stack(stacks, tmp_path / "stack", prod)
+    # The build context becomes a checkout: its main still crashes, the branch fix/firehose does not.
+    rsky = stack.rsky_dir
+    dockerfile = rsky / "rsky-ingester" / "Dockerfile"
+    healthy = dockerfile.read_text()
+    git(rsky, "init", "-q", "-b", "main")
+    dockerfile.write_text(healthy + "ENV STANDIN_SCENARIO=all-panicked STANDIN_EXIT_AFTER_MS=2000\n")
+    git(rsky, "add", ".")
+    git(rsky, "commit", "-q", "-m", "The crash")
+    git(rsky, "checkout", "-q", "-b", "fix/firehose")
+    dockerfile.write_text(healthy)
+    git(rsky, "commit", "-q", "-am", "The fix")
+    fix_commit = git(rsky, "rev-parse", "HEAD")
+    git(rsky, "checkout", "-q", "main")
+    main_commit = git(rsky, "rev-parse", "HEAD")
+    stack.wait_running()
+    original, old_id = stack.compose_path.read_bytes(), stack.container_id()
+    tag = f"rsky-ingester:fix-{images.prefix}"
+    images.made.append(tag)
+    dest, state = tmp_path / "captures", tmp_path / "state"
+    inv = inventory(tmp_path / "inv.yml", {"prod-a": host_vars(stack, state)}, dest, deploy_gate_seconds=15)
+    ref = {"deploy_ref": "fix/firehose", "deploy_build_image": tag}
+
+    check = run_playbook("playbooks/deploy.yml", inv, "--check", "--diff", extra_vars=ref)
+
+    assert check.rc == 0, check.out[-6000:]
+    assert f"Would build fix/firehose (commit {fix_commit}) as {tag}" in check.out, check.out[-4000:]
+    assert f"-    image: {prod}" in check.out and f"+    image: {tag}" in check.out, check.out[-4000:]
+    assert "Would recreate ingester and watch it for 15.0 s (baseline: fixed)" in check.out, check.out[-4000:]
+    assert stack.compose_path.read_bytes() == original and stack.container_id() == old_id
+    assert run(["docker", "image", "inspect", tag], check=False).returncode != 0, "check mode built the image"
+    assert not list(state.glob("*/lock*")) and not dest.exists()
+
+    result = run_playbook("playbooks/deploy.yml", inv, extra_vars=ref, timeout=900)
+
+    assert result.rc == 0, result.out[-6000:]
+    outcome = deploy_json(dest, "prod-a")
+    assert outcome["outcome"] == "kept" and outcome["commit"] == fix_commit and outcome["ref"] == "fix/firehose"
+    assert image_of(stack) == tag
+    label = json.loads(run(["docker", "image", "inspect", tag]).stdout)[0]["Config"]["Labels"]
+    assert label["org.opencontainers.image.revision"] == fix_commit
+    # Built from the ref, not from the checkout: the checkout is still on main, its worktree gone.
+    assert git(rsky, "rev-parse", "HEAD") == main_commit
+    assert git(rsky, "worktree", "list").count("\n") == 0, git(rsky, "worktree", "list")
+    assert [line for line in result.out.splitlines() if "] build " in line], result.out[-4000:]
