@@ -241,7 +241,8 @@ def baseline(module: AnsibleModule, state: Path) -> Dict[str, Any]:
                 chosen = ("history", got[0], "%s's history: %s" % (p["container"], got[1]))
     if chosen is None:
         why = (
-            "no capture report with restarts and no restart in %s's history" % p["container"]
+            "%s and no restart in %s's history"
+            % ("no restart interval in %s" % p["report_path"] if p["report"] else "no capture report", p["container"])
             if found is not None
             else "no capture report and no container to read (%s)" % error.strip()[:200]
         )

@@ -14,8 +14,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -241,8 +243,15 @@ def test_a_fix_that_leaks_is_rolled_back_on_the_slope_before_the_kill(
     stack.wait_running()
     original = stack.compose_path.read_bytes()
     dest, state = tmp_path / "captures", tmp_path / "state"
-    # No failure rate to measure (production is healthy): a fixed watch, long enough to see the slope.
-    inv = inventory(tmp_path / "inv.yml", {"prod-a": host_vars(stack, state)}, dest, deploy_gate_seconds=120)
+    # The last capture of this host: a recorded bundle the collector diagnoses into its report.json,
+    # whose production history (restarts every 2 s) is the baseline. A 120 s floor: the slope decides.
+    capture = dest / "prod-a" / "20260101T000000Z-capture"
+    shutil.copytree(REPO / "tests" / "fixtures" / "bundles" / "hypothetical-swap-with-history", capture)
+    summarize = subprocess.run(
+        [sys.executable, "-m", "collector", "summarize", str(capture)], capture_output=True, text=True, cwd=REPO
+    )
+    assert summarize.returncode == 10, summarize.stderr
+    inv = inventory(tmp_path / "inv.yml", {"prod-a": host_vars(stack, state)}, dest, deploy_gate_min_seconds=120)
 
     result = run_playbook("playbooks/deploy.yml", inv, extra_vars={"deploy_image": fix}, timeout=900)
 
@@ -252,7 +261,9 @@ def test_a_fix_that_leaks_is_rolled_back_on_the_slope_before_the_kill(
     outcome = deploy_json(dest, "prod-a")
     assert outcome["outcome"] == "rolled_back", outcome
     gate = outcome["gate"]
-    assert outcome["baseline"]["source"] == "fixed" and gate["confidence_reached"] is None, outcome
+    assert outcome["baseline"]["source"] == "report", outcome["baseline"]
+    assert str(capture / "report.json") in outcome["baseline"]["detail"], outcome["baseline"]
+    assert outcome["baseline"]["interval_seconds"] == pytest.approx(1.96, abs=0.01), outcome["baseline"]
     assert gate["ended_by"] == "memory" and gate["exits"] == 0, gate
     memory = gate["memory"]
     assert memory["verdict"] == "leak" and memory["limit_bytes"] == 64 * 1024 * 1024, memory
