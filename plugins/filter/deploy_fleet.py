@@ -9,7 +9,7 @@ rollout: its production was never touched. The result is deploy-fleet.json (docs
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 STATUSES = ("kept", "rolled_back", "failed", "never_touched")
 WORDS = {
@@ -30,7 +30,7 @@ def _result(hostvars: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
 
 def deploy_fleet(hostvars: Mapping[str, Any], hosts: Sequence[str]) -> Dict[str, Any]:
     """Every targeted host's row, the counts, and the lines the play prints."""
-    rows = []  # type: List[Dict[str, Any]]
+    rows: List[Dict[str, Any]] = []
     for host in sorted(str(h) for h in hosts):
         result = _result(hostvars[host])
         if result is None:
