@@ -273,6 +273,29 @@ def test_a_fix_that_leaks_is_rolled_back_on_the_slope_before_the_kill(
     assert events and not [e for e in events if e.get("Action") in ("oom", "die")], events
 
 
+def test_a_fix_that_panics_without_exiting_is_rolled_back_at_the_banner(
+    stacks: list[Stack], images: Images, tmp_path: Path
+) -> None:
+    prod = images.build("prod", STANDIN_SCENARIO="healthy")
+    # The real code's contained panic: one firehose host task panics, the process runs on.
+    fix = images.build("fix", STANDIN_SCENARIO="contained-panic", STANDIN_EXIT_AFTER_MS="2000")
+    stack = new_stack(stacks, tmp_path / "stack", prod)
+    stack.wait_running()
+    original = stack.compose_path.read_bytes()
+    dest, state = tmp_path / "captures", tmp_path / "state"
+    inv = inventory(tmp_path / "inv.yml", {"prod-a": host_vars(stack, state)}, dest, deploy_gate_seconds=120)
+
+    result = run_playbook("playbooks/deploy.yml", inv, extra_vars={"deploy_image": fix}, timeout=900)
+
+    assert result.rc == 2, result.out[-6000:]
+    assert stack.compose_path.read_bytes() == original
+    assert image_of(stack) == prod
+    outcome = deploy_json(dest, "prod-a")
+    gate = outcome["gate"]
+    assert outcome["outcome"] == "rolled_back" and gate["ended_by"] == "panic" and gate["exits"] == 0, gate
+    assert "FATAL PANIC OCCURRED" in gate["why"], gate
+
+
 def test_three_hosts_one_canary_whose_fix_fails_the_others_never_touched(
     stacks: list[Stack], images: Images, tmp_path: Path
 ) -> None:
