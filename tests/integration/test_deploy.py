@@ -487,11 +487,25 @@ def test_a_fix_built_from_deploy_ref_and_check_mode_changes_nothing(
     assert run(["docker", "image", "inspect", tag], check=False).returncode != 0, "check mode built the image"
     assert not list(state.glob("*/lock*")) and not dest.exists()
 
-    result = run_playbook("playbooks/deploy.yml", inv, extra_vars=ref, timeout=900)
+    # Every host kept the fix: the scheduled verification is installed (cron, into this test's own folder).
+    cron = tmp_path / "cron.d"
+    cron.mkdir()
+    scheduled = {
+        "deploy_schedule_verify": True,
+        "schedule_backend": "cron",
+        "schedule_cron_dir": str(cron),
+        "schedule_name": f"ict-verify-{images.prefix}",
+        "schedule_artifacts_dir": str(tmp_path / "runs"),
+        "schedule_log_file": str(tmp_path / "verify.log"),
+    }
+
+    result = run_playbook("playbooks/deploy.yml", inv, extra_vars={**ref, **scheduled}, timeout=900)
 
     assert result.rc == 0, result.out[-6000:]
     outcome = deploy_json(dest, "prod-a")
     assert outcome["outcome"] == "kept" and outcome["commit"] == fix_commit and outcome["ref"] == "fix/firehose"
+    entry = (cron / scheduled["schedule_name"]).read_text()
+    assert f"-i {inv}" in entry and "-m collector.runner" in entry, entry
     assert image_of(stack) == tag
     label = json.loads(run(["docker", "image", "inspect", tag]).stdout)[0]["Config"]["Labels"]
     assert label["org.opencontainers.image.revision"] == fix_commit
