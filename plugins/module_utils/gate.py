@@ -44,16 +44,24 @@ class GateError(ValueError):
 # --- the arithmetic ---------------------------------------------------------------------------
 
 
-def gate_seconds(interval: Optional[float], confidence: float, min_seconds: float, fixed_seconds: float) -> float:
-    """How long the fix must run clean: -ln(1 - confidence) x interval, at least min_seconds;
-    without a measured interval, the fixed watch (also at least min_seconds)."""
+def gate_seconds(
+    interval: Optional[float],
+    confidence: float,
+    min_seconds: float,
+    fixed_seconds: float,
+    max_seconds: float = 0,
+) -> float:
+    """How long the fix must run clean: -ln(1 - confidence) x interval, at least min_seconds and,
+    when max_seconds is set, at most that (a rare fault's interval would ask for weeks); without a
+    measured interval, the fixed watch (also at least min_seconds)."""
     if not 0 < confidence < 1:
         raise GateError("deploy_gate_confidence must be between 0 and 1 (exclusive), got %r" % confidence)
-    if min_seconds < 0 or fixed_seconds <= 0:
-        raise GateError("deploy_gate_min_seconds must be >= 0 and deploy_gate_seconds > 0")
+    if min_seconds < 0 or fixed_seconds <= 0 or max_seconds < 0:
+        raise GateError("deploy_gate_min_seconds and deploy_gate_max_seconds must be >= 0 and deploy_gate_seconds > 0")
     if interval is None or interval <= 0:
         return float(max(fixed_seconds, min_seconds))
-    return float(max(-math.log(1.0 - confidence) * interval, min_seconds))
+    length = max(-math.log(1.0 - confidence) * interval, min_seconds)
+    return float(min(length, max(max_seconds, min_seconds)) if max_seconds else length)
 
 
 def odds_unchanged(elapsed: float, interval: Optional[float]) -> Optional[float]:

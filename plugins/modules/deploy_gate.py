@@ -58,6 +58,10 @@ options:
     description: The gate's length when no failure rate is known.
     type: float
     default: 3600
+  max_seconds:
+    description: The gate is never longer than this (0 for no cap), whatever the interval asks for.
+    type: float
+    default: 86400
   work_dir:
     description: With V(status), the window's work folder.
     type: path
@@ -250,7 +254,9 @@ def baseline(module: AnsibleModule, state: Path) -> Dict[str, Any]:
     else:
         base = {"source": chosen[0], "interval_seconds": round(chosen[1], 2), "detail": chosen[2]}
     try:
-        length = gate.gate_seconds(base["interval_seconds"], p["confidence"], p["min_seconds"], p["fixed_seconds"])
+        length = gate.gate_seconds(
+            base["interval_seconds"], p["confidence"], p["min_seconds"], p["fixed_seconds"], p["max_seconds"]
+        )
     except gate.GateError as exc:
         module.fail_json(msg="Refusing to start, nothing was changed: %s" % exc)
     swap = read_json(state / host_state.SWAP_FILE) if (state / host_state.SWAP_FILE).is_file() else None
@@ -421,6 +427,7 @@ def main() -> None:
         confidence={"type": "float", "default": 0.999},
         min_seconds={"type": "float", "default": 60},
         fixed_seconds={"type": "float", "default": 3600},
+        max_seconds={"type": "float", "default": 86400},
         work_dir={"type": "path"},
         gate_seconds={"type": "float", "default": 0},
         interval={"type": "float", "default": 0},

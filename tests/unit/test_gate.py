@@ -31,6 +31,9 @@ def test_gate_length_is_minus_log_of_one_minus_confidence_times_the_interval() -
     assert gate.gate_seconds(25, 0.999, 60, 3600) == pytest.approx(172.69, abs=0.01)
     # The floor wins over a short computed watch.
     assert gate.gate_seconds(5, 0.9, 60, 3600) == 60
+    # A rare fault (one exit a week) would ask for 48 days: the cap, never under the floor.
+    assert gate.gate_seconds(7 * 86400, 0.999, 60, 3600, 86400) == 86400
+    assert gate.gate_seconds(25, 0.999, 60, 3600, 30) == 60
     # No interval: the fixed watch, still at least the floor.
     assert gate.gate_seconds(None, 0.999, 60, 3600) == 3600
     assert gate.gate_seconds(None, 0.999, 600, 300) == 600
