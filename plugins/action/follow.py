@@ -65,6 +65,11 @@ def build_line(progress: Dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def gate_line(progress: Dict[str, Any]) -> str:
+    """The deploy gate's progress: the module's own line (elapsed of T, exits, the odds so far)."""
+    return str(progress.get("line") or "gate: %s" % progress.get("phase", "?"))
+
+
 class ActionModule(ActionBase):
     """Poll ``module`` with ``args`` plus ``state: status`` until done; one display line per poll."""
 
@@ -109,7 +114,10 @@ class ActionModule(ActionBase):
             if progress.get("failed"):
                 result.update(progress)
                 return result
-            line = window_line(progress, window_seconds) if kind == "window" else build_line(progress)
+            if kind == "gate":
+                line = gate_line(progress)
+            else:
+                line = window_line(progress, window_seconds) if kind == "window" else build_line(progress)
             lines.append(line)
             display.display("[%s] %s %s" % (host, kind, line))
             if progress.get("done"):

@@ -10,7 +10,8 @@ short_description: Follow a long step on the host, one progress line per poll
 description:
   - Calls O(module) with O(args) and C(state=status) until it reports C(done), printing one line per poll on the
     controller (elapsed time and restarts for the capture window; elapsed time, Docker's C(Step N/M) and cargo's
-    crate count for the debug build). One task, however long the step, and no included poll files.
+    crate count for the debug build; for the deploy gate, the line M(rsky.ingester_capture.deploy_gate) writes, with elapsed
+    time of the gate, exits, the odds so far, memory and families). One task, however long the step, and no included poll files.
   - Runs as an action on the controller; every poll is one call of O(module) on the host.
 version_added: 0.1.0
 author: ingester-capture contributors (@blacksky-algorithms)
@@ -21,7 +22,7 @@ extends_documentation_fragment:
   - rsky.ingester_capture.target
 options:
   module:
-    description: The module to poll, C(rsky.ingester_capture.capture_window) or C(rsky.ingester_capture.debug_build).
+    description: The module to poll, C(rsky.ingester_capture.capture_window), C(rsky.ingester_capture.debug_build) or C(rsky.ingester_capture.deploy_gate).
     type: str
     required: true
   args:
@@ -31,7 +32,7 @@ options:
   kind:
     description: How a poll's progress is printed.
     type: str
-    choices: [window, build]
+    choices: [window, build, gate]
     default: window
   polls:
     description: Most polls before the step counts as hung and the task fails.
