@@ -156,7 +156,7 @@ def parse_size(text: str) -> Optional[int]:
 
 def parse_mem_usage(text: str) -> Tuple[Optional[int], Optional[int]]:
     """docker stats' ``MemUsage`` (``792KiB / 64MiB``): (usage, limit) in bytes."""
-    used, _, limit = (text or "").partition("/")
+    used, _sep, limit = (text or "").partition("/")
     return parse_size(used), parse_size(limit)
 
 
@@ -181,8 +181,8 @@ def memory_trend(
     if n < max(min_samples, 3):
         return result
     t0 = samples[0][0]
-    xs = [t - t0 for t, _ in samples]
-    ys = [float(b) for _, b in samples]
+    xs = [t - t0 for t, _bytes in samples]
+    ys = [float(b) for _t, b in samples]
     mx, my = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mx) ** 2 for x in xs)
     if sxx <= 0:

@@ -21,8 +21,12 @@ description:
     to end, and returns RV(done). The decision is kept in C(.gate.json), so a later poll returns the same.
   - The arithmetic is plugins/module_utils/gate.py; docs/deploy.md works an example by hand.
 version_added: 0.1.0
-author: ingester-capture contributors
+author: ingester-capture contributors (@blacksky-algorithms)
+requirements:
+  - Python 3.8 or newer on the host (standard library only)
+  - the docker CLI on the host, talking to the Docker engine
 extends_documentation_fragment:
+  - rsky.ingester_capture.attributes
   - rsky.ingester_capture.target
 options:
   state:
@@ -96,8 +100,8 @@ options:
     default: 15
 attributes:
   check_mode:
-    support: full
-    details: V(baseline) only reads; V(status) has nothing to follow in check mode.
+    support: partial
+    details: V(baseline) only reads and runs in check mode; V(status) has nothing to follow in check mode and returns at once.
   diff_mode:
     support: none
 """
@@ -116,22 +120,27 @@ baseline:
   description: V(baseline) - C(source) (V(report), V(history) or V(fixed)), C(interval_seconds) (null when fixed), C(detail).
   returned: with O(state=baseline)
   type: dict
+  sample: {source: report, interval_seconds: 25.0, detail: "captures/ingester-1/20261202T054524Z-capture/report.json: 11 exits, every 25.0 s"}
 gate_seconds:
   description: V(baseline) - how long the fix must run clean.
   returned: with O(state=baseline)
   type: float
+  sample: 172.7
 fix_image:
   description: V(baseline) - C(exists), C(id) and C(revision) (the org.opencontainers.image.revision label) of O(image).
   returned: with O(state=baseline)
   type: dict
+  sample: {exists: true, id: "sha256:4f1c0e2d9b7a", revision: "fce7fe099d96e0b859e39277c4837b154c905456"}
 pending_swap:
   description: V(baseline) - the state folder's swap.json when a swap is pending (null otherwise).
   returned: with O(state=baseline)
   type: dict
+  sample: null
 production:
   description: V(baseline) - the production container's C(image), C(restart_count), C(status) and C(id).
   returned: with O(state=baseline)
   type: dict
+  sample: {image: "rsky-ingester:latest", restart_count: 41, status: running, id: "8a1f0c3b2d4e"}
 gate:
   description: >-
     V(status) - C(decision) (V(running), V(pass), V(fail)), C(ended_by) (V(exit), V(panic), V(memory), V(families),
@@ -139,22 +148,40 @@ gate:
     C(confidence_reached), C(exits), C(silent_families), C(first_exit), C(decided_epoch), C(started_epoch).
   returned: with O(state=status)
   type: dict
+  sample:
+    decision: running
+    ended_by: null
+    why: ""
+    elapsed: 60.2
+    gate_seconds: 172.7
+    odds: 0.0902
+    odds_text: 1 in 11
+    confidence_reached: 0.9098
+    exits: 0
+    silent_families: []
+    first_exit: null
+    decided_epoch: null
+    started_epoch: 1764654324.5
 memory:
   description: V(status) - C(samples), C(slope_bytes_per_second), C(last_bytes), C(limit_bytes), C(seconds_to_limit), C(verdict).
   returned: with O(state=status)
   type: dict
+  sample: {samples: 12, slope_bytes_per_second: 0.0, last_bytes: 8912896, limit_bytes: 67108864, seconds_to_limit: null, verdict: flat}
 families:
   description: V(status) - work lines seen per family.
   returned: with O(state=status)
   type: dict
+  sample: {firehose: 120, backfill: 14, labeler: 3}
 line:
   description: V(status) - the progress line of this poll.
   returned: with O(state=status)
   type: str
+  sample: "gate 1:00 of 2:53, no exit, odds 1 in 11 that the old fault would stay quiet this long, memory flat"
 done:
   description: V(status) - the gate decided and the window has ended.
   returned: with O(state=status)
   type: bool
+  sample: false
 """
 
 import json
@@ -180,7 +207,7 @@ TICK = 0.5
 
 def die_epochs(container: str, since: float) -> List[float]:
     """The container's ``die`` events Docker still holds (it keeps the last 256 of all)."""
-    code, out, _ = run(
+    code, out, _err = run(
         [
             "docker",
             "events",
@@ -211,7 +238,7 @@ def die_epochs(container: str, since: float) -> List[float]:
 def image_facts(image: str) -> Dict[str, Any]:
     if not image:
         return {"exists": False, "id": None, "revision": None}
-    found, _ = inspect(image, kind="image", attempts=1)
+    found, _error = inspect(image, kind="image", attempts=1)
     if found is None:
         return {"exists": False, "id": None, "revision": None}
     labels = (found.get("Config") or {}).get("Labels") or {}
