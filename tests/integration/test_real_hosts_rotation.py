@@ -118,7 +118,14 @@ def test_rotated_json_file_every_line_or_every_loss_counted(
         # A run fits in what Docker keeps until the next run starts: the followers read it all,
         # with each run's start banner.
         assert counted_lost == 0, {run_id: missing(entry) for run_id, entry in runs.items()}
-        assert sum("Starting rsky-ingester" in line for line in merged) >= len(runs)
+        banners = sum("Starting rsky-ingester" in line for line in merged)
+        if logs["sources"]["tee_only"]:
+            # A loaded machine lets a burst rotate a run's first lines away before its follower
+            # attaches (seen at 4 banners for 5 runs): then the capture says what rotation took and
+            # why, and the numbered lines above are still whole.
+            assert "rotation" in (logs["tee_only_why"] or ""), logs["sources"]
+        else:
+            assert banners >= len(runs), (banners, len(runs))
     else:
         # 3000 lines in a burst rotate away before any reader can attach: the loss is said.
         assert counted_lost > 0
