@@ -115,7 +115,10 @@ def test_installed_collection_and_package_run_capture_by_fqcn(
 
     out = play.stdout + play.stderr
     assert play.returncode == 0, out[-4000:]
-    assert str(REPO) not in out
+    # Nothing of the play comes from the checkout. The test venv lends its installed libraries
+    # (ansible among them) through a .pth file, so a library's own warning may name that path.
+    from_checkout = [line for line in out.splitlines() if str(REPO) in line and "site-packages" not in line]
+    assert not from_checkout, from_checkout[:5]
     assert "Controller | Stop unless the collector is this collection's version" in out
     bundle = next(p for p in dest.glob("testhost/*") if p.is_dir())
     # The answer key: the stand-in's labeler task returns an error.
