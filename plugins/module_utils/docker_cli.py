@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -154,6 +155,32 @@ def run_to_file(
 
 
 # The Unix socket the docker CLI uses when nothing chooses another (DOCKER_HOST, a context).
+# docker stats' size units (MemUsage "12.5MiB / 64MiB"): binary and decimal.
+SIZE_UNITS = {
+    "B": 1,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+    "TIB": 1024**4,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+}
+_SIZE = re.compile(r"^\s*([\d.]+)\s*([A-Za-z]+)\s*$")
+
+
+def parse_size(text: str) -> Optional[int]:
+    """``12.5MiB`` -> bytes (docker stats units), None if unreadable."""
+    m = _SIZE.match(text or "")
+    if not m or m.group(2).upper() not in SIZE_UNITS:
+        return None
+    try:
+        return int(float(m.group(1)) * SIZE_UNITS[m.group(2).upper()])
+    except ValueError:
+        return None
+
+
 DOCKER_SOCKET = "/var/run/docker.sock"
 # The Engine API version of the one-shot stats sample (Docker 20.10 and newer).
 STATS_API = "v1.41"

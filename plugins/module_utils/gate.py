@@ -14,6 +14,8 @@ import math
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import parse_size
+
 FAMILIES = ("firehose", "backfill", "labeler")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # The hook's banner (every build since 38694b2f) or Rust's default panic text (older builds).
@@ -21,18 +23,6 @@ PANIC = re.compile(r"FATAL PANIC OCCURRED|^thread '.*' (\(\d+\) )?panicked at ")
 # An INFO line of a family's own target: the work it logs (batches written, repos processed,
 # labels received); its start-up lines are not work yet.
 WORK = re.compile(r"\bINFO\s+rsky_ingester::(firehose|backfill|labeler): (?!Starting |Connecting to )")
-UNITS = {
-    "B": 1,
-    "KIB": 1024,
-    "MIB": 1024**2,
-    "GIB": 1024**3,
-    "TIB": 1024**4,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
-    "TB": 1000**4,
-}
-_SIZE = re.compile(r"^\s*([\d.]+)\s*([A-Za-z]+)\s*$")
 # A slope counts as a trend when it stands this many standard errors above zero.
 SLOPE_T = 3.0
 
@@ -141,17 +131,6 @@ def baseline_from_history(
 
 
 # --- memory -------------------------------------------------------------------------------------
-
-
-def parse_size(text: str) -> Optional[int]:
-    """``12.5MiB`` -> bytes (docker stats units), None if unreadable."""
-    m = _SIZE.match(text or "")
-    if not m or m.group(2).upper() not in UNITS:
-        return None
-    try:
-        return int(float(m.group(1)) * UNITS[m.group(2).upper()])
-    except ValueError:
-        return None
 
 
 def parse_mem_usage(text: str) -> Tuple[Optional[int], Optional[int]]:

@@ -79,7 +79,12 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import host_state, hostinfo
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import inspect, run, stream_lines
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import (
+    inspect,
+    parse_size,
+    run,
+    stream_lines,
+)
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import write_json
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import DOCKER_TS, iso, parse_epoch
@@ -98,17 +103,6 @@ EXIT_KINDS = (
     ("critical", re.compile(r"\bCRITICAL\b")),
     ("error-exit", re.compile(r"^Error: ")),
 )
-UNITS = {
-    "B": 1,
-    "KIB": 1024,
-    "MIB": 1024**2,
-    "GIB": 1024**3,
-    "TIB": 1024**4,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
-    "TB": 1000**4,
-}
 # The kernel log source names the verify facts have always used.
 SOURCE_NAMES = {"dmesg": "dmesg", "journalctl -k": "journalctl"}
 
@@ -174,10 +168,7 @@ def cgroup_memory(cid: str) -> Tuple[Optional[int], str]:
 def stats_memory(container: str) -> Optional[int]:
     """Fallback: parse `docker stats` MemUsage ("12.5MiB / 64MiB")."""
     code, out, _err = run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container])
-    m = re.match(r"\s*([\d.]+)\s*([A-Za-z]+)", out)
-    if code != 0 or not m or m.group(2).upper() not in UNITS:
-        return None
-    return int(float(m.group(1)) * UNITS[m.group(2).upper()])
+    return parse_size(out.split("/")[0]) if code == 0 else None
 
 
 def sample(container: str, window: float, interval: float) -> Tuple[List[Dict[str, Any]], List[str]]:
