@@ -1,6 +1,6 @@
 """No secret leaves the host, whatever the compose file looks like (issue 11, first Done-when).
 
-Each layout (tests/integration/layouts.py) puts secrets where real compose files have them:
+Each layout (tests/data/compose/secrets/) puts secrets where real compose files have them:
 ``environment:`` straight under ``image:``, a spaced password in a profile-only service,
 secret-named variables with quotes, passwords inside URLs. The product is driven only through
 its public interface: ``ansible-playbook capture.yml`` (``-v``; ``--check --diff -v``),
@@ -26,7 +26,7 @@ import pytest
 
 from standin.stack import PROD_IMAGE, Stack
 from tests.integration.conftest import REPO, VENV_BIN, run_playbook, write_inventory
-from tests.integration.layouts import ALL, Layout
+from tests.support.compose_layouts import ALL, Layout
 
 pytestmark = pytest.mark.integration
 
