@@ -34,10 +34,10 @@ import pytest
 import yaml
 
 from standin.stack import PROD_IMAGE, Stack, run
-from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env
-from tests.integration.registry import pin_by_digest
-from tests.integration.test_secrets_layouts import walk
 from tests.support.compose_layouts import SWAP_CORPUS, SwapLayout, fill
+from tests.support.playbooks import ANSIBLE_PLAYBOOK, REPO, ansible_env
+from tests.support.registry import pin_by_digest
+from tests.support.secrets import walk
 
 pytestmark = pytest.mark.integration
 

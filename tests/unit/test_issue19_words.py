@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.unit.test_answers import _run
+from tests.support.answers import summarize_fixture
 
 # fixture -> (summary must hold, summary must not hold, next steps must hold, next steps must not hold)
 WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
@@ -33,7 +33,7 @@ WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[
 
 @pytest.mark.parametrize("fixture", sorted(WORDS))
 def test_the_words_around_the_verdict(fixture: str) -> None:
-    report = json.loads(_run(fixture)[1])
+    report = json.loads(summarize_fixture(fixture)[1])
     summary = report["verdict"]["summary"]
     steps = " ".join(report["verdict"]["next_steps"])
     must, must_not, step_must, step_must_not = WORDS[fixture]
@@ -48,13 +48,13 @@ def test_the_words_around_the_verdict(fixture: str) -> None:
 
 
 def test_a_setting_that_causes_a_panic_is_the_first_step() -> None:
-    report = json.loads(_run("logs/handmade-batch-size-zero.docker-ts.log")[1])
+    report = json.loads(summarize_fixture("logs/handmade-batch-size-zero.docker-ts.log")[1])
     assert "INGESTER_BATCH_SIZE" in report["verdict"]["next_steps"][0]
 
 
 @pytest.mark.parametrize("fixture", ["logs/handmade-metrics-port-repro.docker-ts.log", "recorded/config-metrics-port.log"])
 def test_a_main_thread_panic_behind_a_config_error_stays_in_the_report(fixture: str) -> None:
-    report = json.loads(_run(fixture)[1])
+    report = json.loads(summarize_fixture(fixture)[1])
     assert report["verdict"]["scenario"] == "config-error"
     panic = report["panic"]
     assert panic["location"] == "rsky-ingester/src/bin/ingester.rs:79:10"
@@ -63,7 +63,7 @@ def test_a_main_thread_panic_behind_a_config_error_stays_in_the_report(fixture: 
 
 
 def test_contained_panics_are_counted_with_when_each_relay_stopped() -> None:
-    report = json.loads(_run("logs/handmade-contained-critical.docker-ts.log")[1])
+    report = json.loads(summarize_fixture("logs/handmade-contained-critical.docker-ts.log")[1])
     contained = report["contained_panics"]
     assert len(contained) == 4
     assert [c.get("host") for c in contained] == [
@@ -74,13 +74,13 @@ def test_contained_panics_are_counted_with_when_each_relay_stopped() -> None:
 @pytest.mark.parametrize("fixture", sorted({*WORDS, "bundles/stable", "bundles/oom-kill", "bundles/config-error",
                                              "logs/hypothetical-task-error-labeler.docker-ts.log"}))
 def test_each_next_step_is_data(fixture: str) -> None:
-    report = json.loads(_run(fixture)[1])
+    report = json.loads(summarize_fixture(fixture)[1])
     v = report["verdict"]
     assert [a["step"] for a in v["advice"]] == v["next_steps"]
     for a in v["advice"]:
         assert a["about"] or a["check"], f"a step about nothing: {a['step']}"
         assert isinstance(a["changes_production"], bool)
-    md, html = _run(fixture)[2:]
+    md, html = summarize_fixture(fixture)[2:]
     for a in v["advice"]:
         if a["check"]:
             assert a["check"].replace("|", "\\|") in md  # in a code span, whole (`|` escaped for tables)

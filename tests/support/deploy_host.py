@@ -33,7 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, PlayResult, Sshd, ansible_env
+from tests.support.playbooks import ANSIBLE_PLAYBOOK, REPO, PlayResult, ansible_env
+from tests.support.sshd import Sshd
 
 # The GECOS field marks the users this module creates, so a run killed half-way is cleaned up
 # by the next one and no other account is ever touched.
