@@ -72,7 +72,7 @@ def test_contained_panics_are_counted_with_when_each_relay_stopped() -> None:
 
 
 @pytest.mark.parametrize("fixture", sorted({*WORDS, "bundles/stable", "bundles/oom-kill", "bundles/config-error",
-                                             "logs/hypothetical-task-error-labeler.docker-ts.log"}))
+                                             "bundles/hypothetical-task-error-labeler/logs/ingester.log"}))
 def test_each_next_step_is_data(fixture: str) -> None:
     report = json.loads(summarize_fixture(fixture)[1])
     v = report["verdict"]
