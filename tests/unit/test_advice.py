@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (one fixture's words per line)
-"""The words around a verdict (issue 19): what each fixture's summary and next steps must say and
-must not say, argued from the reference like the answer key (tests/answers/); the verdict itself is
-the key's."""
+"""The words around a verdict (collector/advice.py, issue 19): what each fixture's summary and next
+steps must say and must not say, argued from the reference like the answer key (tests/answers/);
+the verdict itself is the key's."""
 
 from __future__ import annotations
 
