@@ -18,18 +18,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from standin.stack import PROD_IMAGE, Stack, build_binary, build_images
+from standin.stack import Stack, build_binary, build_images
+from tests.support.stacks import StackFactory, StandinImages
 
 REPO = Path(__file__).resolve().parent.parent
-
-StackFactory = Callable[..., Stack]
 
 # Files whose tests must all run on one worker, in file order, and why. Every unit-test file is
 # one too (module-level caches; thousands of tiny tests sent one by one would cost more than
@@ -118,14 +116,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(config.stash[_GROUP_DIR], ignore_errors=True)
 
 
-@dataclass(frozen=True)
-class StandinImages:
-    """The compiled stand-in binary and the shared production image built from it."""
-
-    binary: Path
-    prod_image: str
-
-
 def _engine_answers() -> bool:
     proc = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=60)
     return proc.returncode == 0
@@ -184,15 +174,3 @@ def stack_factory(standin_images: StandinImages, tmp_path: Path) -> Iterator[Sta
         except Exception as exc:  # teardown must reach every stack
             errors.append(f"{stack.container}: {exc}")
     assert not errors, f"stack teardown failed: {errors}"
-
-
-__all__ = ["PROD_IMAGE", "StackFactory", "StandinImages"]
-
-
-def sortable_stamp(stamp: str) -> str:
-    """A ``docker logs --timestamps`` stamp that sorts as a time: Docker's RFC3339Nano drops the
-    fraction's trailing zeros (".12345Z" for .123450000), and as text ".12345Z" sorts after
-    ".1234567Z" ("Z" > "6"). The fraction padded to 9 digits."""
-    head, _, frac = stamp.rstrip("Z").partition(".")
-    return f"{head}.{frac.ljust(9, '0')}Z"
-

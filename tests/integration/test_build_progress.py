@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from standin.stack import Stack
-from tests.integration.conftest import run_playbook, write_inventory
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import run_playbook
 
 pytestmark = pytest.mark.integration
 

@@ -13,22 +13,13 @@ from typing import Any
 import pytest
 
 from standin.stack import Stack
-from tests.integration.conftest import (
-    Sshd,
-    agent_processes,
-    run_playbook,
-    start_play,
-    wait_for_window,
-    write_inventory,
-)
+from tests.support.bundles import only_bundle
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import run_playbook, start_play, wait_for_window
+from tests.support.processes import agent_processes
+from tests.support.sshd import Sshd
 
 pytestmark = pytest.mark.integration
-
-
-def only_bundle(dest: Path) -> Path:
-    bundles = sorted(p for p in dest.glob("*/*") if p.is_dir())
-    assert len(bundles) == 1, f"expected one bundle, found {bundles}"
-    return bundles[0]
 
 
 def report_of(bundle: Path) -> dict[str, Any]:

@@ -27,7 +27,8 @@ import pytest
 import yaml
 
 from standin.stack import Stack
-from tests.integration.conftest import REPO, write_inventory
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -1,8 +1,8 @@
 """Compose files as people write them: swap, --check, capture and rollback on every layout (issue 13).
 
-The corpus and its answer key are tests/integration/layouts.py (SWAP_CORPUS). Two runs cover it,
-each one ansible-playbook process with one local inventory host per layout (forks = layouts), so
-the corpus costs two or three plays, not one per layout:
+The corpus is tests/data/compose/swap/, its answer key tests/support/compose_layouts.py
+(SWAP_CORPUS). Two runs cover it, each one ansible-playbook process with one local inventory host
+per layout (forks = layouts), so the corpus costs two or three plays, not one per layout:
 
 * the module run drives ``rsky.ingester_capture.compose_image`` itself: swap in check mode with
   --diff, swap, ``docker compose config`` of the swapped project, restore in check mode, restore;
@@ -34,10 +34,10 @@ import pytest
 import yaml
 
 from standin.stack import PROD_IMAGE, Stack, run
-from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env
-from tests.integration.layouts import SWAP_CORPUS, SwapLayout, _fill
-from tests.integration.registry import pin_by_digest
-from tests.integration.test_secrets_layouts import walk
+from tests.support.compose_layouts import SWAP_CORPUS, SwapLayout, fill
+from tests.support.playbooks import ANSIBLE_PLAYBOOK, REPO, ansible_env
+from tests.support.registry import pin_by_digest
+from tests.support.secrets import walk
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def host_name(layout: SwapLayout) -> str:
 
 
 def expected_original(layout: SwapLayout, stack: Stack, digest: str) -> str:
-    return _fill(layout.original, stack, digest) if layout.original else PROD_IMAGE
+    return fill(layout.original, stack, digest) if layout.original else PROD_IMAGE
 
 
 def other_services(config: dict[str, Any], without_image: bool) -> dict[str, Any]:

@@ -10,16 +10,12 @@ baseline; the gate's windows stay short through the documented variables (a lowe
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,13 +26,12 @@ import pytest
 import yaml
 
 from standin.stack import PROD_IMAGE, Stack, run, standin_image
-from tests.conftest import StandinImages
-from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env, run_playbook
+from tests.support.playbooks import REPO, BackgroundPlay, run_playbook
+from tests.support.stacks import StandinImages
 
 pytestmark = pytest.mark.integration
 
 SCHEMA = json.loads((REPO / "docs" / "schemas" / "deploy.schema.json").read_text())
-MARKER = "INGESTER_CAPTURE_TEST_RUN"
 # Short gates: 0.99 over the production interval, with a 10 s floor; one progress line every 2 s.
 GATE = {
     "deploy_gate_confidence": 0.99,
@@ -344,68 +339,6 @@ def test_three_hosts_one_canary_whose_fix_fails_the_others_never_touched(
     assert "prod-b: never touched (the rollout stopped before it)" in result.out
 
 
-class BackgroundDeploy:
-    """deploy.yml in the background: its output read as it comes, its processes findable by a marker."""
-
-    def __init__(self, inv: Path, *args: str) -> None:
-        self.marker = uuid.uuid4().hex
-        self.proc = subprocess.Popen(
-            [ANSIBLE_PLAYBOOK, "-i", str(inv), "playbooks/deploy.yml", *args],
-            cwd=REPO,
-            env=ansible_env({MARKER: self.marker}),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, pattern: re.Pattern[str], timeout: float = 600) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(pattern.search(line) for line in self.lines[:]):
-                return
-            if self.proc.poll() is not None and not self.reader.is_alive():
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"deploy.yml never printed {pattern.pattern!r}:\n{''.join(self.lines)[-4000:]}")
-
-    def processes(self) -> list[int]:
-        needle = f"{MARKER}={self.marker}".encode()
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-        return found
-
-    def kill_all(self) -> None:
-        """SIGKILL the play and every process it started (the window's worker and followers)."""
-        for _ in range(50):
-            left = [self.proc.pid, *self.processes()]
-            alive = [p for p in left if Path(f"/proc/{p}").exists() and "State:\tZ" not in _status(p)]
-            if not alive:
-                break
-            for pid in alive:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.2)
-        self.proc.wait(timeout=60)
-        self.reader.join(30)
-
-
 def _status(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/status").read_text()
@@ -424,11 +357,12 @@ def test_a_deploy_killed_mid_gate_leaves_a_stale_lock_the_next_run_recognises(
     dest, state = tmp_path / "captures", tmp_path / "state"
     # A fixed watch far longer than the test: the deploy is mid-gate when it is killed.
     inv = inventory(tmp_path / "inv.yml", {"prod-a": host_vars(stack, state)}, dest, deploy_gate_seconds=600)
-    deploy = BackgroundDeploy(inv, "-e", json.dumps({"deploy_image": fix}))
+    deploy = BackgroundPlay("playbooks/deploy.yml", inv, "-e", json.dumps({"deploy_image": fix}))
     try:
-        deploy.wait_for(re.compile(r"^\[prod-a\] gate \d+:\d\d of 10:00"))
+        deploy.wait_for_line(re.compile(r"^\[prod-a\] gate \d+:\d\d of 10:00"), timeout=600)
     finally:
         deploy.kill_all()
+        deploy.finish(timeout=60)
     assert deploy.proc.returncode == -signal.SIGKILL
     assert image_of(stack) == fix and stack.compose_path.read_bytes() != original
     (lock,) = state.glob("*/lock")  # beside it lock.guard, the flock every lock step holds

@@ -5,7 +5,7 @@ true``. The user has passwordless sudo but is not in the docker group and cannot
 state folder, so every host-side step must go through become. The controller is an ordinary user
 of its own with no sudo rights: every controller-side step (the controller folder, the fetched
 tarball, the unpacked bundle, the collector's report, the fleet summary) must be written by it,
-never through sudo (tests/integration/deploy_host.py).
+never through sudo (tests/support/deploy_host.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from standin.stack import PROD_IMAGE, Stack
-from tests.integration.conftest import wait_for_window, write_inventory
-from tests.integration.deploy_host import DeployHost, deploy_host
+from tests.support.deploy_host import DeployHost, deploy_host
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import wait_for_window
 
 pytestmark = [pytest.mark.integration, pytest.mark.ssh]
 

@@ -19,16 +19,11 @@ from typing import Any
 import pytest
 
 from standin.stack import MONITOR_TOKEN, REDIS_PASSWORD, Stack
-from tests.conftest import sortable_stamp
-from tests.integration.conftest import (
-    agent_processes,
-    kill_sshd,
-    run_playbook,
-    start_play,
-    start_sshd,
-    wait_for_window,
-    write_inventory,
-)
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import run_playbook, start_play, wait_for_window
+from tests.support.processes import agent_processes
+from tests.support.sshd import kill_sshd, start_sshd
+from tests.support.stacks import sortable_stamp
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from standin.stack import Stack
-from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env
+from tests.support.playbooks import ANSIBLE_PLAYBOOK, REPO, ansible_env
 
 pytestmark = pytest.mark.integration
 

@@ -15,25 +15,23 @@ the container are on the debug image.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from standin.stack import PROD_IMAGE, Stack, StackError
-from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env, run_playbook, write_inventory
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import REPO, BackgroundPlay, run_playbook
+from tests.support.processes import alive
 
 pytestmark = pytest.mark.integration
 
 PROGRESS = re.compile(r"\d+:\d\d of \d+:\d\d, \d+ restart\(s\) seen")
-MARKER = "INGESTER_CAPTURE_TEST_RUN"
 # The window outlasts the concurrent play by far on a loaded machine; checked, not assumed.
 WINDOW = {"capture_window_seconds": 90, "capture_stop_after_restarts": 0, "capture_poll_seconds": 2}
 SAYS_RUNNING = re.compile(
@@ -45,39 +43,16 @@ def image_of(stack: Stack) -> str:
     return str(stack.inspect()["Config"]["Image"])
 
 
-class BackgroundCapture:
-    """capture.yml in the background: its output read as it comes, its processes findable."""
+class BackgroundCapture(BackgroundPlay):
+    """capture.yml in the background; ``progress`` is set once it prints the window's progress."""
 
     def __init__(self, inventory: Path, *args: str) -> None:
-        self.marker = uuid.uuid4().hex
-        self.proc = subprocess.Popen(
-            [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml", *args],
-            cwd=REPO,
-            env=ansible_env({MARKER: self.marker}),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
         self.progress = threading.Event()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        super().__init__("capture.yml", inventory, *args)
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if PROGRESS.search(line):
-                self.progress.set()
-
-    @property
-    def out(self) -> str:
-        return "".join(self.lines)
-
-    def running(self) -> bool:
-        return self.proc.poll() is None
+    def seen(self, line: str) -> None:
+        if PROGRESS.search(line):
+            self.progress.set()
 
     def wait_live(self, stack: Stack, original: bytes, timeout: float = 400) -> bytes:
         """Wait for the window to be live; return the swapped compose bytes."""
@@ -96,78 +71,6 @@ class BackgroundCapture:
                     return swapped
             time.sleep(0.3)
         raise AssertionError(f"the capture window never went live:\n{self.out[-4000:]}")
-
-    def wait_for_line(self, pattern: re.Pattern[str], timeout: float = 400) -> str:
-        """Wait until the play prints a line matching ``pattern``; return that line."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while time.monotonic() < deadline:
-            lines = self.lines[:]
-            for line in lines[seen:]:
-                if pattern.search(line):
-                    return line
-            seen = len(lines)
-            if not self.running() and not self.reader.is_alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"capture.yml never printed {pattern.pattern!r}:\n{self.out[-4000:]}")
-
-    def finish(self, timeout: float = 600) -> int:
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        finally:
-            if self.running():
-                self.kill_all()
-        self.reader.join(30)
-        return rc
-
-    def processes(self, state: Path) -> list[int]:
-        """PIDs of this play and everything it started on the host (the marker is inherited)."""
-        needle = f"{MARKER}={self.marker}".encode()
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if needle in environ.split(b"\0") or str(state).encode() in cmdline:
-                found.append(int(entry.name))
-        return found
-
-    def kill_all(self, state: Path | None = None) -> list[int]:
-        """SIGKILL the play first, then every process of its own, until none is left."""
-        killed: list[int] = []
-        with_state = state if state is not None else Path(f"/nonexistent-{self.marker}")
-        for pid in [self.proc.pid, *self.processes(with_state)]:
-            if pid not in killed:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                except ProcessLookupError:
-                    pass
-        for _ in range(50):
-            left = [p for p in self.processes(with_state) if _alive(p)]
-            if not left:
-                break
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.2)
-        return killed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
 
 
 class Sampler:
@@ -215,7 +118,7 @@ def test_rollback_refuses_while_a_capture_runs_then_restores(stack_factory: Any,
         still_capturing = capture.running()
         after_rollback = stack.compose_path.read_bytes()
         container_after = stack.container_id()
-        rc = capture.finish()
+        rc = capture.finish().rc
         changed_meanwhile = sampler.close()
     finally:
         if capture.running():
@@ -258,7 +161,7 @@ def test_second_capture_refuses_while_one_runs(stack_factory: Any, tmp_path: Pat
 
         still_capturing = first.running()
         container_after = stack.container_id()
-        rc = first.finish()
+        rc = first.finish().rc
         changed_meanwhile = sampler.close()
     finally:
         if first.running():
@@ -300,7 +203,7 @@ def kill_a_capture(stack: Stack, state: Path, inventory: Path, original: bytes, 
     capture.finish(timeout=60)
     assert capture.proc.returncode == -signal.SIGKILL
     assert len(killed) > 1, f"only the play was found to kill: {killed}"
-    left = [p for p in capture.processes(state) if _alive(p)]
+    left = [p for p in capture.processes(state) if alive(p)]
     assert not left, f"processes of the killed capture still run: {left}"
     if when == "window":
         assert stack.compose_path.read_bytes() == swapped

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from standin.stack import Stack
-from tests.integration.conftest import start_play, wait_for_window, write_inventory
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import start_play, wait_for_window
 
 pytestmark = pytest.mark.integration
 

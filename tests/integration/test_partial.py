@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 
 from standin.stack import MONITOR_TOKEN, REDIS_PASSWORD, Stack
-from tests.integration.conftest import agent_processes, start_play, wait_for_window, write_inventory
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import start_play, wait_for_window
+from tests.support.processes import agent_processes
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from standin.stack import MONITOR_TOKEN, REDIS_PASSWORD, Stack
-from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, ansible_env, run_playbook, write_inventory
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import ANSIBLE_PLAYBOOK, REPO, ansible_env, run_playbook
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from standin.stack import build_images
-from tests.integration.conftest import run_playbook, write_inventory
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import run_playbook
 
 pytestmark = pytest.mark.integration
 

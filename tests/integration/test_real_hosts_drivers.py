@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 
 from standin.stack import Stack
-from tests.integration.conftest import run_playbook, write_inventory
-from tests.integration.test_real_hosts_rotation import only_bundle, tee_bodies, with_logging
+from tests.support.bundles import only_bundle, tee_bodies
+from tests.support.inventories import write_inventory
 from tests.support.numbered import missing, seq_runs
+from tests.support.playbooks import run_playbook
+from tests.support.stacks import with_logging
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,11 @@ from typing import Any
 import pytest
 
 from standin.stack import Stack
-from tests.integration.conftest import ANSIBLE_PLAYBOOK, REPO, agent_processes, ansible_env, write_inventory
-from tests.integration.test_real_hosts_daemon import PrivateDaemon, private_daemon_for
+from tests.support.inventories import write_inventory
 from tests.support.numbered import SEQ, missing, seq_runs
+from tests.support.playbooks import ANSIBLE_PLAYBOOK, REPO, ansible_env
+from tests.support.private_daemon import PrivateDaemon, private_daemon_for
+from tests.support.processes import agent_processes
 
 pytestmark = pytest.mark.integration
 

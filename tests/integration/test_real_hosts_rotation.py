@@ -16,35 +16,16 @@ from typing import Any
 import pytest
 
 from standin.stack import Stack
-from tests.integration.conftest import agent_processes, run_playbook, write_inventory
+from tests.support.bundles import only_bundle, tee_bodies
+from tests.support.inventories import write_inventory
 from tests.support.numbered import SEQ, missing, seq_runs
+from tests.support.playbooks import run_playbook
+from tests.support.processes import agent_processes
+from tests.support.stacks import with_logging
 
 pytestmark = pytest.mark.integration
 
 ROTATING = '    logging:\n      driver: json-file\n      options:\n        max-size: "20k"\n        max-file: "2"\n'
-
-
-def with_logging(stack: Stack, block: str) -> None:
-    """Give the ingester service a logging block, as many production compose files carry."""
-    text = stack.compose_path.read_text()
-    anchor = f"    mem_limit: {stack.mem_limit}\n"
-    assert text.count(anchor) == 1
-    stack.compose_path.write_text(text.replace(anchor, anchor + block))
-
-
-def only_bundle(dest: Path) -> Path:
-    bundles = sorted(p for p in dest.glob("*/*") if p.is_dir())
-    assert len(bundles) == 1, bundles
-    return bundles[0]
-
-
-def tee_bodies(tee: Path) -> list[str]:
-    out = []
-    for raw in tee.read_text(errors="replace").splitlines():
-        head, sep, body = raw.partition(" | ")
-        if sep and len(head) < 120:
-            out.append(body)
-    return out
 
 
 # Whether the live followers keep up with a 20k rotation is a matter of CPU: alone, not beside

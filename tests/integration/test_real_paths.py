@@ -23,17 +23,13 @@ from typing import Any
 import pytest
 
 from standin.stack import REDIS_PASSWORD, Stack
-from tests.integration.conftest import run_playbook, write_inventory
+from tests.support.bundles import only_bundle
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import run_playbook
 
 pytestmark = pytest.mark.integration
 
 MODES = ["capture", "observe"]
-
-
-def only_bundle(dest: Path) -> Path:
-    bundles = sorted(p for p in dest.glob("*/*") if p.is_dir())
-    assert len(bundles) == 1, f"expected one bundle, found {bundles}"
-    return bundles[0]
 
 
 def bundle_text(bundle: Path) -> str:

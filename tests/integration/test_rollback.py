@@ -17,17 +17,18 @@ from typing import Any
 import pytest
 
 from standin.stack import PROD_IMAGE, Stack, build_images
-from tests.integration.conftest import (
-    ANSIBLE_PLAYBOOK,
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import (
     REPO,
     VENV_BIN,
+    BackgroundPlay,
     PlayResult,
     ansible_env,
     run_playbook,
     start_play,
     wait_for_window,
-    write_inventory,
 )
+from tests.support.processes import descendants
 
 pytestmark = pytest.mark.integration
 
@@ -338,7 +339,7 @@ def test_a_lock_left_by_a_dead_capture_is_stale(stack_factory: Any, tmp_path: Pa
     assert lock["pid"] == worker, lock
     # The capture dies for good: the play and its window worker are killed, nothing cleans up.
     # Ansible's forked workers outlive a killed parent: take the whole tree, parent first.
-    doomed = [play.pid, *_descendants(play.pid), worker, *_descendants(worker)]
+    doomed = [play.pid, *descendants(play.pid), worker, *descendants(worker)]
     for pid in doomed:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -353,69 +354,25 @@ def test_a_lock_left_by_a_dead_capture_is_stale(stack_factory: Any, tmp_path: Pa
     assert not (state_folder(stack, state) / "lock").exists()
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                found += [int(x) for x in (task / "children").read_text().split()]
-    return found
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], _children(pid)
-    while todo:
-        child = todo.pop()
-        found.append(child)
-        todo += _children(child)
-    return found
-
-
 # ------------------------------------------------------------------- two rollbacks at once ---
 
 CHECK_TASK = "Rollback | Look for a capture holding the lock"
 RESTORE_TASK = "Rollback | Restore the compose file byte for byte"
 
 
-class Play:
-    """rollback.yml in the background, its output read line by line as it comes."""
+class Play(BackgroundPlay):
+    """rollback.yml in the background; ``at_check`` is set once it reaches the lock check (or ends)."""
 
     def __init__(self, inventory: Path) -> None:
-        self.proc = subprocess.Popen(
-            [ANSIBLE_PLAYBOOK, "-i", str(inventory), "playbooks/rollback.yml"],
-            cwd=REPO,
-            env=ansible_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
         self.at_check = threading.Event()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        super().__init__("playbooks/rollback.yml", inventory)
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("TASK [") and CHECK_TASK in line and not self.at_check.is_set():
-                self.at_check.set()
-            self.lines.append(line)
+    def seen(self, line: str) -> None:
+        if line.startswith("TASK [") and CHECK_TASK in line:
+            self.at_check.set()
+
+    def ended(self) -> None:
         self.at_check.set()
-
-    def signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, sig)
-
-    def finish(self) -> PlayResult:
-        try:
-            rc = self.proc.wait(timeout=600)
-        finally:
-            if self.proc.poll() is None:
-                self.signal(signal.SIGKILL)
-        self.reader.join(30)
-        return PlayResult(rc=rc, out="".join(self.lines))
 
 
 def container_creates(project: str, since: str) -> list[dict[str, Any]]:
@@ -456,9 +413,9 @@ def test_two_rollbacks_started_together_one_restores_the_other_refuses(
     # is held (SIGSTOP, before its check has run) until the other is there too.
     first_there = first.at_check.wait(300) and second.proc.poll() is None
     if first_there and not second.at_check.is_set():
-        first.signal(signal.SIGSTOP)
+        first.hold()
         second.at_check.wait(300)
-        first.signal(signal.SIGCONT)
+        first.release()
     results = [first.finish(), second.finish()]
 
     restored = [r for r in results if r.rc == 0]

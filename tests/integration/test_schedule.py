@@ -12,7 +12,8 @@ import pytest
 
 from collector.exitcodes import Exit
 from standin.stack import Stack
-from tests.integration.conftest import REPO, PlayResult, run_playbook, write_inventory
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import REPO, PlayResult, run_playbook
 
 pytestmark = pytest.mark.integration
 

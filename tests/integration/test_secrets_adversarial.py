@@ -30,8 +30,9 @@ from urllib.parse import quote, unquote
 import pytest
 
 from standin.stack import PROD_IMAGE, Stack
-from tests.integration.conftest import REPO, run_playbook, write_inventory
-from tests.integration.test_secrets_layouts import VERIFY_QUICK, run_with_ansible_runner, walk
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import REPO, run_playbook
+from tests.support.secrets import VERIFY_QUICK, run_with_ansible_runner, walk
 
 pytestmark = pytest.mark.integration
 

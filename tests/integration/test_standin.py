@@ -33,7 +33,7 @@ from standin.stack import (
     Stack,
     standin_image,
 )
-from tests.conftest import StackFactory, StandinImages, sortable_stamp
+from tests.support.stacks import StackFactory, StandinImages, sortable_stamp
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,9 @@ import pytest
 from collector.exitcodes import Exit
 from collector.runner import verify_run_main
 from standin.stack import Stack
-from tests.integration.conftest import PlayResult, Sshd, run_playbook, write_inventory
+from tests.support.inventories import write_inventory
+from tests.support.playbooks import PlayResult, run_playbook
+from tests.support.sshd import Sshd
 
 pytestmark = pytest.mark.integration
 

@@ -9,45 +9,17 @@ cover every verdict the collector can give. The key is never re-recorded from th
 from __future__ import annotations
 
 import json
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from collector.cli import main
 from collector.diagnose import SCENARIOS
 from collector.report.schema import validate
+from tests.support.answers import KEY, summarize_fixture
 from tests.support.fixtures import BUNDLES, FIXTURES, LOGS
 
-ANSWERS = Path(__file__).resolve().parent.parent / "answers"
 RECORDED = FIXTURES / "recorded"
 FIELDS = {"fixture", "scenario", "task", "exit_path", "panic_location", "exits", "must_state", "reason"}
-
-
-def _load() -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
-    for path in sorted(ANSWERS.glob("*.yaml")):
-        for entry in yaml.safe_load(path.read_text()) or []:
-            entry["_file"] = path.name
-            entries.append(entry)
-    return entries
-
-
-KEY = _load()
-
-
-@cache
-def _run(fixture: str) -> tuple[int, str, str, str]:
-    import tempfile
-
-    path = FIXTURES / fixture
-    out = tempfile.mkdtemp(prefix="answers-")
-    argv = ["summarize", str(path)] if path.is_dir() else ["summarize", "--log", str(path)]
-    code = main([*argv, "--out", out, "--quiet"])
-    texts = tuple((Path(out) / n).read_text() for n in ("report.json", "report.md", "report.html"))
-    return code, texts[0], texts[1], texts[2]
 
 
 def test_key_is_well_formed() -> None:
@@ -80,7 +52,7 @@ def test_the_key_covers_every_verdict() -> None:
 
 @pytest.mark.parametrize("entry", KEY, ids=[e["fixture"] for e in KEY])
 def test_answer(entry: dict[str, Any]) -> None:
-    _code, report_json, _md, _html = _run(entry["fixture"])
+    _code, report_json, _md, _html = summarize_fixture(entry["fixture"])
     report = json.loads(report_json)
     v = report["verdict"]
     got = {
@@ -103,7 +75,7 @@ def test_answer(entry: dict[str, Any]) -> None:
 @pytest.mark.parametrize("entry", [e for e in KEY if e["scenario"] == "config-error"],
                          ids=lambda e: e["fixture"])
 def test_a_config_error_step_is_about_the_value(entry: dict[str, Any]) -> None:
-    report = json.loads(_run(entry["fixture"])[1])
+    report = json.loads(summarize_fixture(entry["fixture"])[1])
     steps = " ".join(report["verdict"]["next_steps"])
     assert entry["must_state"] in steps
     assert "Redis health" not in steps and "debug image" not in steps
@@ -114,7 +86,7 @@ def test_a_config_error_step_is_about_the_value(entry: dict[str, Any]) -> None:
                                      "logs/handmade-redis-url-debug.docker-ts.log"])
 def test_the_redis_password_in_the_configuration_line_is_redacted(fixture: str) -> None:
     assert "hunter2" in (FIXTURES / fixture).read_text()  # the log holds it, as real logs do
-    _code, js, md, html = _run(fixture)
+    _code, js, md, html = summarize_fixture(fixture)
     for text in (js, md, html):
         assert "hunter2" not in text
     assert ':<redacted>@redis:6379' in json.loads(js)["verdict"]["summary"]

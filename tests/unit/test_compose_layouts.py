@@ -1,9 +1,10 @@
 """The swap's decision on every layout of the corpus, on the text alone (no Docker).
 
-The answer key is tests/integration/layouts.py (SWAP_CORPUS): swapped (one line replaced, or one
-``image:`` line inserted after the merge key / extends) or refused (the message names the file,
-the line and why). The integration tests drive the same layouts through the modules, the plays
-and the real engine (tests/integration/test_compose_layouts.py).
+The corpus is tests/data/compose/swap/, its answer key tests/support/compose_layouts.py
+(SWAP_CORPUS): swapped (one line replaced, or one ``image:`` line inserted after the merge key /
+extends) or refused (the message names the file, the line and why). The integration tests drive
+the same layouts through the modules, the plays and the real engine
+(tests/integration/test_compose_layouts.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.rsky.ingester_capture.plugins.module_utils import compose_text  # noqa: E402
 
 from standin.stack import Stack  # noqa: E402
-from tests.integration.layouts import SWAP_CORPUS, SwapLayout  # noqa: E402
+from tests.support.compose_layouts import SWAP_CORPUS, SwapLayout  # noqa: E402
 
 DEBUG = "rsky-ingester:debug-unit"
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from collector.sources.logs import LogParser, LogRecord, Pressure, parse_log
-from collector.sources.scan import CandidateScanner
+from collector.sources.logs import LogParser, LogRecord, Pressure
 from tests.support.fixtures import BUNDLES, LOGS
+from tests.support.prefilter import fast, record_key, slow, split_newlines
 
 if TYPE_CHECKING:
     from collector.search import GrepCandidates
@@ -21,42 +21,12 @@ if TYPE_CHECKING:
 ALL_LOGS = sorted([*LOGS.glob("*.log"), *BUNDLES.glob("*/logs/*.log")])
 
 
-def _chunks(data: bytes, size: int) -> Iterator[bytes]:
-    for i in range(0, len(data), size):
-        yield data[i : i + size]
-
-
-def fast(data: bytes, size: int) -> tuple[list[LogRecord], int]:
-    parser = LogParser("x.log")
-    scanner = CandidateScanner(_chunks(data, size))
-    out: list[LogRecord] = []
-    for number, raw in scanner:
-        out.extend(parser.feed(number, raw.decode("utf-8", errors="replace")))
-    out.extend(parser.finish(scanner.lines))
-    return out, scanner.lines
-
-
-def split_newlines(text: str) -> list[str]:
-    """Lines split on LF only, as the scanner does (str.splitlines also splits on CR, FF...)."""
-    parts = text.split("\n")
-    lines = [p + "\n" for p in parts[:-1]]
-    return [*lines, parts[-1]] if parts[-1] else lines
-
-
-def slow(data: bytes) -> list[LogRecord]:
-    return list(parse_log(split_newlines(data.decode("utf-8", errors="replace")), "x.log"))
-
-
-def _key(recs: list[LogRecord]) -> list[tuple[str, object, int]]:
-    return [(type(r).__name__, r, getattr(r, "line", 0)) for r in recs]
-
-
 @pytest.mark.parametrize("path", ALL_LOGS, ids=[str(p.relative_to(p.parents[1])) for p in ALL_LOGS])
 @pytest.mark.parametrize("size", [1 << 20, 4096, 97])
 def test_same_records(path: Path, size: int) -> None:
     data = path.read_bytes()
     got, lines = fast(data, size)
-    assert _key(got) == _key(slow(data))
+    assert record_key(got) == record_key(slow(data))
     assert lines == len(split_newlines(data.decode("utf-8", errors="replace")))
 
 
@@ -140,7 +110,7 @@ def test_grep_candidates_same_records(
 ) -> None:
     data = path.read_bytes()
     got, lines = _grep(data, tmp_path, parts, bulk_exact=bulk_exact)
-    assert _key(got) == _key(slow(data))
+    assert record_key(got) == record_key(slow(data))
     assert lines == len(split_newlines(data.decode("utf-8", errors="replace")))
 
 
@@ -151,7 +121,7 @@ def test_grep_candidates_edges(
     data: bytes, parts: int, bulk_exact: int | None, tmp_path: Path, search_tool: str
 ) -> None:
     got, lines = _grep(data, tmp_path, parts, bulk_exact=bulk_exact)
-    assert _key(got) == _key(slow(data))
+    assert record_key(got) == record_key(slow(data))
     assert lines == len(split_newlines(data.decode("utf-8", errors="replace")))
 
 
@@ -186,7 +156,7 @@ def test_grep_follows_a_block_across_parts(tmp_path: Path, search_tool: str) -> 
             + b"Error: bad\n\nCaused by:\n    0: inner\n" + b"c\n" * 3 + b"Starting rsky-ingester")
     for parts in (1, 2, 3, 5, 8):
         got, lines = _grep(data, tmp_path, parts)
-        assert _key(got) == _key(slow(data))
+        assert record_key(got) == record_key(slow(data))
         assert lines == data.count(b"\n") + 1
 
 
@@ -313,7 +283,7 @@ def check_summarised(got: list[LogRecord], want: list[LogRecord]) -> None:
     from collector.runs import split_runs
 
     # every other record as if every line was read, in the same order
-    assert _key([r for r in got if not isinstance(r, Pressure)]) == _key(
+    assert record_key([r for r in got if not isinstance(r, Pressure)]) == record_key(
         [r for r in want if not isinstance(r, Pressure)]
     )
     # only Pressure records of real lines, with their line numbers
@@ -458,7 +428,7 @@ def test_forked_reader_same_records(path: Path, monkeypatch: pytest.MonkeyPatch)
         return recs, log.lines, log.sha256, list(log.problems)
 
     forked, plain = read(True), read(False)
-    assert _key(forked[0]) == _key(plain[0])
+    assert record_key(forked[0]) == record_key(plain[0])
     assert forked[1:] == plain[1:]
 
 

@@ -22,6 +22,21 @@ from tests.support.fixtures import BUNDLES, LOGS
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 CASES = sorted(p for p in BUNDLES.glob("*") if p.is_dir())
 LOG_CASES = sorted(LOGS.glob("*.log"))
+# A recorded bundle's own logs read bare (the answer key names them): the docker-ts and tee forms of
+# the case, kept once, in the bundle; their snapshots keep the form's name in logs/.
+FORMS = {"ingester.log": "docker-ts", "tee.log": "tee"}
+
+
+def _form_name(log: Path) -> str:
+    """``<case>.<form>``: the name the bare form of a bundle's log goes by in logs/."""
+    return f"{log.parents[1].name}.{FORMS.get(log.name)}"
+
+
+BUNDLE_LOGS = sorted(
+    p
+    for p in BUNDLES.glob("*/logs/*.log")
+    if (LOGS / f"{_form_name(p)}.expected.json").exists() and not (LOGS / f"{_form_name(p)}.log").exists()
+)
 
 
 def stable_subset(report: dict[str, Any], code: int) -> dict[str, Any]:
@@ -103,3 +118,15 @@ def test_report_matches_schema(bundle: Path, tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert validate(report) == []
     assert validate({"schema_version": 2}) != []
+
+
+@pytest.mark.parametrize("log", BUNDLE_LOGS, ids=[f"{p.parents[1].name}/{p.name}" for p in BUNDLE_LOGS])
+def test_bundle_log_read_bare_golden(log: Path, tmp_path: Path) -> None:
+    _check(tmp_path, ["summarize", "--log", str(log)], LOGS / f"{_form_name(log)}.expected.json")
+
+
+def test_every_log_snapshot_has_its_log() -> None:
+    snapshots = {p.name for p in LOGS.glob("*.expected.json")}
+    covered = {p.name.removesuffix(".log") + ".expected.json" for p in LOG_CASES}
+    covered |= {f"{_form_name(p)}.expected.json" for p in BUNDLE_LOGS}
+    assert snapshots == covered

@@ -20,7 +20,7 @@ from collector.sources.events import parse_events
 from collector.sources.inspect import parse_inspect
 from collector.sources.logs import parse_log
 from collector.sources.stats import parse_stats
-from tests.unit.test_fast_path import _key, fast, slow
+from tests.support.prefilter import fast, record_key, slow
 
 VOCAB = [
     "2026-11-29T10:00:00.123456789Z ",
@@ -80,7 +80,7 @@ realistic = st.lists(line, min_size=0, max_size=60).map(lambda ls: "\n".join(ls)
 def test_fast_path_matches_full_read(text: str, size: int) -> None:
     data = text.encode("utf-8", errors="replace")
     got, _ = fast(data, size)
-    assert _key(got) == _key(slow(data))
+    assert record_key(got) == record_key(slow(data))
 
 
 STAMPS = ["2026-11-29T10:00:00.123456789Z ", "2026-11-29T10:00:01Z ", "2026-11-29T10:00:00.5Z ",

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.ansible_doc import ansible_doc
+
 REPO = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py"))
-ANSIBLE_DOC = str(Path(sys.executable).parent / "ansible-doc")
 
 
 def test_there_are_modules() -> None:
@@ -22,17 +21,7 @@ def test_there_are_modules() -> None:
 
 @pytest.mark.parametrize("name", MODULES)
 def test_ansible_doc_renders_the_module(name: str) -> None:
-    env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(
-        [ANSIBLE_DOC, "-t", "module", "--json", f"rsky.ingester_capture.{name}"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)[f"rsky.ingester_capture.{name}"]
+    doc = ansible_doc("module", name)[f"rsky.ingester_capture.{name}"]
     assert doc["doc"]["short_description"]
     assert doc["return"], "RETURN must be documented"
     for key, spec in doc["return"].items():
@@ -63,17 +52,7 @@ def test_every_filter_is_documented() -> None:
     from ansible_collections.rsky.ingester_capture.plugins.filter.fleet import FilterModule
 
     names = sorted(FilterModule().filters())
-    env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(
-        [ANSIBLE_DOC, "-t", "filter", "--json", *(f"rsky.ingester_capture.{name}" for name in names)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    docs = json.loads(proc.stdout)
+    docs = ansible_doc("filter", *names)
     for name in names:
         doc = docs[f"rsky.ingester_capture.{name}"]
         assert doc["doc"]["short_description"] and doc["doc"]["description"], name

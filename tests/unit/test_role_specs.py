@@ -3,18 +3,16 @@ they are set), so that ansible-doc -t role shows each default and the two cannot
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.ansible_doc import ansible_doc
+
 REPO = Path(__file__).resolve().parents[2]
 ROLES = sorted(p.parents[1].name for p in REPO.glob("roles/*/meta/argument_specs.yml"))
-ANSIBLE_DOC = str(Path(sys.executable).parent / "ansible-doc")
 
 
 def _defaults(role: str) -> dict[str, Any]:
@@ -54,17 +52,7 @@ def test_spec_defaults_equal_defaults_main(role: str) -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_ansible_doc_shows_every_default(role: str) -> None:
-    env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(
-        [ANSIBLE_DOC, "-t", "role", "--json", f"rsky.ingester_capture.{role}"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    entries = json.loads(proc.stdout)[f"rsky.ingester_capture.{role}"]["entry_points"]
+    entries = ansible_doc("role", role)[f"rsky.ingester_capture.{role}"]["entry_points"]
     defaults = _defaults(role)
     shown = {name: option.get("default") for name, option in entries["main"]["options"].items() if "default" in option}
     assert shown == defaults

@@ -15,8 +15,8 @@ from collector.cli import main
 from collector.runs import split_runs
 from collector.sources.dmesg import parse_dmesg
 from collector.sources.logs import Fact, parse_log, split_line
+from tests.support.answers import KEY
 from tests.support.fixtures import BUNDLES, FIXTURES, LOGS
-from tests.unit.test_answers import KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 
