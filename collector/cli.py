@@ -266,15 +266,19 @@ def _fleet(args: argparse.Namespace) -> int:
     out_dir: Path = args.out or args.dest
     json_name, md_name = FLEET_OUTPUTS[kind]
     written: list[str] = []
+    failed: str | None = None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, text in ((json_name, fleet_dumps(doc)), (md_name, render_fleet_markdown(doc))):
             (out_dir / name).write_text(text, encoding="utf-8")
             written.append(str(out_dir / name))
     except OSError as exc:
-        raise CannotWrite(f"cannot write the fleet files to {out_dir}: {exc.strerror or exc}") from exc
+        failed = f"cannot write the fleet files to {out_dir}: {exc.strerror or exc}"
     if not args.quiet:
         sys.stdout.write(fleet_dumps(doc) if args.format == "json" else render_fleet_text(summary, doc, written))
+    if failed is not None:
+        print(f"{PROG}: {failed}", file=sys.stderr)
+        return Exit.CANNOT_WRITE
     return summary.exit_code
 
 
