@@ -169,3 +169,29 @@ def test_every_entry_answers_version(argv: list[str], prog: str) -> None:
     assert proc.returncode == Exit.OK, proc.stderr
     # The controller's first play reads the version from this line (roles/capture/tasks/controller.yml).
     assert proc.stdout == f"{prog} {metadata.version('ingester-capture')}\n"
+
+
+# -------------------------------------------------------------------------------- the package ---
+
+
+def test_summarize_runs_without_ansible(tmp_path: Path) -> None:
+    # The package installed without its extra: neither ansible nor ansible_runner can be imported.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "sitecustomize.py").write_text(
+        "import sys\nfor name in ('ansible', 'ansible_runner'):\n    sys.modules[name] = None\n"
+    )
+    env = {"PYTHONPATH": f"{shadow}{os.pathsep}{REPO}"}
+    proc = run("-m", "collector", "summarize", str(BUNDLES / "oom-kill"), "--out", str(tmp_path / "r"), env=env)
+    assert proc.returncode == Exit.CRASH_LOOP, proc.stderr
+    assert (tmp_path / "r" / "report.html").is_file()
+
+
+def test_ansible_is_the_scheduled_runs_extra_only() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = {d.split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in project["dependencies"]}
+    assert names == {"jinja2", "pyyaml"}
+    # The one ansible-core range, as meta/runtime.yml declares it.
+    assert project["optional-dependencies"]["scheduled"] == ["ansible-core>=2.19.0,<2.20.0", "ansible-runner>=2.3,<3"]
