@@ -1,26 +1,32 @@
-"""Command line: `ingester-collector summarize BUNDLE_DIR` (or `--log FILE`), `fleet DIR`,
-`verify ...` and `verify-run ...`.
+"""Command line: `ingester-collector summarize BUNDLE_DIR` (or `BUNDLE.tar.gz`, or `--log FILE`),
+`fleet DIR`, `verify ...` and `verify-run ...`.
 
 `summarize` writes report.json, report.md and report.html into the bundle (or `--out DIR`; for
-`--log`, the log's directory) and prints a short summary. `fleet` summarises the per-host folders
-of one run (collector/fleet.py). It only parses argv and calls the library (collector/api.py).
+`--log`, the log's directory) and prints a short summary. Given the bundle's tarball, it checks
+it against the `.sha256` beside it and unpacks it safely first (collector/archive.py). `fleet`
+summarises the per-host folders of one run (collector/fleet.py). It only parses argv and calls
+the library (collector/api.py).
 
 Exit codes: the one table in collector/exitcodes.py (`Exit`). summarize returns 0 stable,
-2 usage, 3 unreadable input, 10 a crash loop was diagnosed, 11 inconclusive.
+2 usage, 3 unreadable input, 5 the reports cannot be written, 6 the tarball was refused, 10 a
+crash loop was diagnosed, 11 inconclusive.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
-from collector.api import GENERATED_BY, gather, read_json, summarize
+from collector.api import GENERATED_BY, Report, gather, read_json, summarize
+from collector.archive import MAX_BYTES, TarballRefused, check_sha256, folder_name, is_tarball, unpack
 from collector.errors import BundleError
 from collector.exitcodes import Exit
 from collector.fleet import CAPTURE, VERIFY, FleetError, Outcome, fleet_json, parse_outcomes, summarise
@@ -29,21 +35,17 @@ from collector.fleet import dumps as fleet_dumps
 from collector.fleet import render_markdown as render_fleet_markdown
 from collector.fleet import render_text as render_fleet_text
 from collector.report.render import render_summary
+from collector.version import version_line
 
 SOURCE_INDEX_LIMIT = 1 << 20
-DISTRIBUTION = "ingester-capture"
 SNIPPET_LIMIT = 256 << 10
 
+# `python -m collector` is the console script under another name: both print this in usage lines.
 PROG = "ingester-collector"
 
 
-def package_version() -> str:
-    """The installed distribution's version (the collection's own, checked by every play's first
-    play), or "unknown" when the package runs from a checkout that was never installed."""
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        return "unknown"
+class CannotWrite(Exception):
+    """The output cannot be written where it was asked for (exit CANNOT_WRITE)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,17 +66,30 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each subcommand sets `handler`. Add one with a new `add_parser`."""
     parser = _Parser(prog=PROG, description="Diagnose rsky-ingester restart loops.")
-    parser.add_argument("--version", action="version", version=f"{PROG} {package_version()}")
+    parser.add_argument("--version", action="version", version=version_line(PROG))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     summ = sub.add_parser(
         "summarize",
         help="diagnose a capture bundle (or a bare log) and write report.json/.md/.html",
-        description="Diagnose a capture bundle or a bare log.",
+        description="Diagnose a capture bundle (its folder, or its tarball as fetched) or a bare log.",
     )
-    summ.add_argument("bundle", nargs="?", type=Path, help="bundle directory")
+    summ.add_argument("bundle", nargs="?", type=Path, help="the bundle's folder, or its <bundle>.tar.gz")
     summ.add_argument("--log", type=Path, help="a bare log file captured by hand (any format)")
     summ.add_argument("--out", type=Path, help="where to write the reports")
+    summ.add_argument(
+        "--unpack-to",
+        type=Path,
+        metavar="DIR",
+        help="a tarball is unpacked into DIR (new or empty; kept, the reports go there too). Default: "
+        "beside the tarball, named after it; with --out, a temporary folder removed afterwards",
+    )
+    summ.add_argument(
+        "--max-bytes",
+        type=int,
+        default=MAX_BYTES,
+        help=f"refuse a tarball that would unpack to more than this (default {MAX_BYTES})",
+    )
     summ.add_argument("--format", choices=("text", "json"), default="text", help="stdout format")
     summ.add_argument("--quiet", action="store_true", help="print nothing; the exit code says it")
     summ.set_defaults(handler=_summarize)
@@ -111,13 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _verify(args: argparse.Namespace) -> int:
     from collector.verify import main as verify_main
 
-    return verify_main(args.rest)
+    return verify_main(args.rest, prog=f"{PROG} verify")
 
 
 def _verify_run(args: argparse.Namespace) -> int:
     from collector.runner import verify_run_main
 
-    return verify_run_main(args.rest)
+    return verify_run_main(args.rest, prog=f"{PROG} verify-run")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,6 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
+    except CannotWrite as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return Exit.CANNOT_WRITE
+    except TarballRefused as exc:
+        print(f"{PROG}: refused: {exc}", file=sys.stderr)
+        return Exit.REFUSED
     except BundleError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return Exit.UNREADABLE
@@ -153,22 +174,69 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _summarize(args: argparse.Namespace) -> int:
     if (args.bundle is None) == (args.log is None):
-        print(f"{PROG}: error: give a BUNDLE_DIR or --log FILE (one of them)", file=sys.stderr)
+        print(f"{PROG}: error: give a bundle (its folder or its .tar.gz) or --log FILE (one of them)", file=sys.stderr)
         return Exit.USAGE
+    failed: CannotWrite | None = None
+    written: str | None = None
     if args.log is not None:
         report = summarize(args.log, bare_log=True)
-        out_dir = args.out or args.log.resolve().parent
+        written, failed = _write_reports(report, args.out or args.log.resolve().parent)
+    elif is_tarball(args.bundle):
+        temporary = args.unpack_to is None and args.out is not None
+        with _unpacked(args.bundle, args.unpack_to, temporary=temporary, max_bytes=args.max_bytes) as folder:
+            report = summarize(folder)
+            written, failed = _write_reports(report, args.out or folder)
     else:
         report = summarize(args.bundle)
-        out_dir = args.out or args.bundle
-    written: str | None = None
-    try:
-        written = str(report.write(out_dir))
-    except OSError as exc:
-        print(f"{PROG}: cannot write reports to {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        written, failed = _write_reports(report, args.out or args.bundle)
     if not args.quiet:
         _print(report.doc, args.format, written, sys.stdout)
+    if failed is not None:
+        # The diagnosis was made and printed, but 10 or 11 would promise the reports exist.
+        print(f"{PROG}: {failed}", file=sys.stderr)
+        return Exit.CANNOT_WRITE
     return report.exit_code
+
+
+def _write_reports(report: Report, out_dir: Path) -> tuple[str | None, CannotWrite | None]:
+    """report.md's path once the three reports are written, or why they could not be."""
+    try:
+        return str(report.write(out_dir)), None
+    except OSError as exc:
+        return None, CannotWrite(f"cannot write reports to {out_dir}: {exc.strerror or exc}")
+
+
+@contextmanager
+def _unpacked(tarball: Path, given: Path | None, *, temporary: bool, max_bytes: int) -> Iterator[Path]:
+    """The tarball checked against its .sha256 and unpacked: into `given`, a temporary folder
+    (removed on leaving), or by default a new folder beside it named after it."""
+    if not tarball.is_file():
+        raise BundleError(f"{tarball}: no such file")
+    check_sha256(tarball)
+    if temporary:
+        with tempfile.TemporaryDirectory(prefix="ingester-bundle-") as tmp:
+            try:
+                unpack(tarball, Path(tmp), max_bytes)
+            except OSError as exc:
+                raise CannotWrite(f"cannot unpack {tarball.name} into {tmp}: {exc.strerror or exc}") from exc
+            yield Path(tmp)
+        return
+    folder = given or tarball.with_name(folder_name(tarball))
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise CannotWrite(
+            f"cannot unpack {tarball.name} into {folder}: it exists and is not empty "
+            "(summarize that folder, or give --unpack-to DIR or --out DIR)"
+        )
+    created = not folder.exists()
+    try:
+        unpack(tarball, folder, max_bytes)
+    except OSError as exc:
+        raise CannotWrite(f"cannot unpack {tarball.name} into {folder}: {exc.strerror or exc}") from exc
+    except (TarballRefused, BundleError):
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    yield folder
 
 
 def _fleet(args: argparse.Namespace) -> int:
@@ -198,15 +266,19 @@ def _fleet(args: argparse.Namespace) -> int:
     out_dir: Path = args.out or args.dest
     json_name, md_name = FLEET_OUTPUTS[kind]
     written: list[str] = []
+    failed: str | None = None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, text in ((json_name, fleet_dumps(doc)), (md_name, render_fleet_markdown(doc))):
             (out_dir / name).write_text(text, encoding="utf-8")
             written.append(str(out_dir / name))
     except OSError as exc:
-        print(f"{PROG}: cannot write the fleet files to {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        failed = f"cannot write the fleet files to {out_dir}: {exc.strerror or exc}"
     if not args.quiet:
         sys.stdout.write(fleet_dumps(doc) if args.format == "json" else render_fleet_text(summary, doc, written))
+    if failed is not None:
+        print(f"{PROG}: {failed}", file=sys.stderr)
+        return Exit.CANNOT_WRITE
     return summary.exit_code
 
 

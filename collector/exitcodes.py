@@ -4,10 +4,13 @@ A number has one meaning whatever command returns it (README, "Exit codes"). The
 what they say:
 
 * 0: the outcome is good (stable, every criterion passed), or `--help` was asked for.
-* 1-4: the command itself could not do its job (a bug, bad arguments, unreadable input, a part
-  not installed). Python's own exit code for an uncaught exception is 1, so 1 means "a bug".
+* 1-6: the command itself could not do its job (a bug, bad arguments, unreadable input, a part
+  not installed, output it could not write, a tarball it refused). Python's own exit code for an
+  uncaught exception is 1, so 1 means "a bug". None of them promises that a report was written.
 * 10-11: a diagnosis (summarize, fleet).
 * 20-21: a verification or a play that ran on hosts (verify, verify-run, fleet).
+* 124: the scheduled run was stopped at its time limit (coreutils `timeout`'s code, which the
+  systemd and cron jobs use; `verify-run --timeout` returns it too).
 * 130: interrupted (128 + SIGINT, the shell's convention).
 
 Within 10-21 a larger code means less is known or more is wrong: a fleet of hosts exits with the
@@ -29,10 +32,13 @@ class Exit(IntEnum):
     USAGE = 2
     UNREADABLE = 3
     NOT_INSTALLED = 4
+    CANNOT_WRITE = 5
+    REFUSED = 6
     CRASH_LOOP = 10
     INCONCLUSIVE = 11
     VERIFY_FAILED = 20
     NO_VERDICT = 21
+    TIMED_OUT = 124
     INTERRUPTED = 130
 
 
@@ -60,8 +66,21 @@ TABLE: tuple[Meaning, ...] = (
     ),
     Meaning(
         Exit.NOT_INSTALLED,
-        "a part is not installed: the rsky.ingester_capture collection (its playbooks) or ansible-runner",
+        "a part is not installed: the rsky.ingester_capture collection (its playbooks), or ansible-runner "
+        "(the package's extra `scheduled`)",
         (VERIFY_RUN,),
+    ),
+    Meaning(
+        Exit.CANNOT_WRITE,
+        "the output cannot be written (the reports, the fleet files, verify.json): nothing was written "
+        "where it was asked for (one line on stderr)",
+        (SUMMARIZE, VERIFY, FLEET),
+    ),
+    Meaning(
+        Exit.REFUSED,
+        "a bundle's tarball was refused, nothing of it read: it differs from its .sha256, or a member is "
+        "a link, a device, an absolute or `..` path, or over the size cap (one line on stderr)",
+        (SUMMARIZE,),
     ),
     Meaning(
         Exit.CRASH_LOOP,
@@ -80,6 +99,12 @@ TABLE: tuple[Meaning, ...] = (
         "no verdict for a host: it was unreachable, or its play failed before a verdict",
         (VERIFY_RUN, FLEET),
     ),
+    Meaning(
+        Exit.TIMED_OUT,
+        "the scheduled run was stopped at its time limit (`schedule_timeout_seconds` through coreutils "
+        "`timeout`, or `--timeout`): no verdict",
+        (VERIFY_RUN,),
+    ),
     Meaning(Exit.INTERRUPTED, "interrupted (Ctrl-C): 128 + SIGINT, as a shell reports it", ALL),
 )
 
@@ -92,7 +117,7 @@ def codes_for(command: str) -> frozenset[Exit]:
 def worst(codes: Iterable[int]) -> Exit:
     """The code a set of hosts exits with: the largest of theirs (OK when there are none).
 
-    Only outcome codes (0 and 10-21) are compared; a host never carries 1-4 or 130.
+    Only outcome codes (0 and 10-21) are compared; a host never carries 1-6, 124 or 130.
     """
     return Exit(max((int(c) for c in codes), default=Exit.OK))
 

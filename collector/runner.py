@@ -5,7 +5,10 @@ artifacts: events, stdout, status); only the newest ``--keep`` runs are kept. Th
 from the run's events (the ``set_stats`` data verify.yml hands over), never from its stdout.
 
     python -m collector.runner -i inventory/production.yml [--artifacts DIR] [--keep N]
-        [--limit HOSTS] [-e key=value ...] [--project DIR]
+        [--limit HOSTS] [-e key=value ...] [--project DIR] [--timeout SECONDS]
+
+ansible-core and ansible-runner are the package's extra ``scheduled``
+(``pip install 'ingester-capture[scheduled]'``): ``summarize`` needs neither.
 
 verify.yml is found (:func:`locate`) in ``--project DIR`` (a checkout or an installed copy of the
 collection), else ``$INGESTER_CAPTURE_PROJECT``, else the working directory when it is a checkout
@@ -14,13 +17,15 @@ Ansible's collection path; never beside this file.
 
 Exit codes (the one table, :class:`collector.exitcodes.Exit`): 0 every host passed, 20 a
 criterion failed on some host, 21 no verdict (the play failed before judging: unreachable host,
-bad input on the host), 2 usage, 3 the inventory cannot be read, 4 the collection (or
-ansible-runner) is not installed.
+bad input on the host), 124 stopped at ``--timeout`` (the schedule's own ``timeout`` returns the
+same), 2 usage, 3 the inventory cannot be read, 4 the collection (or ansible-runner, the extra
+``scheduled``) is not installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -32,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from collector.exitcodes import Exit
+from collector.version import version_line
 
+PROG = "ingester-verify-run"
 COLLECTION = ("rsky", "ingester_capture")
 PLAYBOOK = Path("playbooks") / "verify.yml"
 PROJECT_ENV = "INGESTER_CAPTURE_PROJECT"
@@ -43,6 +50,8 @@ INSTALL_HINT = (
     "or from a checkout: ansible-galaxy collection build && ansible-galaxy collection install ...) "
     f"or pass --project CHECKOUT (or set {PROJECT_ENV})"
 )
+EXTRA = "scheduled"
+EXTRA_HINT = f"pip install 'ingester-capture[{EXTRA}]' (the scheduled run's extra: ansible-core and ansible-runner)"
 
 
 class RunnerError(RuntimeError):
@@ -78,7 +87,7 @@ def collection_paths() -> list[Path]:
     try:
         import ansible.constants as ansible_constants  # deferred: only the lookup needs it
     except ImportError as exc:
-        raise NotInstalledError(f"ansible-core is not installed ({exc}): pip install ansible-core") from exc
+        raise NotInstalledError(f"ansible-core is not installed ({exc}): {EXTRA_HINT}") from exc
     paths = [Path(p).expanduser() for p in ansible_constants.COLLECTIONS_PATHS or []]
     paths += [Path(p) for p in sys.path if p]
     return paths
@@ -124,10 +133,14 @@ class RunOutcome:
     verdicts: tuple[HostVerdict, ...]
     failed_hosts: tuple[str, ...]
     artifacts: Path
+    timeout: int | None = None
 
     @property
     def exit_code(self) -> Exit:
-        """OK only when every host judged passed and no host failed before judging."""
+        """OK only when every host judged passed and no host failed before judging; TIMED_OUT
+        when ansible-runner stopped the play at its timeout, whatever was judged before."""
+        if self.status == "timeout":
+            return Exit.TIMED_OUT
         judged = {v.host for v in self.verdicts}
         if not self.verdicts or any(h not in judged for h in self.failed_hosts):
             return Exit.NO_VERDICT
@@ -168,6 +181,9 @@ def failed_hosts_from_events(events: Iterable[Mapping[str, Any]]) -> tuple[str, 
 def one_line(outcome: RunOutcome) -> str:
     """The single line the scheduled run prints."""
     code = outcome.exit_code
+    if code == Exit.TIMED_OUT:
+        # The words the scheduled job's own timeout writes to the log (roles/schedule).
+        return f"verify-run: timed out after {outcome.timeout} s — artifacts {outcome.artifacts}"
     word = {Exit.OK: "PASS", Exit.VERIFY_FAILED: "FAIL", Exit.NO_VERDICT: "ERROR"}[code]
     parts = []
     for v in outcome.verdicts:
@@ -219,12 +235,14 @@ def run_verify(
     limit: str | None = None,
     extravars: Mapping[str, Any] | None = None,
     project: Project | None = None,
+    timeout: int | None = None,
 ) -> RunOutcome:
-    """Run verify.yml once with ansible-runner and read the verdicts from its events."""
+    """Run verify.yml once with ansible-runner and read the verdicts from its events; the play is
+    stopped after ``timeout`` seconds when given."""
     try:
         import ansible_runner  # deferred: importing it is slow and only this path needs it
     except ImportError as exc:
-        raise NotInstalledError(f"ansible-runner is not installed ({exc}): pip install ansible-runner") from exc
+        raise NotInstalledError(f"ansible-runner is not installed ({exc}): {EXTRA_HINT}") from exc
 
     proj = project or locate()
     run_dir = _new_run_dir(artifacts_root)
@@ -241,6 +259,7 @@ def run_verify(
         known = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
         env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(p for p in (str(proj.collections_root), known) if p)
     playbook = proj.playbook
+    limits = {"timeout": timeout} if timeout else {}
     try:
         result = ansible_runner.run(
             private_data_dir=str(run_dir),
@@ -254,6 +273,7 @@ def run_verify(
             # The env/ folder would keep the extra variables and environment on disk beside the
             # artifacts; nothing of a run is written there but its events and output.
             suppress_env_files=True,
+            **limits,
         )
     except Exception as exc:  # ansible-runner raises plain exceptions for setup problems
         raise RunnerError(f"ansible-runner could not run {playbook}: {exc}") from exc
@@ -266,14 +286,16 @@ def run_verify(
         verdicts=verdicts_from_events(events),
         failed_hosts=failed_hosts_from_events(events),
         artifacts=run_dir,
+        timeout=timeout,
     )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="verify-run",
+        prog=prog,
         description="Run verify.yml with ansible-runner; print one line; exit 0 when all pass.",
     )
+    parser.add_argument("--version", action="version", version=version_line(prog))
     parser.add_argument("-i", "--inventory", action="append", required=True)
     parser.add_argument("-l", "--limit")
     parser.add_argument("-e", "--extra-vars", action="append", default=[], metavar="KEY=VALUE")
@@ -285,13 +307,30 @@ def _parser() -> argparse.ArgumentParser:
         help=f"a checkout or installed copy of the collection holding {PLAYBOOK} "
         f"(default: ${PROJECT_ENV}, a checkout in the working directory, the installed collection)",
     )
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        metavar="SECONDS",
+        help="stop the play after this long and exit 124 (default: no limit; the schedule's timer sets its own)",
+    )
     parser.add_argument("--playbook", type=Path, help=argparse.SUPPRESS)
     return parser
 
 
-def verify_run_main(argv: Sequence[str]) -> int:
-    """``verify-run``: one scheduled verification; the exit code is the verdict (collector.exitcodes)."""
-    parser = _parser()
+def _runner_installed() -> bool:
+    """ansible_runner can be imported (found, not imported: importing it is slow)."""
+    if sys.modules.get("ansible_runner") is not None:
+        return True
+    try:
+        return importlib.util.find_spec("ansible_runner") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def verify_run_main(argv: Sequence[str], prog: str = PROG) -> int:
+    """``verify-run``: one scheduled verification; the exit code is the verdict (collector.exitcodes).
+    ``prog`` is what the user typed, for usage lines and ``--version``."""
+    parser = _parser(prog)
     try:
         args = parser.parse_args(list(argv))
     except SystemExit as exc:
@@ -299,6 +338,13 @@ def verify_run_main(argv: Sequence[str]) -> int:
     if args.keep < 1:
         print("verify-run: --keep must be at least 1", file=sys.stderr)
         return Exit.USAGE
+    if args.timeout is not None and args.timeout < 1:
+        print("verify-run: --timeout must be at least 1 second", file=sys.stderr)
+        return Exit.USAGE
+    if not _runner_installed():
+        # Before anything else is looked up: summarize installs without the extra, this does not.
+        print(f"verify-run: ansible-runner is not installed: {EXTRA_HINT}", file=sys.stderr)
+        return Exit.NOT_INSTALLED
     try:
         extravars = _extra_vars(args.extra_vars)
     except (RunnerError, ValueError) as exc:
@@ -319,6 +365,7 @@ def verify_run_main(argv: Sequence[str]) -> int:
             limit=args.limit,
             extravars=extravars,
             project=project,
+            timeout=args.timeout,
         )
     except NotInstalledError as exc:
         print(f"verify-run: {exc}", file=sys.stderr)
@@ -330,10 +377,11 @@ def verify_run_main(argv: Sequence[str]) -> int:
     return outcome.exit_code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point: ``verify_run_main`` on ``sys.argv[1:]`` by default."""
-    return verify_run_main(sys.argv[1:] if argv is None else argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Console-script entry point (``ingester-verify-run``): ``verify_run_main`` on ``sys.argv[1:]``
+    by default."""
+    return verify_run_main(sys.argv[1:] if argv is None else argv, prog)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m collector.runner"))

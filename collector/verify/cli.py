@@ -15,10 +15,18 @@ from collector.sources.common import load_json
 from collector.verify.criteria import evaluate
 from collector.verify.facts import FAMILIES, Thresholds, VerifyError, parse_facts, parse_history
 from collector.verify.render import history_line, render_history, render_markdown, summary, verdict_json
+from collector.version import version_line
+
+PROG = "python -m collector.verify"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m collector.verify", description=collector.verify.__doc__)
+class CannotWrite(OSError):
+    """verify.json, verify.md or the history page cannot be written (exit CANNOT_WRITE)."""
+
+
+def _parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=collector.verify.__doc__)
+    parser.add_argument("--version", action="version", version=version_line(prog))
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="judge a probe's facts; write verify.json and verify.md")
     ev.add_argument("--facts", required=True, help="the probe's JSON; - reads stdin")
@@ -45,16 +53,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _read_history(path: Path | None) -> list[str]:
+    """The history's lines; none before the first run (evaluate's --history may not exist yet)."""
     if path is None or not path.exists():
         return []
     return path.read_text(encoding="utf-8").splitlines()
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise CannotWrite(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _evaluate_cmd(args: argparse.Namespace) -> int:
@@ -101,21 +113,32 @@ def _evaluate_cmd(args: argparse.Namespace) -> int:
     return Exit.OK if verdict.passed else Exit.VERIFY_FAILED
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m collector.verify``: see the module docstring."""
+def _history_cmd(path: Path) -> int:
+    # The page of runs asked for by name: a missing file is not an empty history.
+    if not path.is_file():
+        raise VerifyError(f"history {path}: no such file (verify.yml writes verify-history.jsonl on the host)")
+    rows = [dict(h.raw) for h in parse_history(_read_history(path))]
+    sys.stdout.write(render_history(rows))
+    return Exit.OK
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """``python -m collector.verify`` (``prog``: what the user typed, for usage lines and
+    ``--version``): see the module docstring."""
     try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse printed the usage or the help
+        args = _parser(prog).parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage, the help or the version
         return Exit.OK if exc.code == 0 else Exit.USAGE
     try:
         if args.command == "history":
-            rows = [dict(h.raw) for h in parse_history(_read_history(args.file))]
-            sys.stdout.write(render_history(rows))
-            return Exit.OK
+            return _history_cmd(args.file)
         return _evaluate_cmd(args)
     except VerifyError as exc:
         print(f"verify: {exc}", file=sys.stderr)
         return Exit.UNREADABLE
+    except CannotWrite as exc:
+        print(f"verify: {exc}", file=sys.stderr)
+        return Exit.CANNOT_WRITE
     except OSError as exc:
         print(f"verify: {exc}", file=sys.stderr)
         return Exit.UNREADABLE

@@ -167,7 +167,7 @@ def test_unwritable_output_still_prints_verdict(
     blocker.write_text("a file where the directory should be")
     code = main(["summarize", str(SOURCE), "--out", str(blocker / "sub")])
     out, err = capsys.readouterr()
-    assert code == Exit.CRASH_LOOP
+    assert code == Exit.CANNOT_WRITE  # not CRASH_LOOP: that code promises the reports exist
     assert "verdict: panic" in out
     assert "cannot write reports" in err
 

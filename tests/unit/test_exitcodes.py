@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import tarfile
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,17 @@ def test_summarize_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     _check("summarize", cli_main(["summarize", "--no-such-option"]), Exit.USAGE)
     _check("summarize", cli_main(["summarize", str(tmp_path / "nowhere"), "--quiet"]), Exit.UNREADABLE)
     _check("summarize", cli_main(["summarize", "--help"]), Exit.OK)
+    blocker = tmp_path / "a-file"  # a folder under a file cannot be made, even by root
+    blocker.write_text("")
+    out = ["--out", str(blocker / "reports"), "--quiet"]
+    _check("summarize", cli_main(["summarize", str(BUNDLES / "config-error"), *out]), Exit.CANNOT_WRITE)
+    tarball = tmp_path / "b.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(BUNDLES / "stable", arcname=".")
+        link = tarfile.TarInfo("logs/ingester.log")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+        tar.addfile(link)
+    _check("summarize", cli_main(["summarize", str(tarball), "--out", str(tmp_path / "o"), "--quiet"]), Exit.REFUSED)
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -101,6 +113,8 @@ def test_verify_outcomes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     _check("verify", verify_main(["evaluate", "--facts", str(bad)]), Exit.UNREADABLE)
     _check("verify", verify_main(["evaluate"]), Exit.USAGE)
     _check("verify", verify_main(["--help"]), Exit.OK)
+    _check("verify", verify_main(["history", str(tmp_path / "no-history.jsonl")]), Exit.UNREADABLE)
+    _check("verify", verify_main([*base, "--out-dir", str(bad / "out")]), Exit.CANNOT_WRITE)
     # The same through the CLI.
     _check("verify", cli_main(["verify", *base]), Exit.VERIFY_FAILED)
     capsys.readouterr()
@@ -169,8 +183,14 @@ def test_verify_run_outcomes(
 
     fake_runner["result"] = _stats({"a": passed}, dark={"c": 1})
     _check("verify-run", _verify_run(tmp_path, project), Exit.NO_VERDICT)
+
+    fake_runner["result"] = _stats({"a": passed})
+    fake_runner["result"].status = "timeout"  # ansible-runner stopped the play at --timeout
+    _check("verify-run", _verify_run(tmp_path, project, "--timeout", "30"), Exit.TIMED_OUT)
+    assert fake_runner["timeout"] == 30
     lines = capsys.readouterr().out.splitlines()
-    assert [ln.split(":")[0] for ln in lines] == ["verify PASS", "verify FAIL", "verify ERROR"]
+    assert [ln.split(":")[0] for ln in lines] == ["verify PASS", "verify FAIL", "verify ERROR", "verify-run"]
+    assert lines[-1].startswith("verify-run: timed out after 30 s")
 
 
 def test_verify_run_errors(tmp_path: Path, project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -248,7 +268,17 @@ def test_fleet_no_verdict_verify_failed_and_errors(tmp_path: Path, capsys: pytes
 
     _check("fleet", cli_main(["fleet"]), Exit.USAGE)
     _check("fleet", cli_main(["fleet", str(tmp_path / "nowhere")]), Exit.UNREADABLE)
+    _check("fleet", cli_main(["fleet", str(tmp_path), "--out", str(outcomes / "x"), "--quiet"]), Exit.CANNOT_WRITE)
     capsys.readouterr()
+
+
+def test_version_names_the_program_and_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    # Every play's first play compares this with the collection's version before touching a host.
+    from importlib import metadata
+
+    assert cli_main(["--version"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == f"ingester-collector {metadata.version('ingester-capture')}"
 
 
 def test_every_listed_code_was_seen() -> None:
@@ -259,12 +289,3 @@ def test_every_listed_code_was_seen() -> None:
         pytest.skip("only meaningful when the whole file ran")
     for command in ALL:
         assert codes_for(command) - unreached == SEEN[command], command
-
-
-def test_version_names_the_program_and_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
-    # Every play's first play compares this with the collection's version before touching a host.
-    from importlib import metadata
-
-    assert cli_main(["--version"]) == 0
-    out = capsys.readouterr().out.strip()
-    assert out == f"ingester-collector {metadata.version('ingester-capture')}"

@@ -1,0 +1,197 @@
+"""The command line as a user runs it: `python -m collector ...` in a child process, its exit code
+from the one table (collector/exitcodes.py), one line on stderr for what went wrong, the program
+name the user typed in usage lines, and `--version` on every entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collector.exitcodes import Exit
+from tests.support.fixtures import BUNDLES
+from tests.unit.test_verify_logic import facts
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+def run(*argv: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The argv in a child Python with this checkout first on its path."""
+    child = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [PYTHON, *argv], capture_output=True, text=True, timeout=timeout, check=False, env=child, cwd=REPO
+    )
+
+
+def one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """stderr, which must be one line and no traceback."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    return proc.stderr.strip()
+
+
+def unwritable(tmp_path: Path) -> Path:
+    """A folder that cannot be made, for any user (root too): its parent is a regular file."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    return blocker / "reports"
+
+
+# --------------------------------------------------------------- output that cannot be written ---
+
+
+def test_summarize_to_an_unwritable_folder_says_so_and_promises_no_report(tmp_path: Path) -> None:
+    out = unwritable(tmp_path)
+    proc = run("-m", "collector", "summarize", str(BUNDLES / "oom-kill"), "--out", str(out))
+    # The bundle is a crash loop (10), but 10 promises the reports exist: they do not. The
+    # diagnosis is still printed, without a report path.
+    assert proc.returncode == Exit.CANNOT_WRITE, proc.stderr
+    assert one_line(proc) == f"ingester-collector: cannot write reports to {out}: Not a directory"
+    assert "verdict: oom-kill" in proc.stdout and "report:" not in proc.stdout
+
+
+def test_fleet_to_an_unwritable_folder_says_so(tmp_path: Path) -> None:
+    dest = tmp_path / "captures"
+    host = dest / "h0" / "20261201T100000Z-capture"
+    made = run("-m", "collector", "summarize", str(BUNDLES / "stable"), "--out", str(host))
+    assert made.returncode == Exit.OK, made.stderr
+    proc = run("-m", "collector", "fleet", str(dest), "--out", str(unwritable(tmp_path)), "--quiet")
+    assert proc.returncode == Exit.CANNOT_WRITE
+    assert one_line(proc).startswith("ingester-collector: cannot write the fleet files to ")
+
+
+def test_verify_evaluate_to_an_unwritable_folder_says_so(tmp_path: Path) -> None:
+    good = tmp_path / "facts.json"
+    good.write_text(json.dumps(facts()))
+    out = unwritable(tmp_path)
+    proc = run("-m", "collector", "verify", "evaluate", "--facts", str(good), "--host", "h", "--out-dir", str(out))
+    assert proc.returncode == Exit.CANNOT_WRITE
+    assert one_line(proc).startswith(f"verify: cannot write {out}/")
+
+
+# ------------------------------------------------------------------------- input that is missing ---
+
+
+def test_verify_history_of_a_missing_file_is_unreadable_not_an_empty_table(tmp_path: Path) -> None:
+    missing = tmp_path / "verify-history.jsonl"
+    proc = run("-m", "collector", "verify", "history", str(missing))
+    assert proc.returncode == Exit.UNREADABLE
+    assert one_line(proc).startswith(f"verify: history {missing}: no such file")
+    assert proc.stdout == ""
+
+    missing.write_text("")  # an empty history that exists is a table with no rows
+    assert run("-m", "collector", "verify", "history", str(missing)).returncode == Exit.OK
+
+
+# --------------------------------------------------------------------- the scheduled run's 124 ---
+
+
+def test_verify_run_stopped_at_its_timeout_exits_124(tmp_path: Path) -> None:
+    # A real verify.yml run through ansible-runner that cannot end before its time limit: the
+    # pause outlasts it whatever the machine's load (its worker ends on its own 5 s later).
+    project = tmp_path / "project"
+    (project / "playbooks").mkdir(parents=True)
+    (project / "playbooks" / "verify.yml").write_text(
+        "---\n- name: Verify | A play longer than its limit\n  hosts: all\n  gather_facts: false\n"
+        "  tasks:\n    - name: Verify | Wait\n      ansible.builtin.pause:\n        seconds: 5\n"
+    )
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n")
+    runs = tmp_path / "runs"
+    proc = run(
+        "-m", "collector", "verify-run", "-i", str(inventory), "--project", str(project),
+        "--artifacts", str(runs), "--timeout", "1",
+    )  # fmt: skip
+    assert proc.returncode == Exit.TIMED_OUT, proc.stdout + proc.stderr
+    (artifacts,) = runs.iterdir()
+    assert proc.stdout == f"verify-run: timed out after 1 s — artifacts {artifacts}\n"
+    assert (artifacts / "artifacts").is_dir()
+
+
+def test_verify_run_without_ansible_runner_names_the_extra(tmp_path: Path) -> None:
+    # The package installed without its extra: ansible_runner cannot be imported.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    # Python's own way to say a module is not there: None in sys.modules stops its import.
+    (shadow / "sitecustomize.py").write_text("import sys\nsys.modules['ansible_runner'] = None\n")
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all: {}\n")
+    proc = run(
+        "-m", "collector", "verify-run", "-i", str(inventory), "--artifacts", str(tmp_path / "runs"),
+        env={"PYTHONPATH": f"{shadow}{os.pathsep}{REPO}"},
+    )  # fmt: skip
+    assert proc.returncode == Exit.NOT_INSTALLED
+    assert "pip install 'ingester-capture[scheduled]'" in one_line(proc)
+    assert not (tmp_path / "runs").exists()
+
+
+# ----------------------------------------------------------------------- program names, --version ---
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["-m", "collector", "verify", "--help"], "ingester-collector verify"),
+        (["-m", "collector", "verify-run", "--help"], "ingester-collector verify-run"),
+        (["-m", "collector", "summarize", "--help"], "ingester-collector summarize"),
+        (["-m", "collector", "--help"], "ingester-collector"),
+        (["-m", "collector.verify", "--help"], "python -m collector.verify"),
+        (["-m", "collector.runner", "--help"], "python -m collector.runner"),
+    ],
+)
+def test_usage_names_the_program_the_user_typed(argv: list[str], prog: str) -> None:
+    proc = run(*argv)
+    assert proc.returncode == Exit.OK, proc.stderr
+    assert proc.stdout.startswith(f"usage: {prog} ["), proc.stdout[:200]
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["-m", "collector"], "ingester-collector"),
+        (["-m", "collector", "verify"], "ingester-collector verify"),
+        (["-m", "collector", "verify-run"], "ingester-collector verify-run"),
+        (["-m", "collector.verify"], "python -m collector.verify"),
+        (["-m", "collector.runner"], "python -m collector.runner"),
+        (["-c", "import sys; from collector.runner import main; sys.exit(main())"], "ingester-verify-run"),
+        (["-c", "import sys; from collector.cli import main; sys.exit(main())"], "ingester-collector"),
+    ],
+)
+def test_every_entry_answers_version(argv: list[str], prog: str) -> None:
+    from importlib import metadata
+
+    proc = run(*argv, "--version")
+    assert proc.returncode == Exit.OK, proc.stderr
+    # The controller's first play reads the version from this line (roles/capture/tasks/controller.yml).
+    assert proc.stdout == f"{prog} {metadata.version('ingester-capture')}\n"
+
+
+# -------------------------------------------------------------------------------- the package ---
+
+
+def test_summarize_runs_without_ansible(tmp_path: Path) -> None:
+    # The package installed without its extra: neither ansible nor ansible_runner can be imported.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "sitecustomize.py").write_text(
+        "import sys\nfor name in ('ansible', 'ansible_runner'):\n    sys.modules[name] = None\n"
+    )
+    env = {"PYTHONPATH": f"{shadow}{os.pathsep}{REPO}"}
+    proc = run("-m", "collector", "summarize", str(BUNDLES / "oom-kill"), "--out", str(tmp_path / "r"), env=env)
+    assert proc.returncode == Exit.CRASH_LOOP, proc.stderr
+    assert (tmp_path / "r" / "report.html").is_file()
+
+
+def test_ansible_is_the_scheduled_runs_extra_only() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = {d.split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in project["dependencies"]}
+    assert names == {"jinja2", "pyyaml"}
+    # The one ansible-core range, as meta/runtime.yml declares it.
+    assert project["optional-dependencies"]["scheduled"] == ["ansible-core>=2.19.0,<2.20.0", "ansible-runner>=2.3,<3"]
