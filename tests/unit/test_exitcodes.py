@@ -18,7 +18,7 @@ from collector.cli import main as cli_main
 from collector.exitcodes import ALL, TABLE, Exit, codes_for, markdown_table, worst
 from collector.verify import main as verify_main
 from tests.support.fixtures import BUNDLES
-from tests.unit.test_verify_logic import facts
+from tests.support.verify_facts import facts
 
 README = Path(__file__).resolve().parent.parent.parent / "README.md"
 SEEN: dict[str, set[Exit]] = {c: set() for c in ALL}
