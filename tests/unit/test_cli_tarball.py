@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from collector.exitcodes import Exit
+from tests.support.cli import one_line, run
 from tests.support.fixtures import BUNDLES
-from tests.unit.test_cli import one_line, run
 
 BUNDLE = BUNDLES / "config-error"
 

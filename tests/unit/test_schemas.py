@@ -19,7 +19,7 @@ from collector.report.schema import SCHEMA as REPORT_SHAPE
 from collector.report.schema import Nullable
 from collector.verify import main as verify_main
 from tests.support.fixtures import BUNDLES, LOGS
-from tests.unit.test_verify_logic import facts
+from tests.support.verify_facts import facts
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 ALL_BUNDLES = sorted(p for p in BUNDLES.iterdir() if (p / "expected.json").is_file())
