@@ -131,7 +131,8 @@ def memory_chart(samples: Sequence[StatsSample], limit: int | None, exits: Seque
     if count > MAX_POINTS:
         step = count / MAX_POINTS
         runs = [[r[int(k * step)] for k in range(math.ceil(len(r) / step))] + [r[-1]] for r in runs]
-    t0 = runs[0][0][0]
+    # the exits too: a run that died before its first sample still shows where it ended
+    t0 = min(runs[0][0][0], min(exits, default=runs[0][0][0]))
     t1 = max(runs[-1][-1][0], max(exits, default=t0), t0 + 1.0)
     top = max(max(v for r in runs for _, v in r), limit or 0) * 1.08 or 1.0
     inner_w = WIDTH - PAD_L - PAD_R
