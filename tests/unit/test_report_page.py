@@ -121,7 +121,7 @@ def test_observe_and_a_deploy_gate_have_no_rollback_pending(tmp_path: Path) -> N
     bundle.rename(gate / "bundle")  # where the deploy role seals its gate's bundle
     doc, md, _html = _texts(gate / "bundle")
     assert doc["header"]["mode"] == "deploy-gate" and doc["header"]["rollback"]["pending"] is False
-    assert "| Mode | deploy gate |" in md and "restored" not in doc["header"]["rollback"]["statement"]
+    assert "| Mode | deploy gate |" in md and "put the original image back" in doc["header"]["rollback"]["statement"]
 
 
 # 2. The memory chart
