@@ -18,9 +18,17 @@ from collector.diagnose import CRASH_SCENARIOS, diagnose
 from collector.exitcodes import Exit
 from collector.fleet import CAPTURE, Found, Outcome
 from collector.inputs import Context, Coverage, MemoryInput
-from collector.loader import COSTS, Bundle, bundle_file, count_container_lines, load_bare_log, load_bundle
+from collector.loader import (
+    COSTS,
+    Bundle,
+    bundle_file,
+    count_container_lines,
+    lines_before,
+    load_bare_log,
+    load_bundle,
+)
 from collector.report.charts import memory_chart, timeline
-from collector.report.model import CaptureFacts, build_report, history_json
+from collector.report.model import CaptureFacts, build_report, history_json, run_ends
 from collector.report.render import render_html, render_markdown
 from collector.runs import Run, split_runs
 from collector.sources.common import Problem, load_json, strip_controls
@@ -84,6 +92,7 @@ def analyse(bundle: Bundle) -> tuple[dict[str, Any], list[Run]]:
         runs = split_runs(log.records(hash_it=bundle.manifest is not None), ctx)
         diag = diagnose(runs, bundle.memory, bundle.coverage())
         facts.lines[log.source] = log.lines
+        facts.previous = lines_before(log, run_ends(diag.acc.kept, log.source, log.lines))
         problems.extend(log.problems)
         if log.sha256:
             hashes[log.source] = log.sha256
@@ -132,6 +141,7 @@ def analyse(bundle: Bundle) -> tuple[dict[str, Any], list[Run]]:
     facts.container = bundle.host.container or (ctx.inspect.name if ctx.inspect is not None else None)
     facts.container_id = ctx.container_id
     facts.host_mode = bundle.host.mode
+    facts.provenance = bundle.provenance if bundle.root is not None else None
     facts.daemon_gaps = list(bundle.host.daemon_gaps)
     facts.restart_count_inspect = ctx.inspect.restart_count if ctx.inspect else None
     source = read_source(bundle.root) if bundle.root is not None else None

@@ -80,3 +80,20 @@ def slope(points: Sequence[tuple[float, float]]) -> float | None:
     if len(points) < 2 or all(p[0] == points[0][0] for p in points):
         return None
     return least_squares(points)[0]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a capture came from, as the bundle itself records it (manifest.json `host`, `mode`,
+    `build`, `partial`; host.json `hostname`, `image`; compose.diff's swapped `image:` line), for
+    the report's header. None is "not recorded"; a bare log has none of it."""
+
+    bundle: str | None = None  # the bundle directory as the collector was given it, resolved
+    host: str | None = None  # the inventory host the seal names
+    hostname: str | None = None  # the machine's own name (host.json)
+    mode: str | None = None  # observe | capture | deploy-gate
+    image: str | None = None  # the image that ran in the window
+    original_image: str | None = None  # production's image before the swap
+    commit: str | None = None  # the built commit (manifest `build`), or the image's revision label
+    partial: bool = False
+    sealed_at: str | None = None  # manifest.json `created`

@@ -8,6 +8,7 @@ bundle holds something other than regular files. A log's records are streamed la
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import hashlib
 import stat
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from collector.errors import BundleError
-from collector.inputs import Context, Coverage, MemoryInput, slope
+from collector.inputs import Context, Coverage, MemoryInput, Provenance, slope
 from collector.search import CHUNK, LogInput
 from collector.sources.bundle_meta import (
     HostInfo,
@@ -25,10 +26,11 @@ from collector.sources.bundle_meta import (
     parse_host,
     parse_manifest,
 )
-from collector.sources.common import Problem, strip_controls
+from collector.sources.common import Problem, load_json, strip_controls
 from collector.sources.dmesg import KernelOom, parse_dmesg
 from collector.sources.events import DockerEvent, parse_events
 from collector.sources.inspect import Inspect, parse_inspect
+from collector.sources.logs import redact_text
 from collector.sources.stats import StatsSample, parse_stats
 
 T = TypeVar("T")
@@ -92,6 +94,7 @@ class Bundle:
     present: list[str]
     missing: list[str]
     problems: list[Problem]
+    provenance: Provenance = field(default_factory=Provenance)
 
     def coverage(self) -> Coverage:
         window = None
@@ -191,8 +194,7 @@ def _present(root: Path) -> list[str]:
     return present
 
 
-def _manifest(reader: _Reader) -> Manifest | None:
-    mtext = reader.text("manifest.json")
+def _manifest(reader: _Reader, mtext: str | None) -> Manifest | None:
     if mtext is None:
         return None
     parsed = parse_manifest(mtext)  # raises BundleError on a foreign schema version
@@ -264,6 +266,75 @@ def _memory(stats: list[StatsSample], inspect: Inspect | None) -> MemoryInput:
     )
 
 
+def _object(text: str | None) -> dict[str, object]:
+    """A small JSON document's top-level object, or {} when it is absent or unreadable (the
+    reader that owns the file reports that)."""
+    try:
+        obj = load_json(text) if text is not None else None
+    except ValueError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+DIFF_LIMIT = 1 << 20
+# The deploy role seals its gate's bundle in `<dest>/<host>/deploy/<stamp>/bundle` (docs/deploy.md),
+# after it restored the original image; a capture's bundle is `<dest>/<host>/<stamp>-<mode>`.
+DEPLOY_LAYOUT = ("deploy", "bundle")
+
+
+def swapped_images(diff: str) -> tuple[str | None, str | None]:
+    """The `image:` a compose.diff takes away and the one it puts in (either None when it has none)."""
+    before = after = None
+    for line in diff.splitlines():
+        if line.startswith(("---", "+++")):
+            continue
+        key, _, value = line[1:].strip().partition(":")
+        if key != "image" or not value.strip():
+            continue
+        if line.startswith("-") and before is None:
+            before = value.strip().strip("'\"")
+        elif line.startswith("+") and after is None:
+            after = value.strip().strip("'\"")
+    return before, after
+
+
+def _provenance(root: Path, manifest_text: str | None, host_text: str | None, mode: str | None,
+                pre: Inspect | None) -> Provenance:
+    """The header's facts from the bundle's own records: the seal's manifest, host.json, and the
+    compose.diff of the swap (the image that ran; host.json names the container's image when it
+    was collected, which after a deploy gate's restore is production's again)."""
+    manifest = _object(manifest_text)
+    host = _object(host_text)
+    build = manifest.get("build") if isinstance(manifest.get("build"), dict) else {}
+    assert isinstance(build, dict)
+    before = after = None
+    try:
+        if bundle_file(root, "compose.diff"):
+            with (root / "compose.diff").open("rb") as fh:
+                before, after = swapped_images(fh.read(DIFF_LIMIT).decode("utf-8", errors="replace"))
+    except (BundleError, OSError):
+        pass  # the report reads what it can; the loader's own reading says what is wrong
+    seal_mode = _text(manifest.get("mode")) or mode
+    absolute = root.resolve()
+    if (absolute.parent.parent.name, absolute.name) == DEPLOY_LAYOUT:
+        seal_mode = "deploy-gate"
+    return Provenance(
+        bundle=str(absolute),
+        host=_text(manifest.get("host")),
+        hostname=_text(host.get("hostname")),
+        mode=seal_mode,
+        image=after or _text(host.get("image")) or _text(build.get("image")),
+        original_image=before or (pre.image if pre is not None else None),
+        commit=_text(build.get("commit")) or _text(build.get("revision")),
+        partial=manifest.get("partial") is True,
+        sealed_at=_text(manifest.get("created")),
+    )
+
+
 def _missing(present: list[str], manifest: Manifest | None) -> list[str]:
     missing = [rel for rel in EXPECTED if rel not in present]
     if "dmesg.txt" in missing and "dmesg-T.txt" in present:
@@ -278,8 +349,10 @@ def load_bundle(root: Path) -> Bundle:
     """Read a bundle directory; raises BundleError only if it is not a readable bundle at all."""
     present = _present(root)
     reader = _Reader(root, present)
-    manifest = _manifest(reader)
-    host, host_problems = parse_host(reader.text("host.json"), reader.text("window.json"))
+    manifest_text = reader.text("manifest.json")
+    manifest = _manifest(reader, manifest_text)
+    host_text = reader.text("host.json")
+    host, host_problems = parse_host(host_text, reader.text("window.json"))
     reader.problems.extend(host_problems)
     events: list[DockerEvent] = _records(reader, "events.jsonl", parse_events)
     stats: list[StatsSample] = _records(reader, "stats.jsonl", parse_stats)
@@ -318,6 +391,7 @@ def load_bundle(root: Path) -> Bundle:
         present=present,
         missing=_missing(present, manifest),
         problems=reader.problems,
+        provenance=_provenance(root, manifest_text, host_text, host.mode, pre_inspect),
     )
 
 
@@ -368,3 +442,53 @@ def count_container_lines(path: Path) -> int:
 
 def _attached(head: bytes) -> bool:
     return b" | " in head or head.rstrip().endswith(b"|")
+
+
+PREVIOUS_LINES = 5  # the lines shown before each exit (Robusta's "previous logs")
+LINE_CHARS = 400
+
+
+def lines_before(
+    log: LogInput, ends: dict[int, int], count: int = PREVIOUS_LINES
+) -> dict[int, list[tuple[str, int, str]]]:
+    """For each run's last line in the log (`ends`: run index to line number), that line and the
+    `count - 1` before it, as `(file, number, text)`: the text as the bundle holds it (redacted on
+    the host), URL passwords redacted again (`_shown`), cut at `LINE_CHARS`. Empty when the
+    log cannot be read again; the first reading reported why."""
+    wanted = {n for end in ends.values() for n in range(max(1, end - count + 1), end + 1)}
+    try:
+        got = lines_at(log.path, wanted)
+    except OSError:
+        return {}
+    return {
+        run: [(log.source, n, got[n]) for n in range(max(1, end - count + 1), end + 1) if n in got]
+        for run, end in ends.items()
+    }
+
+
+def lines_at(path: Path, wanted: set[int]) -> dict[int, str]:
+    """The given 1-based lines of a file, in one pass that stops after the last of them; blocks
+    without a wanted line are only counted."""
+    order = sorted(wanted)
+    raw: dict[int, bytes] = {}
+    cap = LINE_CHARS * 4 + 4
+    line = 1  # the line the next byte belongs to
+    with path.open("rb") as fh:
+        while order and line <= order[-1] and (block := fh.read(CHUNK)):
+            newlines = block.count(b"\n")
+            i = bisect.bisect_left(order, line)
+            if i == len(order) or order[i] > line + newlines:
+                line += newlines
+                continue
+            for k, piece in enumerate(block.split(b"\n")):
+                if line + k in wanted:
+                    raw[line + k] = (raw.get(line + k, b"") + piece)[:cap]
+            line += newlines
+    return {n: _shown(b) for n, b in raw.items() if n < line or b}
+
+
+def _shown(data: bytes) -> str:
+    """A line as the report shows it: redacted as every line the collector prints (a bare log
+    was never redacted on a host), without colours or control characters, capped."""
+    text = redact_text(strip_controls(data.decode("utf-8", errors="replace").rstrip("\r")))
+    return text if len(text) <= LINE_CHARS else text[: LINE_CHARS - 1] + "…"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,14 +43,27 @@ class Tick:
     label: str
 
 
+# Tick steps in seconds: each a step a clock reader counts in.
+STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
 def _ticks(t0: float, t1: float, n: int = 5) -> list[Tick]:
+    """At most about `n` ticks on round times, labelled to the precision their step needs, so
+    no two labels are the same (a 6 s window gets 10:08:33, 10:08:34, .. not 10:08:36 twice)."""
     span = max(t1 - t0, 1e-9)
+    step = next((s for s in STEPS if span / s <= n), STEPS[-1] * max(1, round(span / n / STEPS[-1])))
+    digits = 0 if step >= 1 else 1
     inner = WIDTH - PAD_L - PAD_R
-    out = []
-    for i in range(n + 1):
-        t = t0 + span * i / n
-        label = (format_time(t) or "")[11:19]
-        out.append(Tick(PAD_L + inner * i / n, label))
+    first = math.ceil(round(t0 / step, 6)) * step
+    out: list[Tick] = []
+    k = 0
+    while (t := first + k * step) <= t1 + 1e-9:
+        stamp = format_time(t) or ""
+        label = stamp[11:19] + (stamp[19:21] if digits else "")
+        if step >= 86400:
+            label = stamp[:10]
+        out.append(Tick(round(PAD_L + inner * (t - t0) / span, 1), label))
+        k += 1
     return out
 
 
@@ -85,16 +99,42 @@ def timeline(
     }
 
 
+def _runs_of(samples: Sequence[StatsSample], exits: Sequence[float]) -> list[list[tuple[float, int]]]:
+    """The samples of each run: a run ends at each exit, and where the container was not running
+    (docker stats reads 0 B); a run without a sample is left out. A line never joins two runs."""
+    bounds = sorted(exits)
+    out: list[list[tuple[float, int]]] = []
+    current: list[tuple[float, int]] = []
+    i = 0
+    for s in sorted((s for s in samples if s.mem_bytes is not None), key=lambda s: s.epoch):
+        crossed = False
+        while i < len(bounds) and bounds[i] < s.epoch:
+            i += 1
+            crossed = True
+        if (crossed or not s.mem_bytes) and current:
+            out.append(current)
+            current = []
+        if s.mem_bytes:
+            current.append((s.epoch, s.mem_bytes))
+    if current:
+        out.append(current)
+    return out
+
+
 def memory_chart(samples: Sequence[StatsSample], limit: int | None, exits: Sequence[float]) -> dict[str, Any] | None:
-    """Memory over time as a polyline, the limit as a line, exits as markers."""
-    pts = [(s.epoch, s.mem_bytes) for s in samples if s.mem_bytes is not None]
-    if len(pts) < 2:
+    """Memory over time, one polyline per run (split at each exit), the limit as a line, exits
+    as markers; None when no sample shows the process using memory (no chart without data)."""
+    runs = _runs_of(samples, exits)
+    count = sum(len(r) for r in runs)
+    if not count:
         return None
-    if len(pts) > MAX_POINTS:
-        step = len(pts) / MAX_POINTS
-        pts = [pts[int(i * step)] for i in range(MAX_POINTS)] + [pts[-1]]
-    t0, t1 = pts[0][0], max(pts[-1][0], pts[0][0] + 1.0)
-    top = max(max(p[1] for p in pts), limit or 0) * 1.08 or 1.0
+    if count > MAX_POINTS:
+        step = count / MAX_POINTS
+        runs = [[r[int(k * step)] for k in range(math.ceil(len(r) / step))] + [r[-1]] for r in runs]
+    # the exits too: a run that died before its first sample still shows where it ended
+    t0 = min(runs[0][0][0], min(exits, default=runs[0][0][0]))
+    t1 = max(runs[-1][-1][0], max(exits, default=t0), t0 + 1.0)
+    top = max(max(v for r in runs for _, v in r), limit or 0) * 1.08 or 1.0
     inner_w = WIDTH - PAD_L - PAD_R
     inner_h = HEIGHT - PAD_T - PAD_B
 
@@ -104,11 +144,18 @@ def memory_chart(samples: Sequence[StatsSample], limit: int | None, exits: Seque
     def y(v: float) -> float:
         return round(PAD_T + inner_h - v / top * inner_h, 1)
 
-    line = " ".join(f"{x(t)},{y(v)}" for t, v in pts)
+    lines = [
+        {
+            "points": " ".join(f"{x(t)},{y(v)}" for t, v in r),
+            "dots": [(x(t), y(v)) for t, v in r] if len(r) < 3 else [],
+            "label": f"{len(r)} sample{'s' if len(r) != 1 else ''}, peak {max(v for _, v in r) / 2**20:.1f} MiB",
+        }
+        for r in runs
+    ]
     return {
         "width": WIDTH,
         "height": HEIGHT,
-        "points": line,
+        "lines": lines,
         "limit_y": y(limit) if limit else None,
         "limit_label": f"limit {limit / 2**20:.0f} MiB" if limit else None,
         "top_label": f"{top / 2**20:.0f} MiB",

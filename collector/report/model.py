@@ -7,6 +7,8 @@ from typing import Any
 
 from collector.advice import Step
 from collector.diagnose import (
+    CRASH_SCENARIOS,
+    NOT_EXITS,
     PATTERN_TOLERANCE,
     PRODUCTION_INTERVAL,
     Accumulator,
@@ -16,6 +18,7 @@ from collector.diagnose import (
     RunVerdict,
     Verdict,
 )
+from collector.inputs import Provenance
 from collector.runs import Cite, Run
 from collector.sources.bundle_meta import DaemonGap
 from collector.sources.common import Problem, format_time
@@ -42,8 +45,8 @@ def _dist(d: Distribution) -> dict[str, Any]:
     return {"count": d.count, "min": _num(d.min), "median": _num(d.median), "max": _num(d.max)}
 
 
-def run_json(run: Run, verdict: RunVerdict) -> dict[str, Any]:
-    """One run as it appears in `runs`."""
+def run_json(run: Run, verdict: RunVerdict, previous: list[tuple[str, int, str]] | None = None) -> dict[str, Any]:
+    """One run as it appears in `runs`; `previous`: its last lines in the merged log."""
     p = run.panic
     return {
         "index": run.index,
@@ -98,7 +101,40 @@ def run_json(run: Run, verdict: RunVerdict) -> dict[str, Any]:
             "slope_bytes_per_second": _num(run.mem_slope),
             "reached_limit_at_exit": run.reached_limit,
         },
+        "previous_lines": [{"file": f, "line": n, "text": text} for f, n, text in previous or ()],
     }
+
+
+def _log_lines(run: Run, source: str) -> list[int]:
+    """The lines of `source` a run's records cite."""
+    cites = [run.start_cite, run.last_breadcrumb, run.result_cite, *run.criticals, *run.evidence]
+    lines = [c.line for c in cites if c is not None and c.file == source and c.line is not None]
+    for block in (run.panic, run.error_exit):
+        if block is not None and block.source == source and block.line is not None:
+            lines.append(block.line)
+    return lines
+
+
+def run_ends(kept: list[tuple[Run, RunVerdict]], source: str, total: int) -> dict[int, int]:
+    """The last line of each run that ended, in the log `source` of `total` lines: the line
+    before the next run's first, the log's last for the last run, else the run's last cited
+    line. Runs that did not exit (still running, stopped by a person or the daemon) have none."""
+    ends: dict[int, int] = {}
+    runs = [r for r, _ in kept]
+    for i, (run, verdict) in enumerate(kept):
+        if not run.ended or verdict.scenario in NOT_EXITS:
+            continue
+        nxt = runs[i + 1] if i + 1 < len(runs) else None
+        if nxt is None:
+            end = total
+        elif nxt.index == run.index + 1 and nxt.start_cite is not None and nxt.start_cite.file == source \
+                and nxt.start_cite.line is not None:
+            end = nxt.start_cite.line - 1
+        else:
+            end = max(_log_lines(run, source), default=0)
+        if end >= 1:
+            ends[run.index] = end
+    return ends
 
 
 @dataclass
@@ -124,6 +160,10 @@ class CaptureFacts:
     restart_count_inspect: int | None = None
     # Each time the Docker daemon was away during the window (window.json `daemon_unavailable`).
     daemon_gaps: list[DaemonGap] = field(default_factory=list)
+    # The bundle's own record of where it came from (the report's header); None for a bare log.
+    provenance: Provenance | None = None
+    # Each ended run's last lines in the merged log: run index to [(file, line, text)].
+    previous: dict[int, list[tuple[str, int, str]]] = field(default_factory=dict)
 
 
 DAEMON_FATES = {
@@ -292,12 +332,20 @@ def _panic_json(diag: Diagnosis) -> dict[str, Any] | None:
     return None
 
 
+def severity(scenario: str) -> str:
+    """How urgent a verdict is: `critical` for a crash loop, `ok` when stable, else `warning`."""
+    if scenario in CRASH_SCENARIOS:
+        return "critical"
+    return "ok" if scenario == "stable" else "warning"
+
+
 def _verdict_json(
     v: Verdict, instrumented: bool, evidence: list[dict[str, Any]], container: str | None = None
 ) -> dict[str, Any]:
     """report.json's verdict; `container` fills the `<container>` of each step's check."""
     return {
         "scenario": v.scenario,
+        "severity": severity(v.scenario),
         "task": v.task,
         "exit_path": v.exit_path,
         "summary": v.summary,
@@ -439,6 +487,62 @@ def _capture_json(capture: CaptureFacts) -> dict[str, Any]:
     }
 
 
+ROLLBACK = "ansible-playbook -i <inventory> playbooks/rollback.yml --limit {host}"
+MODES = {"observe": "observe", "capture": "capture", "deploy-gate": "deploy gate"}
+
+
+def _rollback(p: Provenance | None) -> dict[str, Any]:
+    """Whether the host still runs the image this bundle's pass swapped in, as far as the bundle
+    can say: an observe pass swaps nothing, a deploy gate restores before it seals, a capture
+    leaves the debug image running (the runbook's way) unless it failed part-way."""
+    if p is None:
+        return {"pending": None, "statement": "unknown: a bare log does not say what the host runs", "command": None}
+    command = ROLLBACK.format(host=p.host or p.hostname or "<host>")
+    if p.mode == "observe":
+        return {"pending": False, "statement": "no: an observe pass changes nothing on the host", "command": None}
+    if p.mode == "deploy-gate":
+        return {"pending": False, "command": None,
+                "statement": "no: the deploy gate put the original image back before it sealed this bundle"}
+    if p.mode == "capture" and p.partial:
+        return {"pending": None, "command": command,
+                "statement": "unknown: the capture failed part-way, and puts the original image back itself unless "
+                "capture_restore_on_failure is false (the play's last lines say which)"}
+    if p.mode == "capture":
+        running = p.image or "the debug image"
+        back = p.original_image or "the original image"
+        return {"pending": True, "command": command,
+                "statement": f"yes: the capture left {running} running (as the runbook does); rollback.yml puts "
+                f"{back} back, unless it was run since"}
+    return {"pending": None, "statement": "unknown: the bundle does not record its mode", "command": command}
+
+
+def _header_json(p: Provenance | None, capture: CaptureFacts, source: SourceIndex | None,
+                 scenario: str) -> dict[str, Any]:
+    """The report's first lines: which host, when, how, on what, where the bundle is, what is
+    pending; each fact null when the bundle does not record it (`unknown` says why)."""
+    start, end = capture.window_start, capture.window_end
+    seconds = round(end - start, 1) if start is not None and end is not None else None
+    commit = (p.commit if p is not None else None) or (source.commit if source is not None else None)
+    return {
+        "host": (p.host or p.hostname) if p is not None else None,
+        "hostname": p.hostname if p is not None else None,
+        "severity": severity(scenario),
+        "window": {"start": format_time(start), "end": format_time(end), "seconds": seconds},
+        "mode": p.mode if p is not None else None,
+        "mode_label": MODES.get(p.mode or "") if p is not None else None,
+        "image": p.image if p is not None else None,
+        "original_image": p.original_image if p is not None else None,
+        "commit": commit,
+        "bundle": p.bundle if p is not None else None,
+        "partial": p.partial if p is not None else False,
+        "sealed_at": p.sealed_at if p is not None else None,
+        "rollback": _rollback(p),
+        "unknown": "a bare log: no bundle records the host, the window, the mode, the image or the commit"
+        if p is None
+        else "not recorded in this bundle",
+    }
+
+
 def build_report(
     diag: Diagnosis,
     capture: CaptureFacts,
@@ -464,7 +568,8 @@ def build_report(
         "verdict": _verdict_json(v, acc.instrumented, evidence, capture.container),
         "panic": panic,
         "restarts": _restarts_json(diag, capture),
-        "runs": [run_json(r, rv) for r, rv in acc.kept],
+        "header": _header_json(capture.provenance, capture, source, v.scenario),
+        "runs": [run_json(r, rv, capture.previous.get(r.index)) for r, rv in acc.kept],
         "runs_omitted": acc.omitted,
         "memory": _memory_json(diag.memory),
         "questions": _questions_json(diag),

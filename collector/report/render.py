@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,12 @@ def _numbered(snippet: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _lines(lines: list[dict[str, Any]]) -> str:
+    """Log lines with their numbers, one a line."""
+    width = max((len(str(x.get("line"))) for x in lines), default=1)
+    return "\n".join(f"{x.get('line')!s:>{width}} | {x.get('text', '')}" for x in lines)
+
+
 def _cites(report: dict[str, Any], ref: str) -> list[dict[str, Any]]:
     """The source snippets that the evidence `ref` (e.g. `verdict.evidence[2]`) cites."""
     src = report.get("source") or {}
@@ -144,8 +151,37 @@ def dash(value: object) -> str:
     return "—" if value is None or value == "" else _one_line(value)
 
 
+def href(file: str, line: int | None = None) -> str:
+    """A link from the report to a file of the bundle, at its line: relative, since the report is
+    written into the bundle (beside a bare log, the log's own name)."""
+    return urllib.parse.quote(file) + (f"#L{line}" if line else "")
+
+
+def md_link(text: object, file: str, line: int | None = None) -> Markdown:
+    """A Markdown link to a file of the bundle at its line: `[text](file#Lline)`."""
+    return Markdown(f"[{md_text(text)}]({href(file, line)})")
+
+
+def _linked(report: dict[str, Any], file: object) -> bool:
+    """Whether `file` is one the collector read from beside the report (a link to it resolves)."""
+    return isinstance(file, str) and file in (report.get("input") or {}).get("files", [])
+
+
+def _causes(report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The root causes the evidence speaks for, and the rest (no evidence, or ruled out)."""
+    causes = report.get("root_causes") or []
+    shown = [c for c in causes if c.get("evidence") and c.get("likelihood") != "ruled-out"]
+    return shown, [c for c in causes if c not in shown]
+
+
+def _exits(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs whose last lines before their exit the report holds."""
+    return [run for run in report.get("runs") or [] if run.get("previous_lines")]
+
+
 _ENV.filters.update(
-    bytes=_bytes, rate=_rate, dist=_dist, numbered=_numbered, code=md_code, codeblock=md_block, dash=dash
+    bytes=_bytes, rate=_rate, dist=_dist, numbered=_numbered, code=md_code, codeblock=md_block, dash=dash,
+    href=href, link=md_link, lines=_lines,
 )
 
 
@@ -154,7 +190,7 @@ def _beside(snippet: dict[str, Any]) -> bool:
     return any(str(c).startswith("verdict.evidence[") for c in snippet.get("cited_by", []))
 
 
-_ENV.globals.update(cites=_cites, beside=_beside)
+_ENV.globals.update(cites=_cites, beside=_beside, linked=_linked, causes=_causes, exits=_exits)
 
 
 # The fleet and verify templates are written with trim_blocks and lstrip_blocks: the same
