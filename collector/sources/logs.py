@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from collector.sources.common import SECONDS_CACHE, Problem, parse_time, strip_controls
 
@@ -154,7 +154,8 @@ class Fact:
     hosts: relay and labeler host counts); `hosts` `Starting X ingesters for N hosts` (task, count);
     `unknown-mode` the error! line before `exit(1)` (value: the mode); `loader` the dynamic
     loader refused the binary (value: what is missing); `retry` a connection error a host task
-    logs and retries (task, host; `maxmemory` when Redis refused the write for its maxmemory);
+    logs and retries (task, host; `maxmemory` when Redis refused the write for its maxmemory;
+    count: how many such lines the record stands for, None for itself alone, see `repeated`);
     `graceful-stop` Compose's own `Gracefully stopping...` (the operator's Ctrl-C); `write-dead`
     the reader could not hand a batch to the write task (it is gone); `idle` labeler mode with no
     hosts sleeping forever.
@@ -935,6 +936,18 @@ def _read_trace(text: str) -> _Trace:
     if rm is not None:
         task = _task(rm.group(1))
     return _clip(body), path, task, classify_result(rm.group(2)) if rm is not None else None
+
+
+def repeated(records: list[LogRecord], lines: int) -> list[LogRecord]:
+    """The records of a retried connection error's line that stands for `lines` lines reading
+    the same (the reader counted the others instead of handing them out): its `retry` or
+    `maxmemory` Fact carries the count."""
+    if lines <= 1:
+        return records
+    return [
+        replace(r, count=lines) if isinstance(r, Fact) and r.kind in ("retry", "maxmemory") else r
+        for r in records
+    ]
 
 
 def parse_log(lines: Iterable[str], source: str = "ingester.log") -> Iterator[LogRecord]:
