@@ -631,7 +631,7 @@ class _Walk:
         self.bulk_seen = 0
         self.pending = self._next_bulk()
         # one search for every needle (one part): its BULK lines are counted, and past
-        # `bulk_exact` of them it gives way to one for the other needles (`_switch`)
+        # `bulk_exact` of them it gives way to one for the other needles (`lines`)
         self.switch = bulk is None and len(bounds) == 1 and owner._bulk_exact > 0
         # past the BULK lines read one by one: the stretches between hits searched in the file
         self.dense = (bulk is None and not self.switch) or (
