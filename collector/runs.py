@@ -304,13 +304,14 @@ class _Builder:
             f["loader"] = rec
             self.note(_cite(rec))
         elif rec.kind in ("write-dead", "maxmemory", "idle"):
-            self.counts[rec.kind] = self.counts.get(rec.kind, 0) + 1
+            # (a retried error's record may stand for repeats of its line: `logs.repeated`)
+            self.counts[rec.kind] = self.counts.get(rec.kind, 0) + (rec.count or 1)
             f.setdefault(rec.kind, rec)
             if rec.kind == "maxmemory":
                 self._fact(Fact(rec.ts, "retry", rec.task, rec.value, rec.count, rec.text, rec.source, rec.line))
         elif rec.kind == "retry":
-            self.retries += 1
-            self.running_seen += 1
+            self.retries += rec.count or 1
+            self.running_seen += rec.count or 1
             if rec.value and len(self.retry_hosts) < 8:
                 self.retry_hosts[rec.value] = None
             f.setdefault("retry", rec)

@@ -25,14 +25,14 @@ import subprocess
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
 
 from collector.errors import BundleError
 from collector.sources.common import Problem
-from collector.sources.logs import LogParser, LogRecord, Pressure
+from collector.sources.logs import LogParser, LogRecord, Pressure, repeated
 from collector.sources.scan import (
     BULK,
     BULK_EXACT,
@@ -132,6 +132,7 @@ class LogInput:
                 self.problems.append(Problem(self.source, "binary data (NUL bytes): not a text log"))
             parser = LogParser(self.source)
             scanner: CandidateScanner | GrepCandidates
+            repeats: dict[int, int] = {}
             if (
                 GREP is not None
                 and not transcoded
@@ -143,6 +144,7 @@ class LogInput:
                 scanner = GrepCandidates(self.path, digest)
                 scanner.follow = parser.in_block
                 scanner.summarisable = parser.summarisable
+                scanner.repeats = repeats
             else:
                 scanner = CandidateScanner(cap_lines(chunks, LINE_MAX, cut))
             undecodable = 0
@@ -152,6 +154,8 @@ class LogInput:
                     undecodable += 1
                 out = parser.feed(number, text)
                 if out:
+                    if repeats:  # a retried error's line standing for others that read the same
+                        out = repeated(out, repeats.pop(number, 1))
                     yield from out
             self.lines = scanner.lines
             if isinstance(scanner, GrepCandidates):
@@ -237,6 +241,12 @@ class GrepCandidates:
     are handed out, while `summarisable()` (the parser's `LogParser.summarisable`) holds; else
     every BULK line of the stretch is. So the cost no longer grows with how many lines are
     Pressure lines, and every run keeps its first and last time and its largest number.
+
+    Retried connection errors (`scan.RETRY`, one line in a hundred on some logs) are hits of the
+    same search. Past the BULK lines read one by one, and while `summarisable()` holds, those of
+    a stretch are counted instead of handed out (`_Retries`): the first line of each kind is
+    handed out standing for the others (`repeats`, read by `logs.repeated`), and the last for
+    its time. So their cost, too, no longer grows with how many there are.
     """
 
     # the log's largest Pressure number searched for once in the whole file (`_TopSearch`)
@@ -254,6 +264,10 @@ class GrepCandidates:
         self.failures: list[str] = []
         self.follow: Callable[[], bool] = lambda: True
         self.summarisable: Callable[[], bool] = lambda: False
+        # None: every retried connection error is handed out; a dict (the caller's, read with
+        # `logs.repeated`): such lines may be counted instead, and a line handed out for them
+        # gets its line number -> how many lines it stands for (itself included)
+        self.repeats: dict[int, int] | None = None
         self.summarised = 0  # stretches read by the summarising search
         # a stretch at least this long is searched half here, half in a forked helper process
         self.helper_min = HELPER_MIN
@@ -410,7 +424,7 @@ class GrepCandidates:
                     for (start, end), spool in zip(bounds, spools, strict=True):
                         procs.append(self._spawn(fd, start, end, size, spool or subprocess.PIPE))
                     bulk = self._spawn_bulk()
-                yield from self._walk(fd, size, bounds, procs, spools, bulk)
+                yield from _Walk(self, fd, size, bounds, bulk).lines(bounds, procs, spools)
             finally:
                 if self._helper is not None:
                     self._helper.close()
@@ -435,171 +449,18 @@ class GrepCandidates:
                 if hasher is not None:
                     hasher.join()
 
-    def _walk(
-        self,
-        fd: int,
-        size: int,
-        bounds: list[tuple[int, int]],
-        procs: list[tuple[subprocess.Popen[bytes], threading.Thread | None]],
-        spools: list[BinaryIO | None],
-        bulk: subprocess.Popen[bytes] | None,
-    ) -> Iterator[tuple[int, bytes]]:
-        sent = 0  # the last line number handed out
-        window = _ReadBack(fd)
-        opener_a, opener_b = OPENERS  # tested one by one: this loop runs once per hit
-        nxt, nxt_off = 1, 0  # the line after the last one handed out, and its offset
-        follow = self.follow
-        base = 0  # lines in the parts before this one
-        # the BULK lines read one by one, then (dense) the stretches searched in the file
-        bulk_hits: Iterator[bytes] = iter(bulk.stdout) if bulk is not None and bulk.stdout else iter(())
-        pending: tuple[int, int, bytes] | None = None
-        bulk_seen = 0
-        # one search for every needle (one part): its BULK lines are counted, and past
-        # `bulk_exact` of them it gives way to one for the other needles (below)
-        switch = bulk is None and len(bounds) == 1 and self._bulk_exact > 0
-        dense = bulk is None and not switch
-        # the last line handed out was a retried connection error (`_transparent`)
-        after_t = False
-
-        def next_bulk() -> tuple[int, int, bytes] | None:
-            nonlocal bulk_seen
-            out = next(bulk_hits, None)
-            if out is None:
-                if bulk is not None and bulk.wait() > 1:
-                    self.failures.append(f"grep exited {bulk.returncode}: lines may be missing")
-                return None
-            num_b, off_b, content = out.split(b":", 2)
-            bulk_seen += 1
-            return int(num_b), int(off_b), content
-
-        def hand(num: int, off: int, content: bytes, final: bool = False) -> Iterator[tuple[int, bytes]]:
-            """Everything up to line `num` (at offset `off`), then that line (unless `final`)."""
-            nonlocal sent, nxt, nxt_off, dense, pending, after_t
-            while pending is not None and pending[0] < num:
-                b_num, b_off, b_content = pending
-                pending = next_bulk()
-                if pending is None and bulk_seen >= self._bulk_exact:
-                    yield from hand(b_num, b_off, b_content)
-                    dense = True  # more BULK lines may follow: search the file from here on
-                else:
-                    yield from hand(b_num, b_off, b_content)
-            # lines an open block still needs before this hit
-            while sent < nxt < num and follow():
-                line = window.line_at(nxt_off)
-                if not line:
-                    break
-                sent = nxt
-                yield sent, line
-                nxt, nxt_off = sent + 1, nxt_off + len(line)
-                after_t = False
-            is_t = dense and not final and _transparent(content)
-            if dense and sent < nxt < num and nxt_off < off:
-                for k_num, k_off, k_line in self._stretch(fd, nxt_off, nxt, off, num, after_t, is_t):
-                    if k_num > sent:
-                        sent = k_num
-                        yield k_num, k_line
-                        nxt, nxt_off = k_num + 1, k_off + len(k_line)
-                        after_t = False
-            if final:
-                return
-            if num - 1 > sent and (opener_a in content or opener_b in content):
-                sent = num - 1
-                yield sent, window.line_before(off)
-            if num > sent:
-                sent = num
-                yield num, content
-                nxt, nxt_off = num + 1, off + len(content)
-                after_t = is_t and not follow()  # (read by the parser by now: not in a block)
-
-        pending = next_bulk()
-        if bulk is not None and pending is None and bulk_seen >= self._bulk_exact:
-            dense = True
-        bulk_a, bulk_b = BULK
-        for k, ((start, end), spool) in enumerate(zip(bounds, spools, strict=True)):
-            proc = procs[k][0]
-            if spool is None:
-                assert proc.stdout is not None
-                hits: Iterator[bytes] = iter(proc.stdout)
-            else:
-                proc.wait()
-                spool.seek(0)
-                hits = iter(spool)
-            s_num, s_off = base, start  # the search's line numbers and offsets start after these
-            last_num, last_end = base, start
-            for out in hits:
-                num_b, off_b, content = out.split(b":", 2)
-                last_num, off = s_num + int(num_b), s_off + int(off_b)
-                last_end = off + len(content)
-                if dense or pending is not None:
-                    yield from hand(last_num, off, content)
-                else:  # `hand` inlined: this loop runs once per hit
-                    num = last_num
-                    while sent < nxt < num and follow():
-                        line = window.line_at(nxt_off)
-                        if not line:
-                            break
-                        sent = nxt
-                        yield sent, line
-                        nxt, nxt_off = sent + 1, nxt_off + len(line)
-                    if num - 1 > sent and (opener_a in content or opener_b in content):
-                        sent = num - 1
-                        yield sent, window.line_before(off)
-                    if num > sent:
-                        sent = num
-                        yield num, content
-                        nxt, nxt_off = num + 1, last_end
-                    after_t = False
-                if switch and (bulk_a in content or bulk_b in content):
-                    bulk_seen += 1
-                    if bulk_seen >= self._bulk_exact:
-                        # from the next line on: the other needles only, the rest summarised
-                        switch, dense = False, True
-                        if proc.stdout is not None:
-                            proc.stdout.close()
-                        proc.kill()
-                        proc.wait()
-                        if last_end >= end:
-                            break
-                        procs[k] = self._spawn(fd, last_end, end, size, subprocess.PIPE)
-                        proc = procs[k][0]
-                        assert proc.stdout is not None
-                        hits = iter(proc.stdout)
-                        s_num, s_off = last_num, last_end
-                        for out in hits:  # the rest of this part, from the new search
-                            num_b, off_b, content = out.split(b":", 2)
-                            last_num, off = s_num + int(num_b), s_off + int(off_b)
-                            last_end = off + len(content)
-                            yield from hand(last_num, off, content)
-                        break
-            if spool is None and proc.stdout is not None:
-                proc.stdout.close()
-            if proc.wait() > 1:
-                self.failures.append(f"grep exited {proc.returncode}: lines may be missing")
-            tail, open_end = self._newlines(fd, min(last_end, end), end)
-            base = last_num + tail + (1 if open_end else 0)
-        # BULK lines after the last other hit, and what an open block needs at the very end
-        ends_nl = size == 0 or os.pread(fd, 1, size - 1) == b"\n"
-        yield from hand(base + 1 if ends_nl else base, size, b"", final=True)
-        self.lines = base
-        if base > sent:
-            yield base, self._last_line(fd, size)
-
-    def _stretch(
-        self, fd: int, a: int, na: int, b: int, nb: int, after_t: bool = False, before_t: bool = False
-    ) -> list[tuple[int, int, bytes]]:
+    def _stretch(self, fd: int, a: int, na: int, b: int, nb: int) -> list[tuple[int, int, bytes]]:
         """The BULK lines to hand out from [a, b): line `na` starts at `a`, line `nb` at `b`.
 
         While the parser says such lines change nothing but their own record, only the first,
         the last and those that raise the largest number read so far in the log (`_TopSearch`:
-        the log's largest is among them) are kept; else all of them. `after_t`, `before_t`: the
-        line before `a`, the line at `b` is a retried connection error (`_transparent`), itself
-        evidence that the process runs: then the first, the last is not needed either. Without
-        the search for the log's largest, each stretch keeps one with its own largest number.
+        the log's largest is among them) are kept; else all of them. Without the search for the
+        log's largest, each stretch keeps one with its own largest number.
         Sorted (line number, offset, line)."""
         keep: dict[int, bytes] = {}  # offset -> line
         top = self._top_for(fd) if self.summarisable() else None
         if top:
-            return self._stretch_top(fd, a, na, b, nb, top, after_t, before_t)
+            return self._stretch_top(fd, a, na, b, nb, top)
         if not self.summarisable():
             for pos, buf, lim in _pieces(fd, a, b):
                 for needle in BULK:
@@ -612,53 +473,61 @@ class GrepCandidates:
         elif b - a <= SHORT and b - a < self.helper_min:  # (no half for the helper)
             return self._stretch_short(fd, a, na, b, nb)
         else:
-            last = _line_of(fd, _search_back(fd, BULK, a, b), b)
-            if last is None:
-                return []
-            self.summarised += 1
-            keep[last[0]] = last[1]
-            first = _line_of(fd, _search_forward(fd, BULK, a, b), b)
-            if first is not None:
-                keep[first[0]] = first[1]
-            # Start from the stretch's last number: a climbing series then needs one search
-            # with one pattern; each larger number found raises the bar.
-            best, best_at = -1, None
-            tail = _line_of(fd, _search_back(fd, NUMBER_AT, a, b), b)
-            if tail is not None:
-                value = _pressure(tail[1])
-                if value is not None:
-                    best, best_at = value, tail
-            start = first[0] if first is not None else a
-            end = tail[0] if tail is not None else b
-            # the second half searched by the helper process meanwhile, when it is worth it
-            mid = start
-            helper = self._helper
-            if end - start >= self.helper_min and not self._no_helper:
-                if helper is None:
-                    helper = self._helper = _Helper.start(fd)
-                    self._no_helper = helper is None
-                if helper is not None:
-                    mid = _line_start_after(fd, (start + end) // 2, end)
-                    if not helper.ask(mid, end, best):
-                        mid = start
-            found = _largest_above(fd, start, mid if mid > start else end, best)
-            if found is not None:
-                best, best_at = found[0], (found[1], found[2])
-            if mid > start and helper is not None:
-                theirs = helper.answer()
-                if theirs is None:  # the helper went away: search its half here
-                    self._no_helper = True
-                    theirs = _largest_above(fd, mid, end, best)
-                if theirs is not None and theirs[0] > best:
-                    best, best_at = theirs[0], (theirs[1], theirs[2])
-            if best_at is not None:
-                keep[best_at[0]] = best_at[1]
+            keep = self._stretch_searched(fd, a, b)
         out: list[tuple[int, int, bytes]] = []
         for o in sorted(keep):
             near_a = o - a <= b - o
             n = na + self._newlines(fd, a, o)[0] if near_a else nb - self._newlines(fd, o, b)[0]
             out.append((n, o, keep[o]))
         return out
+
+    def _stretch_searched(self, fd: int, a: int, b: int) -> dict[int, bytes]:
+        """`_stretch`'s summary of [a, b) searched in the file: its first and last BULK line and
+        one with its largest number (half of it searched by the helper process, `_Helper`, when
+        long enough). Offset -> line; empty when the stretch holds no BULK line."""
+        keep: dict[int, bytes] = {}  # offset -> line
+        last = _line_of(fd, _search_back(fd, BULK, a, b), b)
+        if last is None:
+            return keep
+        self.summarised += 1
+        keep[last[0]] = last[1]
+        first = _line_of(fd, _search_forward(fd, BULK, a, b), b)
+        if first is not None:
+            keep[first[0]] = first[1]
+        # Start from the stretch's last number: a climbing series then needs one search
+        # with one pattern; each larger number found raises the bar.
+        best, best_at = -1, None
+        tail = _line_of(fd, _search_back(fd, NUMBER_AT, a, b), b)
+        if tail is not None:
+            value = _pressure(tail[1])
+            if value is not None:
+                best, best_at = value, tail
+        start = first[0] if first is not None else a
+        end = tail[0] if tail is not None else b
+        # the second half searched by the helper process meanwhile, when it is worth it
+        mid = start
+        helper = self._helper
+        if end - start >= self.helper_min and not self._no_helper:
+            if helper is None:
+                helper = self._helper = _Helper.start(fd)
+                self._no_helper = helper is None
+            if helper is not None:
+                mid = _line_start_after(fd, (start + end) // 2, end)
+                if not helper.ask(mid, end, best):
+                    mid = start
+        found = _largest_above(fd, start, mid if mid > start else end, best)
+        if found is not None:
+            best, best_at = found[0], (found[1], found[2])
+        if mid > start and helper is not None:
+            theirs = helper.answer()
+            if theirs is None:  # the helper went away: search its half here
+                self._no_helper = True
+                theirs = _largest_above(fd, mid, end, best)
+            if theirs is not None and theirs[0] > best:
+                best, best_at = theirs[0], (theirs[1], theirs[2])
+        if best_at is not None:
+            keep[best_at[0]] = best_at[1]
+        return keep
 
     def _top_for(self, fd: int) -> _TopSearch | None:
         if self._top is None:
@@ -669,7 +538,7 @@ class GrepCandidates:
         return self._top or None
 
     def _stretch_top(
-        self, fd: int, a: int, na: int, b: int, nb: int, top: _TopSearch, after_t: bool, before_t: bool
+        self, fd: int, a: int, na: int, b: int, nb: int, top: _TopSearch
     ) -> list[tuple[int, int, bytes]]:
         """`_stretch` with the log's largest number searched for in the whole file."""
         out: dict[int, tuple[int, bytes]] = {}  # offset -> (line number, line)
@@ -679,13 +548,12 @@ class GrepCandidates:
         self.summarised += 1
         for num, off, line in records:
             out[off] = (num, line)
-        last = None if after_t and before_t else _line_of(fd, _search_back(fd, BULK, a, b), b)
+        last = _line_of(fd, _search_back(fd, BULK, a, b), b)
         if last is not None:  # (else none in the stretch)
-            ends = [last] if not before_t else []
-            if not after_t:
-                first = _line_of(fd, _search_forward(fd, BULK, a, last[0] + len(last[1])), b)
-                if first is not None:
-                    ends.append(first)
+            ends = [last]
+            first = _line_of(fd, _search_forward(fd, BULK, a, last[0] + len(last[1])), b)
+            if first is not None:
+                ends.append(first)
             for o, line in ends:
                 if o not in out:  # its number, counted from the nearer end
                     near_a = o - a <= b - o
@@ -743,6 +611,178 @@ class GrepCandidates:
         return data[data.rfind(b"\n") + 1 :]
 
 
+class _Walk:
+    """One pass over a file's search hits (`GrepCandidates.__iter__`), handing out in order the
+    lines the parser needs: each hit, the line before an opener, the lines an open block still
+    needs, the BULK lines (one by one, then per stretch, `GrepCandidates._stretch`), the
+    retried connection errors counted per stretch (`_Retries`) and the file's last line.
+
+    `sent` is the last line number handed out; `nxt`, `nxt_off` the line after it and its offset.
+    """
+
+    def __init__(self, owner: GrepCandidates, fd: int, size: int, bounds: list[tuple[int, int]],
+                 bulk: subprocess.Popen[bytes] | None) -> None:
+        self.owner, self.fd, self.size = owner, fd, size
+        self.sent, self.nxt, self.nxt_off = 0, 1, 0
+        self.window = _ReadBack(fd)
+        # the BULK lines from their own search, read one by one up to `bulk_exact` of them
+        self.bulk = bulk
+        self.bulk_hits: Iterator[bytes] = iter(bulk.stdout) if bulk is not None and bulk.stdout else iter(())
+        self.bulk_seen = 0
+        self.pending = self._next_bulk()
+        # one search for every needle (one part): its BULK lines are counted, and past
+        # `bulk_exact` of them it gives way to one for the other needles (`lines`)
+        self.switch = bulk is None and len(bounds) == 1 and owner._bulk_exact > 0
+        # past the BULK lines read one by one: the stretches between hits searched in the file
+        self.dense = (bulk is None and not self.switch) or (
+            bulk is not None and self.pending is None and self.bulk_seen >= owner._bulk_exact)
+        self.retries = _Retries() if owner.repeats is not None else None
+
+    def lines(
+        self,
+        bounds: list[tuple[int, int]],
+        procs: list[tuple[subprocess.Popen[bytes], threading.Thread | None]],
+        spools: list[BinaryIO | None],
+    ) -> Iterator[tuple[int, bytes]]:
+        """Every part's hits in order (the first as its search prints them, the others from
+        their spool files), then what the end of the file needs; sets `owner.lines`."""
+        owner, fd = self.owner, self.fd
+        base = 0  # lines in the parts before this one
+        for k, ((start, end), spool) in enumerate(zip(bounds, spools, strict=True)):
+            proc = procs[k][0]
+            if spool is None:
+                assert proc.stdout is not None
+                hits: Iterator[bytes] = iter(proc.stdout)
+            else:
+                proc.wait()
+                spool.seek(0)
+                hits = iter(spool)
+            last_num, last_end, switched = yield from self._part(hits, base, start)
+            if switched:
+                if proc.stdout is not None:
+                    proc.stdout.close()
+                proc.kill()  # from the next line on: the other needles only, the rest summarised
+                proc.wait()
+                if last_end < end:
+                    procs[k] = owner._spawn(fd, last_end, end, self.size, subprocess.PIPE)
+                    proc = procs[k][0]
+                    assert proc.stdout is not None
+                    last_num, last_end, _ = yield from self._part(iter(proc.stdout), last_num, last_end)
+            if spool is None and proc.stdout is not None:
+                proc.stdout.close()
+            if proc.wait() > 1:
+                owner.failures.append(f"grep exited {proc.returncode}: lines may be missing")
+            tail, open_end = owner._newlines(fd, min(last_end, end), end)
+            base = last_num + tail + (1 if open_end else 0)
+        # BULK lines after the last other hit, and what an open block needs at the very end
+        ends_nl = self.size == 0 or os.pread(fd, 1, self.size - 1) == b"\n"
+        yield from self._hand(base + 1 if ends_nl else base, self.size, b"", final=True)
+        owner.lines = base
+        if base > self.sent:
+            yield base, owner._last_line(fd, self.size)
+
+    def _part(
+        self, hits: Iterator[bytes], s_num: int, s_off: int
+    ) -> Generator[tuple[int, bytes], None, tuple[int, int, bool]]:
+        """Hand out one search's hits (`num:offset:line`, counted from line `s_num` at offset
+        `s_off`). Returns the last hit's line number and end, and whether the search is to give
+        way to one for the other needles (`switch`: `bulk_exact` BULK lines seen)."""
+        follow, window = self.owner.follow, self.window
+        opener_a, opener_b = OPENERS  # tested one by one: this loop runs once per hit
+        bulk_a, bulk_b = BULK
+        last_num, last_end = s_num, s_off
+        for out in hits:
+            num_b, off_b, content = out.split(b":", 2)
+            num, off = s_num + int(num_b), s_off + int(off_b)
+            last_num, last_end = num, off + len(content)
+            if self.dense or self.pending is not None:
+                if not self._defer(num, off, content):
+                    yield from self._hand(num, off, content)
+            else:  # `_hand` inlined: this loop runs once per hit
+                while self.sent < self.nxt < num and follow():
+                    line = window.line_at(self.nxt_off)
+                    if not line:
+                        break
+                    self.sent = self.nxt
+                    yield self.sent, line
+                    self.nxt, self.nxt_off = self.sent + 1, self.nxt_off + len(line)
+                if num - 1 > self.sent and (opener_a in content or opener_b in content):
+                    self.sent = num - 1
+                    yield self.sent, window.line_before(off)
+                if num > self.sent:
+                    self.sent = num
+                    yield num, content
+                    self.nxt, self.nxt_off = num + 1, last_end
+            if self.switch and (bulk_a in content or bulk_b in content):
+                self.bulk_seen += 1
+                if self.bulk_seen >= self.owner._bulk_exact:
+                    self.switch, self.dense = False, True
+                    return last_num, last_end, True
+        return last_num, last_end, False
+
+    def _defer(self, num: int, off: int, content: bytes) -> bool:
+        """Whether the hit is a retried connection error counted in the stretch (`_Retries`)
+        instead of handed out: only where the parser says such a line changes nothing else."""
+        retries = self.retries
+        return (retries is not None and self.dense and RETRY in content and self.owner.summarisable()
+                and retries.add(num, off, content))
+
+    def _next_bulk(self) -> tuple[int, int, bytes] | None:
+        out = next(self.bulk_hits, None)
+        if out is None:
+            if self.bulk is not None and self.bulk.wait() > 1:
+                self.owner.failures.append(f"grep exited {self.bulk.returncode}: lines may be missing")
+            return None
+        num_b, off_b, content = out.split(b":", 2)
+        self.bulk_seen += 1
+        return int(num_b), int(off_b), content
+
+    def _hand(self, num: int, off: int, content: bytes, final: bool = False) -> Iterator[tuple[int, bytes]]:
+        """Everything up to line `num` (at offset `off`), then that line (unless `final`)."""
+        while self.pending is not None and self.pending[0] < num:
+            b_num, b_off, b_content = self.pending
+            self.pending = self._next_bulk()
+            yield from self._hand(b_num, b_off, b_content)
+            if self.pending is None and self.bulk_seen >= self.owner._bulk_exact:
+                self.dense = True  # more BULK lines may follow: search the file from here on
+        yield from self._block_lines(num)
+        if self.dense and self.sent < self.nxt < num and self.nxt_off < off:
+            yield from self._stretch_lines(num, off)
+        if final:
+            return
+        if num - 1 > self.sent and (OPENERS[0] in content or OPENERS[1] in content):
+            self.sent = num - 1
+            yield self.sent, self.window.line_before(off)
+        if num > self.sent:
+            self.sent = num
+            yield num, content
+            self.nxt, self.nxt_off = num + 1, off + len(content)
+
+    def _block_lines(self, num: int) -> Iterator[tuple[int, bytes]]:
+        """The lines before line `num` that an open panic or `Error:` block still needs."""
+        follow = self.owner.follow
+        while self.sent < self.nxt < num and follow():
+            line = self.window.line_at(self.nxt_off)
+            if not line:
+                break
+            self.sent = self.nxt
+            yield self.sent, line
+            self.nxt, self.nxt_off = self.sent + 1, self.nxt_off + len(line)
+
+    def _stretch_lines(self, num: int, off: int) -> Iterator[tuple[int, bytes]]:
+        """The lines kept of the stretch before line `num` (at `off`): its BULK lines
+        (`GrepCandidates._stretch`) and its retried connection errors (`_Retries.take`)."""
+        owner = self.owner
+        kept = owner._stretch(self.fd, self.nxt_off, self.nxt, off, num)
+        if self.retries is not None and self.retries.first and owner.repeats is not None:
+            kept = sorted([*kept, *self.retries.take(owner.repeats)])
+        for k_num, k_off, k_line in kept:
+            if k_num > self.sent:
+                self.sent = k_num
+                yield k_num, k_line
+                self.nxt, self.nxt_off = k_num + 1, k_off + len(k_line)
+
+
 _OTHER_NEEDLES = re.compile(b"|".join(re.escape(n) for n in NEEDLES if n != RETRY))
 
 
@@ -751,6 +791,71 @@ def _transparent(content: bytes) -> bool:
     that the process runs, like a Pressure line, and nothing else about the run depends on
     where it falls among them (`runs._Builder`)."""
     return RETRY in content and _OTHER_NEEDLES.search(content) is None
+
+
+# `logs.split_line`'s Docker and tracing time stamps: past them, lines read the same when their
+# bytes are the same (the stamps' lengths kept in the key: they move the rest)
+_DOCKER_STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
+_TRACING_STAMP = re.compile(rb"\x1b\[2m\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\x1b\[0m ")
+RETRY_KINDS = 64  # distinct retried-error lines counted per stretch; past them, one is handed out
+
+
+def _body(line: bytes) -> tuple[int, int, bytes]:
+    """What the parser reads of a line past its time stamps (with their lengths): two lines with
+    the same body give the same record but for the time and line number."""
+    docker = _DOCKER_STAMP.match(line)
+    if docker is None:
+        return 0, 0, line
+    cut = docker.end()
+    tracing = _TRACING_STAMP.match(line, cut)
+    if tracing is None:
+        return cut, 0, line[cut:]
+    return cut, tracing.end() - cut, line[tracing.end() :]
+
+
+class _Retries:
+    """The retried connection errors of one stretch (`_transparent` lines), counted instead of
+    handed out one by one: on a log where one line in a hundred is one, each would otherwise
+    cost a trip through the parser and end a stretch of its own.
+
+    What the run needs of them (`runs._Builder`) is how many, each host's first, the first one
+    (its citation) and the times they span. So the first line of each body (`_body`: the same
+    task, host and kind, `retry` or `maxmemory`) is handed out standing for every line of the
+    stretch that reads the same, and the stretch's last one for its time.
+    """
+
+    def __init__(self) -> None:
+        self.first: dict[tuple[int, int, bytes], tuple[int, int, bytes]] = {}  # body -> its first line
+        self.count: dict[tuple[int, int, bytes], int] = {}  # body -> lines that read so
+        self.last: tuple[int, int, bytes] | None = None  # (line number, offset, line)
+        self.last_body: tuple[int, int, bytes] | None = None
+
+    def add(self, num: int, off: int, line: bytes) -> bool:
+        """Count line `num`; False (and nothing counted) when it is to be handed out instead:
+        not a `_transparent` line, or one body too many."""
+        body = _body(line)
+        n = self.count.get(body)
+        if n is None:
+            if len(self.first) >= RETRY_KINDS or not _transparent(line):
+                return False
+            self.first[body], n = (num, off, line), 0
+        self.count[body] = n + 1
+        self.last, self.last_body = (num, off, line), body
+        return True
+
+    def take(self, repeats: dict[int, int]) -> list[tuple[int, int, bytes]]:
+        """The lines to hand out, each standing for its count of lines in `repeats`; then empty."""
+        out: list[tuple[int, int, bytes]] = []
+        for body, first in self.first.items():
+            n = self.count[body]
+            if body == self.last_body and self.last is not None and self.last != first:
+                n -= 1  # the last line is handed out on its own
+                out.append(self.last)
+            if n > 1:
+                repeats[first[0]] = n
+            out.append(first)
+        self.first, self.count, self.last, self.last_body = {}, {}, None, None
+        return out
 
 
 TOP_SAMPLES = 256  # Pressure lines read across the log for the first bar

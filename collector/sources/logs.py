@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from collector.sources.common import SECONDS_CACHE, Problem, parse_time, strip_controls
 
@@ -154,7 +154,8 @@ class Fact:
     hosts: relay and labeler host counts); `hosts` `Starting X ingesters for N hosts` (task, count);
     `unknown-mode` the error! line before `exit(1)` (value: the mode); `loader` the dynamic
     loader refused the binary (value: what is missing); `retry` a connection error a host task
-    logs and retries (task, host; `maxmemory` when Redis refused the write for its maxmemory);
+    logs and retries (task, host; `maxmemory` when Redis refused the write for its maxmemory;
+    count: how many such lines the record stands for, None for itself alone, see `repeated`);
     `graceful-stop` Compose's own `Gracefully stopping...` (the operator's Ctrl-C); `write-dead`
     the reader could not hand a batch to the write task (it is gone); `idle` labeler mode with no
     hosts sleeping forever.
@@ -464,6 +465,23 @@ class _Block:
 _OLD_TAIL = re.compile(r"^(.*)', (\S+:\d+:\d+)$")
 
 
+def _default_panic(m: re.Match[str], number: int, ts: float | None, text: str) -> _Block:
+    """The block of Rust's own panic message, `thread 'x' panicked at <where>` (`_DEFAULT_PANIC`)."""
+    b = _Block("default", number, ts, thread=m.group(1), text=text)
+    where = m.group(2).rstrip()
+    old = _OLD_PANIC.match(where)
+    if old is not None:  # Rust < 1.73: message and location on one line
+        b.message = [old.group(1)]
+        b.location = old.group(2)
+        b.section = "note"
+    elif where.startswith("'"):  # ... and a message over several lines
+        b.message = [where[1:]]
+        b.section = "quoted"
+    else:
+        b.location = where[:-1] if where.endswith(":") else where
+    return b
+
+
 class LogParser:
     """Turns physical lines into records; holds only the block being read and run-start hints."""
 
@@ -716,30 +734,72 @@ class LogParser:
         self._emitted = True
 
     def _classify(self, number: int, line: _Line, out: list[LogRecord]) -> None:
+        """The records of a line outside any block, and the run or block it starts."""
         text = line.text.strip()
         if not text and not line.compose_own:
             return
-        src = self.source
         if line.compose_own:
-            m = _COMPOSE_EXIT.match(text)
-            if m is not None:
-                self._close_block(out)
-                out.append(ComposeExit(line.ts, m.group(1), int(m.group(2)), src, number))
-                self._terminal = True
-                self._terminal_ts = _until(line)
-                self._after_compose_exit = True
+            self._compose_exit(number, line, text, out)
             return
         if "Starting rsky-ingester" in text:
-            soon = (
-                line.ts is not None
-                and self._synthetic_ts is not None
-                and line.ts - self._synthetic_ts < RESTART_GAP
-            )
-            if self._synthetic_open and (not self._terminal or soon):
-                self._synthetic_open = False  # the banner of the run its breadcrumbs opened
-                return
-            self._new_run(number, line, False, out)
+            self._banner(number, line, out)
             return
+        self._maybe_new_run(number, line, text, out)
+        if self._opens_block(number, line, text, out):
+            return
+        if "[EXIT-TRACE]" in text:
+            self._exit_trace(number, line, text, out)
+            return
+        if "CRITICAL" in text:
+            self._critical(number, line, text, out)
+            return
+        src = self.source
+        m = _EXITED.search(text)
+        if m is not None:
+            kind, error, inner = classify_result(m.group(2))
+            out.append(TaskResult(line.ts, _task(m.group(1)), kind, error, inner, _clip(text), src, number))
+            return
+        if "Backpressure active" in text or "Memory metrics:" in text:
+            m2 = _EVENTS_IN_MEMORY.search(text)
+            n = int(m2.group(1) or m2.group(2)) if m2 else None
+            out.append(Pressure(line.ts, n, _clip(text), src, number))
+            return
+        fact = _fact(line, text)
+        if fact is not None:
+            kind, task, value, count = fact
+            if kind in ("unknown-mode", "loader"):
+                self._terminal = True  # exit(1) follows; the loader's line is all a run prints
+                if self._terminal_ts is None or kind == "loader":
+                    self._terminal_ts = _until(line)
+            out.append(Fact(line.ts, kind, task, value, count, _clip(text), src, number))
+
+    def _compose_exit(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
+        """Compose's own `<container> exited with code N` line: the run has ended."""
+        m = _COMPOSE_EXIT.match(text)
+        if m is not None:
+            self._close_block(out)
+            out.append(ComposeExit(line.ts, m.group(1), int(m.group(2)), self.source, number))
+            self._terminal = True
+            self._terminal_ts = _until(line)
+            self._after_compose_exit = True
+
+    def _banner(self, number: int, line: _Line, out: list[LogRecord]) -> None:
+        """The `Starting rsky-ingester` line: a new run, unless the run its breadcrumbs opened
+        (they can reach Docker before the banner) is still this one."""
+        soon = (
+            line.ts is not None
+            and self._synthetic_ts is not None
+            and line.ts - self._synthetic_ts < RESTART_GAP
+        )
+        if self._synthetic_open and (not self._terminal or soon):
+            self._synthetic_open = False  # the banner of the run its breadcrumbs opened
+            return
+        self._new_run(number, line, False, out)
+
+    def _maybe_new_run(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
+        """Open a run without a banner when the line must be the next process's: printed well
+        after the last run ended, a run-start breadcrumb seen again (or after an end), or the
+        first ingester line of Compose's stream after an `exited with code`."""
         if (
             self._terminal
             and self._terminal_ts is not None
@@ -765,58 +825,27 @@ class LogParser:
             self._new_run(number, line, True, out, prev=False)
         if hint is not None:
             self._hints.add(hint)
+
+    def _opens_block(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> bool:
+        """Open a panic block (the hook's banner or Rust's own message) or an `Error:` block at
+        this line; True if it did (the lines after it are read as its own)."""
         if "FATAL PANIC OCCURRED" in text:
             self._close_block(out)
             self._block = _Block("hook", number, line.ts, text=text)
-            return
+            return True
         if text.startswith("thread '") and " panicked at " in text:
             m = _DEFAULT_PANIC.match(text)
             if m is not None:
                 self._close_block(out)
-                b = _Block("default", number, line.ts, thread=m.group(1), text=text)
-                where = m.group(2).rstrip()
-                old = _OLD_PANIC.match(where)
-                if old is not None:  # Rust < 1.73: message and location on one line
-                    b.message = [old.group(1)]
-                    b.location = old.group(2)
-                    b.section = "note"
-                elif where.startswith("'"):  # ... and a message over several lines
-                    b.message = [where[1:]]
-                    b.section = "quoted"
-                else:
-                    b.location = where[:-1] if where.endswith(":") else where
-                self._block = b
-                return
+                self._block = _default_panic(m, number, line.ts, text)
+                return True
         if text.startswith("Error: ") and line.level is None:
             self._close_block(out)
             self._block = _Block("error", number, line.ts, text=text[len("Error: ") :])
             self._terminal = True
             self._terminal_ts = _until(line)
-            return
-        if "[EXIT-TRACE]" in text:
-            self._exit_trace(number, line, text, out)
-            return
-        if "CRITICAL" in text:
-            self._critical(number, line, text, out)
-            return
-        m = _EXITED.search(text)
-        if m is not None:
-            kind, error, inner = classify_result(m.group(2))
-            out.append(TaskResult(line.ts, _task(m.group(1)), kind, error, inner, _clip(text), src, number))
-            return
-        if "Backpressure active" in text or "Memory metrics:" in text:
-            m2 = _EVENTS_IN_MEMORY.search(text)
-            n = int(m2.group(1) or m2.group(2)) if m2 else None
-            out.append(Pressure(line.ts, n, _clip(text), src, number))
-            return
-        fact = _fact(line, text)
-        if fact is not None:
-            kind, task, value, count = fact
-            if kind in ("unknown-mode", "loader"):
-                self._terminal = True  # exit(1) follows; the loader's line is all a run prints
-                if self._terminal_ts is None or kind == "loader":
-                    self._terminal_ts = _until(line)
-            out.append(Fact(line.ts, kind, task, value, count, _clip(text), src, number))
+            return True
+        return False
 
     def _exit_trace(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
         parsed = _trace_cache.get(text)
@@ -935,6 +964,18 @@ def _read_trace(text: str) -> _Trace:
     if rm is not None:
         task = _task(rm.group(1))
     return _clip(body), path, task, classify_result(rm.group(2)) if rm is not None else None
+
+
+def repeated(records: list[LogRecord], lines: int) -> list[LogRecord]:
+    """The records of a retried connection error's line that stands for `lines` lines reading
+    the same (the reader counted the others instead of handing them out): its `retry` or
+    `maxmemory` Fact carries the count."""
+    if lines <= 1:
+        return records
+    return [
+        replace(r, count=lines) if isinstance(r, Fact) and r.kind in ("retry", "maxmemory") else r
+        for r in records
+    ]
 
 
 def parse_log(lines: Iterable[str], source: str = "ingester.log") -> Iterator[LogRecord]:
