@@ -122,10 +122,10 @@ def test_a_bare_logs_report_holds(tmp_path: Path, log: Path) -> None:
 
 def test_the_schema_is_not_vacuous(tmp_path: Path) -> None:
     doc = summarize(BUNDLES / "config-error", tmp_path)
-    # Open to what other parts add (a header, more context) ...
+    # Open to what later versions add (a section, a header fact, more context) ...
     grown = copy.deepcopy(doc)
-    grown["header"] = {"host": "h", "rollback_pending": False}
-    grown["verdict"]["severity"] = "critical"
+    grown["deploy"] = {"outcome": "kept"}
+    grown["header"]["region"] = "eu-west"
     grown["verdict"]["evidence"][0]["context"] = ["a line before the exit"]
     assert errors("report", grown) == []
     # ... but its core is required and typed.
@@ -134,6 +134,8 @@ def test_the_schema_is_not_vacuous(tmp_path: Path) -> None:
         (lambda d: d.pop("root_causes"), "'root_causes' is a required property"),
         (lambda d: d["verdict"].update(scenario="crashed"), "is not one of"),
         (lambda d: d["runs"][0].update(ended="yes"), "is not of type 'boolean'"),
+        (lambda d: d["header"].pop("host"), "'host' is a required property"),
+        (lambda d: d["verdict"].update(severity="bad"), "is not one of"),
     ):
         bad = copy.deepcopy(doc)
         broken(bad)
