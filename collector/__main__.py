@@ -1,7 +1,7 @@
-"""`python -m collector`: the same as the `ingester-collector` console script."""
+"""`python -m ingester_capture`: the same as the `ingester-collector` console script."""
 
 import sys
 
-from collector.cli import main
+from .cli import main
 
 sys.exit(main())

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from collector.runs import ContainedPanic, Run, StartupFacts
-from collector.sources.common import format_time
+from .runs import ContainedPanic, Run, StartupFacts
+from .sources.common import format_time
 
 # `Starting ..` of the build whose batcher channels are bounded; the debug build (breadcrumbs,
 # since bda45002) is newer, so a log with breadcrumbs comes from a bounded build.

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collector.diagnose import CRASH_SCENARIOS, diagnose
-from collector.exitcodes import Exit
-from collector.fleet import CAPTURE, Found, Outcome
-from collector.inputs import Context, Coverage, MemoryInput
-from collector.loader import (
+from .diagnose import CRASH_SCENARIOS, diagnose
+from .exitcodes import Exit
+from .fleet import CAPTURE, Found, Outcome
+from .inputs import Context, Coverage, MemoryInput
+from .loader import (
     COSTS,
     Bundle,
     bundle_file,
@@ -27,12 +27,12 @@ from collector.loader import (
     load_bare_log,
     load_bundle,
 )
-from collector.report.charts import memory_chart, timeline
-from collector.report.model import CaptureFacts, build_report, history_json, run_ends
-from collector.report.render import render_html, render_markdown
-from collector.runs import Run, split_runs
-from collector.sources.common import Problem, load_json, strip_controls
-from collector.sources.source_index import INDEX, SourceIndex, parse_source_index
+from .report.charts import memory_chart, timeline
+from .report.model import CaptureFacts, build_report, history_json, run_ends
+from .report.render import render_html, render_markdown
+from .runs import Run, split_runs
+from .sources.common import Problem, load_json, strip_controls
+from .sources.source_index import INDEX, SourceIndex, parse_source_index
 
 GENERATED_BY = "ingester-collector (collector 0.1.0)"
 SOURCE_INDEX_LIMIT = 1 << 20

@@ -19,7 +19,7 @@ import tarfile
 import zlib
 from pathlib import Path
 
-from collector.errors import BundleError
+from .errors import BundleError
 
 SUFFIXES = (".tar.gz", ".tgz")
 SHA256_SUFFIX = ".sha256"

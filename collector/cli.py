@@ -25,22 +25,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from collector.api import GENERATED_BY, Report, gather, read_json, summarize
-from collector.archive import MAX_BYTES, TarballRefused, check_sha256, folder_name, is_tarball, unpack
-from collector.errors import BundleError
-from collector.exitcodes import Exit
-from collector.fleet import CAPTURE, VERIFY, FleetError, Outcome, fleet_json, parse_outcomes, summarise
-from collector.fleet import OUTPUTS as FLEET_OUTPUTS
-from collector.fleet import dumps as fleet_dumps
-from collector.fleet import render_markdown as render_fleet_markdown
-from collector.fleet import render_text as render_fleet_text
-from collector.report.render import render_summary
-from collector.version import version_line
+from .api import GENERATED_BY, Report, gather, read_json, summarize
+from .archive import MAX_BYTES, TarballRefused, check_sha256, folder_name, is_tarball, unpack
+from .errors import BundleError
+from .exitcodes import Exit
+from .fleet import CAPTURE, VERIFY, FleetError, Outcome, fleet_json, parse_outcomes, summarise
+from .fleet import OUTPUTS as FLEET_OUTPUTS
+from .fleet import dumps as fleet_dumps
+from .fleet import render_markdown as render_fleet_markdown
+from .fleet import render_text as render_fleet_text
+from .report.render import render_summary
+from .version import version_line
 
 SOURCE_INDEX_LIMIT = 1 << 20
 SNIPPET_LIMIT = 256 << 10
 
-# `python -m collector` is the console script under another name: both print this in usage lines.
+# `python -m ingester_capture` is the console script under another name: both print this in usage lines.
 PROG = "ingester-collector"
 
 
@@ -124,13 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from collector.verify import main as verify_main
+    from .verify import main as verify_main
 
     return verify_main(args.rest, prog=f"{PROG} verify")
 
 
 def _verify_run(args: argparse.Namespace) -> int:
-    from collector.runner import verify_run_main
+    from .runner import verify_run_main
 
     return verify_run_main(args.rest, prog=f"{PROG} verify-run")
 

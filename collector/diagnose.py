@@ -14,10 +14,10 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from collector import advice
-from collector.advice import Step
-from collector.inputs import Coverage, MemoryInput
-from collector.runs import Cite, ContainedPanic, Run, StartupFacts
+from . import advice
+from .advice import Step
+from .inputs import Coverage, MemoryInput
+from .runs import Cite, ContainedPanic, Run, StartupFacts
 
 SCENARIOS = (
     "task-error",

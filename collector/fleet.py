@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from collector.diagnose import CRASH_SCENARIOS
-from collector.exitcodes import Exit, worst
-from collector.report.render import dash, render_template
+from .diagnose import CRASH_SCENARIOS
+from .exitcodes import Exit, worst
+from .report.render import dash, render_template
 
 SCHEMA_VERSION = 1
 CAPTURE, VERIFY = "capture", "verify"

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from collector.sources.dmesg import KernelOom
-from collector.sources.events import DockerEvent
-from collector.sources.inspect import Inspect
-from collector.sources.stats import StatsSample
+from .sources.dmesg import KernelOom
+from .sources.events import DockerEvent
+from .sources.inspect import Inspect
+from .sources.stats import StatsSample
 
 
 @dataclass

@@ -17,21 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from collector.errors import BundleError
-from collector.inputs import Context, Coverage, MemoryInput, Provenance, slope
-from collector.search import CHUNK, LogInput
-from collector.sources.bundle_meta import (
+from .errors import BundleError
+from .inputs import Context, Coverage, MemoryInput, Provenance, slope
+from .search import CHUNK, LogInput
+from .sources.bundle_meta import (
     HostInfo,
     Manifest,
     parse_host,
     parse_manifest,
 )
-from collector.sources.common import Problem, load_json, strip_controls
-from collector.sources.dmesg import KernelOom, parse_dmesg
-from collector.sources.events import DockerEvent, parse_events
-from collector.sources.inspect import Inspect, parse_inspect
-from collector.sources.logs import redact_text
-from collector.sources.stats import StatsSample, parse_stats
+from .sources.common import Problem, load_json, strip_controls
+from .sources.dmesg import KernelOom, parse_dmesg
+from .sources.events import DockerEvent, parse_events
+from .sources.inspect import Inspect, parse_inspect
+from .sources.logs import redact_text
+from .sources.stats import StatsSample, parse_stats
 
 T = TypeVar("T")
 SMALL_FILE_LIMIT = 64 << 20  # events, stats, inspect, dmesg are read whole up to this size

@@ -4,7 +4,7 @@ Each run gets its own private data dir ``<artifacts>/<UTC timestamp>/`` (ansible
 artifacts: events, stdout, status); only the newest ``--keep`` runs are kept. The verdict is read
 from the run's events (the ``set_stats`` data verify.yml hands over), never from its stdout.
 
-    python -m collector.runner -i inventory/production.yml [--artifacts DIR] [--keep N]
+    python -m ingester_capture.runner -i inventory/production.yml [--artifacts DIR] [--keep N]
         [--limit HOSTS] [-e key=value ...] [--project DIR] [--timeout SECONDS]
 
 ansible-core and ansible-runner are the package's extra ``scheduled``
@@ -36,8 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collector.exitcodes import Exit
-from collector.version import version_line
+from .exitcodes import Exit
+from .version import version_line
 
 PROG = "ingester-verify-run"
 COLLECTION = ("rsky", "ingester_capture")
@@ -384,4 +384,4 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(prog="python -m collector.runner"))
+    sys.exit(main(prog=f"python -m {__package__}.runner"))

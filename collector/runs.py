@@ -16,10 +16,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from collector.inputs import Context, slope
-from collector.sources.dmesg import KernelOom
-from collector.sources.events import DockerEvent
-from collector.sources.logs import (
+from .inputs import Context, slope
+from .sources.dmesg import KernelOom
+from .sources.events import DockerEvent
+from .sources.logs import (
     Banner,
     ComposeExit,
     Critical,

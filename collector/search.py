@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from collector.errors import BundleError
-from collector.sources.common import Problem
-from collector.sources.logs import LogParser, LogRecord, Pressure, repeated
-from collector.sources.scan import (
+from .errors import BundleError
+from .sources.common import Problem
+from .sources.logs import LogParser, LogRecord, Pressure, repeated
+from .sources.scan import (
     BULK,
     BULK_EXACT,
     NEEDLES,

@@ -53,7 +53,7 @@ python_env() {
     "$py" -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-dev.txt" 2>&1 | grep -v '^WARNING: Location' >&2 || true
     "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$here[scheduled]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
-    "$venv/bin/python" -c 'import ansible, ansible_runner, jinja2, yaml, collector' \
+    "$venv/bin/python" -c 'import ansible, ansible_runner, jinja2, yaml, ingester_capture' \
         || die "the Python environment in $venv is incomplete; see pip's messages above"
     echo "$want_sum" > "$stamp"
 }

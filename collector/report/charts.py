@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from collector.sources.common import format_time
-from collector.sources.stats import StatsSample
+from ..sources.common import format_time
+from ..sources.stats import StatsSample
 
 WIDTH = 860
 HEIGHT = 180

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.report.schema import _check
+from ..report.schema import _check
 
 SCHEMA_VERSION = 1
 KINDS = ("capture", "verify")

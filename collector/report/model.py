@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.advice import Step
-from collector.diagnose import (
+from ..advice import Step
+from ..diagnose import (
     CRASH_SCENARIOS,
     NOT_EXITS,
     PATTERN_TOLERANCE,
@@ -18,12 +18,12 @@ from collector.diagnose import (
     RunVerdict,
     Verdict,
 )
-from collector.inputs import Provenance
-from collector.runs import Cite, Run
-from collector.sources.bundle_meta import DaemonGap
-from collector.sources.common import Problem, format_time
-from collector.sources.inspect import Inspect
-from collector.sources.source_index import SourceIndex, dependency_of, path_line
+from ..inputs import Provenance
+from ..runs import Cite, Run
+from ..sources.bundle_meta import DaemonGap
+from ..sources.common import Problem, format_time
+from ..sources.inspect import Inspect
+from ..sources.source_index import SourceIndex, dependency_of, path_line
 
 SCHEMA_VERSION = 1
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import jinja2
 
-from collector.report.charts import COLOURS
-from collector.sources.common import strip_controls
+from ..report.charts import COLOURS
+from ..sources.common import strip_controls
 
 
 class Markdown(str):
@@ -87,7 +87,7 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
 
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("collector.report", "templates"),
+    loader=jinja2.PackageLoader(__package__ or "ingester_capture.report", "templates"),
     autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
     trim_blocks=False,
     lstrip_blocks=False,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.errors import BundleError
-from collector.sources.common import Problem, load_json
+from ..errors import BundleError
+from ..sources.common import Problem, load_json
 
 SCHEMA_VERSION = 1
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from collector.sources.common import parse_time
+from ..sources.common import parse_time
 
 _BOOT = re.compile(r"^\[\s*(\d+\.\d+)\]\s?(.*)$")
 _WALL = re.compile(r"^\[([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\]\s?(.*)$")

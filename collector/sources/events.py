@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from collector.sources.common import Problem, json_lines
+from ..sources.common import Problem, json_lines
 
 SOURCE = "events.jsonl"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from collector.sources.common import Problem, load_json, parse_time
+from ..sources.common import Problem, load_json, parse_time
 
 SOURCE = "inspect.json"
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from collector.sources.common import SECONDS_CACHE, Problem, parse_time, strip_controls
+from ..sources.common import SECONDS_CACHE, Problem, parse_time, strip_controls
 
 TASKS = ("firehose", "backfill", "labeler")
 PATH_TASK = {

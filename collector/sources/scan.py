@@ -19,8 +19,8 @@ import functools
 import re
 from collections.abc import Iterable, Iterator
 
-from collector.sources.logs import BLOCK_SPAN
-from collector.sources.logs import NEEDLES as LOG_NEEDLES
+from ..sources.logs import BLOCK_SPAN
+from ..sources.logs import NEEDLES as LOG_NEEDLES
 
 BANNER = b"Starting rsky-ingester"
 NEEDLES: tuple[bytes, ...] = tuple(n.encode() for n in LOG_NEEDLES)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.sources.common import load_json
+from ..sources.common import load_json
 
 INDEX = "source/index.json"
 KINDS = ("panic", "run_fn", "dependency")

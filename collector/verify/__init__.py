@@ -7,16 +7,16 @@ collector's `sources/` and `report/`: `facts` turns the probe's JSON into typed 
 collector's one template environment, and `cli` (:func:`main`) is the only part that touches
 the filesystem.
 
-    python -m collector.verify evaluate --facts F --host H --out-dir D [--history H.jsonl] ...
-    python -m collector.verify history H.jsonl
+    python -m ingester_capture.verify evaluate --facts F --host H --out-dir D [--history H.jsonl] ...
+    python -m ingester_capture.verify history H.jsonl
 
 Exit codes (the one table, :class:`collector.exitcodes.Exit`): 0 every criterion passed, 20 at
 least one failed (named on stdout), 2 usage, 3 the facts or the history could not be read.
 """
 
-from collector.verify.cli import main
-from collector.verify.criteria import evaluate, fit
-from collector.verify.facts import (
+from ..verify.cli import main
+from ..verify.criteria import evaluate, fit
+from ..verify.facts import (
     Criterion,
     Facts,
     HistoryEntry,
@@ -30,7 +30,7 @@ from collector.verify.facts import (
     parse_history,
     parse_time,
 )
-from collector.verify.render import history_line, render_history, render_markdown, summary, verdict_json
+from ..verify.render import history_line, render_history, render_markdown, summary, verdict_json
 
 __all__ = [
     "Criterion",

@@ -1,7 +1,7 @@
-"""`python -m collector.verify`: see the package docstring."""
+"""`python -m ingester_capture.verify`: see the package docstring."""
 
 import sys
 
-from collector.verify.cli import main
+from .cli import main
 
 sys.exit(main())

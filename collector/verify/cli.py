@@ -1,4 +1,4 @@
-"""`python -m collector.verify evaluate|history`: reads the facts and the history, writes the
+"""`python -m ingester_capture.verify evaluate|history`: reads the facts and the history, writes the
 verdict's files. The only part of verify that touches the filesystem."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import collector.verify
-from collector.exitcodes import Exit
-from collector.sources.common import load_json
-from collector.verify.criteria import evaluate
-from collector.verify.facts import FAMILIES, Thresholds, VerifyError, parse_facts, parse_history
-from collector.verify.render import history_line, render_history, render_markdown, summary, verdict_json
-from collector.version import version_line
+from .. import verify as verify_package
+from ..exitcodes import Exit
+from ..sources.common import load_json
+from ..verify.criteria import evaluate
+from ..verify.facts import FAMILIES, Thresholds, VerifyError, parse_facts, parse_history
+from ..verify.render import history_line, render_history, render_markdown, summary, verdict_json
+from ..version import version_line
 
-PROG = "python -m collector.verify"
+PROG = f"python -m {__package__}"
 
 
 class CannotWrite(OSError):
@@ -25,7 +25,7 @@ class CannotWrite(OSError):
 
 
 def _parser(prog: str = PROG) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=collector.verify.__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=verify_package.__doc__)
     parser.add_argument("--version", action="version", version=version_line(prog))
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="judge a probe's facts; write verify.json and verify.md")
@@ -123,7 +123,7 @@ def _history_cmd(path: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    """``python -m collector.verify`` (``prog``: what the user typed, for usage lines and
+    """``python -m ingester_capture.verify`` (``prog``: what the user typed, for usage lines and
     ``--version``): see the module docstring."""
     try:
         args = _parser(prog).parse_args(argv)

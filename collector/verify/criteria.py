@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from collector.inputs import least_squares
-from collector.sources.dmesg import parse_dmesg
-from collector.verify.facts import (
+from ..inputs import least_squares
+from ..sources.dmesg import parse_dmesg
+from ..verify.facts import (
     MIB,
     Criterion,
     Facts,

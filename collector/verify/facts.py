@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from collector.sources.common import load_json
-from collector.sources.common import parse_time as _parse_time
+from ..sources.common import load_json
+from ..sources.common import parse_time as _parse_time
 
 MIB = 1024 * 1024
 FAMILIES = ("firehose", "backfill", "labeler")

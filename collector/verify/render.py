@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from collector.report.render import Markdown, render_template
-from collector.verify.facts import MIB, Verification, iso
+from ..report.render import Markdown, render_template
+from ..verify.facts import MIB, Verification, iso
 
 
 def summary(verdict: Verification) -> str:

@@ -91,7 +91,7 @@ cmd:
   description: The command run.
   returned: unless in check mode
   type: list
-  sample: ["/usr/bin/python3", "-m", "collector", "summarize", "captures/prod-1/20260101T000000Z-capture", "--format", "text"]
+  sample: ["/usr/bin/python3", "-m", "ingester_capture", "summarize", "captures/prod-1/20260101T000000Z-capture", "--format", "text"]
   elements: str
 json:
   description: The content of O(read_json).

@@ -11,7 +11,7 @@ description:
   - V(probe) samples the container's memory for O(window) seconds, streams C(docker logs) once (counts, the last line
     time of each ingester family and a capped list of exit lines, never the whole log), reads the kernel log's OOM
     lines and this target's baseline, and returns them as O(ignore:facts). It decides nothing; the controller's
-    C(collector.verify) judges the criteria.
+    C(ingester_capture.verify) judges the criteria.
   - V(record) returns the baseline (docs/host-state.md) and, unless in check mode, writes C(baseline.json).
   - Every string returned is redacted like a capture bundle.
 version_added: 0.1.0

@@ -450,7 +450,7 @@ def test_a_fix_built_from_deploy_ref_and_check_mode_changes_nothing(
     outcome = deploy_json(dest, "prod-a")
     assert outcome["outcome"] == "kept" and outcome["commit"] == fix_commit and outcome["ref"] == "fix/firehose"
     entry = (cron / scheduled["schedule_name"]).read_text()
-    assert f"-i {inv}" in entry and "-m collector.runner" in entry, entry
+    assert f"-i {inv}" in entry and "-m ingester_capture.runner" in entry, entry
     assert image_of(stack) == tag
     label = json.loads(run(["docker", "image", "inspect", tag]).stdout)[0]["Config"]["Labels"]
     assert label["org.opencontainers.image.revision"] == fix_commit

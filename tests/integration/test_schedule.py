@@ -73,7 +73,7 @@ def test_install_twice_run_it_remove_twice(stack_factory: Any, tmp_path: Path, c
         assert len(jobs) == 1, text
         fields = jobs[0].split(None, 6)
         assert fields[:6] == ["4-59/15", "*", "*", "*", "*", "root"]
-        assert f"-i {inventory}" in fields[6] and "-m collector.runner" in fields[6]
+        assert f"-i {inventory}" in fields[6] and "-m ingester_capture.runner" in fields[6]
 
         # What cron would run, run by sh as cron does: one line lands in the log.
         command = fields[6].replace("\\%", "%")

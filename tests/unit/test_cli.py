@@ -123,6 +123,10 @@ def test_verify_run_without_ansible_runner_names_the_extra(tmp_path: Path) -> No
         (["-m", "collector", "--help"], "ingester-collector"),
         (["-m", "collector.verify", "--help"], "python -m collector.verify"),
         (["-m", "collector.runner", "--help"], "python -m collector.runner"),
+        # The installed import name (the checkout installs the package into its environment).
+        (["-m", "ingester_capture.verify", "--help"], "python -m ingester_capture.verify"),
+        (["-m", "ingester_capture.runner", "--help"], "python -m ingester_capture.runner"),
+        (["-m", "ingester_capture", "summarize", "--help"], "ingester-collector summarize"),
     ],
 )
 def test_usage_names_the_program_the_user_typed(argv: list[str], prog: str) -> None:

@@ -3,6 +3,8 @@ they are set), so that ansible-doc -t role shows each default and the two cannot
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
