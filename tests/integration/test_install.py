@@ -70,8 +70,13 @@ def test_the_package_is_the_installed_copy_with_its_templates(
     installed: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     venv, env = installed
-    where = _run([str(venv / "bin" / "python"), "-c", "import collector; print(collector.__file__)"], tmp_path, env)
+    # Its import name is its own: ingester_capture, not the checkout folder's name.
+    where = _run(
+        [str(venv / "bin" / "python"), "-c", "import ingester_capture; print(ingester_capture.__file__)"], tmp_path, env
+    )
     assert where.returncode == 0, where.stderr
+    other = _run([str(venv / "bin" / "python"), "-c", "import collector"], tmp_path, env)
+    assert "No module named 'collector'" in other.stderr, other.stderr
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
     templates = Path(where.stdout.strip()).parent / "report" / "templates"
     assert {"report.md.j2", "report.html.j2", "fleet.md.j2", "verify.md.j2"} <= {p.name for p in templates.iterdir()}
