@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import codecs
 import hashlib
+import os
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -445,33 +446,47 @@ def _attached(head: bytes) -> bool:
 
 
 PREVIOUS_LINES = 5  # the lines shown before each exit (Robusta's "previous logs")
+PREVIOUS_EXITS = 10  # the exits shown so, the newest (and the first)
 LINE_CHARS = 400
+_CAP = LINE_CHARS * 4 + 4  # bytes kept of a line: LINE_CHARS characters of UTF-8, and its \r
 
 
 def lines_before(
     log: LogInput, ends: dict[int, int], count: int = PREVIOUS_LINES
 ) -> dict[int, list[tuple[str, int, str]]]:
-    """For each run's last line in the log (`ends`: run index to line number), that line and the
-    `count - 1` before it, as `(file, number, text)`: the text as the bundle holds it (redacted on
-    the host), URL passwords redacted again (`_shown`), cut at `LINE_CHARS`. Empty when the
-    log cannot be read again; the first reading reported why."""
-    wanted = {n for end in ends.values() for n in range(max(1, end - count + 1), end + 1)}
+    """For the first run that ended and the newest `PREVIOUS_EXITS` (`ends`: run index to its
+    last line in the log), that line and the `count - 1` before it, as `(file, number, text)`: the
+    text as the bundle holds it (redacted on the host), URL passwords redacted again (`_shown`),
+    cut at `LINE_CHARS`. Empty when the log cannot be read again; the first reading said why."""
+    order = sorted(ends)
+    shown = {run: ends[run] for run in order[:1] + order[-PREVIOUS_EXITS:]}
+    wanted = {n for end in shown.values() for n in range(max(1, end - count + 1), end + 1)}
     try:
-        got = lines_at(log.path, wanted)
+        got = lines_at(log.path, wanted, total=log.lines)
     except OSError:
         return {}
     return {
         run: [(log.source, n, got[n]) for n in range(max(1, end - count + 1), end + 1) if n in got]
-        for run, end in ends.items()
+        for run, end in shown.items()
     }
 
 
-def lines_at(path: Path, wanted: set[int]) -> dict[int, str]:
-    """The given 1-based lines of a file, in one pass that stops after the last of them; blocks
-    without a wanted line are only counted."""
+def lines_at(path: Path, wanted: set[int], total: int | None = None) -> dict[int, str]:
+    """The given 1-based lines of a file. With `total` (the file's line count, as the reading
+    counted it), the lines in its second half are read from the end backwards, so the lines
+    before the last exits of a long log cost a few blocks, not the whole file."""
+    front = {n for n in wanted if total is None or n <= total // 2}
+    raw = _from_start(path, front) if front else {}
+    if total is not None and wanted - front:
+        raw.update(_from_end(path, wanted - front, total))
+    return {n: _shown(b) for n, b in raw.items()}
+
+
+def _from_start(path: Path, wanted: set[int]) -> dict[int, bytes]:
+    """The wanted lines in one forward pass that stops after the last of them; blocks without a
+    wanted line are only counted."""
     order = sorted(wanted)
     raw: dict[int, bytes] = {}
-    cap = LINE_CHARS * 4 + 4
     line = 1  # the line the next byte belongs to
     with path.open("rb") as fh:
         while order and line <= order[-1] and (block := fh.read(CHUNK)):
@@ -482,9 +497,40 @@ def lines_at(path: Path, wanted: set[int]) -> dict[int, str]:
                 continue
             for k, piece in enumerate(block.split(b"\n")):
                 if line + k in wanted:
-                    raw[line + k] = (raw.get(line + k, b"") + piece)[:cap]
+                    raw[line + k] = (raw.get(line + k, b"") + piece)[:_CAP]
             line += newlines
-    return {n: _shown(b) for n, b in raw.items() if n < line or b}
+    return {n: b for n, b in raw.items() if n < line or b}
+
+
+def _from_end(path: Path, wanted: set[int], total: int) -> dict[int, bytes]:
+    """The wanted lines in one backward pass from the end of the file (line `total` is its last,
+    a final newline ending it) that stops at the first of them."""
+    lowest = min(wanted)
+    raw: dict[int, bytes] = {}
+    with path.open("rb") as fh:
+        pos = fh.seek(0, os.SEEK_END)
+        line, carry, first = total, b"", True  # carry: the later part of line `line`, capped
+        while pos > 0 and line >= lowest:
+            start = max(0, pos - CHUNK)
+            fh.seek(start)
+            block = fh.read(pos - start)
+            pos = start
+            if first and block.endswith(b"\n"):
+                block = block[:-1]
+            first = False
+            newlines = block.count(b"\n")
+            if not any(line - newlines <= n <= line for n in wanted):
+                line, carry = line - newlines, (carry if newlines == 0 else b"")
+                continue
+            pieces = block.split(b"\n")
+            pieces[-1] += carry
+            for k, piece in enumerate(reversed(pieces[1:])):
+                if line - k in wanted:
+                    raw[line - k] = piece[:_CAP]
+            line, carry = line - newlines, pieces[0][:_CAP]
+        if pos == 0 and line in wanted:
+            raw[line] = carry
+    return raw
 
 
 def _shown(data: bytes) -> str:

@@ -24,6 +24,7 @@ from collector import loader
 from collector.api import summarize
 from collector.cli import main
 from collector.report.charts import _ticks, memory_chart
+from collector.search import LogInput
 from collector.sources.common import parse_time, strip_controls
 from collector.sources.logs import redact_text
 from tests.support.fixtures import BUNDLES, LOGS
@@ -248,6 +249,46 @@ def test_lines_at_reads_the_same_lines_across_block_edges(chunk: int, monkeypatc
     wanted = {1, 2, 60, 61, 64, len(lines) - 1}
     got = loader.lines_at(path, wanted)
     assert got == {n: loader._shown(lines[n - 1].encode()) for n in wanted}
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 4096])
+@pytest.mark.parametrize("case", [OOM, CONFIG, PANIC, "hypothetical-task-error-labeler"])
+def test_lines_at_reads_the_same_lines_from_the_end(case: str, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The second half of a file is read from its end, numbered back from the line count the
+    # reading itself arrived at: the same lines as a forward pass over the whole file.
+    path = BUNDLES / case / "logs" / "ingester.log"
+    log = LogInput(path, "logs/ingester.log")
+    list(log.records())
+    monkeypatch.setattr(loader, "CHUNK", chunk)
+    total = log.lines
+    wanted = {1, 2, total // 2, total // 2 + 1, total - 5, total - 1, total}
+    assert loader.lines_at(path, wanted, total=total) == loader.lines_at(path, wanted)
+    assert len(loader.lines_at(path, wanted, total=total)) == len(wanted)
+
+
+@pytest.mark.parametrize("shape", ["crlf", "no-final-newline", "blank-lines"])
+def test_lines_from_the_end_hold_on_other_line_shapes(shape: str, tmp_path: Path) -> None:
+    text = (BUNDLES / CONFIG / "logs" / "ingester.log").read_text()
+    text = {
+        "crlf": text.replace("\n", "\r\n"),
+        "no-final-newline": text.rstrip("\n"),
+        "blank-lines": text.replace("\n", "\n\n"),
+    }[shape]
+    path = tmp_path / "ingester.log"
+    path.write_text(text, newline="")
+    log = LogInput(path, "logs/ingester.log")
+    list(log.records())
+    wanted = set(range(max(1, log.lines - 8), log.lines + 1)) | {1, 2}
+    assert loader.lines_at(path, wanted, total=log.lines) == loader.lines_at(path, wanted)
+
+
+def test_the_first_exit_and_the_newest_show_their_lines() -> None:
+    log = LogInput(BUNDLES / PANIC / "logs" / "ingester.log", "logs/ingester.log")
+    list(log.records())
+    ends = {run: 10 * run for run in range(1, 15)}
+    shown = loader.lines_before(log, ends)
+    assert sorted(shown) == [1, *range(5, 15)]
+    assert [n for _f, n, _t in shown[14]] == [136, 137, 138, 139, 140]
 
 
 # 4. Causes, severity, next steps
