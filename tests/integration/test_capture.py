@@ -71,6 +71,11 @@ def test_capture_names_the_scenario(
     verdict = report_of(bundle)["verdict"]
     assert (verdict["scenario"], verdict["task"], verdict["exit_path"]) == expected, verdict
     assert verdict["evidence"], "a verdict must cite evidence"
+    # The report says which host and which capture it is about, from what the seal recorded.
+    header = report_of(bundle)["header"]
+    assert header["host"] == "testhost" and header["mode"] == "capture", header
+    assert header["image"] == stack.debug_image and header["window"]["start"], header
+    assert header["rollback"]["pending"] is True and "rollback.yml" in (header["rollback"]["command"] or ""), header
     # The final stats sample: the Engine API's one-shot sample, as the manifest says.
     made = {f["path"]: f for f in json.loads((bundle / "manifest.json").read_text())["files"]}
     final = made["stats-final.json"]
