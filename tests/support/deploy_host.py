@@ -226,7 +226,17 @@ def _controller_python(entry: pwd.struct_passwd) -> tuple[str, dict[str, str]]:
     """An interpreter the controller user may run that imports the project's packages: the
     environment's own, else the system's of the same version with the environment's packages
     (a virtual environment made from an interpreter under /root is not runnable by others).
-    The probe runs from the user's home, where Ansible runs a controller-side command."""
+    The probe runs from the user's home, where Ansible runs a controller-side command.
+
+    The collector installs under its own import name (`ingester_capture`, source `collector/`):
+    the environment's editable install maps one to the other with a .pth file, which only the
+    environment's own interpreter reads. For the system's interpreter a folder in the user's
+    home holds the same mapping as a link."""
+    shim = Path(entry.pw_dir) / "packages"
+    shim.mkdir(exist_ok=True)
+    link = shim / "ingester_capture"
+    if not link.is_symlink():
+        link.symlink_to(REPO / "collector", target_is_directory=True)
     env = ansible_env(
         {
             "HOME": entry.pw_dir,
@@ -242,10 +252,13 @@ def _controller_python(entry: pwd.struct_passwd) -> tuple[str, dict[str, str]]:
         (sys.executable, {}),
         # The checkout too: the environment's editable install of it is a .pth file, which only
         # the environment's own interpreter reads.
-        (f"/usr/bin/python{version}", {"PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], str(REPO)])}),
+        (
+            f"/usr/bin/python{version}",
+            {"PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], str(REPO), str(shim)])},
+        ),
     ):
         try:
-            probe = _as(entry, [python, "-c", "import ansible, jinja2, yaml, collector"], {**env, **extra})
+            probe = _as(entry, [python, "-c", "import ansible, jinja2, yaml, ingester_capture"], {**env, **extra})
         except OSError as exc:  # not executable by the user at all
             tried.append(f"{python}: {exc}")
             continue
