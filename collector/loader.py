@@ -504,14 +504,16 @@ def _from_start(path: Path, wanted: set[int]) -> dict[int, bytes]:
 
 def _from_end(path: Path, wanted: set[int], total: int) -> dict[int, bytes]:
     """The wanted lines in one backward pass from the end of the file (line `total` is its last,
-    a final newline ending it) that stops at the first of them."""
+    a final newline ending it) that stops at the first of them. A block is cut only at the
+    newlines of wanted lines; the others in it are counted."""
     lowest = min(wanted)
+    chunk = min(CHUNK, 1 << 20)
     raw: dict[int, bytes] = {}
     with path.open("rb") as fh:
         pos = fh.seek(0, os.SEEK_END)
         line, carry, first = total, b"", True  # carry: the later part of line `line`, capped
         while pos > 0 and line >= lowest:
-            start = max(0, pos - CHUNK)
+            start = max(0, pos - chunk)
             fh.seek(start)
             block = fh.read(pos - start)
             pos = start
@@ -519,18 +521,31 @@ def _from_end(path: Path, wanted: set[int], total: int) -> dict[int, bytes]:
                 block = block[:-1]
             first = False
             newlines = block.count(b"\n")
-            if not any(line - newlines <= n <= line for n in wanted):
+            here = [n for n in wanted if line - newlines <= n <= line]
+            if not here:
                 line, carry = line - newlines, (carry if newlines == 0 else b"")
                 continue
-            pieces = block.split(b"\n")
-            pieces[-1] += carry
-            for k, piece in enumerate(reversed(pieces[1:])):
-                if line - k in wanted:
-                    raw[line - k] = piece[:_CAP]
-            line, carry = line - newlines, pieces[0][:_CAP]
+            line, carry = _block_from_end(block, line, carry, min(here), wanted, raw)
         if pos == 0 and line in wanted:
             raw[line] = carry
     return raw
+
+
+def _block_from_end(
+    block: bytes, line: int, carry: bytes, lowest: int, wanted: set[int], raw: dict[int, bytes]
+) -> tuple[int, bytes]:
+    """One block read backwards, its last line being `line` (with `carry` after it): the wanted
+    lines down to `lowest` into `raw`. Returns the line the block's first byte belongs to and
+    that line's part in the block (empty when it is not wanted)."""
+    end = len(block)
+    while line >= lowest:
+        cut = block.rfind(b"\n", 0, end)
+        if cut < 0:
+            return line, (block[:end] + carry)[:_CAP]
+        if line in wanted:
+            raw[line] = (block[cut + 1 : end] + carry)[:_CAP]
+        line, end, carry = line - 1, cut, b""
+    return line - block.count(b"\n", 0, end), b""
 
 
 def _shown(data: bytes) -> str:
