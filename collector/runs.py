@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import functools
 import math
 import re
 import time
@@ -327,6 +328,7 @@ class _Builder:
         loader = f.get("loader")
         retry = f.get("retry")
         stop = f.get("graceful-stop")
+        relays, labelers, batch_size = _config_fields(config.text) if isinstance(config, Fact) else ((), (), None)
         return StartupFacts(
             redis_url=config.value if isinstance(config, Fact) else None,
             relay_hosts=config.count if isinstance(config, Fact) else None,
@@ -340,9 +342,9 @@ class _Builder:
             retry_hosts=tuple(self.retry_hosts),
             retry_cite=_cite(retry) if isinstance(retry, Fact) else None,
             graceful_stop=_cite(stop) if isinstance(stop, Fact) else None,
-            relay_list=_config_list(config, "relay_hosts"),
-            labeler_list=_config_list(config, "labeler_hosts"),
-            batch_size=_config_number(config, "batch_size"),
+            relay_list=relays,
+            labeler_list=labelers,
+            batch_size=batch_size,
             write_dead=self.counts.get("write-dead", 0),
             write_dead_cite=_fact_cite(f.get("write-dead")),
             maxmemory=self.counts.get("maxmemory", 0),
@@ -361,20 +363,19 @@ _BATCH_SIZE = re.compile(r"\bbatch_size: (\d{1,12})\b")
 _TASK_INDEX = re.compile(r"\btask (\d{1,6}) panicked")
 
 
-def _config_list(config: object, key: str) -> tuple[str, ...]:
+@functools.lru_cache(maxsize=64)
+def _config_fields(text: str) -> tuple[tuple[str, ...], tuple[str, ...], int | None]:
+    """The relay hosts, the labeler hosts and the batch size of a `Configuration:` line (every
+    run of a crash loop prints the same line: read once)."""
+    relays, labelers = (_config_list(text, key) for key in ("relay_hosts", "labeler_hosts"))
+    m = _BATCH_SIZE.search(text)
+    return relays, labelers, int(m.group(1)) if m else None
+
+
+def _config_list(text: str, key: str) -> tuple[str, ...]:
     """The hosts of `relay_hosts: [..]` / `labeler_hosts: [..]` in the Configuration line."""
-    if not isinstance(config, Fact):
-        return ()
-    m = _CONFIG_LISTS[key].search(config.text)
+    m = _CONFIG_LISTS[key].search(text)
     return tuple(h.strip(' "') for h in m.group(1).split(",") if h.strip(' "')) if m else ()
-
-
-def _config_number(config: object, key: str) -> int | None:
-    if not isinstance(config, Fact):
-        return None
-    assert key == "batch_size"
-    m = _BATCH_SIZE.search(config.text)
-    return int(m.group(1)) if m else None
 
 
 class _Matcher:
