@@ -23,19 +23,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .api import GENERATED_BY, Report, gather, read_json, summarize
 from .archive import MAX_BYTES, TarballRefused, check_sha256, folder_name, is_tarball, unpack
 from .errors import BundleError
 from .exitcodes import Exit
-from .fleet import CAPTURE, VERIFY, FleetError, Outcome, fleet_json, parse_outcomes, summarise
-from .fleet import OUTPUTS as FLEET_OUTPUTS
-from .fleet import dumps as fleet_dumps
-from .fleet import render_markdown as render_fleet_markdown
-from .fleet import render_text as render_fleet_text
-from .report.render import render_summary
-from .version import version_line
+from .search import read_ahead
+
+if TYPE_CHECKING:
+    from .api import Report
+
+# The diagnosis, the reports and the fleet are imported by the commands that use them, after
+# `summarize` has started reading its log (`search.read_ahead`): the search then runs on the
+# second CPU while they load.
 
 SOURCE_INDEX_LIMIT = 1 << 20
 SNIPPET_LIMIT = 256 << 10
@@ -63,10 +63,20 @@ class _UsageError(Exception):
 Handler = Callable[[argparse.Namespace], int]
 
 
+class _Version(argparse.Action):
+    """`--version`: the installed distribution's version, looked up only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from .version import version_line
+
+        sys.stdout.write(version_line(PROG) + "\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each subcommand sets `handler`. Add one with a new `add_parser`."""
     parser = _Parser(prog=PROG, description="Diagnose rsky-ingester restart loops.")
-    parser.add_argument("--version", action="version", version=version_line(PROG))
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     summ = sub.add_parser(
@@ -179,15 +189,18 @@ def _summarize(args: argparse.Namespace) -> int:
     failed: CannotWrite | None = None
     written: str | None = None
     if args.log is not None:
+        read_ahead(args.log, args.log.name)
+        from .api import summarize
+
         report = summarize(args.log, bare_log=True)
         written, failed = _write_reports(report, args.out or args.log.resolve().parent)
     elif is_tarball(args.bundle):
         temporary = args.unpack_to is None and args.out is not None
         with _unpacked(args.bundle, args.unpack_to, temporary=temporary, max_bytes=args.max_bytes) as folder:
-            report = summarize(folder)
+            report = _summarize_bundle(folder)
             written, failed = _write_reports(report, args.out or folder)
     else:
-        report = summarize(args.bundle)
+        report = _summarize_bundle(args.bundle)
         written, failed = _write_reports(report, args.out or args.bundle)
     if not args.quiet:
         _print(report.doc, args.format, written, sys.stdout)
@@ -196,6 +209,16 @@ def _summarize(args: argparse.Namespace) -> int:
         print(f"{PROG}: {failed}", file=sys.stderr)
         return Exit.CANNOT_WRITE
     return report.exit_code
+
+
+def _summarize_bundle(folder: Path) -> Report:
+    # (the loader hashes the log when the bundle has a manifest: the reader started here must
+    # do the same to be taken over)
+    read_ahead(folder / "logs" / "ingester.log", "logs/ingester.log",
+               hash_it=(folder / "manifest.json").is_file())
+    from .api import summarize
+
+    return summarize(folder)
 
 
 def _write_reports(report: Report, out_dir: Path) -> tuple[str | None, CannotWrite | None]:
@@ -240,6 +263,13 @@ def _unpacked(tarball: Path, given: Path | None, *, temporary: bool, max_bytes: 
 
 
 def _fleet(args: argparse.Namespace) -> int:
+    from .api import GENERATED_BY, gather, read_json
+    from .fleet import CAPTURE, VERIFY, FleetError, Outcome, fleet_json, parse_outcomes, summarise
+    from .fleet import OUTPUTS as FLEET_OUTPUTS
+    from .fleet import dumps as fleet_dumps
+    from .fleet import render_markdown as render_fleet_markdown
+    from .fleet import render_text as render_fleet_text
+
     kind = VERIFY if args.verify else CAPTURE
     if not args.dest.is_dir():
         print(f"{PROG}: {args.dest}: not a folder (give the capture destination, capture_dest)", file=sys.stderr)
@@ -283,6 +313,8 @@ def _fleet(args: argparse.Namespace) -> int:
 
 
 def _print(report: dict[str, Any], fmt: str, written: str | None, out: TextIO) -> None:
+    from .report.render import render_summary
+
     if fmt == "json":
         out.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     else:

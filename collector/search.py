@@ -10,6 +10,7 @@ on a file with a line over `LINE_MAX`, by `scan.CandidateScanner` in bounded chu
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import contextlib
 import fcntl
@@ -20,6 +21,8 @@ import os
 import pickle
 import re
 import shutil
+import signal
+import stat
 import struct
 import subprocess
 import tempfile
@@ -65,32 +68,18 @@ class LogInput:
 
         A long log is read in a forked copy of this process (`_forked`) while this one takes
         the records as they come (the runs, the rules): the machine's second CPU."""
-        if _fork_reader(self.path):
-            yield from self._forked(hash_it)
+        child = _AHEAD.take(self, hash_it)
+        if child is None and _fork_reader(self.path):
+            child = _start_reader(self, hash_it)
+        if child is not None:
+            yield from self._forked(*child)
         else:
             yield from self._records(hash_it)
 
-    def _forked(self, hash_it: bool) -> Iterator[LogRecord]:
-        """`_records` in a child process, its records sent back in pickled batches; its line
-        count, hash and problems at the end; its `BundleError` or `OSError` raised here."""
-        rd, wr = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(rd)
-            os.close(wr)
-            yield from self._records(hash_it)
-            return
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            os.close(rd)
-            code = 0
-            try:
-                with os.fdopen(wr, "wb", buffering=1 << 16) as out:
-                    _serve_records(self, hash_it, out)
-            except BaseException:  # the parent sees the stream end early and says so
-                code = 1
-            os._exit(code)
-        os.close(wr)
+    def _forked(self, pid: int, rd: int) -> Iterator[LogRecord]:
+        """The records of `_records` run in the child `pid` (`_start_reader`), read from the
+        pipe `rd`: pickled batches, then its line count, hash and problems; its `BundleError`
+        or `OSError` raised here."""
         try:
             with os.fdopen(rd, "rb", buffering=1 << 16) as inp:
                 while True:
@@ -192,6 +181,110 @@ def _fork_reader(path: Path) -> bool:
         return cpus >= 2 and path.stat().st_size >= FORK_MIN
     except OSError:
         return False  # the reader says why
+
+
+def _start_reader(log: LogInput, hash_it: bool) -> tuple[int, int] | None:
+    """Fork the child that runs `log._records` and sends its records back (`_serve_records`):
+    (its pid, the pipe to read them from), or None when there is no fork to be had."""
+    rd, wr = os.pipe()
+    with contextlib.suppress(OSError):  # a batch in flight while the reader is busy elsewhere
+        fcntl.fcntl(wr, F_SETPIPE_SZ, 1 << 20)
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(rd)
+        os.close(wr)
+        return None
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        os.close(rd)
+        code = 0
+        try:
+            with os.fdopen(wr, "wb", buffering=1 << 16) as out:
+                _serve_records(log, hash_it, out)
+        except BaseException:  # the parent sees the stream end early and says so
+            code = 1
+        os._exit(code)
+    os.close(wr)
+    return pid, rd
+
+
+class _ReadAhead:
+    """Readers started before anyone asked for their records (`read_ahead`), by file.
+
+    The command line starts the reader of the log it is given before it imports the diagnosis
+    and the reports, so the search runs meanwhile; `LogInput.records` of the same file (same
+    source name, same hashing, the file unchanged) takes the running reader over. One never
+    taken over is killed and reaped at exit."""
+
+    def __init__(self) -> None:
+        # the file (device, inode) -> (what it was started for: source, hashing, size, mtime;
+        # the reader's pid and pipe)
+        self.started: dict[tuple[int, int], tuple[tuple[str, bool, int, int], int, int]] = {}
+        self.hooked = False
+
+    @staticmethod
+    def _identity(path: Path) -> tuple[int, int, int, int] | None:
+        """A regular file's device, inode, size and mtime; None for anything else (a link, a
+        FIFO, a file that cannot be read: those are the loader's to refuse or report)."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    def start(self, log: LogInput, hash_it: bool) -> None:
+        ident = self._identity(log.path)
+        if ident is None or ident[:2] in self.started or not _fork_reader(log.path):
+            return
+        child = _start_reader(log, hash_it)
+        if child is None:
+            return
+        self.started[ident[:2]] = ((log.source, hash_it, *ident[2:]), *child)
+        if not self.hooked:
+            atexit.register(self.stop_all)
+            self.hooked = True
+
+    def take(self, log: LogInput, hash_it: bool) -> tuple[int, int] | None:
+        """The running reader of this very file, or None (one started for another reading, or
+        for a file that has changed since, is stopped)."""
+        if not self.started:
+            return None
+        ident = self._identity(log.path)
+        if ident is None:
+            return None
+        entry = self.started.pop(ident[:2], None)
+        if entry is None:
+            return None
+        started_for, pid, rd = entry
+        if started_for != (log.source, hash_it, *ident[2:]):
+            self._stop(pid, rd)
+            return None
+        return pid, rd
+
+    @staticmethod
+    def _stop(pid: int, rd: int) -> None:
+        os.close(rd)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+    def stop_all(self) -> None:
+        while self.started:
+            _, (_, pid, rd) = self.started.popitem()
+            self._stop(pid, rd)
+
+
+_AHEAD = _ReadAhead()
+
+
+def read_ahead(path: Path, source: str, *, hash_it: bool = False) -> None:
+    """Start reading a long log now, in the forked reader (`LogInput.records` takes it over), so
+    its search runs while the caller loads the rest; nothing happens for a short log, one that
+    cannot be read (its reader will say why), or where there is no second CPU."""
+    _AHEAD.start(LogInput(path, source), hash_it)
 
 
 def _serve_records(log: LogInput, hash_it: bool, out: BinaryIO) -> None:  # pragma: no cover - child

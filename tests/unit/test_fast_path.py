@@ -446,6 +446,82 @@ def test_forked_reader_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         list(log.records())
 
 
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_read_ahead_taken_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader started ahead (`read_ahead`, as the command line does before its imports) is the
+    one `records` reads from: the same records, line count and hash; none is left running."""
+    import collector.search as search
+
+    path = GREP_CASES[0]
+    monkeypatch.setattr(search, "FORK_MIN", 1 << 62)
+    plain = search.LogInput(path, path.name)
+    want = record_key(list(plain.records(hash_it=True)))
+    monkeypatch.setattr(search, "FORK_MIN", 0)
+    search.read_ahead(path, path.name, hash_it=True)
+    [(_, pid, _)] = search._AHEAD.started.values()
+    log = search.LogInput(path, path.name)
+    monkeypatch.setattr(search, "_start_reader", _no_second_reader)
+    assert record_key(list(log.records(hash_it=True))) == want
+    assert (log.lines, log.sha256) == (plain.lines, plain.sha256)
+    assert not search._AHEAD.started
+    assert not _alive(pid)
+
+
+@pytest.mark.parametrize("change", ["hash", "source", "appended"])
+def test_read_ahead_for_another_reading_is_stopped(
+    change: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader started for another source name, hashing, or a file that has grown since is
+    stopped, and a new one reads the file as it is now."""
+    import collector.search as search
+
+    monkeypatch.setattr(search, "FORK_MIN", 0)
+    path = tmp_path / "ingester.log"
+    path.write_bytes(GREP_CASES[0].read_bytes())
+    search.read_ahead(path, "ingester.log", hash_it=change == "hash")
+    [(_, pid, _)] = search._AHEAD.started.values()
+    if change == "appended":
+        with path.open("ab") as fh:
+            fh.write(b"2026-11-29T10:00:00.000000000Z Error: CRITICAL: Firehose ingester exited unexpectedly.\n")
+    log = search.LogInput(path, "other.log" if change == "source" else "ingester.log")
+    recs = list(log.records())
+    assert not _alive(pid)
+    want = search.LogInput(path, log.source)
+    monkeypatch.setattr(search, "FORK_MIN", 1 << 62)
+    assert record_key(recs) == record_key(list(want.records()))
+
+
+def test_read_ahead_never_taken_is_stopped_and_skips_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader nobody takes over is killed and reaped at exit (`stop_all`, registered with
+    atexit); a link or a missing file is not read ahead (the loader refuses or reports them)."""
+    import collector.search as search
+
+    monkeypatch.setattr(search, "FORK_MIN", 0)
+    link = tmp_path / "link.log"
+    link.symlink_to(GREP_CASES[0])
+    search.read_ahead(link, "link.log")
+    search.read_ahead(tmp_path / "missing.log", "missing.log")
+    assert not search._AHEAD.started
+    search.read_ahead(GREP_CASES[0], "x")
+    [(_, pid, _)] = search._AHEAD.started.values()
+    search._AHEAD.stop_all()
+    assert not search._AHEAD.started
+    assert not _alive(pid)
+
+
+def _no_second_reader(log: object, hash_it: bool) -> None:
+    raise AssertionError("a second reader was started although one was read ahead")
+
+
 def _raises(self: object, hash_it: bool) -> Iterator[LogRecord]:
     from collector.errors import BundleError
 
