@@ -764,14 +764,22 @@ class LogParser:
             n = int(m2.group(1) or m2.group(2)) if m2 else None
             out.append(Pressure(line.ts, n, _clip(text), src, number))
             return
-        fact = _fact(line, text)
+        key = (text, line.level, line.target)
+        if key in _fact_cache:
+            fact = _fact_cache[key]
+        else:
+            read = _fact(line, text)
+            fact = (*read, _clip(text)) if read is not None else None
+            if len(_fact_cache) >= _CACHE_MAX:
+                _fact_cache.clear()
+            _fact_cache[key] = fact
         if fact is not None:
-            kind, task, value, count = fact
+            kind, task, value, count, clipped = fact
             if kind in ("unknown-mode", "loader"):
                 self._terminal = True  # exit(1) follows; the loader's line is all a run prints
                 if self._terminal_ts is None or kind == "loader":
                     self._terminal_ts = _until(line)
-            out.append(Fact(line.ts, kind, task, value, count, _clip(text), src, number))
+            out.append(Fact(line.ts, kind, task, value, count, clipped, src, number))
 
     def _compose_exit(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
         """Compose's own `<container> exited with code N` line: the run has ended."""
@@ -865,28 +873,13 @@ class LogParser:
                 self._terminal_ts = _until(line)
 
     def _critical(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
-        body = text.split("CRITICAL", 1)[1].lstrip(":").strip()
-        for kind, rx in _CRITICALS:
-            m = rx.search(body)
-            if m is not None:
-                word, host, detail = m.group(1), m.group(2), m.group(3)
-                task = _task(word)
-                if kind in ("task-completed", "task-panicked"):
-                    host = None
-                out.append(
-                    Critical(
-                        line.ts,
-                        kind,
-                        task,
-                        host or None,
-                        _clip(detail) if detail else None,
-                        _clip(text),
-                        self.source,
-                        number,
-                    )
-                )
-                return
-        out.append(Critical(line.ts, "other", None, None, None, _clip(text), self.source, number))
+        read = _critical_cache.get(text)
+        if read is None:
+            read = _read_critical(text)
+            if len(_critical_cache) >= _CACHE_MAX:
+                _critical_cache.clear()
+            _critical_cache[text] = read
+        out.append(Critical(line.ts, *read, self.source, number))
 
 
 _CONFIG_URL = re.compile(r'redis_url: "((?:[^"\\]|\\.)*)"')
@@ -939,6 +932,25 @@ def _fact(line: _Line, text: str) -> tuple[str, str | None, str | None, int | No
         return "graceful-stop", None, None, None
     return None
 
+
+def _read_critical(text: str) -> tuple[str, str | None, str | None, str | None, str]:
+    """(kind, task, host, clipped detail, clipped text) of a `CRITICAL` line."""
+    body = text.split("CRITICAL", 1)[1].lstrip(":").strip()
+    for kind, rx in _CRITICALS:
+        m = rx.search(body)
+        if m is not None:
+            word, host, detail = m.group(1), m.group(2), m.group(3)
+            if kind in ("task-completed", "task-panicked"):
+                host = None
+            return kind, _task(word), host or None, _clip(detail) if detail else None, _clip(text)
+    return "other", None, None, None, _clip(text)
+
+
+# A crash loop prints the same Configuration and CRITICAL lines in every run: each distinct
+# line is read once (a `_fact_cache` value of None: the line is no fact).
+_FactRead = tuple[str, str | None, str | None, int | None, str]  # `_fact`'s, and the clipped text
+_fact_cache: dict[tuple[str, str | None, str | None], _FactRead | None] = {}
+_critical_cache: dict[str, tuple[str, str | None, str | None, str | None, str]] = {}
 
 _Trace = tuple[str, str | None, str | None, tuple[str, str | None, str | None] | None]
 # Breadcrumbs repeat word for word in every run: each distinct text is read once.
