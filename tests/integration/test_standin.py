@@ -73,12 +73,21 @@ class Run:
     def traces(self) -> list[str]:
         return [line for line in self.err_lines if line.startswith("[EXIT-TRACE]")]
 
-    def first(self, text: str) -> int:
-        """Index in :attr:`merged` of the first line containing ``text`` (ValueError if none)."""
-        for i, line in enumerate(self.merged):
+    @property
+    def out_lines(self) -> list[str]:
+        return self.out.splitlines()
+
+    def first(self, text: str, lines: list[str] | None = None) -> int:
+        """Index in ``lines`` (default :attr:`merged`) of the first line containing ``text``
+        (ValueError if none).
+
+        Lines that must follow one another are looked up in their own stream (`out_lines`,
+        `err_lines`): Docker stamps stdout and stderr in two copiers, and under load their stamps
+        do not order lines across the streams."""
+        for i, line in enumerate(self.merged if lines is None else lines):
             if text in line:
                 return i
-        raise ValueError(f"{text!r} not in the merged log")
+        raise ValueError(f"{text!r} not in the log")
 
 
 def _merged(name: str) -> list[str]:
@@ -199,14 +208,15 @@ def test_all_panicked_sequence(image: str, build: str, family: str, hosts: int, 
     assert run.rc == 1
     assert run.err_lines.count("FATAL PANIC OCCURRED") == hosts
     assert _critical_tasks(run, title) == list(range(hosts))
+    out_lines = run.out_lines
     for i in range(hosts):
-        critical = run.first(f"CRITICAL: {title} task {i} panicked or was cancelled: ")
+        critical = run.first(f"CRITICAL: {title} task {i} panicked or was cancelled: ", out_lines)
         assert re.fullmatch(
             rf".*ERROR ingester: CRITICAL: {title} task {i} panicked or was cancelled: "
             rf'JoinError::Panic\(Id\(\d+\), "{re.escape(UNWRAP)}", \.\.\.\)',
-            run.merged[critical],
-        ), run.merged[critical]
-        assert run.merged[critical + 1] == "This indicates a serious error."
+            out_lines[critical],
+        ), out_lines[critical]
+        assert out_lines[critical + 1] == "This indicates a serious error."
     # The whole sequence in order, stream by stream (Docker stamps stdout and stderr in two
     # copiers: under load their stamps do not order lines across the streams). stdout: every
     # CRITICAL, the select line, `exited`; stderr: every banner, the select breadcrumb, `Error:`.
@@ -347,14 +357,16 @@ def test_config_redis_url_all_mode(image: str, build: str) -> None:
                       + re.escape(REDIS_PARSE) + r"$", run.out, re.M)  # fmt: skip
     assert match, run.out
     title = match.group(1)
-    at = run.first(f"{title} ingester exited: Ok(Err(Redis error: {REDIS_PARSE}")
-    assert run.merged[at + 1 : at + 4] == ["", "Caused by:", f"    {REDIS_PARSE}"]
-    assert run.merged[at + 5] == "Stack backtrace:"
-    error = run.first("Error: ")
-    assert run.merged[error] == (
+    # (each block is one write to its own stream: tracing's on stdout, Rust's `Error:` on stderr)
+    out_lines, err_lines = run.out_lines, run.err_lines
+    at = run.first(f"{title} ingester exited: Ok(Err(Redis error: {REDIS_PARSE}", out_lines)
+    assert out_lines[at + 1 : at + 4] == ["", "Caused by:", f"    {REDIS_PARSE}"]
+    assert out_lines[at + 5] == "Stack backtrace:"
+    error = run.first("Error: ", err_lines)
+    assert err_lines[error] == (
         f"Error: CRITICAL: {title} ingester exited unexpectedly. This should never happen. Check logs for details."
     )
-    assert run.merged[error + 1 : error + 3] == ["", "Stack backtrace:"]
+    assert err_lines[error + 1 : error + 3] == ["", "Stack backtrace:"]
     if build == "debug":
         assert re.search(rf"\[EXIT-TRACE\] tokio::select! triggered on {title.lower()}_handle - EXIT PATH [DEF]$",
                          run.stderr, re.M)  # fmt: skip
