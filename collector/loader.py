@@ -495,7 +495,9 @@ def _from_start(path: Path, wanted: set[int]) -> dict[int, bytes]:
             if i == len(order) or order[i] > line + newlines:
                 line += newlines
                 continue
-            for k, piece in enumerate(block.split(b"\n")):
+            # (split no further than the last wanted line: a first exit near the top of a long
+            # log would otherwise cut a whole 8 MiB block into lines)
+            for k, piece in enumerate(block.split(b"\n", order[-1] - line + 1)):
                 if line + k in wanted:
                     raw[line + k] = (raw.get(line + k, b"") + piece)[:_CAP]
             line += newlines
