@@ -36,21 +36,7 @@ from typing import BinaryIO, Literal
 
 from .errors import BundleError
 from .sources.common import Problem
-from .sources.logs import (
-    Banner,
-    ComposeExit,
-    Critical,
-    EndOfLog,
-    ErrorExit,
-    ExitTrace,
-    Fact,
-    LogParser,
-    LogRecord,
-    Panic,
-    Pressure,
-    TaskResult,
-    repeated,
-)
+from .sources.logs import RECORD_TYPES, LogParser, LogRecord, Pressure, repeated
 from .sources.scan import (
     BULK,
     BULK_EXACT,
@@ -309,10 +295,7 @@ class _Wire:
     reading waits for). Rebuilt here without their `__init__`: the values are the ones the
     reader's records were made with."""
 
-    CLASSES: tuple[type, ...] = (
-        Banner, ExitTrace, TaskResult, Critical, Panic, ErrorExit, ComposeExit, Pressure, Fact, EndOfLog,
-        Problem,
-    )
+    CLASSES: tuple[type, ...] = RECORD_TYPES
 
     def __init__(self) -> None:
         self.number = {cls: i for i, cls in enumerate(self.CLASSES)}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from ..sources.common import SECONDS_CACHE, Problem, parse_time, strip_controls
 
@@ -180,6 +181,10 @@ class EndOfLog:
     source: str = field(compare=False)
 
 
+# every record class, in one order (the forked reader sends a record as its class's place here)
+RECORD_TYPES = (
+    Banner, ExitTrace, TaskResult, Critical, Panic, ErrorExit, ComposeExit, Pressure, Fact, EndOfLog, Problem,
+)
 LogRecord = (
     Banner
     | ExitTrace
@@ -356,6 +361,17 @@ def _until(line: _Line) -> float | None:
 # rest alone (a Compose prefix cannot follow a timestamp), so repeated bodies are read once.
 _DOCKER_PREFIX = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
 _CACHE_MAX = 4096
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    """Keep `value` for `key` in one of the line caches (emptied when `_CACHE_MAX` full): a
+    crash loop prints the same lines in every run, and each distinct one is read once."""
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
 _split_cache: dict[str | tuple[int, str], tuple[str | None, str | None, str]] = {}
 # tracing's own timestamp as it prints it (dimmed), after Docker's
 _TRACING_HEAD = re.compile(r"\x1b\[2m\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\x1b\[0m ")
@@ -765,14 +781,7 @@ class LogParser:
             out.append(Pressure(line.ts, n, _clip(text), src, number))
             return
         key = (text, line.level, line.target)
-        if key in _fact_cache:
-            fact = _fact_cache[key]
-        else:
-            read = _fact(line, text)
-            fact = (*read, _clip(text)) if read is not None else None
-            if len(_fact_cache) >= _CACHE_MAX:
-                _fact_cache.clear()
-            _fact_cache[key] = fact
+        fact = _fact_cache[key] if key in _fact_cache else _remember(_fact_cache, key, _read_fact(line, text))
         if fact is not None:
             kind, task, value, count, clipped = fact
             if kind in ("unknown-mode", "loader"):
@@ -856,12 +865,7 @@ class LogParser:
         return False
 
     def _exit_trace(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
-        parsed = _trace_cache.get(text)
-        if parsed is None:
-            parsed = _read_trace(text)
-            if len(_trace_cache) >= _CACHE_MAX:
-                _trace_cache.clear()
-            _trace_cache[text] = parsed
+        parsed = _trace_cache.get(text) or _remember(_trace_cache, text, _read_trace(text))
         body, path, task, result = parsed
         out.append(ExitTrace(line.ts, body, path, task, self.source, number))
         if result is not None:
@@ -873,12 +877,7 @@ class LogParser:
                 self._terminal_ts = _until(line)
 
     def _critical(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
-        read = _critical_cache.get(text)
-        if read is None:
-            read = _read_critical(text)
-            if len(_critical_cache) >= _CACHE_MAX:
-                _critical_cache.clear()
-            _critical_cache[text] = read
+        read = _critical_cache.get(text) or _remember(_critical_cache, text, _read_critical(text))
         out.append(Critical(line.ts, *read, self.source, number))
 
 
@@ -946,9 +945,16 @@ def _read_critical(text: str) -> tuple[str, str | None, str | None, str | None, 
     return "other", None, None, None, _clip(text)
 
 
-# A crash loop prints the same Configuration and CRITICAL lines in every run: each distinct
-# line is read once (a `_fact_cache` value of None: the line is no fact).
+# Configuration, CRITICAL and breadcrumb lines, each distinct one read once (`_remember`; a
+# `_fact_cache` value of None: the line is no fact)
 _FactRead = tuple[str, str | None, str | None, int | None, str]  # `_fact`'s, and the clipped text
+
+
+def _read_fact(line: _Line, text: str) -> _FactRead | None:
+    read = _fact(line, text)
+    return (*read, _clip(text)) if read is not None else None
+
+
 _fact_cache: dict[tuple[str, str | None, str | None], _FactRead | None] = {}
 _critical_cache: dict[str, tuple[str, str | None, str | None, str | None, str]] = {}
 
