@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .inputs import Context, slope
+from .sources.common import quick_init
 from .sources.dmesg import KernelOom
 from .sources.events import DockerEvent
 from .sources.logs import (
@@ -46,6 +47,7 @@ DAEMON_MATCH = 0.01
 MAX_CONTAINED = 4
 
 
+@quick_init
 @dataclass(frozen=True)
 class ContainedPanic:
     """A panic the process survived: a host task died but the others (and the process) ran on."""
@@ -61,6 +63,7 @@ class ContainedPanic:
     host: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class StartupFacts:
     """What the run said about its configuration and start (from `Fact` lines)."""
@@ -87,6 +90,7 @@ class StartupFacts:
     idle: Cite | None = None  # labeler mode with no hosts: sleeping forever by design
 
 
+@quick_init
 @dataclass(frozen=True)
 class Cite:
     """A line a person can open and check."""
@@ -96,6 +100,7 @@ class Cite:
     text: str
 
 
+@quick_init
 @dataclass(frozen=True)
 class Run:
     """One container run: how it started, what it printed, how it ended and what killed it."""

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from ..sources.common import SECONDS_CACHE, Problem, parse_time, strip_controls
+from ..sources.common import SECONDS_CACHE, Problem, parse_time, quick_init, strip_controls
 
 TASKS = ("firehose", "backfill", "labeler")
 PATH_TASK = {
@@ -43,6 +43,7 @@ RESTART_GAP = 0.08
 _TEXT_CAP = 2000
 
 
+@quick_init
 @dataclass(frozen=True)
 class Banner:
     """A container start: the `Starting rsky-ingester` line, or a first-of-run line standing in
@@ -56,6 +57,7 @@ class Banner:
     line: int = field(compare=False)
 
 
+@quick_init
 @dataclass(frozen=True)
 class ExitTrace:
     """An `[EXIT-TRACE]` breadcrumb (or the stdout `EXIT PATH` twin)."""
@@ -68,6 +70,7 @@ class ExitTrace:
     line: int = field(compare=False)
 
 
+@quick_init
 @dataclass(frozen=True)
 class TaskResult:
     """The Debug of a task's `JoinHandle` result: kind is `ok-ok`, `ok-err`, `join-panic`,
@@ -83,6 +86,7 @@ class TaskResult:
     line: int = field(compare=False)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Critical:
     """A `CRITICAL:` line; kind is host-error, host-ok, task-completed, task-panicked,
@@ -98,6 +102,7 @@ class Critical:
     line: int = field(compare=False)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Panic:
     """A panic: `hook` (FATAL PANIC OCCURRED banner) or `default` (Rust's own message)."""
@@ -113,6 +118,7 @@ class Panic:
     line: int = field(compare=False)
 
 
+@quick_init
 @dataclass(frozen=True)
 class ErrorExit:
     """main returned Err: Rust printed `Error: <message>` (then causes and a backtrace)."""
@@ -125,6 +131,7 @@ class ErrorExit:
     line: int = field(compare=False)
 
 
+@quick_init
 @dataclass(frozen=True)
 class ComposeExit:
     """Compose's own `<container> exited with code N` line in an attached stream."""
@@ -136,6 +143,7 @@ class ComposeExit:
     line: int = field(compare=False)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Pressure:
     """Memory pressure reported by the service: backpressure warnings, in-flight metrics."""
@@ -147,6 +155,7 @@ class Pressure:
     line: int = field(compare=False)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Fact:
     """A line that says something about the run without ending it. kind:
@@ -172,6 +181,7 @@ class Fact:
     line: int = field(compare=False)
 
 
+@quick_init
 @dataclass(frozen=True)
 class EndOfLog:
     """The end of the stream: how many physical lines, and the time on the last one (if any)."""

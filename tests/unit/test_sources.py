@@ -2,19 +2,61 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 
 import pytest
 
 from collector.errors import BundleError
+from collector.runs import Cite, Run, StartupFacts
 from collector.sources.bundle_meta import Manifest, parse_host, parse_manifest
-from collector.sources.common import Problem, parse_size, parse_time
+from collector.sources.common import Problem, parse_size, parse_time, quick_init
 from collector.sources.dmesg import KernelOom, parse_dmesg
 from collector.sources.events import DockerEvent, parse_events
 from collector.sources.inspect import Inspect, parse_inspect
+from collector.sources.logs import RECORD_TYPES
 from collector.sources.stats import StatsSample, parse_stats
 
 CID = "d04abef731b2b34dd28644123c450ef044706836a48b3cf9c0204b3ff4264f27"
+
+
+@pytest.mark.parametrize("cls", [*RECORD_TYPES, Cite, Run, StartupFacts], ids=lambda c: c.__name__)
+def test_quick_init_keeps_the_dataclass(cls: type) -> None:
+    """The records and runs built with `quick_init` take the same arguments as the dataclass's own
+    `__init__` would, keep their defaults, and stay frozen."""
+    own = dataclasses.fields(cls)
+    params = list(inspect.signature(cls).parameters.values())
+    assert [p.name for p in params] == [f.name for f in own]
+    for p, f in zip(params, own, strict=True):
+        assert p.default is (inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default)
+    values = {f.name: (f.default if f.default is not dataclasses.MISSING else object()) for f in own}
+    rec = cls(**values)
+    assert vars(rec) == values
+    assert rec == cls(*values.values())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(rec, own[0].name, None)
+
+
+def test_quick_init_refuses_what_it_cannot_copy() -> None:
+    @dataclasses.dataclass
+    class Mutable:
+        a: int
+
+    @dataclasses.dataclass(frozen=True)
+    class Factory:
+        a: list[int] = dataclasses.field(default_factory=list)
+
+    @dataclasses.dataclass(frozen=True)
+    class Post:
+        a: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    for cls in (Mutable, Factory, Post):
+        with pytest.raises(TypeError, match="not a plain frozen dataclass"):
+            quick_init(cls)
 
 
 def test_time_and_size() -> None:
