@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..sources.common import SECONDS_CACHE, Problem, parse_time, quick_init, strip_controls
 
@@ -491,10 +491,12 @@ class _Block:
 _OLD_TAIL = re.compile(r"^(.*)', (\S+:\d+:\d+)$")
 
 
-def _default_panic(m: re.Match[str], number: int, ts: float | None, text: str) -> _Block:
-    """The block of Rust's own panic message, `thread 'x' panicked at <where>` (`_DEFAULT_PANIC`)."""
-    b = _Block("default", number, ts, thread=m.group(1), text=text)
-    where = m.group(2).rstrip()
+def _default_panic(head: tuple[str, str], number: int, ts: float | None, text: str) -> _Block:
+    """The block of Rust's own panic message, `thread 'x' panicked at <where>` (`_DEFAULT_PANIC`:
+    the thread and where)."""
+    thread, where = head
+    b = _Block("default", number, ts, thread=thread, text=text)
+    where = where.rstrip()
     old = _OLD_PANIC.match(where)
     if old is not None:  # Rust < 1.73: message and location on one line
         b.message = [old.group(1)]
@@ -533,7 +535,8 @@ class LogParser:
     # -- public -------------------------------------------------------------------------------
     def feed(self, number: int, raw: str) -> list[LogRecord]:
         """Records completed by line `number` (1-based, may skip ordinary lines)."""
-        self._lines = max(self._lines, number)
+        if number > self._lines:
+            self._lines = number
         block = self._block
         if block is None and not _has_needle(raw):
             # an ordinary line (most of a log): only remembered, parsed if a banner needs it
@@ -767,38 +770,54 @@ class LogParser:
         if line.compose_own:
             self._compose_exit(number, line, text, out)
             return
-        if "Starting rsky-ingester" in text:
+        key = (text, line.level, line.target)
+        reading = _readings.get(key)
+        if reading is None:
+            reading = _read(text, line.level, line.target)
+            if reading[0] != "pressure":  # (each carries its own number: never read again)
+                _remember(_readings, key, reading)
+        kind, hint, needle, got = reading
+        if kind == "banner":
             self._banner(number, line, out)
             return
-        self._maybe_new_run(number, line, text, out)
-        if self._opens_block(number, line, text, out):
-            return
-        if "[EXIT-TRACE]" in text:
-            self._exit_trace(number, line, text, out)
-            return
-        if "CRITICAL" in text:
-            self._critical(number, line, text, out)
-            return
+        self._maybe_new_run(number, line, hint, needle, out)
         src = self.source
-        m = _EXITED.search(text)
-        if m is not None:
-            kind, error, inner = classify_result(m.group(2))
-            out.append(TaskResult(line.ts, _task(m.group(1)), kind, error, inner, _clip(text), src, number))
-            return
-        if "Backpressure active" in text or "Memory metrics:" in text:
-            m2 = _EVENTS_IN_MEMORY.search(text)
-            n = int(m2.group(1) or m2.group(2)) if m2 else None
-            out.append(Pressure(line.ts, n, _clip(text), src, number))
-            return
-        key = (text, line.level, line.target)
-        fact = _fact_cache[key] if key in _fact_cache else _remember(_fact_cache, key, _read_fact(line, text))
-        if fact is not None:
-            kind, task, value, count, clipped = fact
-            if kind in ("unknown-mode", "loader"):
-                self._terminal = True  # exit(1) follows; the loader's line is all a run prints
-                if self._terminal_ts is None or kind == "loader":
+        if kind in _OPENS:
+            self._close_block(out)
+            if kind == "hook":
+                self._block = _Block("hook", number, line.ts, text=text)
+            elif kind == "default":
+                self._block = _default_panic(got, number, line.ts, text)
+            else:  # `Error: ` printed by main: the end of the run
+                self._block = _Block("error", number, line.ts, text=text[len("Error: ") :])
+                self._terminal = True
+                self._terminal_ts = _until(line)
+        elif kind == "trace":
+            body, path, task, result = got
+            out.append(ExitTrace(line.ts, body, path, task, src, number))
+            if result is not None:
+                rkind, error, inner = result
+                out.append(TaskResult(line.ts, task, rkind, error, inner, body, src, number))
+            if path is not None:
+                self._terminal = True
+                if self._terminal_ts is None:
                     self._terminal_ts = _until(line)
-            out.append(Fact(line.ts, kind, task, value, count, clipped, src, number))
+        elif kind == "critical":
+            ckind, task, host, detail, clipped = got
+            out.append(Critical(line.ts, ckind, task, host, detail, clipped, src, number))
+        elif kind == "exited":
+            task, (rkind, error, inner), clipped = got
+            out.append(TaskResult(line.ts, task, rkind, error, inner, clipped, src, number))
+        elif kind == "pressure":
+            n, clipped = got
+            out.append(Pressure(line.ts, n, clipped, src, number))
+        elif kind == "fact":
+            fkind, task, value, count, clipped = got
+            if fkind in ("unknown-mode", "loader"):
+                self._terminal = True  # exit(1) follows; the loader's line is all a run prints
+                if self._terminal_ts is None or fkind == "loader":
+                    self._terminal_ts = _until(line)
+            out.append(Fact(line.ts, fkind, task, value, count, clipped, src, number))
 
     def _compose_exit(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
         """Compose's own `<container> exited with code N` line: the run has ended."""
@@ -823,7 +842,9 @@ class LogParser:
             return
         self._new_run(number, line, False, out)
 
-    def _maybe_new_run(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
+    def _maybe_new_run(
+        self, number: int, line: _Line, hint: str | None, needle: bool, out: list[LogRecord]
+    ) -> None:
         """Open a run without a banner when the line must be the next process's: printed well
         after the last run ended, a run-start breadcrumb seen again (or after an end), or the
         first ingester line of Compose's stream after an `exited with code`."""
@@ -836,60 +857,16 @@ class LogParser:
             # no banner (RUST_LOG=warn hides it) but the last run already ended: a line this
             # much later is printed by the next process
             self._new_run(number, line, True, out)
-        hint: str | None = None
-        if "[EXIT-TRACE] " in text:  # both hints start so
-            for h in _HINTS:
-                if h in text:
-                    hint = h
-                    break
         if hint is not None and (self._terminal or hint in self._hints or not self._emitted):
             self._new_run(number, line, True, out)
         elif (
             self._after_compose_exit
             and line.compose is not None
-            and any(n in text for n in NEEDLES)
+            and needle
         ):
             self._new_run(number, line, True, out, prev=False)
         if hint is not None:
             self._hints.add(hint)
-
-    def _opens_block(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> bool:
-        """Open a panic block (the hook's banner or Rust's own message) or an `Error:` block at
-        this line; True if it did (the lines after it are read as its own)."""
-        if "FATAL PANIC OCCURRED" in text:
-            self._close_block(out)
-            self._block = _Block("hook", number, line.ts, text=text)
-            return True
-        if text.startswith("thread '") and " panicked at " in text:
-            m = _DEFAULT_PANIC.match(text)
-            if m is not None:
-                self._close_block(out)
-                self._block = _default_panic(m, number, line.ts, text)
-                return True
-        if text.startswith("Error: ") and line.level is None:
-            self._close_block(out)
-            self._block = _Block("error", number, line.ts, text=text[len("Error: ") :])
-            self._terminal = True
-            self._terminal_ts = _until(line)
-            return True
-        return False
-
-    def _exit_trace(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
-        parsed = _trace_cache.get(text) or _remember(_trace_cache, text, _read_trace(text))
-        body, path, task, result = parsed
-        out.append(ExitTrace(line.ts, body, path, task, self.source, number))
-        if result is not None:
-            kind, error, inner = result
-            out.append(TaskResult(line.ts, task, kind, error, inner, body, self.source, number))
-        if path is not None:
-            self._terminal = True
-            if self._terminal_ts is None:
-                self._terminal_ts = _until(line)
-
-    def _critical(self, number: int, line: _Line, text: str, out: list[LogRecord]) -> None:
-        read = _critical_cache.get(text) or _remember(_critical_cache, text, _read_critical(text))
-        out.append(Critical(line.ts, *read, self.source, number))
-
 
 _CONFIG_URL = re.compile(r'redis_url: "((?:[^"\\]|\\.)*)"')
 _CONFIG_LIST = re.compile(r"(relay_hosts|labeler_hosts): \[([^\]]*)\]")
@@ -910,7 +887,7 @@ def redact_text(text: str) -> str:
     return redact_url(text) if "@" in text else text
 
 
-def _fact(line: _Line, text: str) -> tuple[str, str | None, str | None, int | None] | None:
+def _fact(level: str | None, target: str | None, text: str) -> tuple[str, str | None, str | None, int | None] | None:
     """(kind, task, value, count) of a `Fact` line, or None."""
     if "Configuration: " in text and "IngesterConfig" in text:
         um = _CONFIG_URL.search(text)
@@ -927,14 +904,14 @@ def _fact(line: _Line, text: str) -> tuple[str, str | None, str | None, int | No
     hm = _HOSTS.search(text) if " ingesters for " in text else None
     if hm is not None:
         return "hosts", hm.group(1), None, int(hm.group(2))
-    if "Unknown INGESTER_MODE" in text and line.level is not None:
+    if "Unknown INGESTER_MODE" in text and level is not None:
         mm = _UNKNOWN_MODE.search(text)
         return "unknown-mode", None, (mm.group(1) if mm else None), None
     lm = _LOADER.search(text) if "(required by" in text else None
     if lm is not None:
         return "loader", None, lm.group(1), None
     if "Failed to send batch to write task" in text:
-        return "write-dead", _task((line.target or "").rsplit("::", 1)[-1]), None, None
+        return "write-dead", _task((target or "").rsplit("::", 1)[-1]), None, None
     if "No labeler hosts configured, sleeping" in text:
         return "idle", "labeler", None, None
     if text.startswith(("Gracefully stopping", "Gracefully Stopping")):
@@ -955,22 +932,53 @@ def _read_critical(text: str) -> tuple[str, str | None, str | None, str | None, 
     return "other", None, None, None, _clip(text)
 
 
-# Configuration, CRITICAL and breadcrumb lines, each distinct one read once (`_remember`; a
-# `_fact_cache` value of None: the line is no fact)
 _FactRead = tuple[str, str | None, str | None, int | None, str]  # `_fact`'s, and the clipped text
-
-
-def _read_fact(line: _Line, text: str) -> _FactRead | None:
-    read = _fact(line, text)
-    return (*read, _clip(text)) if read is not None else None
-
-
-_fact_cache: dict[tuple[str, str | None, str | None], _FactRead | None] = {}
-_critical_cache: dict[str, tuple[str, str | None, str | None, str | None, str]] = {}
-
 _Trace = tuple[str, str | None, str | None, tuple[str, str | None, str | None] | None]
-# Breadcrumbs repeat word for word in every run: each distinct text is read once.
-_trace_cache: dict[str, _Trace] = {}
+# What `LogParser._classify` reads in a line outside any block, once per distinct line (text,
+# level, target; `_remember`), a crash loop printing the same lines in every run: (kind, the
+# run-start hint it holds, whether it holds a needle, what the kind reads). kind: "banner",
+# a block it opens (`_OPENS`: the panic hook's, Rust's own panic message, main's `Error:`),
+# "trace" (`_Trace`), "critical" (`_read_critical`), "exited" (task, classified result,
+# clipped text), "pressure" (number, clipped text), "fact" (`_FactRead`) or "none".
+_Reading = tuple[str, str | None, bool, Any]
+_readings: dict[tuple[str, str | None, str | None], _Reading] = {}
+_OPENS = ("hook", "default", "error")
+
+
+def _read(text: str, level: str | None, target: str | None) -> _Reading:
+    """A line's `_Reading`, its checks in the order they decide (a banner first, then a block it
+    opens, then the record it makes)."""
+    if "Starting rsky-ingester" in text:
+        return "banner", None, True, None
+    hint: str | None = None
+    if "[EXIT-TRACE] " in text:  # both hints start so
+        for h in _HINTS:
+            if h in text:
+                hint = h
+                break
+    needle = any(n in text for n in NEEDLES)
+    if "FATAL PANIC OCCURRED" in text:
+        return "hook", hint, needle, None
+    if text.startswith("thread '") and " panicked at " in text:
+        m = _DEFAULT_PANIC.match(text)
+        if m is not None:
+            return "default", hint, needle, (m.group(1), m.group(2))
+    if text.startswith("Error: ") and level is None:
+        return "error", hint, needle, None
+    if "[EXIT-TRACE]" in text:
+        return "trace", hint, needle, _read_trace(text)
+    if "CRITICAL" in text:
+        return "critical", hint, needle, _read_critical(text)
+    m = _EXITED.search(text)
+    if m is not None:
+        return "exited", hint, needle, (_task(m.group(1)), classify_result(m.group(2)), _clip(text))
+    if "Backpressure active" in text or "Memory metrics:" in text:
+        m2 = _EVENTS_IN_MEMORY.search(text)
+        return "pressure", hint, needle, (int(m2.group(1) or m2.group(2)) if m2 else None, _clip(text))
+    fact = _fact(level, target, text)
+    if fact is not None:
+        return "fact", hint, needle, (*fact, _clip(text))
+    return "none", hint, needle, None
 
 
 def _read_trace(text: str) -> _Trace:

@@ -204,3 +204,26 @@ def test_numbers_too_long_for_int_are_no_numbers() -> None:
 
 def test_continuation_lines_are_ignored() -> None:
     assert kinds("INFO a: x\nRetrying in 5 seconds...\n\n   \n") == []
+
+
+def test_lines_read_again_from_the_parser_memory_read_the_same() -> None:
+    """The parser reads each distinct line once (`_readings`, `_split_cache`) and takes it from
+    memory after: every fixture log read with both empty, then again with them full, gives the
+    same records, field for field."""
+    from pathlib import Path
+
+    from collector.sources import logs
+
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
+    paths = sorted(folder.glob("*.log"))
+    assert len(paths) > 20
+    remembered = 0
+    for path in paths:
+        lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+        logs._readings.clear()
+        logs._split_cache.clear()
+        first = [(type(r), vars(r)) for r in parse_log(lines, path.name)]
+        remembered += len(logs._readings)
+        again = [(type(r), vars(r)) for r in parse_log(lines, path.name)]
+        assert again == first, path.name
+    assert remembered > 100  # the second readings came from memory
