@@ -40,6 +40,7 @@ class Exit(IntEnum):
     NO_VERDICT = 21
     TIMED_OUT = 124
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,12 @@ TABLE: tuple[Meaning, ...] = (
         (VERIFY_RUN,),
     ),
     Meaning(Exit.INTERRUPTED, "interrupted (Ctrl-C): 128 + SIGINT, as a shell reports it", ALL),
+    Meaning(
+        Exit.TERMINATED,
+        "stopped by SIGTERM (128 + SIGTERM) while the play ran: the play and every process it started "
+        "were stopped; no verdict",
+        (VERIFY_RUN,),
+    ),
 )
 
 
@@ -117,7 +124,7 @@ def codes_for(command: str) -> frozenset[Exit]:
 def worst(codes: Iterable[int]) -> Exit:
     """The code a set of hosts exits with: the largest of theirs (OK when there are none).
 
-    Only outcome codes (0 and 10-21) are compared; a host never carries 1-6, 124 or 130.
+    Only outcome codes (0 and 10-21) are compared; a host never carries 1-6, 124, 130 or 143.
     """
     return Exit(max((int(c) for c in codes), default=Exit.OK))
 

@@ -18,19 +18,24 @@ Ansible's collection path; never beside this file.
 Exit codes (the one table, :class:`collector.exitcodes.Exit`): 0 every host passed, 20 a
 criterion failed on some host, 21 no verdict (the play failed before judging: unreachable host,
 bad input on the host), 124 stopped at ``--timeout`` (the schedule's own ``timeout`` returns the
-same), 2 usage, 3 the inventory cannot be read, 4 the collection (or ansible-runner, the extra
-``scheduled``) is not installed.
+same), 143 stopped by SIGTERM and 130 interrupted (the play and its workers stopped too), 2 usage,
+3 the inventory cannot be read, 4 the collection (or ansible-runner, the extra ``scheduled``) is
+not installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import importlib.util
 import json
 import os
 import shutil
+import signal
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +65,125 @@ class RunnerError(RuntimeError):
 
 class NotInstalledError(RunnerError):
     """verify.yml or ansible-runner is not installed; the message says what to install."""
+
+
+class Terminated(BaseException):
+    """This process was sent SIGTERM (the schedule's own `timeout`, systemd) while the play ran;
+    the play was stopped (`no_leftovers`)."""
+
+
+# prctl(2): orphans of this process's descendants become its children (Linux 3.4+)
+PR_SET_CHILD_SUBREAPER = 36
+STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for what a play leaves running
+
+
+def _adopt_orphans() -> bool:
+    """Make this process the reaper of its descendants' orphans; False where it cannot be."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):  # no C library to load, or no prctl (not Linux)
+        return False
+
+
+def descendants(root: int) -> list[int]:
+    """Every process under `root` (children, theirs, ...), from /proc; [] where there is none."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return []
+    for name in entries:
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text(encoding="utf-8", errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # past the command, which may hold anything
+        if len(fields) > 1 and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(name))
+    out: list[int] = []
+    todo = [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            out.append(pid)
+            todo.append(pid)
+    return out
+
+
+def _reap() -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
+def stop_leftovers(grace: float = STOP_GRACE) -> list[int]:
+    """Stop every process still running under this one (SIGTERM, SIGKILL after `grace` seconds)
+    and reap what it can; returns the pids it found."""
+    me = os.getpid()
+    found = descendants(me)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        left = descendants(me)
+        if not left:
+            break
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            _reap()
+            if not [p for p in descendants(me) if not _zombie(p)]:
+                break
+            time.sleep(0.05)
+    _reap()
+    return found
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True  # gone
+    return stat[stat.rfind(")") + 2 :][:1] == "Z"
+
+
+class Stop:
+    """The signal that asked this run to stop (SIGTERM from the schedule's own `timeout` or
+    systemd, SIGINT from Ctrl-C), as ansible-runner's `cancel_callback` asks for it."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    def note(self, signum: int, frame: object) -> None:
+        if self.signal is None:
+            self.signal = signum
+
+
+@contextlib.contextmanager
+def no_leftovers() -> Iterator[Stop]:
+    """Whatever way the play ends, nothing it started is left running.
+
+    ansible-runner stops a play (at its timeout, or cancelled through the `Stop` given to it)
+    by killing ansible-playbook's process group, but ansible-core runs each task worker in a
+    session of its own: the workers live on, orphaned, some of them blocked for good. So while
+    the play runs this process is their reaper (orphans of its descendants become its children)
+    and SIGTERM and SIGINT only ask the run to stop; at the end every process still under this
+    one is stopped and reaped."""
+    _adopt_orphans()
+    stop = Stop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, stop.note)
+    try:
+        yield stop
+    finally:
+        try:
+            stop_leftovers()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 @dataclass(frozen=True)
@@ -261,24 +385,30 @@ def run_verify(
     playbook = proj.playbook
     limits = {"timeout": timeout} if timeout else {}
     try:
-        result = ansible_runner.run(
-            private_data_dir=str(run_dir),
-            playbook=str(playbook),
-            inventory=[str(Path(i).resolve()) for i in inventory],
-            limit=limit,
-            extravars=dict(extravars or {}),
-            envvars=env,
-            project_dir=str(proj.root),
-            quiet=True,
-            # The env/ folder would keep the extra variables and environment on disk beside the
-            # artifacts; nothing of a run is written there but its events and output.
-            suppress_env_files=True,
-            **limits,
-        )
+        with no_leftovers() as stop:
+            result = ansible_runner.run(
+                private_data_dir=str(run_dir),
+                playbook=str(playbook),
+                inventory=[str(Path(i).resolve()) for i in inventory],
+                limit=limit,
+                extravars=dict(extravars or {}),
+                envvars=env,
+                project_dir=str(proj.root),
+                quiet=True,
+                # The env/ folder would keep the extra variables and environment on disk beside the
+                # artifacts; nothing of a run is written there but its events and output.
+                suppress_env_files=True,
+                cancel_callback=stop.requested,
+                **limits,
+            )
     except Exception as exc:  # ansible-runner raises plain exceptions for setup problems
         raise RunnerError(f"ansible-runner could not run {playbook}: {exc}") from exc
     finally:
         rotate(artifacts_root, keep)
+    if stop.signal == signal.SIGTERM:
+        raise Terminated
+    if stop.signal == signal.SIGINT:
+        raise KeyboardInterrupt
     events = list(result.events)
     return RunOutcome(
         status=str(result.status),
@@ -370,6 +500,12 @@ def verify_run_main(argv: Sequence[str], prog: str = PROG) -> int:
     except NotInstalledError as exc:
         print(f"verify-run: {exc}", file=sys.stderr)
         return Exit.NOT_INSTALLED
+    except Terminated:
+        print("verify-run: stopped (SIGTERM); the play and its workers were stopped", file=sys.stderr)
+        return Exit.TERMINATED
+    except KeyboardInterrupt:
+        print("verify-run: interrupted; the play and its workers were stopped", file=sys.stderr)
+        return Exit.INTERRUPTED
     except (RunnerError, OSError, ValueError) as exc:
         print(f"verify-run: {exc}", file=sys.stderr)
         return Exit.NO_VERDICT

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from collector.exitcodes import Exit
-from tests.support.cli import REPO, one_line, run
+from tests.support.cli import PYTHON, REPO, one_line, run
 from tests.support.fixtures import BUNDLES
 from tests.support.verify_facts import facts
 
@@ -72,17 +75,39 @@ def test_verify_history_of_a_missing_file_is_unreadable_not_an_empty_table(tmp_p
 # --------------------------------------------------------------------- the scheduled run's 124 ---
 
 
-def test_verify_run_stopped_at_its_timeout_exits_124(tmp_path: Path) -> None:
-    # A real verify.yml run through ansible-runner that cannot end before its time limit: the
-    # pause outlasts it whatever the machine's load (its worker ends on its own 5 s later).
+def _play_project(tmp_path: Path, seconds: int) -> tuple[Path, Path]:
+    """A project whose verify.yml pauses `seconds` on localhost, and its inventory."""
     project = tmp_path / "project"
     (project / "playbooks").mkdir(parents=True)
     (project / "playbooks" / "verify.yml").write_text(
         "---\n- name: Verify | A play longer than its limit\n  hosts: all\n  gather_facts: false\n"
-        "  tasks:\n    - name: Verify | Wait\n      ansible.builtin.pause:\n        seconds: 5\n"
+        f"  tasks:\n    - name: Verify | Wait\n      ansible.builtin.pause:\n        seconds: {seconds}\n"
     )
     inventory = tmp_path / "inv.yml"
     inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n")
+    return project, inventory
+
+
+def _running_with(text: str) -> list[str]:
+    """The command lines of the processes on this machine that name `text` (the test's folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if text in cmdline and state != "Z":
+                found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def test_verify_run_stopped_at_its_timeout_exits_124_and_leaves_nothing_running(tmp_path: Path) -> None:
+    # A real verify.yml run through ansible-runner that cannot end before its time limit. At the
+    # limit ansible-runner kills ansible-playbook's process group; the task worker runs in a
+    # session of its own (ansible-core detaches it) and, left alone, stays blocked for good.
+    project, inventory = _play_project(tmp_path, 30)
     runs = tmp_path / "runs"
     proc = run(
         "-m", "collector", "verify-run", "-i", str(inventory), "--project", str(project),
@@ -92,6 +117,31 @@ def test_verify_run_stopped_at_its_timeout_exits_124(tmp_path: Path) -> None:
     (artifacts,) = runs.iterdir()
     assert proc.stdout == f"verify-run: timed out after 1 s — artifacts {artifacts}\n"
     assert (artifacts / "artifacts").is_dir()
+    assert _running_with(str(tmp_path)) == []
+
+
+def test_verify_run_sent_sigterm_stops_the_play_and_its_workers(tmp_path: Path) -> None:
+    # The schedule's own `timeout` (or systemd) sends SIGTERM to verify-run alone: ansible-playbook
+    # runs in a session of its own (pexpect's pty) and its workers in theirs.
+    project, inventory = _play_project(tmp_path, 120)
+    child = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [PYTHON, "-m", "collector", "verify-run", "-i", str(inventory), "--project", str(project),
+            "--artifacts", str(tmp_path / "runs")]  # fmt: skip
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child, cwd=REPO) as proc:
+        try:
+            deadline = time.monotonic() + 120
+            # the worker is up once two ansible-playbook processes name the inventory
+            while len([c for c in _running_with(str(inventory)) if "ansible-playbook" in c]) < 2:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == Exit.TERMINATED, out + err
+    assert "verify-run: stopped (SIGTERM)" in one_line(subprocess.CompletedProcess(argv, 0, out, err))
+    assert _running_with(str(tmp_path)) == []
 
 
 def test_verify_run_without_ansible_runner_names_the_extra(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sys
 import tarfile
 import types
@@ -143,6 +145,9 @@ def fake_runner(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
     def run(**kwargs: Any) -> Any:
         calls.update(kwargs)
+        if calls.get("signal"):  # a signal while the play runs: ansible-runner is asked to cancel
+            os.kill(os.getpid(), calls.pop("signal"))
+            assert kwargs["cancel_callback"]() is True
         return calls["result"]
 
     module.run = run  # type: ignore[attr-defined]
@@ -191,6 +196,15 @@ def test_verify_run_outcomes(
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split(":")[0] for ln in lines] == ["verify PASS", "verify FAIL", "verify ERROR", "verify-run"]
     assert lines[-1].startswith("verify-run: timed out after 30 s")
+
+    # SIGTERM while the play runs (systemd, or the schedule's `timeout` on its own): the run is
+    # cancelled and says so; SIGTERM is this process's own again afterwards
+    fake_runner["result"] = _stats({"a": passed})
+    fake_runner["result"].status = "canceled"
+    fake_runner["signal"] = signal.SIGTERM
+    _check("verify-run", _verify_run(tmp_path, project), Exit.TERMINATED)
+    assert "verify-run: stopped (SIGTERM)" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_verify_run_errors(tmp_path: Path, project: Path, capsys: pytest.CaptureFixture[str]) -> None:
