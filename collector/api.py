@@ -29,7 +29,7 @@ from .loader import (
 )
 from .report.charts import memory_chart, timeline
 from .report.model import CaptureFacts, build_report, history_json, run_ends
-from .report.render import render_html, render_markdown
+from .report.render import links_base, render_html, render_markdown
 from .runs import Run, split_runs
 from .sources.common import Problem, load_json, strip_controls
 from .sources.source_index import INDEX, SourceIndex, parse_source_index
@@ -56,9 +56,12 @@ class Report:
         return out_dir / "report.md"
 
 
-def summarize(path: Path, *, bare_log: bool = False) -> Report:
-    """Diagnose a bundle directory (or, with `bare_log`, a log captured by hand). Raises
-    BundleError when there is nothing to read, OSError when reading fails half-way."""
+def summarize(path: Path, *, bare_log: bool = False, out_dir: Path | None = None) -> Report:
+    """Diagnose a bundle directory (or, with `bare_log`, a log captured by hand). The reports'
+    links to the bundle's files hold from `out_dir` when they are written there (by default
+    they are written into the bundle, or beside the log). Raises BundleError when there is
+    nothing to read, OSError when reading fails half-way."""
+    base = links_base(path.parent if bare_log else path, out_dir)
     bundle = load_bare_log(path) if bare_log else load_bundle(path)
     doc, runs_kept = analyse(bundle)
     tl = timeline(doc["runs"], [r.start for r in runs_kept], [r.end for r in runs_kept])
@@ -66,8 +69,8 @@ def summarize(path: Path, *, bare_log: bool = False) -> Report:
     mc = memory_chart(bundle.stats, doc["memory"]["limit_bytes"], exits)
     texts = {
         "report.json": json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
-        "report.md": render_markdown(doc),
-        "report.html": render_html(doc, tl, mc),
+        "report.md": render_markdown(doc, base),
+        "report.html": render_html(doc, tl, mc, base),
     }
     return Report(doc, texts, exit_code_for(doc["verdict"]["scenario"]))
 

@@ -192,15 +192,17 @@ def _summarize(args: argparse.Namespace) -> int:
         read_ahead(args.log, args.log.name)
         from .api import summarize
 
-        report = summarize(args.log, bare_log=True)
+        report = summarize(args.log, bare_log=True, out_dir=args.out)
         written, failed = _write_reports(report, args.out or args.log.resolve().parent)
     elif is_tarball(args.bundle):
+        # (unpacked into a temporary folder, the bundle's files are gone once the reports are
+        # written: their links then lead nowhere, wherever they point)
         temporary = args.unpack_to is None and args.out is not None
         with _unpacked(args.bundle, args.unpack_to, temporary=temporary, max_bytes=args.max_bytes) as folder:
-            report = _summarize_bundle(folder)
+            report = _summarize_bundle(folder, None if temporary else args.out)
             written, failed = _write_reports(report, args.out or folder)
     else:
-        report = _summarize_bundle(args.bundle)
+        report = _summarize_bundle(args.bundle, args.out)
         written, failed = _write_reports(report, args.out or args.bundle)
     if not args.quiet:
         _print(report.doc, args.format, written, sys.stdout)
@@ -211,14 +213,14 @@ def _summarize(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def _summarize_bundle(folder: Path) -> Report:
+def _summarize_bundle(folder: Path, out: Path | None) -> Report:
     # (the loader hashes the log when the bundle has a manifest: the reader started here must
     # do the same to be taken over)
     read_ahead(folder / "logs" / "ingester.log", "logs/ingester.log",
                hash_it=(folder / "manifest.json").is_file())
     from .api import summarize
 
-    return summarize(folder)
+    return summarize(folder, out_dir=out)
 
 
 def _write_reports(report: Report, out_dir: Path) -> tuple[str | None, CannotWrite | None]:

@@ -151,15 +151,25 @@ def dash(value: object) -> str:
     return "—" if value is None or value == "" else _one_line(value)
 
 
-def href(file: str, line: int | None = None) -> str:
-    """A link from the report to a file of the bundle, at its line: relative, since the report is
-    written into the bundle (beside a bare log, the log's own name)."""
-    return urllib.parse.quote(file) + (f"#L{line}" if line else "")
+def href(file: str, line: int | None = None, base: str = "") -> str:
+    """A link from the report to a file of the bundle, at its line: relative. `base` is the way
+    from the folder the report is written to back to the bundle (or the bare log's folder): ""
+    when the report is written there, as by default."""
+    return urllib.parse.quote(base + file) + (f"#L{line}" if line else "")
 
 
-def md_link(text: object, file: str, line: int | None = None) -> Markdown:
-    """A Markdown link to a file of the bundle at its line: `[text](file#Lline)`."""
-    return Markdown(f"[{md_text(text)}]({href(file, line)})")
+def md_link(text: object, file: str, line: int | None = None, base: str = "") -> Markdown:
+    """A Markdown link to a file of the bundle at its line: `[text](base/file#Lline)`."""
+    return Markdown(f"[{md_text(text)}]({href(file, line, base)})")
+
+
+def links_base(source: Path, out_dir: Path | None) -> str:
+    """`href`'s base for a report written to `out_dir` about the files in `source` (the bundle,
+    or the bare log's folder): the relative way from one to the other, "" when they are one."""
+    if out_dir is None:
+        return ""
+    way = os.path.relpath(source.resolve(), out_dir.resolve())
+    return "" if way == "." else way.replace(os.sep, "/") + "/"
 
 
 def _linked(report: dict[str, Any], file: object) -> bool:
@@ -204,13 +214,19 @@ def render_template(name: str, **context: Any) -> str:
     return (_TRIMMED if name in TRIMMED else _ENV).get_template(name).render(**context)
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    return _ENV.get_template("report.md.j2").render(r=report)
+def render_markdown(report: dict[str, Any], base: str = "") -> str:
+    """report.md; `base` as `href`'s (the links to the bundle's files)."""
+    return _ENV.get_template("report.md.j2").render(r=report, base=base)
 
 
-def render_html(report: dict[str, Any], timeline: dict[str, Any] | None, memchart: dict[str, Any] | None) -> str:
+def render_html(
+    report: dict[str, Any], timeline: dict[str, Any] | None, memchart: dict[str, Any] | None, base: str = ""
+) -> str:
+    """report.html; `base` as `href`'s (the links to the bundle's files)."""
     colour = COLOURS.get(report["verdict"]["scenario"], "#0f9960")
-    return _ENV.get_template("report.html.j2").render(r=report, timeline=timeline, memchart=memchart, colour=colour)
+    return _ENV.get_template("report.html.j2").render(
+        r=report, timeline=timeline, memchart=memchart, colour=colour, base=base
+    )
 
 
 def render_summary(report: dict[str, Any], written: str | None = None) -> str:

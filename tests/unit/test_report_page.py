@@ -14,6 +14,7 @@ import html as htmllib
 import json
 import re
 import shutil
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,33 @@ def test_every_link_resolves_to_a_file_of_the_bundle(case: str, tmp_path: Path) 
     for e in report["verdict"]["evidence"]:
         anchor = f'href="{e["file"]}' + (f'#L{e["line"]}"' if e["line"] else '"')
         assert anchor in html
+
+
+@pytest.mark.parametrize("where", ["beside", "nested", "log"])
+def test_links_resolve_from_where_out_writes_the_reports(where: str, tmp_path: Path) -> None:
+    """--out writes the reports elsewhere: their links still lead to the bundle's files (or the
+    bare log), from there; the evidence link count does not change."""
+    bundle = tmp_path / "bundles" / PANIC
+    shutil.copytree(BUNDLES / PANIC, bundle)
+    out = {"beside": tmp_path / "reports", "nested": bundle / "reports" / "today"}.get(where, tmp_path / "r")
+    if where == "log":  # a log captured by hand, with --log
+        log = tmp_path / "hand" / "my log.txt"
+        log.parent.mkdir()
+        shutil.copy(bundle / "logs" / "ingester.log", log)
+        argv = ["summarize", "--log", str(log), "--out", str(out), "--quiet"]
+        target = log
+    else:
+        argv = ["summarize", str(bundle), "--out", str(out), "--quiet"]
+        target = bundle / "logs" / "ingester.log"
+    assert main(argv) == 10
+    html = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    links = _hrefs(html) + re.findall(r"\]\(([^)]+)\)", md)
+    assert len(links) >= 2
+    for h in links:
+        path = urllib.parse.unquote(h.split("#", 1)[0])
+        assert (out / path).resolve() == target.resolve() or (out / path).resolve().is_relative_to(bundle.resolve()), h
+        assert (out / path).is_file(), h
 
 
 def test_each_exit_shows_the_lines_before_it_from_the_merged_log() -> None:
