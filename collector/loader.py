@@ -488,8 +488,10 @@ def _from_start(path: Path, wanted: set[int]) -> dict[int, bytes]:
     order = sorted(wanted)
     raw: dict[int, bytes] = {}
     line = 1  # the line the next byte belongs to
+    size = min(CHUNK, 1 << 16)  # doubling up to CHUNK: the first exit is often a few hundred lines in
     with path.open("rb") as fh:
-        while order and line <= order[-1] and (block := fh.read(CHUNK)):
+        while order and line <= order[-1] and (block := fh.read(size)):
+            size = min(CHUNK, size * 2)
             newlines = block.count(b"\n")
             i = bisect.bisect_left(order, line)
             if i == len(order) or order[i] > line + newlines:
