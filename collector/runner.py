@@ -74,16 +74,23 @@ class Terminated(BaseException):
 
 # prctl(2): orphans of this process's descendants become its children (Linux 3.4+)
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for what a play leaves running
 
 
-def _adopt_orphans() -> bool:
-    """Make this process the reaper of its descendants' orphans; False where it cannot be."""
+def _subreaper(on: bool | None) -> bool | None:
+    """Set whether this process reaps its descendants' orphans (None: leave it); returns what it
+    was, or None where that cannot be had (no prctl: not Linux)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
-    except (OSError, AttributeError):  # no C library to load, or no prctl (not Linux)
-        return False
+        was = ctypes.c_int(0)
+        if int(libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(was), 0, 0, 0)) != 0:
+            return None
+        if on is not None and int(libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)) != 0:
+            return None
+        return bool(was.value)
+    except (OSError, AttributeError):  # no C library to load, or no prctl
+        return None
 
 
 def descendants(root: int) -> list[int]:
@@ -110,40 +117,47 @@ def descendants(root: int) -> list[int]:
     return out
 
 
-def _reap() -> None:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
-
-
-def stop_leftovers(grace: float = STOP_GRACE) -> list[int]:
-    """Stop every process still running under this one (SIGTERM, SIGKILL after `grace` seconds)
-    and reap what it can; returns the pids it found."""
-    me = os.getpid()
-    found = descendants(me)
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
-        left = descendants(me)
-        if not left:
-            break
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-        end = time.monotonic() + wait
-        while time.monotonic() < end:
-            _reap()
-            if not [p for p in descendants(me) if not _zombie(p)]:
-                break
-            time.sleep(0.05)
-    _reap()
-    return found
-
-
-def _zombie(pid: int) -> bool:
+def _running(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return True  # gone
-    return stat[stat.rfind(")") + 2 :][:1] == "Z"
+        return False  # gone
+    return stat[stat.rfind(")") + 2 :][:1] != "Z"
+
+
+def _reap(pids: Iterable[int]) -> None:
+    """Reap those of `pids` that are this process's children and have ended (only those: a
+    program that calls this keeps the exit status of its own other children)."""
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def stop_leftovers(spare: Iterable[int] = (), grace: float = STOP_GRACE) -> list[int]:
+    """Stop every process still under this one but those in `spare` (the ones it had before the
+    play): SIGTERM, then SIGKILL after `grace` seconds; reap them. Returns the pids it found."""
+    me, keep = os.getpid(), set(spare)
+
+    def left() -> list[int]:
+        return [p for p in descendants(me) if p not in keep]
+
+    found = left()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = left()
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        end = time.monotonic() + grace
+        while time.monotonic() < end:
+            pids = left()
+            _reap(pids)  # (an orphan of theirs becomes this one's child once its parent is gone)
+            if not any(_running(p) for p in pids):
+                break
+            time.sleep(0.05)
+    _reap(left())
+    return found
 
 
 class Stop:
@@ -169,9 +183,10 @@ def no_leftovers() -> Iterator[Stop]:
     by killing ansible-playbook's process group, but ansible-core runs each task worker in a
     session of its own: the workers live on, orphaned, some of them blocked for good. So while
     the play runs this process is their reaper (orphans of its descendants become its children)
-    and SIGTERM and SIGINT only ask the run to stop; at the end every process still under this
-    one is stopped and reaped."""
-    _adopt_orphans()
+    and SIGTERM and SIGINT only ask the run to stop; at the end every process under this one
+    that was not there before the play is stopped and reaped."""
+    before = descendants(os.getpid())
+    was = _subreaper(True)
     stop = Stop()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     for sig in previous:
@@ -180,8 +195,10 @@ def no_leftovers() -> Iterator[Stop]:
         yield stop
     finally:
         try:
-            stop_leftovers()
+            stop_leftovers(spare=before)
         finally:
+            if was is False:
+                _subreaper(False)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
