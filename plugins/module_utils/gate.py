@@ -15,11 +15,8 @@ import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import parse_size
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.service_lines import ANSI, PANIC
 
-FAMILIES = ("firehose", "backfill", "labeler")
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# The hook's banner (every build since 38694b2f) or Rust's default panic text (older builds).
-PANIC = re.compile(r"FATAL PANIC OCCURRED|^thread '.*' (\(\d+\) )?panicked at ")
 # An INFO line of a family's own target: the work it logs (batches written, repos processed,
 # labels received); its start-up lines are not work yet.
 WORK = re.compile(r"\bINFO\s+rsky_ingester::(firehose|backfill|labeler): (?!Starting |Connecting to )")

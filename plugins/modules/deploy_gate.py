@@ -194,6 +194,7 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils import gate,
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli import inspect, run
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import read_json, write_json
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.service_lines import ANSI, FAMILIES
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import parse_epoch
 
 GATE_FILE = ".gate.json"
@@ -315,7 +316,7 @@ def read_new(path: Path, offset: int) -> Tuple[List[str], int]:
 def scan(out: Path, kept: Dict[str, Any]) -> None:
     """Read what the window's live followers wrote since the last look: panics, work lines."""
     offsets = kept.setdefault("offsets", {})
-    families = kept.setdefault("families", {f: 0 for f in gate.FAMILIES})
+    families = kept.setdefault("families", {f: 0 for f in FAMILIES})
     folder = out / window.FOLLOW_DIR
     paths = sorted(folder.glob("run-*.stdout")) + sorted(folder.glob("run-*.stderr")) if folder.is_dir() else []
     for path in paths:
@@ -323,7 +324,7 @@ def scan(out: Path, kept: Dict[str, Any]) -> None:
         for line in lines:
             kind, family = gate.classify_line(line)
             if kind == "panic" and not kept.get("panic"):
-                kept["panic"] = gate.ANSI.sub("", line).strip()[:300]
+                kept["panic"] = ANSI.sub("", line).strip()[:300]
             elif kind == "work" and family:
                 families[family] = families.get(family, 0) + 1
 
@@ -458,7 +459,7 @@ def main() -> None:
         work_dir={"type": "path"},
         gate_seconds={"type": "float", "default": 0},
         interval={"type": "float", "default": 0},
-        families={"type": "list", "elements": "str", "default": list(gate.FAMILIES)},
+        families={"type": "list", "elements": "str", "default": list(FAMILIES)},
         horizon_hours={"type": "float", "default": 24},
         memory_min_samples={"type": "int", "default": 6},
         memory_warmup_seconds={"type": "float", "default": 0},
@@ -471,9 +472,9 @@ def main() -> None:
     )
     p = module.params
     state, compose = host_state.target_paths(p)
-    unknown = [f for f in p["families"] if f not in gate.FAMILIES]
+    unknown = [f for f in p["families"] if f not in FAMILIES]
     if unknown:
-        module.fail_json(msg="families must be among %s, got %s" % (", ".join(gate.FAMILIES), ", ".join(unknown)))
+        module.fail_json(msg="families must be among %s, got %s" % (", ".join(FAMILIES), ", ".join(unknown)))
     if p["state"] == "baseline":
         redactor = Redactor.for_target(state, compose, [p["container"]])
         result = baseline(module, state)

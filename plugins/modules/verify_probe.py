@@ -87,19 +87,18 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.docker_cli i
 )
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest import write_json
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.redact import MAP_FILE, Redactor
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.service_lines import ANSI, FAMILIES, PANIC
 from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import DOCKER_TS, iso, parse_epoch
 
 SCHEMA = 1
 EXIT_LINES_KEPT = 40
-FAMILIES = ("firehose", "backfill", "labeler")
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FAMILY = re.compile(r"\brsky_ingester::(firehose|backfill|labeler)\b")
 # Lines that mean a task or the process ended: the breadcrumbs of the exit paths, the result
 # lines, CRITICAL errors, panics and main's final `Error:`. Start-up breadcrumbs are not here.
 EXIT_KINDS = (
     ("exit-path", re.compile(r"\[EXIT-TRACE\].*EXIT PATH [A-Z]")),
     ("result", re.compile(r"\[EXIT-TRACE\] \w+ result: ")),
-    ("panic", re.compile(r"FATAL PANIC OCCURRED|^thread '.*' (\(\d+\) )?panicked at ")),
+    ("panic", PANIC),
     ("critical", re.compile(r"\bCRITICAL\b")),
     ("error-exit", re.compile(r"^Error: ")),
 )
