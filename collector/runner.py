@@ -34,6 +34,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -188,9 +189,11 @@ def no_leftovers() -> Iterator[Stop]:
     before = descendants(os.getpid())
     was = _subreaper(True)
     stop = Stop()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
-        signal.signal(sig, stop.note)
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():  # (only it may set handlers)
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        for sig in previous:
+            signal.signal(sig, stop.note)
     try:
         yield stop
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -55,3 +56,25 @@ def test_sigterm_during_the_play_asks_it_to_stop_and_is_given_back() -> None:
             time.sleep(0.01)
         assert stop.signal == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_off_the_main_thread_it_sets_no_handler_and_still_stops_what_is_left(tmp_path: Path) -> None:
+    # (a program may run the play from a worker thread: only the main thread may set handlers)
+    pidfile = tmp_path / "orphan.pid"
+    failures: list[BaseException] = []
+
+    def play() -> None:
+        try:
+            with runner.no_leftovers() as stop:
+                subprocess.run(["sh", "-c", f'setsid sleep 60 >/dev/null 2>&1 & echo $! > "{pidfile}"'], check=True)
+                assert not stop.requested()
+        except BaseException as exc:  # (reported below, in the test's own thread)
+            failures.append(exc)
+
+    before = signal.getsignal(signal.SIGTERM)
+    worker = threading.Thread(target=play)
+    worker.start()
+    worker.join(60)
+    assert failures == []
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert not _alive(int(pidfile.read_text()))
