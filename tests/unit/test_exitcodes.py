@@ -202,9 +202,10 @@ def test_verify_run_outcomes(
     fake_runner["result"] = _stats({"a": passed})
     fake_runner["result"].status = "canceled"
     fake_runner["signal"] = signal.SIGTERM
+    handler = signal.getsignal(signal.SIGTERM)
     _check("verify-run", _verify_run(tmp_path, project), Exit.TERMINATED)
     assert "verify-run: stopped (SIGTERM)" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is handler
 
 
 def test_verify_run_errors(tmp_path: Path, project: Path, capsys: pytest.CaptureFixture[str]) -> None:
