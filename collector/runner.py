@@ -94,6 +94,16 @@ def _subreaper(on: bool | None) -> bool | None:
         return None
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """/proc/PID/stat's fields after the command (which may hold anything): state, ppid, ...;
+    None once the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2 :].split()
+
+
 def descendants(root: int) -> list[int]:
     """Every process under `root` (children, theirs, ...), from /proc; [] where there is none."""
     children: dict[int, list[int]] = {}
@@ -102,12 +112,8 @@ def descendants(root: int) -> list[int]:
     except OSError:
         return []
     for name in entries:
-        try:
-            stat = Path(f"/proc/{name}/stat").read_text(encoding="utf-8", errors="replace")
-        except OSError:  # gone meanwhile
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()  # past the command, which may hold anything
-        if len(fields) > 1 and fields[1].isdigit():
+        fields = _stat(name)
+        if fields is not None and len(fields) > 1 and fields[1].isdigit():
             children.setdefault(int(fields[1]), []).append(int(name))
     out: list[int] = []
     todo = [root]
@@ -119,11 +125,8 @@ def descendants(root: int) -> list[int]:
 
 
 def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False  # gone
-    return stat[stat.rfind(")") + 2 :][:1] != "Z"
+    fields = _stat(pid)
+    return fields is not None and fields[:1] != ["Z"]
 
 
 def _reap(pids: Iterable[int]) -> None:
@@ -134,15 +137,14 @@ def _reap(pids: Iterable[int]) -> None:
             os.waitpid(pid, os.WNOHANG)
 
 
-def stop_leftovers(spare: Iterable[int] = (), grace: float = STOP_GRACE) -> list[int]:
+def stop_leftovers(spare: Iterable[int] = (), grace: float = STOP_GRACE) -> None:
     """Stop every process still under this one but those in `spare` (the ones it had before the
-    play): SIGTERM, then SIGKILL after `grace` seconds; reap them. Returns the pids it found."""
+    play): SIGTERM, then SIGKILL after `grace` seconds; reap them."""
     me, keep = os.getpid(), set(spare)
 
     def left() -> list[int]:
         return [p for p in descendants(me) if p not in keep]
 
-    found = left()
     for sig in (signal.SIGTERM, signal.SIGKILL):
         pids = left()
         if not pids:
@@ -158,7 +160,6 @@ def stop_leftovers(spare: Iterable[int] = (), grace: float = STOP_GRACE) -> list
                 break
             time.sleep(0.05)
     _reap(left())
-    return found
 
 
 class Stop:

@@ -956,7 +956,7 @@ def _read(text: str, level: str | None, target: str | None) -> _Reading:
             if h in text:
                 hint = h
                 break
-    needle = any(n in text for n in NEEDLES)
+    needle = _has_needle(text)
     if "FATAL PANIC OCCURRED" in text:
         return "hook", hint, needle, None
     if text.startswith("thread '") and " panicked at " in text:

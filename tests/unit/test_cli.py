@@ -16,6 +16,7 @@ import pytest
 from collector.exitcodes import Exit
 from tests.support.cli import PYTHON, REPO, one_line, run
 from tests.support.fixtures import BUNDLES
+from tests.support.processes import agent_processes
 from tests.support.verify_facts import facts
 
 
@@ -88,21 +89,6 @@ def _play_project(tmp_path: Path, seconds: int) -> tuple[Path, Path]:
     return project, inventory
 
 
-def _running_with(text: str) -> list[str]:
-    """The command lines of the processes on this machine that name `text` (the test's folder)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if text in cmdline and state != "Z":
-                found.append(f"{entry.name}: {cmdline}")
-    return found
-
-
 def test_verify_run_stopped_at_its_timeout_exits_124_and_leaves_nothing_running(tmp_path: Path) -> None:
     # A real verify.yml run through ansible-runner that cannot end before its time limit. At the
     # limit ansible-runner kills ansible-playbook's process group; the task worker runs in a
@@ -117,7 +103,7 @@ def test_verify_run_stopped_at_its_timeout_exits_124_and_leaves_nothing_running(
     (artifacts,) = runs.iterdir()
     assert proc.stdout == f"verify-run: timed out after 1 s — artifacts {artifacts}\n"
     assert (artifacts / "artifacts").is_dir()
-    assert _running_with(str(tmp_path)) == []
+    assert agent_processes(str(tmp_path)) == []
 
 
 def test_verify_run_sent_sigterm_stops_the_play_and_its_workers(tmp_path: Path) -> None:
@@ -131,7 +117,7 @@ def test_verify_run_sent_sigterm_stops_the_play_and_its_workers(tmp_path: Path) 
         try:
             deadline = time.monotonic() + 120
             # the worker is up once two ansible-playbook processes name the inventory
-            while len([c for c in _running_with(str(inventory)) if "ansible-playbook" in c]) < 2:
+            while len([c for c in agent_processes(str(inventory)) if "ansible-playbook" in c]) < 2:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
                 time.sleep(0.2)
             proc.send_signal(signal.SIGTERM)
@@ -141,7 +127,7 @@ def test_verify_run_sent_sigterm_stops_the_play_and_its_workers(tmp_path: Path) 
                 proc.kill()
     assert proc.returncode == Exit.TERMINATED, out + err
     assert "verify-run: stopped (SIGTERM)" in one_line(subprocess.CompletedProcess(argv, 0, out, err))
-    assert _running_with(str(tmp_path)) == []
+    assert agent_processes(str(tmp_path)) == []
 
 
 def test_verify_run_without_ansible_runner_names_the_extra(tmp_path: Path) -> None:

@@ -13,14 +13,7 @@ from pathlib import Path
 import pytest
 
 from collector import runner
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+from tests.support.processes import alive
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
@@ -39,8 +32,8 @@ def test_an_orphan_in_its_own_session_is_stopped_and_the_callers_child_is_not(tm
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
             assert not stop.requested()
-        assert not _alive(orphan)
-        assert _alive(mine.pid) and mine.poll() is None
+        assert not alive(orphan)
+        assert alive(mine.pid) and mine.poll() is None
     finally:
         mine.kill()
         mine.wait()
@@ -77,4 +70,4 @@ def test_off_the_main_thread_it_sets_no_handler_and_still_stops_what_is_left(tmp
     worker.join(60)
     assert failures == []
     assert signal.getsignal(signal.SIGTERM) is before
-    assert not _alive(int(pidfile.read_text()))
+    assert not alive(int(pidfile.read_text()))
