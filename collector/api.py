@@ -127,7 +127,7 @@ def analyse(bundle: Bundle) -> tuple[dict[str, Any], list[Run]]:
         if isinstance(missed, int) and not isinstance(missed, bool):
             facts.tee_missed_lines = missed
         facts.log_account = {
-            k: logs_account.get(k) for k in ("sources", "only_source", "docker_logs_error")
+            k: logs_account.get(k) for k in ("sources", "only_source", "docker_logs_error", "beginnings_unread")
         }
     if bundle.manifest is not None:
         for entry in bundle.manifest.entries:

@@ -45,7 +45,13 @@ from ansible_collections.rsky.ingester_capture.plugins.module_utils.manifest imp
     write_atomic,
     write_json,
 )
-from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import iso, iso_ns, now_iso, parse_epoch
+from ansible_collections.rsky.ingester_capture.plugins.module_utils.timeparse import (
+    iso,
+    iso_ns,
+    line_ns,
+    now_iso,
+    parse_epoch,
+)
 
 PROGRESS_FILE = ".window.json"
 HEARTBEAT_FILE = ".heartbeat"
@@ -622,7 +628,7 @@ class Window:
                     # From the last run's end when there is one: nothing of this run can be older,
                     # however late a loaded daemon stamps the start (the merge drops what was read twice).
                     since = epoch if not self.dies else min(epoch, float(self.dies[-1]["epoch"]))
-                    self.follow_logs(since - FOLLOW_MARGIN, "start event")
+                    self.follow_logs(since - FOLLOW_MARGIN, "start event", run_start=epoch)
             elif action == "die":
                 code = str(attrs.get("exitCode"))
                 exit_code = int(code) if code.lstrip("-").isdigit() else code  # type: Any
@@ -636,7 +642,7 @@ class Window:
                 self.kills += 1
                 self.run_events.append(("kill", attrs.get("signal"), epoch))
 
-    def follow_logs(self, since: float, why: str) -> None:
+    def follow_logs(self, since: float, why: str, run_start: Optional[float] = None) -> None:
         """Follow one run's logs live from its start: rotation cannot take what was read.
 
         When the logging driver keeps nothing ``docker logs`` can read (pre-flight said so), the
@@ -663,6 +669,7 @@ class Window:
                 "proc": proc,
                 "stdout": out_path,
                 "stderr": err_path,
+                "run_start": run_start,
             }
         )
 
@@ -968,6 +975,47 @@ class Window:
         kept = {k: str(v) for k, v in options.items() if k in ROTATION_OPTIONS} if isinstance(options, dict) else {}
         return {"driver": config.get("Type"), "options": kept}
 
+    def beginnings_unread(self, rotation: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """The runs whose first lines log rotation may have taken before anything read them.
+
+        Each run's follower reads from before the run started (the run before it ended, less the
+        margin). The follower before it read that run's last lines; when one of them falls in this
+        follower's span and this follower's oldest line is still later, Docker no longer held it:
+        the file it was in had been rotated away, and with it whatever the new run wrote into that
+        file after it (a run prints before Docker stamps its start, so the start event cannot
+        bound it). Only lines the tee caught are left of them. Said only when the driver rotates:
+        else Docker keeps every line."""
+        if not rotates(rotation):
+            return []
+        found = []  # type: List[Dict[str, Any]]
+        previous = None  # type: Optional[Dict[str, Any]]
+        runs = [f for f in self.followers if f.get("run_start") is not None]
+        for number, entry in enumerate(runs, 1):
+            before, previous = previous, entry
+            if before is None:
+                continue  # the window's first run: nothing before it shows what Docker held
+            since_ns = int((parse_epoch(entry["since"]) or 0) * 1e9)
+            held = newest_ns((before["stdout"], before["stderr"]))
+            oldest = oldest_ns((entry["stdout"], entry["stderr"]))
+            if held is None or oldest is None or not since_ns <= held < oldest:
+                continue
+            started = iso(float(entry["run_start"]))
+            found.append(
+                {
+                    "run": number,
+                    "started": started,
+                    "follower_started": entry["started"],
+                    "last_line_before": iso_ns(held) + "Z",
+                    "oldest_read": iso_ns(oldest) + "Z",
+                    "statement": "run %d of the window (started %s): when its follower opened Docker's log at %s, "
+                    "the previous run's last line (%sZ) was gone and the oldest line left was from %sZ; log "
+                    "rotation had removed what was written between them, the start of run %d, before it could be "
+                    "read (only lines the tee caught are kept)"
+                    % (number, started, entry["started"], iso_ns(held), iso_ns(oldest), number),
+                }
+            )
+        return found
+
     def merge_logs(self, since: Optional[str]) -> Dict[str, Any]:
         """logs/ingester.log from the live followers, the end-of-window read and the tee, each
         line once; what each source gave, and every loss that can be counted."""
@@ -1011,6 +1059,8 @@ class Window:
                 }
             )
         parts.append(("end_read", end_out, end_err))
+        rotation = self.log_config()
+        beginnings = self.beginnings_unread(rotation)
         counts = merge_sources(
             self.out / "logs" / "ingester.log", parts, (self.out / "logs" / "tee.log", list(self.tee_times))
         )
@@ -1027,7 +1077,9 @@ class Window:
                 "tee_missed_lines": counts["tee_missed"],
             },
             "tee_only_why": self.tee_only_why(counts["kept"]["tee_only"], unreadable),
-            "rotation": self.log_config(),
+            "rotation": rotation,
+            # Runs whose first lines Docker no longer held when their follower opened the log.
+            "beginnings_unread": beginnings,
             "merged_lines": counts["merged"],
             "lines": {"stdout": counts["kept"]["stdout"], "stderr": counts["kept"]["stderr"]},
             # docker logs could not read the driver: the attached streams (the window's own
@@ -1111,6 +1163,51 @@ class Window:
                 host_state.lock_release(lock_state, owner)
             else:
                 host_state.lock_detach(lock_state, owner, time.time() + LOCK_AFTER_WINDOW)
+
+
+def rotates(rotation: Optional[Dict[str, Any]]) -> bool:
+    """Whether the logging driver throws old lines away: json-file with max-size, or local
+    (which rotates by default). Unknown (inspect failed) counts as rotating: better a run's
+    start said to be unread than lost without a word."""
+    if rotation is None:
+        return True
+    driver = rotation.get("driver")
+    options = rotation.get("options") or {}
+    return driver == "local" or (driver == "json-file" and "max-size" in options)
+
+
+def newest_ns(paths: Tuple[Path, ...], tail: int = 65536) -> Optional[int]:
+    """The newest timestamp among the last lines of a follower's reads; None when it read nothing."""
+    newest = None  # type: Optional[int]
+    for path in paths:
+        try:
+            with path.open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - tail))
+                block = handle.read(tail)
+        except OSError:
+            continue
+        for line in block.split(b"\n")[1 if size > tail else 0 :]:
+            ns = line_ns(line)
+            if ns and (newest is None or ns > newest):
+                newest = ns
+    return newest
+
+
+def oldest_ns(paths: Tuple[Path, ...], lines: int = 64) -> Optional[int]:
+    """The oldest timestamp among the first lines of a follower's reads (a read that crossed a
+    rotation can hand lines back out of order); None when it read nothing."""
+    oldest = None  # type: Optional[int]
+    for path in paths:
+        try:
+            with path.open("rb") as handle:
+                for _n, line in zip(range(lines), handle):
+                    ns = line_ns(line)
+                    if ns and (oldest is None or ns < oldest):
+                        oldest = ns
+        except OSError:
+            continue
+    return oldest
 
 
 def _from(gap: Dict[str, Any]) -> str:
