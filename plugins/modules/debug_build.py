@@ -10,9 +10,10 @@ short_description: Build the debug image in the background, labelled with the bu
 description:
   - V(started) finds the commit being built (C(git rev-parse HEAD) of the build context's checkout, else of
     O(git_dir)). If O(image) already exists with the label C(org.opencontainers.image.revision) of that commit and
-    O(rebuild) is false, it is reused and nothing is built. Otherwise it starts C(docker build --label
+    O(rebuild) is false, it is reused and nothing is built. Otherwise it starts C(docker build --force-rm --label
     org.opencontainers.image.revision=<commit>) detached, its output appended to C(build.log) in the work folder, and
-    returns at once.
+    returns at once. With C(--force-rm) a failed step of the legacy builder leaves no container behind on the host
+    (BuildKit makes none).
   - V(status) waits up to O(poll) seconds for the build to end and returns where it is, read from its own log
     (Docker's C(Step N/M), the BuildKit step, the number of crates cargo has compiled) and, once it ended, its exit code.
   - A checkout with uncommitted changes is never reused (the commit does not say what was built).
@@ -327,7 +328,10 @@ def start(module: AnsibleModule, out: Path, redactor: Redactor) -> Dict[str, Any
         if p["snapshot"]:
             result["snapshot"] = snapshot(module, out, redactor)
         return result
-    argv = ["docker", "build", "--label", "%s=%s" % (LABEL, rev), "-f", p["dockerfile"], "-t", p["image"], p["context"]]
+    # --force-rm: the legacy builder keeps the container of a failed RUN step without it (BuildKit
+    # takes the flag and makes no such container).
+    argv = ["docker", "build", "--force-rm", "--label", "%s=%s" % (LABEL, rev)]
+    argv += ["-f", p["dockerfile"], "-t", p["image"], p["context"]]
     script = "timeout --kill-after=30 %d %s >> %s 2>&1; echo $? > %s" % (
         p["timeout"],
         " ".join(shlex.quote(a) for a in argv),

@@ -39,6 +39,15 @@ def assert_running(stack: Stack, image: str) -> None:
     assert info["Config"]["Image"] == image
 
 
+def containers_running(command: str) -> list[str]:
+    """Every container on the host, running or not, whose command holds `command`."""
+    listed = subprocess.run(
+        ["docker", "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}"],
+        capture_output=True, text=True, check=True,
+    )
+    return [line.split()[0] for line in listed.stdout.splitlines() if command in line]
+
+
 def assert_no_followers(state: Path, within: float = 0) -> None:
     deadline = time.time() + within
     while True:
@@ -63,6 +72,8 @@ def test_failed_build_leaves_production_untouched(
 
     assert result.rc != 0
     assert "docker build of" in result.out and "production is untouched" in result.out
+    # The failed RUN step's container (the legacy builder keeps it without --force-rm) is gone.
+    assert not containers_running("/bin/false-does-not-exist")
     assert sha(stack.compose_path) == before
     assert stack.container_id() == container
     assert_running(stack, "rsky-ingester:latest")
