@@ -22,7 +22,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -34,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.playbooks import ANSIBLE_PLAYBOOK, REPO, PlayResult, ansible_env
-from tests.support.sshd import Sshd
+from tests.support.sshd import Sshd, serve_sshd
 
 # The GECOS field marks the users this module creates, so a run killed half-way is cleaned up
 # by the next one and no other account is ever touched.
@@ -144,12 +143,6 @@ class DeployHost:
 def _need(tool: str) -> None:
     if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
         pytest.fail(f"{tool} is not installed: run scripts/setup.sh test", pytrace=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _user_exists(user: str) -> pwd.struct_passwd | None:
@@ -329,37 +322,20 @@ def deploy_host(root: Path, user: str = "icdeploy", controller: str = "icctl") -
 
         host_key = root / "host_ed25519"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
-        port = _free_port()
-        config = root / "sshd_config"
-        config.write_text(
-            "\n".join(
-                [
-                    f"Port {port}",
-                    "ListenAddress 127.0.0.1",
-                    f"HostKey {host_key}",
-                    f"PidFile {root / 'sshd.pid'}",
-                    "AuthorizedKeysFile .ssh/authorized_keys",
-                    f"AllowUsers {user}",
-                    "PermitRootLogin no",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "UsePAM no",
-                    "StrictModes yes",
-                    "Subsystem sftp internal-sftp",
-                    "",
-                ]
-            )
+        proc, port = serve_sshd(
+            root,
+            host_key,
+            [
+                "AuthorizedKeysFile .ssh/authorized_keys",
+                f"AllowUsers {user}",
+                "PermitRootLogin no",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes yes",
+                "Subsystem sftp internal-sftp",
+            ],
         )
-        Path("/run/sshd").mkdir(exist_ok=True)
-        proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the deploy user's sshd did not start listening", pytrace=False)
 
         python, env = _controller_python(ctl)
         # The test's own ssh control sockets, so its teardown can close them.

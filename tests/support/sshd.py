@@ -47,42 +47,22 @@ def _host_key_served(port: int, host_pub: Path) -> bool | None:
     return host_pub.read_text().split()[:2] in served
 
 
-def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], Sshd]:
-    """Start sshd on a free loopback port with keys under ``root``; the caller stops it.
+def serve_sshd(root: Path, host_key: Path, settings: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+    """Start sshd on a free loopback port with ``host_key`` and ``settings`` (its config lines
+    after the port, address, host key and pid file); (process, port). The caller stops it.
 
-    Parallel workers each start their own: the port is checked to be ours (its host key is
-    the one generated here), and a port taken between the pick and sshd's bind is picked again.
+    Parallel workers each start their own: the port is checked to be ours (its host key is the
+    one given here, not another worker's sshd that took the port), and a port taken between the
+    pick and sshd's bind is picked again.
     """
     if not Path("/usr/sbin/sshd").exists():
         pytest.fail("sshd is not installed: run scripts/setup.sh test", pytrace=False)
-    host_key, client_key = root / "host_ed25519", root / "client_ed25519"
-    for key in (host_key, client_key):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    authorized = root / "authorized_keys"
-    shutil.copy(client_key.with_suffix(".pub"), authorized)
-    authorized.chmod(0o600)
     Path("/run/sshd").mkdir(exist_ok=True)
     for _attempt in range(5):
         port = _free_port()
         config = root / "sshd_config"
-        config.write_text(
-            "\n".join(
-                [
-                    f"Port {port}",
-                    "ListenAddress 127.0.0.1",
-                    f"HostKey {host_key}",
-                    f"PidFile {root / 'sshd.pid'}",
-                    f"AuthorizedKeysFile {authorized}",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "PermitRootLogin prohibit-password",
-                    "UsePAM no",
-                    "StrictModes no",
-                    "Subsystem sftp internal-sftp",
-                    "",
-                ]
-            )
-        )
+        head = [f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}", f"PidFile {root / 'sshd.pid'}"]
+        config.write_text("\n".join([*head, *settings, ""]))
         proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
         deadline = time.time() + 60  # a loaded machine (parallel tests) starts sshd slowly
         ours: bool | None = None
@@ -92,10 +72,31 @@ def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], Sshd]:
                 break
             time.sleep(0.2)
         if ours and proc.poll() is None:
-            return proc, Sshd(port=port, key=client_key, user=os.environ.get("USER") or "root")
+            return proc, port
         proc.kill()
         proc.wait()
     pytest.fail("the test sshd did not start listening (5 ports tried)", pytrace=False)
+
+
+def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], Sshd]:
+    """A throwaway sshd for root (key auth, keys under ``root``); the caller stops it."""
+    host_key, client_key = root / "host_ed25519", root / "client_ed25519"
+    for key in (host_key, client_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    authorized = root / "authorized_keys"
+    shutil.copy(client_key.with_suffix(".pub"), authorized)
+    authorized.chmod(0o600)
+    settings = [
+        f"AuthorizedKeysFile {authorized}",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitRootLogin prohibit-password",
+        "UsePAM no",
+        "StrictModes no",
+        "Subsystem sftp internal-sftp",
+    ]
+    proc, port = serve_sshd(root, host_key, settings)
+    return proc, Sshd(port=port, key=client_key, user=os.environ.get("USER") or "root")
 
 
 def _is_sshd(pid: int) -> bool:
