@@ -357,3 +357,29 @@ def test_the_next_steps_carry_their_commands(case: str) -> None:
     assert "check: `" in md
     # the next steps come before the charts: the reader sees what to do first
     assert html.index("<h2>Next steps</h2>") < html.index("<h2>Restart timeline</h2>")
+
+
+def test_a_run_start_lost_to_rotation_is_said_in_every_report(tmp_path: Path) -> None:
+    """The window's `beginnings_unread` (a run whose first lines rotation removed before its
+    follower read them) reaches report.json, report.md and report.html."""
+    bundle = _sealed("hypothetical-prod-task-error", tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    statement = (
+        "run 3 of the window (started 2026-11-29T10:09:30.000000Z): when its follower opened Docker's log at "
+        "2026-11-29T10:09:30.050000Z, the previous run's last line (2026-11-29T10:09:29.100000000Z) was gone and "
+        "the oldest line left was from 2026-11-29T10:09:30.020000000Z; log rotation had removed what was written "
+        "between them, the start of run 3, before it could be read (only lines the tee caught are kept)"
+    )
+    unread = {"run": 3, "started": "2026-11-29T10:09:30.000000Z", "follower_started": "2026-11-29T10:09:30.050000Z",
+              "last_line_before": "2026-11-29T10:09:29.100000000Z", "oldest_read": "2026-11-29T10:09:30.020000000Z",
+              "statement": statement}
+    manifest["logs"] = {"sources": {"follow": 10, "end_read": 5, "tee_only": 0}, "only_source": None,
+                        "docker_logs_error": None, "beginnings_unread": [unread]}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    doc, md, page = _texts(bundle)
+    assert doc["capture"]["log_sources"]["beginnings_unread"] == [unread]
+    assert f"- Lost to rotation: {statement}." in md
+    assert f"<li>Lost to rotation: {markupsafe.escape(statement)}.</li>" in page
+    # A bundle without it says nothing of the kind.
+    _doc, plain_md, plain_page = _texts(_sealed("hypothetical-prod-task-error", tmp_path / "plain"))
+    assert "Lost to rotation" not in plain_md and "Lost to rotation" not in plain_page
