@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from standin.stack import Stack
-from tests.support.playbooks import ANSIBLE_PLAYBOOK, REPO, ansible_env
+from tests.support.inventories import write_fleet_inventory
+from tests.support.playbooks import PlayResult, run_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -29,49 +28,13 @@ HOSTS = [
 
 
 def fleet_inventory(path: Path, stacks: dict[str, Stack], modes: dict[str, str], dest: Path, root: Path) -> Path:
-    hosts: dict[str, Any] = {}
-    for host, stack in stacks.items():
-        hosts[host] = {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": "/usr/bin/python3",
-            "ingester_project_dir": str(stack.project_dir),
-            "ingester_compose_file": stack.compose_file,
-            "ingester_service": stack.service,
-            "ingester_container": stack.container,
-            "ingester_debug_image": stack.debug_image,
-            "capture_state_dir": str(root / f"state-{host}"),
-            "capture_mode": modes[host],
-        }
-    group_vars = {
-        "capture_dest": str(dest),
-        "capture_window_seconds": 40,
-        "capture_stop_after_restarts": 3,
-        "capture_stats_interval_seconds": 1,
-        "capture_stop_timeout_seconds": 2,
-        "capture_poll_seconds": 3,
-        "capture_heartbeat_timeout_seconds": 20,
-        "capture_min_free_bytes": 1_000_000,
-    }
-    inventory = {"all": {"children": {"ingester_hosts": {"hosts": hosts, "vars": group_vars}}}}
-    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
-    return path
+    hosts = {host: (stack, root / f"state-{host}", modes[host]) for host, stack in stacks.items()}
+    return write_fleet_inventory(path, hosts, dest=dest, capture_window_seconds=40)
 
 
-def run_capture(
-    inventory: Path, *args: str, env: dict[str, str] | None = None
-) -> tuple[subprocess.CompletedProcess[str], str]:
-    """capture.yml over ``inventory``: the finished process and its output, both streams."""
-    proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(inventory), "capture.yml", *args],
-        cwd=REPO,
-        env=ansible_env(env),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    return proc, proc.stdout + proc.stderr
+def run_capture(inventory: Path, *args: str, env: dict[str, str] | None = None) -> PlayResult:
+    """capture.yml over ``inventory``: its exit code and output, both streams."""
+    return run_playbook("capture.yml", inventory, *args, timeout=900, env=env)
 
 
 def test_fleet_summary_groups_causes_and_names_the_failed_step(stack_factory: Any, tmp_path: Path) -> None:
@@ -89,10 +52,11 @@ def test_fleet_summary_groups_causes_and_names_the_failed_step(stack_factory: An
             stacks[host].wait_restarts(2, timeout=90)  # production has crash-looped before anyone looks
     inventory = fleet_inventory(tmp_path / "inv.yml", stacks, {h[0]: h[3] for h in HOSTS}, dest, tmp_path)
 
-    proc, out = run_capture(inventory, "--forks", "4", env={"ANSIBLE_SHOW_CUSTOM_STATS": "true"})
+    result = run_capture(inventory, "--forks", "4", env={"ANSIBLE_SHOW_CUSTOM_STATS": "true"})
+    out = result.out
 
     # prod-d failed, so the run fails; the closing play ran all the same.
-    assert proc.returncode == 2, out[-6000:]
+    assert result.rc == 2, out[-6000:]
     outcomes = json.loads((dest / ".fleet-outcomes.json").read_text())
     assert sorted(outcomes) == [h[0] for h in HOSTS]
     fleet = json.loads((dest / "fleet.json").read_text())
@@ -147,9 +111,10 @@ def test_a_single_host_whose_capture_fails_still_gets_its_summary(stack_factory:
     stack.up()
     inventory = fleet_inventory(tmp_path / "inv.yml", {"prod-a": stack}, {"prod-a": "capture"}, dest, tmp_path)
 
-    proc, out = run_capture(inventory)
+    result = run_capture(inventory)
+    out = result.out
 
-    assert proc.returncode == 2, out[-6000:]
+    assert result.rc == 2, out[-6000:]
     fleet = json.loads((dest / "fleet.json").read_text())
     (row,) = fleet["hosts"]
     assert (row["host"], row["status"], row["failed_step"]) == ("prod-a", "failed", "debug_image"), row

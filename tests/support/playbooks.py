@@ -63,15 +63,17 @@ def run_playbook(
     *args: str,
     extra_vars: Mapping[str, Any] | None = None,
     timeout: float = 600,
+    env: dict[str, str] | None = None,
 ) -> PlayResult:
-    """Run ansible-playbook from the repository root; never raises on a failed play."""
+    """Run ansible-playbook from the repository root (``env``: more environment for it); never
+    raises on a failed play."""
     argv = [ANSIBLE_PLAYBOOK, "-i", str(inventory), playbook, *args]
     if extra_vars:
         argv += ["-e", json.dumps(dict(extra_vars))]
     proc = subprocess.run(
         argv,
         cwd=REPO,
-        env=ansible_env(),
+        env=ansible_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
