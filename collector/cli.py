@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .archive import MAX_BYTES, TarballRefused, check_sha256, folder_name, is_tarball, unpack
-from .errors import BundleError
+from .errors import BundleError, CannotWrite
 from .exitcodes import Exit
 from .search import read_ahead
 
@@ -42,10 +42,6 @@ SNIPPET_LIMIT = 256 << 10
 
 # `python -m ingester_capture` is the console script under another name: both print this in usage lines.
 PROG = "ingester-collector"
-
-
-class CannotWrite(Exception):
-    """The output cannot be written where it was asked for (exit CANNOT_WRITE)."""
 
 
 class _Parser(argparse.ArgumentParser):

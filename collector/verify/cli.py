@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import verify as verify_package
+from ..errors import CannotWrite
 from ..exitcodes import Exit
 from ..sources.common import load_json
 from ..verify.criteria import evaluate
@@ -18,10 +19,6 @@ from ..verify.render import history_line, render_history, render_markdown, summa
 from ..version import version_line
 
 PROG = f"python -m {__package__}"
-
-
-class CannotWrite(OSError):
-    """verify.json, verify.md or the history page cannot be written (exit CANNOT_WRITE)."""
 
 
 def _parser(prog: str = PROG) -> argparse.ArgumentParser:
