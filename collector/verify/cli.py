@@ -139,6 +139,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     except OSError as exc:
         print(f"verify: {exc}", file=sys.stderr)
         return Exit.UNREADABLE
+    except KeyboardInterrupt:
+        print("verify: interrupted", file=sys.stderr)
+        return Exit.INTERRUPTED
 
 
 if __name__ == "__main__":

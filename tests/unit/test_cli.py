@@ -106,6 +106,35 @@ def test_verify_run_stopped_at_its_timeout_exits_124_and_leaves_nothing_running(
     assert agent_processes(str(tmp_path)) == []
 
 
+@pytest.mark.parametrize("entry", [["-m", "collector", "verify"], ["-m", "collector.verify"]])
+def test_verify_interrupted_says_so_in_one_line(tmp_path: Path, entry: list[str]) -> None:
+    """Ctrl-C while verify waits for its facts: one line and 130, not a traceback."""
+    fifo = tmp_path / "facts.fifo"
+    os.mkfifo(fifo)
+    argv = [PYTHON, *entry, "evaluate", "--facts", str(fifo), "--host", "h", "--out-dir", str(tmp_path / "out")]
+    child = {**os.environ, "PYTHONPATH": str(REPO)}
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child, cwd=REPO) as proc:
+        writer = -1
+        try:
+            deadline = time.monotonic() + 60
+            while writer < 0:  # a FIFO opens for writing (without blocking) once its reader is there
+                try:
+                    writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                    time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)  # verify now waits in read()
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if writer >= 0:
+                os.close(writer)
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == Exit.INTERRUPTED, out + err
+    assert "Traceback" not in err
+    assert one_line(subprocess.CompletedProcess(argv, proc.returncode, out, err)) == "verify: interrupted"
+
+
 def test_verify_run_sent_sigterm_stops_the_play_and_its_workers(tmp_path: Path) -> None:
     # The schedule's own `timeout` (or systemd) sends SIGTERM to verify-run alone: ansible-playbook
     # runs in a session of its own (pexpect's pty) and its workers in theirs.
