@@ -999,21 +999,20 @@ class Window:
             oldest = oldest_ns((entry["stdout"], entry["stderr"]))
             if held is None or oldest is None or not since_ns <= held < oldest:
                 continue
-            started = iso(float(entry["run_start"]))
-            found.append(
-                {
-                    "run": number,
-                    "started": started,
-                    "follower_started": entry["started"],
-                    "last_line_before": iso_ns(held) + "Z",
-                    "oldest_read": iso_ns(oldest) + "Z",
-                    "statement": "run %d of the window (started %s): when its follower opened Docker's log at %s, "
-                    "the previous run's last line (%sZ) was gone and the oldest line left was from %sZ; log "
-                    "rotation had removed what was written between them, the start of run %d, before it could be "
-                    "read (only lines the tee caught are kept)"
-                    % (number, started, entry["started"], iso_ns(held), iso_ns(oldest), number),
-                }
+            lost = {
+                "run": number,
+                "started": iso(float(entry["run_start"])),
+                "follower_started": entry["started"],
+                "last_line_before": iso_ns(held) + "Z",
+                "oldest_read": iso_ns(oldest) + "Z",
+            }
+            lost["statement"] = (
+                "run %(run)d of the window (started %(started)s): when its follower opened Docker's log at "
+                "%(follower_started)s, the previous run's last line (%(last_line_before)s) was gone and the oldest "
+                "line left was from %(oldest_read)s; log rotation had removed what was written between them, the "
+                "start of run %(run)d, before it could be read (only lines the tee caught are kept)" % lost
             )
+            found.append(lost)
         return found
 
     def merge_logs(self, since: Optional[str]) -> Dict[str, Any]:

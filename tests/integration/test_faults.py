@@ -39,7 +39,7 @@ def assert_running(stack: Stack, image: str) -> None:
     assert info["Config"]["Image"] == image
 
 
-def containers_running(command: str) -> list[str]:
+def containers_with_command(command: str) -> list[str]:
     """Every container on the host, running or not, whose command holds `command`."""
     listed = subprocess.run(
         ["docker", "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}"],
@@ -73,7 +73,7 @@ def test_failed_build_leaves_production_untouched(
     assert result.rc != 0
     assert "docker build of" in result.out and "production is untouched" in result.out
     # The failed RUN step's container (the legacy builder keeps it without --force-rm) is gone.
-    assert not containers_running("/bin/false-does-not-exist")
+    assert not containers_with_command("/bin/false-does-not-exist")
     assert sha(stack.compose_path) == before
     assert stack.container_id() == container
     assert_running(stack, "rsky-ingester:latest")
