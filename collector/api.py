@@ -56,13 +56,16 @@ class Report:
         return out_dir / "report.md"
 
 
-def summarize(path: Path, *, bare_log: bool = False, out_dir: Path | None = None) -> Report:
-    """Diagnose a bundle directory (or, with `bare_log`, a log captured by hand). The reports'
-    links to the bundle's files hold from `out_dir` when they are written there (by default
-    they are written into the bundle, or beside the log). Raises BundleError when there is
-    nothing to read, OSError when reading fails half-way."""
+def summarize(
+    path: Path, *, bare_log: bool = False, out_dir: Path | None = None, log_name: str | None = None
+) -> Report:
+    """Diagnose a bundle directory (or, with `bare_log`, a log captured by hand; `log_name`: the
+    name a log kept in a temporary file goes by, its reports then not linking to it). The
+    reports' links to the bundle's files hold from `out_dir` when they are written there (by
+    default they are written into the bundle, or beside the log). Raises BundleError when there
+    is nothing to read, OSError when reading fails half-way."""
     base = links_base(path.parent if bare_log else path, out_dir)
-    bundle = load_bare_log(path) if bare_log else load_bundle(path)
+    bundle = load_bare_log(path, log_name) if bare_log else load_bundle(path)
     doc, runs_kept = analyse(bundle)
     tl = timeline(doc["runs"], [r.start for r in runs_kept], [r.end for r in runs_kept])
     exits = [r.end for r in runs_kept if r.ended and r.end is not None]

@@ -1,11 +1,11 @@
-"""Command line: `ingester-collector summarize BUNDLE_DIR` (or `BUNDLE.tar.gz`, or `--log FILE`),
-`fleet DIR`, `verify ...` and `verify-run ...`.
+"""Command line: `ingester-collector summarize BUNDLE_DIR` (or `BUNDLE.tar.gz`, or `--log FILE`,
+`--log -` for standard input), `fleet DIR`, `verify ...` and `verify-run ...`.
 
 `summarize` writes report.json, report.md and report.html into the bundle (or `--out DIR`; for
-`--log`, the log's directory) and prints a short summary. Given the bundle's tarball, it checks
-it against the `.sha256` beside it and unpacks it safely first (collector/archive.py). `fleet`
-summarises the per-host folders of one run (collector/fleet.py). It only parses argv and calls
-the library (collector/api.py).
+`--log`, the log's directory; for a log piped in, the current one) and prints a short summary.
+Given the bundle's tarball, it checks it against the `.sha256` beside it and unpacks it safely
+first (collector/archive.py). `fleet` summarises the per-host folders of one run
+(collector/fleet.py). It only parses argv and calls the library (collector/api.py).
 
 Exit codes: the one table in collector/exitcodes.py (`Exit`). summarize returns 0 stable,
 2 usage, 3 unreadable input, 5 the reports cannot be written, 6 the tarball was refused, 10 a
@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from .archive import MAX_BYTES, TarballRefused, check_sha256, folder_name, is_tarball, unpack
 from .errors import BundleError, CannotWrite
@@ -81,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Diagnose a capture bundle (its folder, or its tarball as fetched) or a bare log.",
     )
     summ.add_argument("bundle", nargs="?", type=Path, help="the bundle's folder, or its <bundle>.tar.gz")
-    summ.add_argument("--log", type=Path, help="a bare log file captured by hand (any format)")
+    summ.add_argument(
+        "--log",
+        type=Path,
+        help="a bare log captured by hand (any format); - reads standard input "
+        "(docker logs --timestamps NAME 2>&1 | ingester-collector summarize --log -)",
+    )
     summ.add_argument("--out", type=Path, help="where to write the reports")
     summ.add_argument(
         "--unpack-to",
@@ -160,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
+    except _UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return Exit.USAGE
     except CannotWrite as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return Exit.CANNOT_WRITE
@@ -185,11 +194,13 @@ def _summarize(args: argparse.Namespace) -> int:
     failed: CannotWrite | None = None
     written: str | None = None
     if args.log is not None:
-        read_ahead(args.log, args.log.name)
-        from .api import summarize
+        with _log_file(args.log) as (path, name):
+            read_ahead(path, name or path.name)
+            from .api import summarize
 
-        report = summarize(args.log, bare_log=True, out_dir=args.out)
-        written, failed = _write_reports(report, args.out or args.log.resolve().parent)
+            report = summarize(path, bare_log=True, out_dir=args.out, log_name=name)
+            default_out = Path.cwd() if name is not None else args.log.resolve().parent
+            written, failed = _write_reports(report, args.out or default_out)
     elif is_tarball(args.bundle):
         # (unpacked into a temporary folder, the bundle's files are gone once the reports are
         # written: their links then lead nowhere, wherever they point)
@@ -207,6 +218,89 @@ def _summarize(args: argparse.Namespace) -> int:
         print(f"{PROG}: {failed}", file=sys.stderr)
         return Exit.CANNOT_WRITE
     return report.exit_code
+
+
+# A log given as a stream: standard input (`-`), or a path that is one (`/dev/stdin`,
+# `/dev/fd/N` from a shell's `<(docker logs ...)`, a FIFO).
+_STREAM_DIRS = ("/dev/fd/", "/proc/self/fd/")
+
+
+def _stream_name(given: Path) -> str | None:
+    """What the report calls the log when `given` is a stream, None for a file."""
+    text = str(given)
+    if text in ("-", "/dev/stdin") or text in (d + "0" for d in _STREAM_DIRS):
+        return "stdin"
+    if text.startswith(_STREAM_DIRS):
+        return "fd" + given.name
+    try:
+        mode = given.stat().st_mode
+    except OSError:
+        return None  # the loader says why it cannot be read
+    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else given.name
+
+
+@contextmanager
+def _log_file(given: Path) -> Iterator[tuple[Path, str | None]]:
+    """The log to read, and its name when it came as a stream (`_stream_name`). A stream is
+    read to its end into a private temporary folder first (the search reads a file, and the
+    reports read cited lines back), removed on leaving: the raw log is not kept."""
+    name = _stream_name(given)
+    if name is None:
+        yield given, None
+        return
+    if str(given) == "-":
+        if sys.stdin is None:
+            raise _UsageError("--log -: there is no standard input")
+        source: BinaryIO = sys.stdin.buffer
+        close = False
+    else:
+        try:
+            source = given.open("rb")
+        except OSError as exc:
+            raise BundleError(f"{given}: cannot read: {exc.strerror or exc}") from exc
+        close = True
+    if source.isatty():
+        if close:
+            source.close()
+        raise _UsageError(
+            f"--log {given}: a terminal, not a log: pipe one in "
+            f"(docker logs --timestamps NAME 2>&1 | {PROG} summarize --log -)"
+        )
+    try:
+        with _kept(source, name) as kept:
+            yield kept, name
+    finally:
+        if close:
+            source.close()
+
+
+@contextmanager
+def _kept(source: BinaryIO, name: str) -> Iterator[Path]:
+    """`source` read to its end into a file of a new private temporary folder, removed on leaving."""
+    try:
+        tmp = tempfile.mkdtemp(prefix="ingester-collector-")
+    except OSError as exc:
+        raise BundleError(f"{name}: no temporary folder to keep the stream in: {exc.strerror or exc}") from exc
+    try:
+        kept = Path(tmp) / "log"
+        try:
+            with kept.open("xb") as out:
+                while True:
+                    try:
+                        chunk = source.read(1 << 20)
+                    except OSError as exc:
+                        raise BundleError(f"{name}: cannot read: {exc.strerror or exc}") from exc
+                    if not chunk:
+                        break
+                    out.write(chunk)
+        except OSError as exc:  # writing (reading raised BundleError)
+            raise BundleError(
+                f"{name}: cannot keep the stream in {tmp} to read it: {exc.strerror or exc} "
+                "(set TMPDIR to a folder with room)"
+            ) from exc
+        yield kept
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _summarize_bundle(folder: Path, out: Path | None) -> Report:

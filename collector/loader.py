@@ -396,8 +396,11 @@ def load_bundle(root: Path) -> Bundle:
     )
 
 
-def load_bare_log(path: Path) -> Bundle:
-    """A log captured by hand, with no bundle around it."""
+def load_bare_log(path: Path, name: str | None = None) -> Bundle:
+    """A log captured by hand, with no bundle around it. `name` is what the report calls it
+    (the file's name by default); a log given under another name (a stream kept in a
+    temporary file, `cli`) is not a file beside the reports: they do not link to it."""
+    label = name or path
     if not path.exists():
         raise BundleError(f"{path}: no such log file")
     if path.is_dir():
@@ -406,9 +409,9 @@ def load_bare_log(path: Path) -> Bundle:
         with path.open("rb") as fh:
             first = fh.read(1)
     except OSError as exc:
-        raise BundleError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        raise BundleError(f"{label}: cannot read: {exc.strerror or exc}") from exc
     if not first:
-        raise BundleError(f"{path}: the log is empty")
+        raise BundleError(f"{label}: the log is empty")
     host, _ = parse_host(None, None)
     return Bundle(
         root=None,
@@ -416,12 +419,12 @@ def load_bare_log(path: Path) -> Bundle:
         context=Context(),
         pre_inspect=None,
         manifest=None,
-        log=LogInput(path, path.name),
+        log=LogInput(path, name or path.name),
         tee=None,
         pre_swap=None,
         memory=MemoryInput(),
         stats=[],
-        present=[path.name],
+        present=[path.name] if name is None else [],
         missing=[],
         problems=[],
     )
