@@ -27,6 +27,7 @@ from .loader import (
     load_bare_log,
     load_bundle,
 )
+from .redaction import Redactor, redact_report
 from .report.charts import memory_chart, timeline
 from .report.model import CaptureFacts, build_report, history_json, run_ends
 from .report.render import links_base, render_html, render_markdown
@@ -66,7 +67,9 @@ def summarize(
     is nothing to read, OSError when reading fails half-way."""
     base = links_base(path.parent if bare_log else path, out_dir)
     bundle = load_bare_log(path, log_name) if bare_log else load_bundle(path)
-    doc, runs_kept = analyse(bundle)
+    redactor = Redactor()
+    doc, runs_kept = analyse(bundle, redactor)
+    doc = redact_report(doc, redactor)
     tl = timeline(doc["runs"], [r.start for r in runs_kept], [r.end for r in runs_kept])
     exits = [r.end for r in runs_kept if r.ended and r.end is not None]
     mc = memory_chart(bundle.stats, doc["memory"]["limit_bytes"], exits)
@@ -87,8 +90,10 @@ def exit_code_for(scenario: str) -> Exit:
     return Exit.INCONCLUSIVE
 
 
-def analyse(bundle: Bundle) -> tuple[dict[str, Any], list[Run]]:
-    """Stream the logs through the pure pipeline; returns report.json and the runs kept."""
+def analyse(bundle: Bundle, redactor: Redactor | None = None) -> tuple[dict[str, Any], list[Run]]:
+    """Stream the logs through the pure pipeline; returns report.json and the runs kept. The
+    lines it shows whole are redacted by `redactor` as they are read (`redact_report` then does
+    the rest of the report with it)."""
     facts = CaptureFacts(mode="bundle" if bundle.root is not None else "log")
     problems: list[Problem] = list(bundle.problems)
     hashes: dict[str, str] = {}
@@ -98,7 +103,8 @@ def analyse(bundle: Bundle) -> tuple[dict[str, Any], list[Run]]:
         runs = split_runs(log.records(hash_it=bundle.manifest is not None), ctx)
         diag = diagnose(runs, bundle.memory, bundle.coverage())
         facts.lines[log.source] = log.lines
-        facts.previous = lines_before(log, run_ends(diag.acc.kept, log.source, log.lines))
+        ends = run_ends(diag.acc.kept, log.source, log.lines)
+        facts.previous = lines_before(log, ends, redact=(redactor or Redactor()).text)
         problems.extend(log.problems)
         if log.sha256:
             hashes[log.source] = log.sha256

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from .errors import BundleError
 from .inputs import Context, Coverage, MemoryInput, Provenance, slope
+from .redaction import redact_line
 from .search import CHUNK, LogInput
 from .sources.bundle_meta import (
     HostInfo,
@@ -31,7 +32,6 @@ from .sources.common import Problem, load_json, strip_controls
 from .sources.dmesg import KernelOom, parse_dmesg
 from .sources.events import DockerEvent, parse_events
 from .sources.inspect import Inspect, parse_inspect
-from .sources.logs import redact_text
 from .sources.stats import StatsSample, parse_stats
 
 T = TypeVar("T")
@@ -455,17 +455,18 @@ _CAP = LINE_CHARS * 4 + 4  # bytes kept of a line: LINE_CHARS characters of UTF-
 
 
 def lines_before(
-    log: LogInput, ends: dict[int, int], count: int = PREVIOUS_LINES
+    log: LogInput, ends: dict[int, int], count: int = PREVIOUS_LINES, redact: Callable[[str], str] = redact_line
 ) -> dict[int, list[tuple[str, int, str]]]:
     """For the first run that ended and the newest `PREVIOUS_EXITS` (`ends`: run index to its
     last line in the log), that line and the `count - 1` before it, as `(file, number, text)`: the
-    text as the bundle holds it (redacted on the host), URL passwords redacted again (`_shown`),
-    cut at `LINE_CHARS`. Empty when the log cannot be read again; the first reading said why."""
+    text as the bundle holds it (redacted on the host), redacted again by `redact` (the report's
+    redactor; a bare log was never redacted) before it is cut at `LINE_CHARS` (`_shown`). Empty
+    when the log cannot be read again; the first reading said why."""
     order = sorted(ends)
     shown = {run: ends[run] for run in order[:1] + order[-PREVIOUS_EXITS:]}
     wanted = {n for end in shown.values() for n in range(max(1, end - count + 1), end + 1)}
     try:
-        got = lines_at(log.path, wanted, total=log.lines)
+        got = lines_at(log.path, wanted, total=log.lines, redact=redact)
     except OSError:
         return {}
     return {
@@ -474,7 +475,9 @@ def lines_before(
     }
 
 
-def lines_at(path: Path, wanted: set[int], total: int | None = None) -> dict[int, str]:
+def lines_at(
+    path: Path, wanted: set[int], total: int | None = None, redact: Callable[[str], str] = redact_line
+) -> dict[int, str]:
     """The given 1-based lines of a file. With `total` (the file's line count, as the reading
     counted it), the lines in its second half are read from the end backwards, so the lines
     before the last exits of a long log cost a few blocks, not the whole file."""
@@ -482,7 +485,7 @@ def lines_at(path: Path, wanted: set[int], total: int | None = None) -> dict[int
     raw = _from_start(path, front) if front else {}
     if total is not None and wanted - front:
         raw.update(_from_end(path, wanted - front, total))
-    return {n: _shown(b) for n, b in raw.items()}
+    return {n: _shown(b, redact) for n, b in raw.items()}
 
 
 def _from_start(path: Path, wanted: set[int]) -> dict[int, bytes]:
@@ -555,8 +558,8 @@ def _block_from_end(
     return line - block.count(b"\n", 0, end), b""
 
 
-def _shown(data: bytes) -> str:
-    """A line as the report shows it: redacted as every line the collector prints (a bare log
-    was never redacted on a host), without colours or control characters, capped."""
-    text = redact_text(strip_controls(data.decode("utf-8", errors="replace").rstrip("\r")))
+def _shown(data: bytes, redact: Callable[[str], str] = redact_line) -> str:
+    """A line as the report shows it: without colours or control characters, redacted (a bare log
+    was never redacted on a host) before it is capped, so a cut cannot halve a secret."""
+    text = redact(strip_controls(data.decode("utf-8", errors="replace").rstrip("\r")))
     return text if len(text) <= LINE_CHARS else text[: LINE_CHARS - 1] + "…"

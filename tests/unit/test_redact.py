@@ -563,10 +563,10 @@ def test_a_large_file_is_redacted_in_overlapping_blocks(tmp_path: Path, monkeypa
 
 def test_every_secret_word_is_found_by_the_name_scan() -> None:
     """The assignment scan starts from _NAME_HINTS: each secret word must contain one."""
-    from ansible_collections.rsky.ingester_capture.plugins.module_utils import redact
+    from ansible_collections.rsky.ingester_capture.plugins.module_utils import secret_text
 
-    words = [*redact.SECRET_WORDS, *redact.SECRET_PARTS]
-    missing = [w for w in words if not any(h in w.lower() for h in redact._NAME_HINTS)]
+    words = [*secret_text.SECRET_WORDS, *secret_text.SECRET_PARTS]
+    missing = [w for w in words if not any(h in w.lower() for h in secret_text._NAME_HINTS)]
     assert not missing, missing
 
 
@@ -583,3 +583,21 @@ def test_source_snippets_are_redacted_in_place_never_learned_from(tmp_path: Path
     assert "calling parse(&cfg) now" in texts["logs/ingester.log"]
     assert "hard-coded-key-99" not in texts["source/rsky-ingester/src/main.rs#L1-L2.txt"]
     assert redactor.mapping == {}
+
+
+def test_a_url_written_without_its_scheme_is_learned_from_the_compose_file(tmp_path: Path) -> None:
+    """REDIS_URL given as `:password@redis:6379` (the configuration error the service then prints
+    back in its Configuration line) is a URL password too: learned from the compose file, replaced
+    in the log that prints it, and in any form of it elsewhere."""
+    secret = "Sw0rdf1sh-Redis-77"  # noqa: S105 - a planted test secret
+    compose = f'services:\n  ingester:\n    image: x\n    environment:\n      REDIS_URL: ":{secret}@redis:6379"\n'
+    redactor = Redactor()
+    redactor.learn_text(compose)
+    log = (
+        f'Configuration: IngesterConfig {{ redis_url: ":{secret}@redis:6379", relay_hosts: [] }}\n'
+        f"auth refused for {secret}\n"
+    )
+    out = redactor.text(log)
+    assert not leaks(secret, out), out
+    assert out.count("[REDACTED-1]") == 2
+    assert not leaks(secret, redactor.text(compose))

@@ -24,10 +24,10 @@ import pytest
 from collector import loader
 from collector.api import summarize
 from collector.cli import main
+from collector.redaction import redact_line
 from collector.report.charts import _ticks, memory_chart
 from collector.search import LogInput
 from collector.sources.common import parse_time, strip_controls
-from collector.sources.logs import redact_text
 from tests.support.fixtures import BUNDLES, LOGS
 
 OOM, CONFIG, PANIC = "oom-kill", "config-error", "hypothetical-task-panic"
@@ -225,6 +225,11 @@ def test_links_resolve_from_where_out_writes_the_reports(where: str, tmp_path: P
         assert (out / path).is_file(), h
 
 
+def marks(text: str) -> str:
+    """`text` with the report's numbered placeholders as in-place ones."""
+    return re.sub(r"\[REDACTED-[0-9]+\]", "[REDACTED]", text)
+
+
 def test_each_exit_shows_the_lines_before_it_from_the_merged_log() -> None:
     doc, md, html = _texts(BUNDLES / CONFIG)
     lines = (BUNDLES / CONFIG / "logs" / "ingester.log").read_text().splitlines()
@@ -235,8 +240,9 @@ def test_each_exit_shows_the_lines_before_it_from_the_merged_log() -> None:
         assert len(prev) == 5 and {p["file"] for p in prev} == {"logs/ingester.log"}
         end = nxt["start_line"] - 1 if nxt else len(lines)
         assert [p["line"] for p in prev] == list(range(end - 4, end + 1))
-        # as the bundle holds them, URL passwords redacted as in every line the collector prints
-        assert [p["text"] for p in prev] == [redact_text(strip_controls(lines[p["line"] - 1])) for p in prev]
+        # as the bundle holds them, redacted as every line the collector shows (numbered by the
+        # report's redactor: one secret, one number across the report)
+        assert [marks(p["text"]) for p in prev] == [redact_line(strip_controls(lines[p["line"] - 1])) for p in prev]
     last = runs[-1]["previous_lines"][-1]
     assert str(markupsafe.escape(last["text"])) in html
     assert f"{last['line']} | " in md and "## Before each exit" in md
