@@ -1,10 +1,10 @@
 """No secret leaves the host, in any of its forms, against an adversarial corpus (issue 18).
 
-tests/integration/data/secrets/ holds the corpus (corpus.json: 42 secret shapes) and where it is
+tests/integration/data/secrets/ holds the corpus (corpus.json: 43 secret shapes) and where it is
 planted: a compose file (YAML ``|`` and ``>`` blocks, quoted, spaced and plain values, URLs with
-``/``, space, ``"`` and raw ``@`` in their passwords, a long scheme, none, a token as the user, secret
-query keys, labels, command arguments, json-file log options, a profile-only service), an
-env_file and a ``.env``. The stand-in prints some of them in its log lines (the Configuration
+``/``, space, ``"`` and raw ``@`` in their passwords, a long scheme, none, a token as the user, a
+token known by its format, secret query keys, labels, command arguments, json-file log options, a
+profile-only service), an env_file and a ``.env``. The stand-in prints some of them in its log lines (the Configuration
 line, a panic message with ``NAME=value``, ``token=``, a URL password and ``at://:e@did:plc:x``);
 Docker carries the labels into its events.
 

@@ -601,3 +601,37 @@ def test_a_url_written_without_its_scheme_is_learned_from_the_compose_file(tmp_p
     assert not leaks(secret, out), out
     assert out.count("[REDACTED-1]") == 2
     assert not leaks(secret, redactor.text(compose))
+
+
+KNOWN = [
+    "ghp_Zq4Xv8Lr2Tn6Wm0Ys3Kb7Hd1Jf5Gc9Pa2Ue8",
+    "ghs_Yq4Xv8Lr2Tn6Wm0Ys3Kb7Hd1Jf5Gc9Pa2Ue9",
+    "github_pat_11ABCDEFG0abcdefghijkl_mnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ01234567",
+    "glpat-Ab3dEf6hIj9kLm2nOp5q",
+    "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "AKIAIOSFODNN7EXAMPL3",
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+]
+
+
+@pytest.mark.parametrize("token", KNOWN, ids=[t[:5] for t in KNOWN])
+def test_a_token_whose_format_names_it_is_redacted_anywhere(token: str) -> None:
+    """No secret name, no shape around it: a GitHub, GitLab, Slack, AWS, Stripe or Google token, or
+    a JWT, quoted in an error message, is known by its own format, and learned."""
+    redactor = Redactor()
+    out = redactor.text(f'ERROR ingester: request refused for "{token}" (401)\nretrying with {token}\n')
+    assert not leaks(token, out), out
+    assert out.count("[REDACTED-1]") == 2
+
+
+@pytest.mark.parametrize("text", [
+    "see github_pat_ in the docs",
+    "xghp_Zq4Xv8Lr2Tn6Wm0Ys3Kb7Hd1Jf5Gc9Pa2Ue8",  # inside a longer word
+    "AKIAIOSFODNN7EXAMPL3X",  # longer than an access key id
+    "the eyJ prefix, alone",
+    "skip sk_live_ short",
+])
+def test_near_misses_of_token_formats_are_left_alone(text: str) -> None:
+    assert Redactor().text(text) == text
