@@ -32,7 +32,7 @@ from .report.charts import memory_chart, timeline
 from .report.model import CaptureFacts, build_report, history_json, run_ends
 from .report.render import links_base, render_html, render_markdown
 from .runs import Run, split_runs
-from .sources.common import Problem, load_json, strip_controls
+from .sources.common import Problem, load_json, strip_controls, valid_text
 from .sources.source_index import INDEX, SourceIndex, parse_source_index
 
 GENERATED_BY = "ingester-collector (collector 0.1.0)"
@@ -70,6 +70,9 @@ def summarize(
     redactor = Redactor()
     doc, runs_kept = analyse(bundle, redactor)
     doc = redact_report(doc, redactor)
+    valid = valid_text(doc)
+    assert isinstance(valid, dict)
+    doc = valid
     tl = timeline(doc["runs"], [r.start for r in runs_kept], [r.end for r in runs_kept])
     exits = [r.end for r in runs_kept if r.ended and r.end is not None]
     mc = memory_chart(bundle.stats, doc["memory"]["limit_bytes"], exits)

@@ -30,6 +30,7 @@ from .archive import MAX_BYTES, TarballRefused, check_sha256, folder_name, is_ta
 from .errors import BundleError, CannotWrite
 from .exitcodes import Exit
 from .search import read_ahead
+from .sources.common import shown_name
 
 if TYPE_CHECKING:
     from .api import Report
@@ -195,7 +196,7 @@ def _summarize(args: argparse.Namespace) -> int:
     written: str | None = None
     if args.log is not None:
         with _log_file(args.log) as (path, name):
-            read_ahead(path, name or path.name)
+            read_ahead(path, name or shown_name(path))
             from .api import summarize
 
             report = summarize(path, bare_log=True, out_dir=args.out, log_name=name)
@@ -206,6 +207,7 @@ def _summarize(args: argparse.Namespace) -> int:
         # written: their links then lead nowhere, wherever they point)
         temporary = args.unpack_to is None and args.out is not None
         with _unpacked(args.bundle, args.unpack_to, temporary=temporary, max_bytes=args.max_bytes) as folder:
+            folder = _bundle_in(folder)
             report = _summarize_bundle(folder, None if temporary else args.out)
             written, failed = _write_reports(report, args.out or folder)
     else:
@@ -301,6 +303,19 @@ def _kept(source: BinaryIO, name: str) -> Iterator[Path]:
         yield kept
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bundle_in(folder: Path) -> Path:
+    """The bundle an unpacked tarball holds: its files at the top, as the capture packs them, or
+    in the one folder it holds, as a bundle packed again by hand is (`tar czf b.tar.gz
+    20261129T100000Z-capture/`, to attach it to a ticket)."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return folder  # the loader says why it cannot be read
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
+        return entries[0]
+    return folder
 
 
 def _summarize_bundle(folder: Path, out: Path | None) -> Report:

@@ -28,7 +28,7 @@ from .sources.bundle_meta import (
     parse_host,
     parse_manifest,
 )
-from .sources.common import Problem, load_json, strip_controls
+from .sources.common import Problem, load_json, shown_name, strip_controls
 from .sources.dmesg import KernelOom, parse_dmesg
 from .sources.events import DockerEvent, parse_events
 from .sources.inspect import Inspect, parse_inspect
@@ -400,7 +400,7 @@ def load_bare_log(path: Path, name: str | None = None) -> Bundle:
     """A log captured by hand, with no bundle around it. `name` is what the report calls it
     (the file's name by default); a log given under another name (a stream kept in a
     temporary file, `cli`) is not a file beside the reports: they do not link to it."""
-    label = name or path
+    label = name or shown_name(path)
     if not path.exists():
         raise BundleError(f"{path}: no such log file")
     if path.is_dir():
@@ -419,12 +419,12 @@ def load_bare_log(path: Path, name: str | None = None) -> Bundle:
         context=Context(),
         pre_inspect=None,
         manifest=None,
-        log=LogInput(path, name or path.name),
+        log=LogInput(path, name or shown_name(path)),
         tee=None,
         pre_swap=None,
         memory=MemoryInput(),
         stats=[],
-        present=[path.name] if name is None else [],
+        present=[path.name] if name is None and shown_name(path) == path.name else [],
         missing=[],
         problems=[],
     )

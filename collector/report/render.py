@@ -154,8 +154,9 @@ def dash(value: object) -> str:
 def href(file: str, line: int | None = None, base: str = "") -> str:
     """A link from the report to a file of the bundle, at its line: relative. `base` is the way
     from the folder the report is written to back to the bundle (or the bare log's folder): ""
-    when the report is written there, as by default."""
-    return urllib.parse.quote(base + file) + (f"#L{line}" if line else "")
+    when the report is written there, as by default. A path that is not valid UTF-8 (Python
+    holds its bytes as surrogates) is linked by those bytes."""
+    return urllib.parse.quote(os.fsencode(base + file)) + (f"#L{line}" if line else "")
 
 
 def md_link(text: object, file: str, line: int | None = None, base: str = "") -> Markdown:

@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 _RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s?(Z|[+-]\d\d:?\d\d)?")
@@ -231,3 +232,25 @@ def json_lines(lines: Iterable[str], source: str) -> Iterator[tuple[int, str, An
             yield number, text, load_json(text)
         except JsonError as exc:
             yield Problem(source, f"line {number} is not JSON we read ({exc})", number)
+
+
+def shown_name(path: Path) -> str:
+    """A log's file name as the reports print it: bytes that are not UTF-8 replaced (a report
+    does not link to such a name: the text no longer names the file)."""
+    return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def valid_text(value: object) -> object:
+    """`value` (a JSON-like document) with every string made valid UTF-8: a path that is not
+    (Python holds its bytes as surrogates) would stop the reports being written or printed."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return value
+    if isinstance(value, dict):
+        return {valid_text(k): valid_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [valid_text(v) for v in value]
+    return value
