@@ -2,8 +2,8 @@
 `summarize` can read it.
 
 The tarball is checked against `<bundle>.tar.gz.sha256` when that file is beside it, then read
-header by header before `tarfile` parses anything (the same rules as the controller's
-fetch_bundle step, written once here because the collector never imports the collection):
+header by header before `tarfile` parses anything (`tar_scan`: the controller's fetch step's
+own file, which this package holds by a link, since the collector never imports the collection):
 regular files and folders only, relative paths without `..`, small well-formed extended headers,
 each file and all of them under a size cap. Only then is it unpacked, member by member, with
 tarfile's `data` filter as a second guard, into a folder that is new or empty.
@@ -20,28 +20,12 @@ import zlib
 from pathlib import Path
 
 from .errors import BundleError
+from .tar_scan import UnsafeTarball
+from .tar_scan import scan as scan_headers
 
 SUFFIXES = (".tar.gz", ".tgz")
 SHA256_SUFFIX = ".sha256"
 MAX_BYTES = 1 << 30  # fetch_bundle's default cap on the controller: a gigabyte unpacked
-BLOCK = 512
-# A PAX extended header or a GNU long name holds a path and a few numbers: a few hundred bytes.
-# Anything larger is refused before tarfile parses it (its PAX parser is quadratic on some input
-# before Python 3.12.6, CVE-2024-6232).
-MAX_EXTENDED_HEADER = 8192
-MAX_MEMBERS = 100000
-REGULAR = (b"0", b"\0", b"7")
-FOLDER = b"5"
-KINDS = {
-    b"1": "a hard link",
-    b"2": "a symlink",
-    b"3": "a character device",
-    b"4": "a block device",
-    b"6": "a FIFO",
-    b"g": "a global PAX header",
-    b"K": "a GNU long link name",
-    b"S": "a GNU sparse file",
-}
 HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -89,121 +73,15 @@ def check_sha256(tarball: Path) -> str | None:
     return got
 
 
-def _text(raw: bytes) -> str:
-    return str(raw, "utf-8", "replace")
-
-
-def _number(field: bytes, what: str, name: str) -> int:
-    if field[:1] and field[0] & 0x80:
-        raise TarballRefused(f"{name or 'a member'}: its {what} is in base-256 (larger than a bundle file can be)")
-    text = field.split(b"\0", 1)[0].strip()
-    try:
-        return int(text or b"0", 8)
-    except ValueError:
-        raise TarballRefused(f"{name or 'a member'}: its {what} field is not a number") from None
-
-
-def _pax_records(body: bytes) -> dict[str, bytes]:
-    """A PAX extended header's records, parsed strictly ("%d %s=%s\\n", the length counting the
-    whole record): anything else refuses the tarball."""
-    records: dict[str, bytes] = {}
-    pos = 0
-    body = body.rstrip(b"\0")
-    while pos < len(body):
-        space = body.find(b" ", pos, pos + 12)
-        digits = body[pos:space] if space > pos else b""
-        if not digits.isdigit():
-            raise TarballRefused("a malformed PAX extended header (a record without its length)")
-        length = int(digits)
-        record = body[pos : pos + length]
-        if length <= len(digits) + 1 or len(record) != length or not record.endswith(b"\n") or b"=" not in record:
-            raise TarballRefused("a malformed PAX extended header (a record's length does not match)")
-        keyword, _equals, value = record[len(digits) + 1 : -1].partition(b"=")
-        records[_text(keyword)] = value
-        pos += length
-    return records
-
-
-def _safe_name(name: str) -> None:
-    parts = name.split("/")
-    if name.startswith("/") or ".." in parts:
-        raise TarballRefused(f"{name} would land outside the folder (an absolute path or '..')")
-
-
 def scan(tarball: Path, max_bytes: int = MAX_BYTES) -> tuple[int, int]:
     """Read the gzip'd tarball header by header, trusting only headers and declared sizes, and
     stop at the first member that is not a regular file or folder with a relative path without
-    `..`, or that takes the total over `max_bytes`: (files, bytes) when every member passes."""
-    files = total = members = 0
-    pending: dict[str, bytes] = {}
-    long_name: str | None = None
-    with gzip.open(tarball, "rb") as stream:
-
-        def read(count: int) -> bytes:
-            data = stream.read(count)
-            if len(data) != count:
-                raise TarballRefused("the tarball ends in the middle of a member")
-            return data
-
-        def skip(count: int) -> None:
-            count += -count % BLOCK
-            while count:
-                count -= len(read(min(count, 1 << 20)))
-
-        while True:
-            header = stream.read(BLOCK)
-            if len(header) < BLOCK or header == b"\0" * BLOCK:
-                break  # the end-of-archive blocks (or the end of the stream)
-            members += 1
-            if members > MAX_MEMBERS:
-                raise TarballRefused(f"more than {MAX_MEMBERS} members")
-            kind = header[156:157]
-            ustar = header[257:262] == b"ustar" and header[345]
-            prefix = header[345:500].split(b"\0", 1)[0] + b"/" if ustar else b""
-            name = _text(prefix + header[:100].split(b"\0", 1)[0])
-            stored = bytearray(header)
-            stored[148:156] = b" " * 8
-            if _number(header[148:156], "checksum", name) != sum(stored):
-                raise TarballRefused(f"{name}: a header with a wrong checksum (not a tarball, or a damaged one)")
-            size = _number(header[124:136], "size", name)
-            if kind in (b"x", b"L"):
-                if size > MAX_EXTENDED_HEADER:
-                    what = "PAX" if kind == b"x" else "GNU long name"
-                    raise TarballRefused(
-                        f"an extended header ({what}) of {size} bytes, "
-                        f"more than the {MAX_EXTENDED_HEADER} a bundle's need"
-                    )
-                body = read(size + (-size % BLOCK))[:size]
-                if kind == b"x":
-                    pending = _pax_records(body)
-                else:
-                    long_name = _text(body.split(b"\0", 1)[0])
-                continue
-            if kind not in (*REGULAR, FOLDER):
-                raise TarballRefused(
-                    f"{name} is {KINDS.get(kind, f'of tar type {kind!r}')}, not a regular file or folder"
-                )
-            if "path" in pending:
-                name = _text(pending["path"])
-            elif long_name is not None:
-                name = long_name
-            if "size" in pending:
-                if not pending["size"].isdigit():
-                    raise TarballRefused(f"{name}: its PAX size is not a number")
-                size = int(pending["size"])
-            pending, long_name = {}, None
-            _safe_name(name)
-            if kind == FOLDER:
-                continue
-            total += size
-            files += 1
-            if total > max_bytes:
-                raise TarballRefused(
-                    f"the bundle would unpack to more than {max_bytes} bytes (the cap; {name} alone is {size} "
-                    "bytes): refused before anything was unpacked"
-                )
-            skip(size)
-    return files, total
+    `..`, or that takes the total over `max_bytes`: (files, bytes) when every member passes
+    (`tar_scan.scan`, the controller's own rules)."""
+    try:
+        return scan_headers(str(tarball), max_bytes)
+    except UnsafeTarball as exc:
+        raise TarballRefused(str(exc)) from None
 
 
 def unpack(tarball: Path, dest: Path, max_bytes: int = MAX_BYTES) -> int:

@@ -8,7 +8,6 @@ process and one ``rm -rf`` over the connection.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import shlex
@@ -21,6 +20,8 @@ from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.hashing import secure_hash
 from ansible_collections.rsky.ingester_capture.plugins.plugin_utils.controller import private_folder
+from ansible_collections.rsky.ingester_capture.plugins.plugin_utils.tar_scan import UnsafeTarball
+from ansible_collections.rsky.ingester_capture.plugins.plugin_utils.tar_scan import scan as scan_headers
 
 ARGUMENT_SPEC = {
     "src": {"type": "path", "required": True},
@@ -30,151 +31,19 @@ ARGUMENT_SPEC = {
     "max_bytes": {"type": "int", "default": 1 << 30},
     "max_member_bytes": {"type": "int", "default": 0},
 }
-BLOCK = 512
-# A PAX extended header or a GNU long name holds a path and a few numbers: a few hundred bytes.
-# Anything larger is refused before tarfile parses it (its PAX parser is quadratic on some
-# input before Python 3.12.6, CVE-2024-6232).
-MAX_EXTENDED_HEADER = 8192
-MAX_MEMBERS = 100000
-REGULAR = (b"0", b"\0", b"7")
-KINDS = {
-    b"1": "a hard link",
-    b"2": "a symlink",
-    b"3": "a character device",
-    b"4": "a block device",
-    b"6": "a FIFO",
-    b"g": "a global PAX header",
-    b"K": "a GNU long link name",
-    b"S": "a GNU sparse file",
-}
 
 
-class UnsafeBundle(Exception):
+class UnsafeBundle(UnsafeTarball):
     """A tarball member that is not a plain file or folder inside the destination, or a tarball too
     large to unpack."""
 
 
-def _text(raw: bytes) -> str:
-    return str(raw, "utf-8", "replace")
-
-
-def _number(field: bytes, what: str, name: str) -> int:
-    if field[:1] and field[0] & 0x80:
-        raise UnsafeBundle("%s: its %s is in base-256 (larger than a bundle file can be)" % (name or "a member", what))
-    text = field.split(b"\0", 1)[0].strip()
-    try:
-        return int(text or b"0", 8)
-    except ValueError:
-        raise UnsafeBundle("%s: its %s field is not a number" % (name or "a member", what)) from None
-
-
-def _pax_records(body: bytes) -> Dict[str, bytes]:
-    """The records of a PAX extended header, parsed strictly ("%d %s=%s\\n", the length counting
-    the whole record): anything else refuses the bundle."""
-    records = {}  # type: Dict[str, bytes]
-    pos = 0
-    body = body.rstrip(b"\0")
-    while pos < len(body):
-        space = body.find(b" ", pos, pos + 12)
-        digits = body[pos:space] if space > pos else b""
-        if not digits.isdigit():
-            raise UnsafeBundle("a malformed PAX extended header (a record without its length)")
-        length = int(digits)
-        record = body[pos : pos + length]
-        if length <= len(digits) + 1 or len(record) != length or not record.endswith(b"\n") or b"=" not in record:
-            raise UnsafeBundle("a malformed PAX extended header (a record's length does not match)")
-        keyword, _equals, value = record[len(digits) + 1 : -1].partition(b"=")
-        records[_text(keyword)] = value
-        pos += length
-    return records
-
-
-def _safe_name(name: str) -> None:
-    parts = name.split("/")
-    if name.startswith("/") or ".." in parts:
-        raise UnsafeBundle("%s would land outside the destination (an absolute path or '..')" % name)
-
-
 def scan(tarball: str, max_bytes: int, max_member_bytes: int) -> Tuple[int, int]:
-    """Check a gzip'd tarball header by header, before ``tarfile`` parses anything: regular files
-    and folders only, relative paths without ``..``, each file at most ``max_member_bytes``, all
-    of them at most ``max_bytes``, extended headers (PAX, GNU long names) small and well formed.
-    (files, bytes) when it passes; :class:`UnsafeBundle` at the first member that does not.
-
-    Only the headers and the declared sizes are trusted for the count, and reading stops at the
-    first refusal: a small tarball that would unpack to gigabytes is refused after its first
-    header, not after it was unpacked."""
-    files = total = members = 0
-    pending = {}  # type: Dict[str, bytes]
-    long_name = None  # type: Optional[str]
-    with gzip.open(tarball, "rb") as stream:
-
-        def read(count: int) -> bytes:
-            data = stream.read(count)
-            if len(data) != count:
-                raise UnsafeBundle("the tarball ends in the middle of a member")
-            return data
-
-        def skip(count: int) -> None:
-            count += -count % BLOCK
-            while count:
-                count -= len(read(min(count, 1 << 20)))
-
-        while True:
-            header = stream.read(BLOCK)
-            if len(header) < BLOCK or header == b"\0" * BLOCK:
-                break  # the end-of-archive blocks (or the end of the stream)
-            members += 1
-            if members > MAX_MEMBERS:
-                raise UnsafeBundle("more than %d members" % MAX_MEMBERS)
-            kind = header[156:157]
-            prefix = header[345:500].split(b"\0", 1)[0] + b"/" if header[257:262] == b"ustar" and header[345] else b""
-            name = _text(prefix + header[:100].split(b"\0", 1)[0])
-            stored = bytearray(header)
-            stored[148:156] = b" " * 8
-            if _number(header[148:156], "checksum", name) != sum(stored):
-                raise UnsafeBundle("%s: a header with a wrong checksum (not a tarball, or a damaged one)" % name)
-            size = _number(header[124:136], "size", name)
-            if kind in (b"x", b"L"):
-                if size > MAX_EXTENDED_HEADER:
-                    raise UnsafeBundle(
-                        "an extended header (%s) of %d bytes, more than the %d a bundle's need"
-                        % ("PAX" if kind == b"x" else "GNU long name", size, MAX_EXTENDED_HEADER)
-                    )
-                body = read(size + (-size % BLOCK))[:size]
-                if kind == b"x":
-                    pending = _pax_records(body)
-                else:
-                    long_name = _text(body.split(b"\0", 1)[0])
-                continue
-            if kind not in REGULAR + (b"5",):
-                raise UnsafeBundle("%s is %s, not a regular file or folder" % (name, KINDS.get(kind, "of tar type %r" % kind)))
-            if "path" in pending:
-                name = _text(pending["path"])
-            elif long_name is not None:
-                name = long_name
-            if "size" in pending:
-                text = pending["size"]
-                if not text.isdigit():
-                    raise UnsafeBundle("%s: its PAX size is not a number" % name)
-                size = int(text)
-            pending, long_name = {}, None
-            _safe_name(name)
-            if kind == b"5":
-                continue
-            if size > max_member_bytes:
-                raise UnsafeBundle(
-                    "%s would unpack to %d bytes, more than the %d bytes one bundle file may have" % (name, size, max_member_bytes)
-                )
-            total += size
-            files += 1
-            if total > max_bytes:
-                raise UnsafeBundle(
-                    "the bundle would unpack to more than %d bytes (the cap; %s alone is %d bytes): refused before "
-                    "anything was unpacked" % (max_bytes, name, size)
-                )
-            skip(size)
-    return files, total
+    """:func:`tar_scan.scan`, refusing with :class:`UnsafeBundle`."""
+    try:
+        return scan_headers(tarball, max_bytes, max_member_bytes)
+    except UnsafeTarball as exc:
+        raise UnsafeBundle(str(exc)) from None
 
 
 def safe_members(tar: tarfile.TarFile, dest: str) -> List[tarfile.TarInfo]:

@@ -1,0 +1,1 @@
+../plugins/plugin_utils/tar_scan.py
