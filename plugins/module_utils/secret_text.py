@@ -94,6 +94,9 @@ SECRET_WORDS = frozenset(
         "HMAC",
         "CONNECTIONSTRING",
         "CONNSTR",
+        # redis-server's own: --requirepass, --masterauth (and requirepass/masterauth in redis.conf)
+        "REQUIREPASS",
+        "MASTERAUTH",
     }
 )
 SECRET_PARTS = (
@@ -321,8 +324,12 @@ _SEP = re.compile(r"[ \t]*[=:](?![=:/])[ \t]*")
 _LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _QUOTED = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'""")
 _BLOCK = re.compile(r"[|>][+-]?[0-9]?[+-]?[ \t]*(?:#[^\n]*)?(?=\r?\n)")
+# A flag starts an argument: after a space, a quote, a bracket or a comma (never inside a word:
+# "-server" of "redis-server --requirepass X" is no flag, and must not take "--requirepass" for
+# its value). Its value is not another flag.
 _FLAG = re.compile(
-    r"--?(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)(?P<sep>=|[ \t]+|[\"'][ \t]*,[ \t]*[\"'])(?P<value>\"[^\"\n]*\"|'[^'\n]*'|[^\s\"',\]]+)"
+    r"(?:(?<=[\s\"'\[,])|^)--?(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)(?P<sep>=|[ \t]+|[\"'][ \t]*,[ \t]*[\"'])"
+    r"(?P<value>\"[^\"\n]*\"|'[^'\n]*'|(?!-)[^\s\"',\]]+)"
 )
 _AUTH = re.compile(
     r"(?P<kind>Bearer|Basic|Token|Digest|BEARER|BASIC|TOKEN|bearer|basic)[ \t]+(?P<value>[A-Za-z0-9+/=._~\-]{6,})"
@@ -550,6 +557,33 @@ def _flag_hits(text: str) -> Iterator[Hit]:
                 yield vstart, vend, text[vstart:vend], "flag", None
 
 
+# Commands whose password flag has no secret name (``-a``, ``-p``, ``-u user:password``), as
+# they stand in healthchecks and scripts: the command's name, then on the same line (or in the
+# same argument list, as text) the flag and its value.
+_ARG_START = r"(?:(?<=[\s\"',\[])|^)"
+_ARG_VALUE = r"(?P<value>[^\s\"',\]]+)"
+COMMAND_FLAGS = (
+    ("redis-cli", re.compile(_ARG_START + r"-a(?:=|[\s\"',]+)" + _ARG_VALUE)),
+    ("curl", re.compile(_ARG_START + r"(?:-u|--user)(?:=|[\s\"',]+)(?P<user>[^\s\"':,\]]*):" + _ARG_VALUE)),
+    ("mysql", re.compile(_ARG_START + r"-p" + _ARG_VALUE)),  # -pPASSWORD, attached (mysqldump, mysqladmin)
+    ("mariadb", re.compile(_ARG_START + r"-p" + _ARG_VALUE)),
+    ("docker login", re.compile(_ARG_START + r"-p(?:[\s\"',]+)" + _ARG_VALUE)),
+    ("sshpass", re.compile(_ARG_START + r"-p(?:[\s\"',]*)" + _ARG_VALUE)),
+)
+
+
+def _command_flag_hits(text: str) -> Iterator[Hit]:
+    """The password given to a command by a flag without a secret name (``COMMAND_FLAGS``)."""
+    for command, pattern in COMMAND_FLAGS:
+        pos = text.find(command)
+        while pos >= 0:
+            end = _line_end(text, pos)
+            for match in pattern.finditer(text, pos + len(command), end):
+                user = match.groupdict().get("user")
+                yield match.start("value"), match.end("value"), match.group("value"), "command-flag", user
+            pos = text.find(command, end)
+
+
 def _query_hits(text: str) -> Iterator[Hit]:
     for match in _QUERY.finditer(text):
         name = match.group("name").lower()
@@ -626,6 +660,7 @@ DETECTORS = (
     _flag_hits,
     _auth_hits,
     _known_token_hits,
+    _command_flag_hits,
 )
 
 
@@ -650,6 +685,26 @@ def _check_map_file(path: Path) -> None:
         raise RedactError(
             "redaction map %s is not this user's own file, or others can write it: refusing to use it" % path
         )
+
+
+def _command_secrets(argv: List[Any]) -> List[Tuple[int, str, bool]]:
+    """The passwords an argument list gives by ``COMMAND_FLAGS`` (the list read as one line:
+    ``["CMD", "redis-cli", "-a", "pw", "ping"]``): (the argument's index, the password, whether
+    it is the whole argument: ``-ppw`` and ``"redis-cli -a pw ping"`` hold more)."""
+    words = [arg if isinstance(arg, str) else "" for arg in argv]
+    line = " ".join(words)
+    starts = []
+    pos = 0
+    for word in words:
+        starts.append(pos)
+        pos += len(word) + 1
+    found = []  # type: List[Tuple[int, str, bool]]
+    for start, end, secret, _kind, _user in _command_flag_hits(line):
+        for index, at in enumerate(starts):
+            if at <= start and end <= at + len(words[index]):
+                found.append((index, secret, at == start and end == at + len(words[index])))
+                break
+    return found
 
 
 _R = TypeVar("_R", bound="Redactor")
@@ -779,6 +834,8 @@ class Redactor:
                 elif i + 1 < len(argv) and isinstance(argv[i + 1], str) and not argv[i + 1].startswith("-"):
                     self.placeholder(argv[i + 1])
             self.learn_text(arg)
+        for _index, secret, _whole in _command_secrets(argv):
+            self.placeholder(secret)
 
     def learn_structure(self, data: object, name: str = "") -> None:
         """Learn from any JSON value (compose config, docker inspect, an event): every value
@@ -916,9 +973,15 @@ class Redactor:
         self.learn_argv(argv)
         out = []  # type: List[Any]
         secret_next = False
-        for arg in argv:
+        given = {index for index, _secret, whole in _command_secrets(argv) if whole}
+        for index, arg in enumerate(argv):
             if not isinstance(arg, str):
                 out.append(self.value(arg))
+                continue
+            if index in given:
+                self._bump("argument")
+                out.append(self.placeholder(arg) if not ordinary(arg) else IN_PLACE)
+                secret_next = False
                 continue
             if secret_next and not arg.startswith("-"):
                 self._bump("argument")
@@ -974,7 +1037,8 @@ class Redactor:
 
 
 ENV_KEYS = frozenset({"Env", "env", "environment", "Environment"})
-ARGV_KEYS = frozenset({"Args", "Cmd", "Entrypoint", "command", "entrypoint", "argv", "cmd", "Command"})
+# (Test, test: a healthcheck's command, in docker inspect and in the compose config)
+ARGV_KEYS = frozenset({"Args", "Cmd", "Entrypoint", "command", "entrypoint", "argv", "cmd", "Command", "Test", "test"})
 
 
 __all__ = [

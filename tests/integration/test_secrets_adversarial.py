@@ -1,12 +1,13 @@
 """No secret leaves the host, in any of its forms, against an adversarial corpus (issue 18).
 
-tests/integration/data/secrets/ holds the corpus (corpus.json: 43 secret shapes) and where it is
+tests/integration/data/secrets/ holds the corpus (corpus.json: 46 secret shapes) and where it is
 planted: a compose file (YAML ``|`` and ``>`` blocks, quoted, spaced and plain values, URLs with
 ``/``, space, ``"`` and raw ``@`` in their passwords, a long scheme, none, a token as the user, a
-token known by its format, secret query keys, labels, command arguments, json-file log options, a
-profile-only service), an env_file and a ``.env``. The stand-in prints some of them in its log lines (the Configuration
-line, a panic message with ``NAME=value``, ``token=``, a URL password and ``at://:e@did:plc:x``);
-Docker carries the labels into its events.
+token known by its format, secret query keys, labels, command arguments, password flags of
+commands (``redis-server --requirepass``, ``redis-cli -a`` in a healthcheck), json-file log
+options, a profile-only service), an env_file and a ``.env``. The stand-in prints some of them in
+its log lines (the Configuration line, a panic message with ``NAME=value``, ``token=``, a URL
+password and ``at://:e@did:plc:x``); Docker carries the labels into its events.
 
 The product runs through its public interface, as in test_secrets_layouts.py: capture.yml
 (``--check --diff -v`` and ``-v``), verify.yml, rollback.yml (``--check --diff`` and ``--diff``),

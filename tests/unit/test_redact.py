@@ -635,3 +635,42 @@ def test_a_token_whose_format_names_it_is_redacted_anywhere(token: str) -> None:
 ])
 def test_near_misses_of_token_formats_are_left_alone(text: str) -> None:
     assert Redactor().text(text) == text
+
+
+@pytest.mark.parametrize("line", [
+    "command: redis-server --requirepass {s} --appendonly yes",  # redis-server's own flag
+    "command: my-tool --password {s}",  # a flag after a hyphenated command name
+    "ExecStart=/usr/bin/rsky-ingester --api-token {s}",
+    "redis-cli -a {s} ping",
+    'test: ["CMD", "redis-cli", "-a", "{s}", "ping"]',
+    "curl -fsS -u admin:{s} https://api.example/health",
+    "mysqladmin -uroot -p{s} ping",
+    "docker login -p {s} registry.example",
+    "requirepass: {s}",
+])
+def test_password_flags_of_commands_are_redacted(line: str) -> None:
+    secret = "flagPw-Adv-9191"  # noqa: S105 - a planted test secret
+    out = Redactor().text(line.format(s=secret))
+    assert not leaks(secret, out), out
+
+
+def test_a_healthchecks_argument_list_is_redacted_field_by_field() -> None:
+    """docker inspect's Config.Healthcheck.Test and the compose config's healthcheck.test."""
+    redactor = Redactor()
+    doc = {"Config": {"Healthcheck": {"Test": ["CMD", "redis-cli", "-a", "hcPw-Adv-9292", "ping"]}},
+           "healthcheck": {"test": ["CMD-SHELL", "redis-cli -a hcPw-Adv-9393 ping"]},
+           "Cmd": ["mysql", "-pmyPw-Adv-9494"]}
+    out = json.dumps(redactor.value(doc))
+    for secret in ("hcPw-Adv-9292", "hcPw-Adv-9393", "myPw-Adv-9494"):
+        assert not leaks(secret, out), out
+    assert '"CMD", "redis-cli", "-a", "[REDACTED-' in out and '"ping"' in out
+
+
+@pytest.mark.parametrize("line", [
+    "run the -a flag of something else -a xyz123456",
+    "curl https://example.internal/health -o out.txt",
+    "redis-server --appendonly yes --port 6379",
+    "docker-compose up -d --remove-orphans",
+])
+def test_flags_that_are_not_password_flags_are_left_alone(line: str) -> None:
+    assert Redactor().text(line) == line
