@@ -369,6 +369,23 @@ def _unpacked(tarball: Path, given: Path | None, *, temporary: bool, max_bytes: 
     yield folder
 
 
+def _not_a_destination(dest: Path) -> str | None:
+    """Why `dest` is not a capture destination (`<host>/<stamp>-<mode>/`), when it is one bundle or
+    one host's folder; None otherwise. Said before anything is written into it."""
+    from .loader import is_bundle
+
+    if is_bundle(dest):
+        return f"one bundle, not a capture destination: {PROG} summarize {dest}"
+    try:
+        children = [p for p in dest.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return None  # gather says why
+    if any(is_bundle(p) for p in children):
+        return (f"one host's folder (it holds bundles, not hosts): give the capture destination above it, "
+                f"{PROG} fleet {dest.resolve().parent}")
+    return None
+
+
 def _fleet(args: argparse.Namespace) -> int:
     from .api import GENERATED_BY, gather, read_json
     from .fleet import CAPTURE, VERIFY, FleetError, Outcome, fleet_json, parse_outcomes, summarise
@@ -380,6 +397,10 @@ def _fleet(args: argparse.Namespace) -> int:
     kind = VERIFY if args.verify else CAPTURE
     if not args.dest.is_dir():
         print(f"{PROG}: {args.dest}: not a folder (give the capture destination, capture_dest)", file=sys.stderr)
+        return Exit.UNREADABLE
+    wrong = _not_a_destination(args.dest)
+    if wrong is not None:
+        print(f"{PROG}: {args.dest}: {wrong}", file=sys.stderr)
         return Exit.UNREADABLE
     outcomes: dict[str, Outcome] = {}
     if args.outcomes is not None:

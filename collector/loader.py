@@ -191,8 +191,48 @@ def _present(root: Path) -> list[str]:
         raise BundleError(f"{root}: cannot list: {exc.strerror or exc}") from exc
     present = [rel for rel in KNOWN if bundle_file(root, rel)]
     if not present:
+        inside = bundles_under(root)
+        if inside:
+            raise BundleError(_holds_bundles(root, inside))
         raise BundleError(f"{root}: no bundle files (expected logs/ingester.log, events.jsonl, manifest.json...)")
     return present
+
+
+def is_bundle(folder: Path) -> bool:
+    """Whether `folder` is a bundle: it holds its manifest or its log (as regular files)."""
+    try:
+        return folder.is_dir() and (bundle_file(folder, "manifest.json") or bundle_file(folder, "logs/ingester.log"))
+    except (BundleError, OSError):
+        return False
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def bundles_under(root: Path) -> list[Path]:
+    """The bundles one or two folders down: `root` is then one host's folder (its captures,
+    `<stamp>-<mode>/`) or a capture destination (`<host>/<stamp>-<mode>/`)."""
+    found = []
+    for child in _subfolders(root):
+        if is_bundle(child):
+            found.append(child)
+        else:
+            found.extend(grand for grand in _subfolders(child) if is_bundle(grand))
+    return found
+
+
+def _holds_bundles(root: Path, inside: list[Path]) -> str:
+    """What to say of a folder given for a bundle that holds bundles: the newest, and the command
+    for them all when they are several hosts'."""
+    newest = max(inside, key=lambda p: p.name)
+    others = f" (and {len(inside) - 1} more)" if len(inside) > 1 else ""
+    hosts = {p.parent for p in inside}
+    every = f"; every host at once: ingester-collector fleet {root}" if len(hosts) > 1 or root not in hosts else ""
+    return f"{root}: not a bundle, but it holds bundles: the newest is {newest}{others}; summarize one{every}"
 
 
 def _manifest(reader: _Reader, mtext: str | None) -> Manifest | None:
