@@ -14,14 +14,13 @@ import shlex
 import tarfile
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.hashing import secure_hash
 from ansible_collections.rsky.ingester_capture.plugins.plugin_utils.controller import private_folder
-from ansible_collections.rsky.ingester_capture.plugins.plugin_utils.tar_scan import UnsafeTarball
-from ansible_collections.rsky.ingester_capture.plugins.plugin_utils.tar_scan import scan as scan_headers
+from ansible_collections.rsky.ingester_capture.plugins.plugin_utils.tar_scan import UnsafeTarball, scan
 
 ARGUMENT_SPEC = {
     "src": {"type": "path", "required": True},
@@ -33,17 +32,9 @@ ARGUMENT_SPEC = {
 }
 
 
-class UnsafeBundle(UnsafeTarball):
-    """A tarball member that is not a plain file or folder inside the destination, or a tarball too
-    large to unpack."""
-
-
-def scan(tarball: str, max_bytes: int, max_member_bytes: int) -> Tuple[int, int]:
-    """:func:`tar_scan.scan`, refusing with :class:`UnsafeBundle`."""
-    try:
-        return scan_headers(tarball, max_bytes, max_member_bytes)
-    except UnsafeTarball as exc:
-        raise UnsafeBundle(str(exc)) from None
+# A tarball member that is not a plain file or folder inside the destination, or a tarball too
+# large to unpack: the shared header check's refusal, under the name this action has always used.
+UnsafeBundle = UnsafeTarball
 
 
 def safe_members(tar: tarfile.TarFile, dest: str) -> List[tarfile.TarInfo]:
